@@ -1,0 +1,37 @@
+# make book   : builds the HTML book offline into _build/html (creates .venv first)
+# make test   : runs the tests (creates .venv first)
+# make smoke  : executes every chapter in its smoke profile into _build/smoke/
+# make chapters: re-executes every chapter in the full profile (what the book shows)
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+CHAPTERS := quadratics
+# Where the datasets are (see README); ../shared/data on the project's machines.
+export L2L_DATA_DIR ?= $(if $(wildcard ../shared/data),$(abspath ../shared/data),)
+export TF_CPP_MIN_LOG_LEVEL ?= 2
+
+.PHONY: venv book test smoke chapters clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --upgrade pip
+	$(PY) -m pip install -e '.[book,test]'
+	touch $@
+
+venv: $(VENV)/.installed
+
+book: venv
+	$(VENV)/bin/jupyter-book build . --toc book/_toc.yml --config _config.yml --path-output _build/.. -W -n --keep-going
+	@echo "open _build/html/index.html"
+
+test: venv
+	$(PY) -m pytest
+
+smoke: venv
+	for c in $(CHAPTERS); do $(PY) -m l2l.book run $$c --profile smoke -o _build/smoke/$$c.ipynb -p results_dir _build/smoke/results/$$c -p checkpoint_dir _build/smoke/checkpoints/$$c || exit 1; done
+
+chapters: venv
+	for c in $(CHAPTERS); do $(PY) -m l2l.book run $$c || exit 1; done
+
+clean:
+	rm -rf _build .cache

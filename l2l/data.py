@@ -1,0 +1,122 @@
+"""Datasets from one data directory, with Keras' download as the fallback.
+
+Set L2L_DATA_DIR to a folder holding the publishers' files:
+
+    mnist.npz                              (Keras' own MNIST file)
+    fashion-mnist/*-idx*-ubyte.gz          (Zalando's four IDX files)
+    cifar-10-batches-py/data_batch_1..5    (the python pickles; test_batch if you have it)
+    cifar10_test_first1000.npz             (used only where test_batch is absent)
+
+A file that is absent there is downloaded by Keras as usual; where neither
+works the error names the variable.
+"""
+
+import gzip
+import os
+import pickle
+
+import numpy as np
+
+DATA_DIR_VARIABLE = "L2L_DATA_DIR"
+
+
+class DatasetNotFound(RuntimeError):
+    pass
+
+
+def data_dir():
+    path = os.environ.get(DATA_DIR_VARIABLE)
+    if path and not os.path.isdir(path):
+        raise DatasetNotFound(f"{DATA_DIR_VARIABLE}={path!r} is not a directory: point it at the folder holding mnist.npz, fashion-mnist/ and cifar-10-batches-py/")
+    return path
+
+
+def _local(*parts):
+    root = data_dir()
+    if root is None:
+        return None
+    path = os.path.join(root, *parts)
+    return path if os.path.exists(path) else None
+
+
+def _download(name, loader):
+    try:
+        return loader()
+    except Exception as error:  # Keras raises several kinds on a failed download
+        where = os.environ.get(DATA_DIR_VARIABLE)
+        hint = f"it is not in {DATA_DIR_VARIABLE}={where!r}" if where else f"{DATA_DIR_VARIABLE} is not set"
+        raise DatasetNotFound(
+            f"{name} could not be loaded: {hint}, and Keras' download failed ({type(error).__name__}: {error}). "
+            f"Set {DATA_DIR_VARIABLE} to a folder holding the dataset's standard files."
+        ) from error
+
+
+def load_mnist():
+    """((x_train, y_train), (x_test, y_test)), uint8 images [n, 28, 28]."""
+    path = _local("mnist.npz")
+    if path is None:
+        import keras
+
+        return _download("MNIST", keras.datasets.mnist.load_data)
+    with np.load(path) as f:
+        return (f["x_train"], f["y_train"]), (f["x_test"], f["y_test"])
+
+
+def _read_idx(path):
+    with gzip.open(path, "rb") as f:
+        raw = f.read()
+    dims = raw[3]
+    shape = tuple(int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(dims))
+    return np.frombuffer(raw, np.uint8, offset=4 + 4 * dims).reshape(shape)
+
+
+def load_fashion_mnist():
+    """((x_train, y_train), (x_test, y_test)), uint8 images [n, 28, 28]."""
+    names = ["train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz", "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"]
+    paths = [_local("fashion-mnist", name) for name in names]
+    if None in paths:
+        import keras
+
+        return _download("Fashion-MNIST", keras.datasets.fashion_mnist.load_data)
+    x_train, y_train, x_test, y_test = (_read_idx(p) for p in paths)
+    return (x_train, y_train), (x_test, y_test)
+
+
+def _cifar_batch(path):
+    with open(path, "rb") as f:
+        batch = pickle.load(f, encoding="bytes")  # the publisher's format; data only
+    x = batch[b"data"].reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
+    return x, np.asarray(batch[b"labels"], np.uint8)[:, None]
+
+
+def load_cifar10():
+    """((x_train, y_train), (x_test, y_test)), uint8 images [n, 32, 32, 3].
+
+    Where the official test_batch is absent but cifar10_test_first1000.npz is
+    there, the test set is those first 1,000 official test images.
+    """
+    folder = _local("cifar-10-batches-py")
+    if folder is None:
+        import keras
+
+        return _download("CIFAR-10", keras.datasets.cifar10.load_data)
+    parts = [_cifar_batch(os.path.join(folder, f"data_batch_{i}")) for i in range(1, 6)]
+    x_train = np.concatenate([p[0] for p in parts])
+    y_train = np.concatenate([p[1] for p in parts])
+    if os.path.exists(os.path.join(folder, "test_batch")):
+        x_test, y_test = _cifar_batch(os.path.join(folder, "test_batch"))
+    elif _local("cifar10_test_first1000.npz"):
+        with np.load(_local("cifar10_test_first1000.npz")) as f:
+            x_test, y_test = f["x_test"], f["y_test"]
+    else:
+        raise DatasetNotFound(f"CIFAR-10 test images missing: put test_batch in {folder} or cifar10_test_first1000.npz beside it")
+    return (x_train, y_train), (x_test, y_test)
+
+
+LOADERS = {"mnist": load_mnist, "fashion_mnist": load_fashion_mnist, "cifar10": load_cifar10}
+
+
+def load(name):
+    if name not in LOADERS:
+        raise ValueError(f"unknown dataset {name!r}; choose one of {sorted(LOADERS)}")
+    return LOADERS[name]()

@@ -1,0 +1,272 @@
+"""Meta-training: truncated backpropagation through the optimisee's steps.
+
+Each epoch draws `batch` fresh problem instances and runs the LSTM on them
+for `horizon` steps, in segments of `unroll` steps. After each segment the
+meta-loss (the sum over its steps of the mean optimisee loss) is
+differentiated with respect to the LSTM's weights, second derivatives
+dropped, and Adam updates the weights; parameters and LSTM state carry on
+into the next segment. Example:
+
+    from l2l import meta, problems, networks
+    result = meta.meta_train(problems.Quadratic(), networks.LSTMConfig(),
+                             meta.MetaConfig(epochs=200), checkpoint_dir="ckpt/")
+    result.meta_params  # the best weights by validation
+
+A killed run started again with the same checkpoint_dir resumes from its last
+checkpoint and ends where an uninterrupted run would. A non-finite meta-loss
+or meta-gradient stops the run cleanly: the update is not applied, the last
+checkpoint and the best weights are kept, and `result.status` says where.
+"""
+
+import dataclasses
+import json
+import math
+import os
+import time
+from typing import NamedTuple, Optional
+
+import pandas as pd
+import tensorflow as tf
+
+from l2l import networks, optimizers
+from l2l.evaluate import VALID_SEED, trajectory
+from l2l.problems import loss_and_grads
+
+
+@dataclasses.dataclass(frozen=True)
+class MetaConfig:
+    seed: int = 0  # seeds the LSTM's initial weights and the training problems
+    epochs: int = 100  # meta-training epochs, each a fresh batch of problems run over the horizon
+    batch: int = 128  # problem instances per epoch (paper: 128 quadratics)
+    horizon: int = 100  # optimisee steps per epoch (paper: 100)
+    unroll: int = 20  # optimisee steps per truncated-BPTT segment, one meta-update each (paper: 20)
+    meta_lr: float = 1e-3  # Adam's learning rate on the LSTM's weights
+    clip_norm: float = 0.0  # clip the meta-gradient to this global norm; 0: no clipping
+    valid_every: int = 10  # epochs between validations on fixed held-out instances
+    valid_instances: int = 128  # held-out instances for validation
+    checkpoint_every: int = 25  # epochs between checkpoints, when a checkpoint_dir is given
+
+    def __post_init__(self):
+        positive = ["epochs", "batch", "horizon", "unroll", "valid_every", "valid_instances", "checkpoint_every"]
+        bad = [f"{name}={getattr(self, name)}" for name in positive if getattr(self, name) < 1]
+        if bad:
+            raise ValueError(f"MetaConfig needs positive {', '.join(bad)}")
+        if self.horizon % self.unroll:
+            raise ValueError(f"MetaConfig.horizon ({self.horizon}) must be a multiple of unroll ({self.unroll})")
+        if not self.meta_lr > 0 or self.clip_norm < 0:
+            raise ValueError(f"MetaConfig needs meta_lr > 0 and clip_norm >= 0, got {self.meta_lr}, {self.clip_norm}")
+
+
+class MetaResult(NamedTuple):
+    meta_params: dict  # weights with the best validation loss
+    last_params: dict  # weights at the end of the run
+    lstm_config: networks.LSTMConfig
+    history: pd.DataFrame  # per epoch: meta_loss, valid_loss (NaN where not validated), seconds
+    best_epoch: int
+    best_valid: float  # mean loss at the horizon on the validation instances
+    status: str  # "completed" or why the run stopped
+    wall_time_s: float  # meta-training time, summed over resumed runs
+
+    def optimizer(self):
+        return networks.learned(self.meta_params, self.lstm_config)
+
+
+class _State(tf.Module):
+    """Everything a checkpoint holds."""
+
+    def __init__(self, lstm_config, seed):
+        super().__init__()
+        initial = networks.init_meta_params(lstm_config, seed)
+        # Keys without "/" keep checkpoint names simple.
+        self.weights = {k.replace("/", "."): tf.Variable(v) for k, v in initial.items()}
+        self.best = {k: tf.Variable(v) for k, v in self.weights.items()}
+        self.adam_m = {k: tf.Variable(tf.zeros_like(v)) for k, v in self.weights.items()}
+        self.adam_v = {k: tf.Variable(tf.zeros_like(v)) for k, v in self.weights.items()}
+        self.adam_count = tf.Variable(0.0)
+        self.epoch = tf.Variable(0, dtype=tf.int64)
+        self.best_valid = tf.Variable(math.inf)
+        self.best_epoch = tf.Variable(-1, dtype=tf.int64)
+        self.wall_time = tf.Variable(0.0, dtype=tf.float64)
+        self.rng = tf.random.Generator.from_seed(seed)
+
+
+def _public(weights):
+    return {k.replace(".", "/"): v for k, v in weights.items()}
+
+
+class MetaTrainer:
+    def __init__(self, problem, lstm_config=networks.LSTMConfig(), config=MetaConfig(), checkpoint_dir=None):
+        self.problem, self.lstm_config, self.config = problem, lstm_config, config
+        self.state = _State(lstm_config, config.seed)
+        self.meta_optimizer = optimizers.adam(config.meta_lr)
+        valid_rng = tf.random.Generator.from_seed(VALID_SEED + config.seed)
+        self.valid_batch = problem.sample(valid_rng, config.valid_instances)
+        self.valid_params = problem.init_params(valid_rng, self.valid_batch)
+        self.valid_rng = valid_rng
+        self.history = []
+        self.manager = None
+        if checkpoint_dir:
+            self._open_checkpoints(checkpoint_dir)
+        self.train_unroll = tf.function(self._train_unroll)
+        self.validate = tf.function(self._validate)
+
+    # -- checkpoints -------------------------------------------------------
+    def _describe(self):
+        return {
+            "problem": repr(self.problem),
+            "lstm": dataclasses.asdict(self.lstm_config),
+            "meta": {k: v for k, v in dataclasses.asdict(self.config).items() if k != "epochs"},
+        }
+
+    def _open_checkpoints(self, directory):
+        os.makedirs(directory, exist_ok=True)
+        self.run_file = os.path.join(directory, "run.json")
+        if os.path.exists(self.run_file):
+            with open(self.run_file) as f:
+                saved = json.load(f)
+            if saved["config"] != json.loads(json.dumps(self._describe())):
+                raise ValueError(
+                    f"{directory!r} holds checkpoints of a different run ({saved['config']}); "
+                    "use a new checkpoint_dir, or delete that one to start over"
+                )
+        self.manager = tf.train.CheckpointManager(tf.train.Checkpoint(state=self.state), directory, max_to_keep=2)
+        if self.manager.latest_checkpoint:
+            self.manager.checkpoint.restore(self.manager.latest_checkpoint).assert_existing_objects_matched()
+            with open(self.run_file) as f:
+                self.history = json.load(f)["history"][: int(self.state.epoch.numpy())]
+
+    def _save(self):
+        if self.manager is None:
+            return
+        self.manager.save(checkpoint_number=int(self.state.epoch.numpy()))
+        tmp = self.run_file + ".tmp"
+        with open(tmp, "w") as f:
+            json.dump({"config": self._describe(), "history": self.history}, f)
+        os.replace(tmp, self.run_file)
+
+    # -- compiled pieces ---------------------------------------------------
+    def _train_unroll(self, params, lstm_state, batch):
+        """One truncated-BPTT segment and one meta-update; applied only if finite."""
+        weights = self.state.weights
+        with tf.GradientTape() as tape:
+            meta = _public(weights)
+            meta_loss = 0.0
+            for t in range(self.config.unroll):
+                loss, grads = loss_and_grads(self.problem, params, batch, self.state.rng)
+                if t > 0:  # the segment's first loss does not depend on this segment's updates
+                    meta_loss += tf.reduce_mean(loss)
+                updates, lstm_state = networks.lstm_step(meta, lstm_state, grads, self.lstm_config)
+                params = params + updates
+            meta_loss += tf.reduce_mean(self.problem.loss(params, batch, self.state.rng))
+        grads = tape.gradient(meta_loss, weights)
+        finite = tf.reduce_all([tf.reduce_all(tf.math.is_finite(g)) for g in grads.values()])
+        finite = tf.logical_and(finite, tf.math.is_finite(meta_loss))
+        if self.config.clip_norm > 0:
+            names = list(grads)
+            clipped, _ = tf.clip_by_global_norm([grads[k] for k in names], self.config.clip_norm)
+            grads = dict(zip(names, clipped))
+        adam_state = optimizers.AdamState(
+            self.state.adam_count.read_value(),
+            {k: v.read_value() for k, v in self.state.adam_m.items()},
+            {k: v.read_value() for k, v in self.state.adam_v.items()},
+        )
+        updates, new_adam = self.meta_optimizer.update(grads, adam_state, weights)
+        keep = lambda new, old: tf.where(finite, new, old)
+        for k, w in weights.items():
+            w.assign(keep(w + updates[k], w))
+            self.state.adam_m[k].assign(keep(new_adam.m[k], adam_state.m[k]))
+            self.state.adam_v[k].assign(keep(new_adam.v[k], adam_state.v[k]))
+        self.state.adam_count.assign(keep(new_adam.count, adam_state.count))
+        return meta_loss, tf.stop_gradient(params), tf.nest.map_structure(tf.stop_gradient, lstm_state), finite
+
+    def _validate(self):
+        optimizer = networks.learned(_public(self.state.weights), self.lstm_config)
+        losses = trajectory(self.problem, optimizer, self.valid_batch, self.valid_params, self.config.horizon, self.valid_rng)
+        return tf.reduce_mean(losses[-1])
+
+    # -- the loop ----------------------------------------------------------
+    def run(self, log=print):
+        cfg, state = self.config, self.state
+        segments = cfg.horizon // cfg.unroll
+        report_every = max(1, cfg.epochs // 20)
+        status = "completed"
+        start_epoch = int(state.epoch.numpy())
+        if start_epoch:
+            log(f"resumed at epoch {start_epoch} from {self.manager.latest_checkpoint}")
+        started = time.perf_counter()
+        elapsed_before = float(state.wall_time.numpy())
+        while int(state.epoch.numpy()) < cfg.epochs:
+            epoch_start = time.perf_counter()
+            epoch = int(state.epoch.numpy())
+            batch = self.problem.sample(state.rng, cfg.batch)
+            params = self.problem.init_params(state.rng, batch)
+            lstm_state = networks.init_state(self.lstm_config, cfg.batch * self.problem.dim)
+            total = 0.0
+            for segment in range(segments):
+                meta_loss, params, lstm_state, finite = self.train_unroll(params, lstm_state, batch)
+                if not bool(finite):
+                    status = (
+                        f"stopped at epoch {epoch + 1}, segment {segment + 1}/{segments}: non-finite meta-loss "
+                        f"({float(meta_loss)}) or meta-gradient; that update was not applied; weights kept from before it"
+                        + (f", last checkpoint {self.manager.latest_checkpoint}" if self.manager and self.manager.latest_checkpoint else "")
+                    )
+                    break
+                total += float(meta_loss)
+            if status != "completed":
+                log(status)
+                break
+            state.epoch.assign_add(1)
+            epoch += 1
+            row = {"epoch": epoch, "meta_loss": total / segments, "valid_loss": math.nan, "seconds": time.perf_counter() - epoch_start}
+            if epoch % cfg.valid_every == 0 or epoch == cfg.epochs:
+                valid = float(self.validate())
+                row["valid_loss"] = valid
+                if math.isfinite(valid) and valid < float(state.best_valid.numpy()):
+                    state.best_valid.assign(valid)
+                    state.best_epoch.assign(epoch)
+                    for k, w in state.weights.items():
+                        state.best[k].assign(w)
+            self.history.append(row)
+            state.wall_time.assign(elapsed_before + time.perf_counter() - started)
+            if epoch % report_every == 0 or epoch == cfg.epochs:
+                log(self._progress(epoch, started, start_epoch))
+            if epoch % cfg.checkpoint_every == 0 or epoch == cfg.epochs:
+                self._save()
+        state.wall_time.assign(elapsed_before + time.perf_counter() - started)
+        return self.result(status)
+
+    def _progress(self, epoch, started, start_epoch):
+        cfg = self.config
+        done = epoch - start_epoch
+        per_epoch = (time.perf_counter() - started) / max(done, 1)
+        recent = [r["meta_loss"] for r in self.history[-max(1, cfg.epochs // 20):]]
+        best_epoch = int(self.state.best_epoch.numpy())
+        best = f"{float(self.state.best_valid.numpy()):.4g} (epoch {best_epoch})" if best_epoch >= 0 else "not yet validated"
+        width = 20
+        filled = int(width * epoch / cfg.epochs)
+        return (
+            f"[{'#' * filled}{'.' * (width - filled)}] epoch {epoch}/{cfg.epochs}  "
+            f"meta-loss {sum(recent) / len(recent):.4g}  best valid {best}  "
+            f"{per_epoch:.2f} s/epoch  eta {per_epoch * (cfg.epochs - epoch) / 60:.1f} min"
+        )
+
+    def result(self, status="completed"):
+        state = self.state
+        history = pd.DataFrame(self.history, columns=["epoch", "meta_loss", "valid_loss", "seconds"])
+        best_epoch = int(state.best_epoch.numpy())
+        best = state.best if best_epoch >= 0 else state.weights
+        return MetaResult(
+            meta_params={k: tf.constant(v.numpy()) for k, v in _public(best).items()},
+            last_params={k: tf.constant(v.numpy()) for k, v in _public(state.weights).items()},
+            lstm_config=self.lstm_config,
+            history=history,
+            best_epoch=best_epoch,
+            best_valid=float(state.best_valid.numpy()),
+            status=status,
+            wall_time_s=float(state.wall_time.numpy()),
+        )
+
+
+def meta_train(problem, lstm_config=networks.LSTMConfig(), config=MetaConfig(), checkpoint_dir: Optional[str] = None, log=print):
+    """Meta-trains an LSTM optimiser on `problem`; see the module docstring."""
+    return MetaTrainer(problem, lstm_config, config, checkpoint_dir).run(log)

@@ -1,0 +1,67 @@
+"""Seaborn figures shared by the chapters."""
+
+import matplotlib.pyplot as plt
+import numpy as np
+import seaborn as sns
+
+# One colour per optimiser across every chapter.
+COLOURS = dict(zip(["lstm", "sgd", "rmsprop", "adam", "nag"], sns.color_palette("colorblind", 5)))
+LABELS = {"lstm": "LSTM", "sgd": "SGD", "rmsprop": "RMSprop", "adam": "ADAM", "nag": "NAG"}
+
+
+def style():
+    sns.set_theme(context="notebook", style="whitegrid")
+    plt.rcParams.update({"figure.dpi": 80, "savefig.dpi": 80, "figure.figsize": (7, 4.2)})
+
+
+def loss_curves(band_table, ax=None, title=None, log_x=False, lrs=None):
+    """Mean loss against step on a log scale, with the table's 95% bands.
+
+    band_table: columns optimiser, step, mean, low, high (l2l.evaluate.bands).
+    lrs: optional name -> learning rate, shown in the legend.
+    """
+    ax = ax or plt.gca()
+    for name, part in band_table.groupby("optimiser", sort=False):
+        label = LABELS.get(name, name) + (f" (lr {lrs[name]:.3g})" if lrs and lrs.get(name) else "")
+        colour = COLOURS.get(name)
+        sns.lineplot(x=part.step, y=part["mean"], ax=ax, label=label, color=colour, linewidth=2 if name == "lstm" else 1.4)
+        ax.fill_between(part.step, part.low, part.high, color=colour, alpha=0.2, linewidth=0)
+    ax.set_yscale("log")
+    if log_x:
+        ax.set_xscale("log")
+    ax.set_xlabel("step")
+    ax.set_ylabel("loss")
+    if title:
+        ax.set_title(title)
+    ax.legend(frameon=False)
+    return ax
+
+
+def tuning_curves(table, chosen, ax=None):
+    """Final loss against learning rate for each baseline; the chosen rate marked."""
+    ax = ax or plt.gca()
+    table = table.replace(np.inf, np.nan)
+    for name, part in table.groupby("optimiser", sort=False):
+        colour = COLOURS.get(name)
+        sns.lineplot(x=part.lr, y=part.final_loss, ax=ax, marker="o", label=LABELS.get(name, name), color=colour)
+        best = part[part.lr == chosen[name]]
+        ax.scatter(best.lr, best.final_loss, s=160, facecolors="none", edgecolors=colour, linewidths=2)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("learning rate")
+    ax.set_ylabel("mean final loss (tuning set)")
+    ax.legend(frameon=False)
+    return ax
+
+
+def meta_training(histories, ax=None):
+    """Validation loss against epoch, one line per meta-training seed."""
+    ax = ax or plt.gca()
+    for seed, history in histories.items():
+        valid = history.dropna(subset=["valid_loss"])
+        sns.lineplot(x=valid.epoch, y=valid.valid_loss, ax=ax, label=f"seed {seed}")
+    ax.set_yscale("log")
+    ax.set_xlabel("meta-training epoch")
+    ax.set_ylabel("validation loss at the horizon")
+    ax.legend(frameon=False)
+    return ax
