@@ -142,9 +142,13 @@ def provenance(root=ROOT):
     return {"versions": versions, "commit": _git_commit(root), "hardware": hardware}
 
 
-def write_summary(results_dir, chapter, profile, parameters, panels, wall_time_s, **extra):
-    """Writes results_dir/summary.json in the shape every chapter shares."""
-    info = provenance()
+def write_summary(results_dir, chapter, profile, parameters, panels, wall_time_s, info=None, **extra):
+    """Writes results_dir/summary.json in the shape every chapter shares.
+
+    info: provenance() taken when the run started (the code it imported),
+    so that edits made while it runs do not change the recorded commit.
+    """
+    info = info or provenance()
     summary = {
         "chapter": chapter,
         "profile": profile,
@@ -192,6 +196,7 @@ def run(chapter, profile="full", overrides=None, output=None, root=ROOT, log_out
     notebook = jupytext.read(source)
     output = Path(output) if output else Path(root) / "book" / f"{chapter}.ipynb"
     output.parent.mkdir(parents=True, exist_ok=True)
+    info = provenance(root)  # before running: the code the run imports
     started = time.time()
     papermill.execute_notebook(
         notebook, str(output), parameters=parameters, kernel_name="python3", cwd=str(root),
@@ -204,7 +209,7 @@ def run(chapter, profile="full", overrides=None, output=None, root=ROOT, log_out
         "source": str(source.relative_to(root)),
         "source_sha256": hashlib.sha256(source.read_bytes()).hexdigest(),
         "parameters": parameters,
-        **provenance(root),
+        **info,
         "wall_time_s": round(time.time() - started, 1),
         "executed_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }

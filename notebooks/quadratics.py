@@ -69,9 +69,10 @@ from IPython.display import HTML, Markdown, display
 from myst_nb import glue
 
 from l2l import evaluate, meta, networks, optimizers, plots, problems
-from l2l.book import write_summary
+from l2l.book import provenance, write_summary
 
 chapter_started = time.time()
+run_info = provenance()  # versions, commit and hardware of the code this run imports
 # Every configuration is built, and so checked, before any compute.
 problem = problems.Quadratic(distribution=distribution)
 lstm_config = networks.LSTMConfig(preprocess_p=preprocess_p, scale=scale)
@@ -258,7 +259,7 @@ panels = {"base": {"optimisers": {
     for name in factories
 }}}
 summary = write_summary(
-    results_dir, "quadratics", profile, parameters, panels, wall_time_s=round(time.time() - chapter_started, 1),
+    results_dir, "quadratics", profile, parameters, panels, wall_time_s=round(time.time() - chapter_started, 1), info=run_info,
     tuning_s=tuning_seconds, paper_figure2_step100=PAPER_FIGURE2_STEP100, lr_grid=list(evaluate.LR_GRID),
 )
 glue("tuning_seconds", f"{tuning_seconds:.0f}", display=False)
