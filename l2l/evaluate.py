@@ -1,8 +1,8 @@
 """One evaluation harness for every optimiser, learned or hand-designed.
 
-    curves, cost = evaluate(problem, {"adam": lambda seed: adam(0.1)}, steps=100, instances=128, seeds=[0, 1, 2])
+    result = evaluate(problem, {"adam": lambda seed: adam(0.1)}, steps=100, instances=128, seeds=[0, 1, 2])
 
-`curves[name]` is an array [seeds, instances, steps + 1] of per-instance
+`result.curves[name]` is an array [seeds, instances, steps + 1] of per-instance
 losses (step 0 is the initial loss); `tidy()` turns it into a long table and
 `summarize()` into means with 95% intervals. Every optimiser of one seed sees
 the same problem instances, the same initial parameters and the same
@@ -11,6 +11,7 @@ minibatches.
 
 import functools
 import time
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -29,17 +30,30 @@ TEST_SEED = 3_000_017
 LR_GRID = tuple(float(f"{10.0 ** e:.4g}") for e in np.arange(-4.0, 1.01, 0.5))
 
 
-def trajectory(problem, optimizer, instances, params, steps, rng=None):
-    """Losses [steps + 1, n] of `optimizer` run for `steps` steps; call inside tf.function."""
-    state = optimizer.init(params)
-    losses = tf.TensorArray(tf.float32, size=steps + 1)
+def steps_of(problem, optimizer, instances, params, state, steps, rng=None):
+    """Runs `steps` steps from (params, state); returns (losses [steps, n], params, state).
+
+    losses[t] is the loss at the parameters before step t. Call inside tf.function.
+    """
+    losses = tf.TensorArray(tf.float32, size=steps, element_shape=[params.shape[0]])
     for t in tf.range(steps):
         loss, grads = loss_and_grads(problem, params, instances, rng)
         losses = losses.write(t, loss)
         updates, state = optimizer.update(grads, state, params)
         params = params + updates
-    losses = losses.write(steps, problem.loss(params, instances, rng))
-    return losses.stack()
+    return losses.stack(), params, state
+
+
+def trajectory(problem, optimizer, instances, params, steps, rng=None):
+    """Losses [steps + 1, n] of `optimizer` run for `steps` steps; call inside tf.function."""
+    losses, params, _ = steps_of(problem, optimizer, instances, params, optimizer.init(params), steps, rng)
+    return tf.concat([losses, problem.loss(params, instances, rng)[None]], axis=0)
+
+
+class Evaluation(NamedTuple):
+    curves: dict  # name -> losses [seeds, instances, steps + 1]; step 0 is the initial loss
+    seconds_per_step: dict  # name -> mean wall time of one step on all instances at once
+    metrics: dict  # name -> {step: metric(params) stacked over seeds}, where a metric was asked for
 
 
 def test_instances(problem, seed, instances, offset=TEST_SEED):
@@ -49,34 +63,61 @@ def test_instances(problem, seed, instances, offset=TEST_SEED):
     return batch, problem.init_params(rng, batch)
 
 
-def run(problem, optimizer, batch, params, steps, seed=0):
-    """(losses [n, steps + 1], seconds per step) for one optimiser on one batch."""
+def run(problem, optimizer, batch, params, steps, seed=0, metric=None, snapshots=()):
+    """One optimiser on one batch of instances.
+
+    Returns (losses [n, steps + 1], seconds per step, {step: metric(params)}
+    at each snapshot step). The run is split at the snapshots only to read
+    the parameters there; the minibatches are those of an unsplit run.
+    """
     if steps < 0:
         raise ValueError(f"steps must be >= 0, got {steps}")
+    bad = [s for s in snapshots if not 0 < s <= steps]
+    if bad:
+        raise ValueError(f"snapshot steps {bad} are outside 1..{steps}")
     rng = tf.random.Generator.from_seed(seed)  # minibatches, identical for every optimiser
-    fn = tf.function(functools.partial(trajectory, problem, optimizer, steps=steps, rng=rng))
-    fn.get_concrete_function(batch, params)  # trace outside the timed call
-    start = time.perf_counter()
-    losses = fn(batch, params).numpy().T
-    return losses, (time.perf_counter() - start) / max(steps, 1)
+    fn = tf.function(functools.partial(steps_of, problem, optimizer, rng=rng))
+    bounds = sorted(set(snapshots) | {steps}) if steps else []
+    state = optimizer.init(params)
+    for length in {b - a for a, b in zip([0] + bounds, bounds)}:
+        fn.get_concrete_function(batch, params, state, length)  # trace outside the timed calls
+    chunks, measured, elapsed, start = [], {}, 0.0, 0
+    for end in bounds:
+        began = time.perf_counter()
+        losses, params, state = fn(batch, params, state, end - start)
+        chunks.append(losses.numpy())
+        elapsed += time.perf_counter() - began
+        if end in snapshots:
+            measured[end] = metric(params) if metric else params
+        start = end
+    chunks.append(problem.loss(params, batch, rng).numpy()[None])
+    return np.concatenate(chunks).T, elapsed / max(steps, 1), measured
 
 
-def evaluate(problem, factories, steps, instances, seeds, offset=TEST_SEED):
+def evaluate(problem, factories, steps, instances, seeds, offset=TEST_SEED, metric=None, snapshots=()):
     """Runs each `factories[name](seed)` on fresh instances for every seed.
 
-    Returns (curves, seconds_per_step): name -> array [seeds, instances,
-    steps + 1], and name -> mean wall time of one step on `instances`
-    problems at once.
+    Every optimiser of one seed gets the same instances, starting parameters
+    and minibatches. `metric(params)` (e.g. held-out accuracy) is taken at
+    each step in `snapshots`.
     """
     curves = {name: [] for name in factories}
     cost = {name: [] for name in factories}
+    metrics = {name: {s: [] for s in snapshots} for name in factories}
     for seed in seeds:
         batch, params = test_instances(problem, seed, instances, offset)
         for name, factory in factories.items():
-            losses, seconds = run(problem, factory(seed), batch, params, steps, seed)
+            losses, seconds, measured = run(problem, factory(seed), batch, params, steps, seed, metric, snapshots)
             curves[name].append(losses)
             cost[name].append(seconds)
-    return {k: np.stack(v) for k, v in curves.items()}, {k: float(np.mean(v)) for k, v in cost.items()}
+            for s, value in measured.items():
+                metrics[name][s].append(value)
+    stack = lambda values: tf.nest.map_structure(lambda *v: np.stack([np.asarray(x) for x in v]), *values)
+    return Evaluation(
+        curves={k: np.stack(v) for k, v in curves.items()},
+        seconds_per_step={k: float(np.mean(v)) for k, v in cost.items()},
+        metrics={k: {s: stack(v) for s, v in m.items()} for k, m in metrics.items()},
+    )
 
 
 def final_loss(losses):
@@ -97,7 +138,7 @@ def tune_learning_rates(problem, names, steps, instances, seed=0, grid=LR_GRID):
     rows = []
     for name in names:
         for lr in grid:
-            losses, _ = run(problem, optimizers.BASELINES[name](lr), batch, params, steps, seed)
+            losses, _, _ = run(problem, optimizers.BASELINES[name](lr), batch, params, steps, seed)
             rows.append({"optimiser": name, "lr": lr, "final_loss": final_loss(losses)})
     table = pd.DataFrame(rows)
     chosen = {name: float(table.loc[table[table.optimiser == name].final_loss.idxmin(), "lr"]) for name in names}

@@ -95,13 +95,15 @@ def _public(weights):
 
 
 class MetaTrainer:
-    def __init__(self, problem, lstm_config=networks.LSTMConfig(), config=MetaConfig(), checkpoint_dir=None):
+    def __init__(self, problem, lstm_config=networks.LSTMConfig(), config=MetaConfig(), checkpoint_dir=None, valid_problem=None):
         self.problem, self.lstm_config, self.config = problem, lstm_config, config
+        # Validation may use other data (e.g. held-out training images) than training.
+        self.valid_problem = valid_problem or problem
         self.state = _State(lstm_config, config.seed)
         self.meta_optimizer = optimizers.adam(config.meta_lr)
         valid_rng = tf.random.Generator.from_seed(VALID_SEED + config.seed)
-        self.valid_batch = problem.sample(valid_rng, config.valid_instances)
-        self.valid_params = problem.init_params(valid_rng, self.valid_batch)
+        self.valid_batch = self.valid_problem.sample(valid_rng, config.valid_instances)
+        self.valid_params = self.valid_problem.init_params(valid_rng, self.valid_batch)
         self.valid_rng = valid_rng
         self.history = []
         self.manager = None
@@ -112,11 +114,14 @@ class MetaTrainer:
 
     # -- checkpoints -------------------------------------------------------
     def _describe(self):
-        return {
+        described = {
             "problem": repr(self.problem),
             "lstm": dataclasses.asdict(self.lstm_config),
             "meta": {k: v for k, v in dataclasses.asdict(self.config).items() if k != "epochs"},
         }
+        if self.valid_problem is not self.problem:
+            described["valid_problem"] = repr(self.valid_problem)
+        return described
 
     def _open_checkpoints(self, directory):
         os.makedirs(directory, exist_ok=True)
@@ -145,8 +150,8 @@ class MetaTrainer:
         os.replace(tmp, self.run_file)
 
     # -- compiled pieces ---------------------------------------------------
-    def _train_unroll(self, params, lstm_state, batch):
-        """One truncated-BPTT segment and one meta-update; applied only if finite."""
+    def meta_gradient(self, params, lstm_state, batch):
+        """(meta-loss, its gradient by weight name, params, LSTM state) after one segment."""
         weights = self.state.weights
         with tf.GradientTape() as tape:
             meta = _public(weights)
@@ -158,7 +163,12 @@ class MetaTrainer:
                 updates, lstm_state = networks.lstm_step(meta, lstm_state, grads, self.lstm_config)
                 params = params + updates
             meta_loss += tf.reduce_mean(self.problem.loss(params, batch, self.state.rng))
-        grads = tape.gradient(meta_loss, weights)
+        return meta_loss, tape.gradient(meta_loss, weights), params, lstm_state
+
+    def _train_unroll(self, params, lstm_state, batch):
+        """One truncated-BPTT segment and one meta-update; applied only if finite."""
+        weights = self.state.weights
+        meta_loss, grads, params, lstm_state = self.meta_gradient(params, lstm_state, batch)
         finite = tf.reduce_all([tf.reduce_all(tf.math.is_finite(g)) for g in grads.values()])
         finite = tf.logical_and(finite, tf.math.is_finite(meta_loss))
         if self.config.clip_norm > 0:
@@ -181,7 +191,7 @@ class MetaTrainer:
 
     def _validate(self):
         optimizer = networks.learned(_public(self.state.weights), self.lstm_config)
-        losses = trajectory(self.problem, optimizer, self.valid_batch, self.valid_params, self.config.horizon, self.valid_rng)
+        losses = trajectory(self.valid_problem, optimizer, self.valid_batch, self.valid_params, self.config.horizon, self.valid_rng)
         return tf.reduce_mean(losses[-1])
 
     # -- the loop ----------------------------------------------------------
@@ -267,6 +277,6 @@ class MetaTrainer:
         )
 
 
-def meta_train(problem, lstm_config=networks.LSTMConfig(), config=MetaConfig(), checkpoint_dir: Optional[str] = None, log=print):
+def meta_train(problem, lstm_config=networks.LSTMConfig(), config=MetaConfig(), checkpoint_dir: Optional[str] = None, log=print, valid_problem=None):
     """Meta-trains an LSTM optimiser on `problem`; see the module docstring."""
-    return MetaTrainer(problem, lstm_config, config, checkpoint_dir).run(log)
+    return MetaTrainer(problem, lstm_config, config, checkpoint_dir, valid_problem).run(log)

@@ -73,8 +73,8 @@ def init_meta_params(config, seed):
     return params
 
 
-def init_state(config, num_coordinates):
-    zeros = tf.zeros([num_coordinates, config.hidden])
+def init_state(config, num_coordinates, dtype=tf.float32):
+    zeros = tf.zeros([num_coordinates, config.hidden], dtype)
     return LSTMState(h=(zeros,) * config.layers, c=(zeros,) * config.layers)
 
 

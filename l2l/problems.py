@@ -56,7 +56,113 @@ class Quadratic:
         return tf.reduce_sum(tf.square(residual), axis=-1)
 
 
-PROBLEMS = {"quadratic": Quadratic}
+class ImageData(NamedTuple):
+    x: tf.Tensor  # [examples, features] float32 in [0, 1]
+    y: tf.Tensor  # [examples] int32 labels
+
+
+class MLPInstances(NamedTuple):
+    count: tf.Tensor  # [n] zeros: every instance trains the same network on the same data; only its start differs
+
+
+ACTIVATIONS = {"sigmoid": tf.sigmoid, "relu": tf.nn.relu}
+
+
+@dataclasses.dataclass(frozen=True, eq=False, repr=False)
+class MLP:
+    """A fully connected classifier trained with minibatch cross-entropy (paper section 3.2).
+
+    Every loss call draws a fresh minibatch per instance from `data`, so the
+    loss is the paper's metric: the optimisee's training loss at that step.
+    """
+
+    data: ImageData  # the images the optimisee trains on
+    data_name: str = "data"  # how the data is described in checkpoints and summaries
+    hidden: tuple = (20,)  # hidden layer widths (paper: one layer of 20)
+    activation: str = "sigmoid"  # "sigmoid" (paper) or "relu"
+    batch_size: int = 128  # examples per minibatch (paper: 128)
+    init_std: float = 0.01  # weights and biases ~ N(0, init_std^2), as the DeepMind code
+    classes: int = 10
+
+    name = "mlp"
+
+    def __post_init__(self):
+        if self.activation not in ACTIVATIONS:
+            raise ValueError(f"MLP.activation must be one of {sorted(ACTIVATIONS)}, got {self.activation!r}")
+        if self.batch_size < 1 or any(h < 1 for h in self.hidden):
+            raise ValueError(f"MLP needs batch_size >= 1 and positive hidden widths, got {self.batch_size}, {self.hidden}")
+
+    def __repr__(self):
+        return f"MLP(data={self.data_name}, hidden={tuple(self.hidden)}, activation={self.activation}, batch_size={self.batch_size}, init_std={self.init_std})"
+
+    @property
+    def sizes(self):
+        return [int(self.data.x.shape[1]), *self.hidden, self.classes]
+
+    @property
+    def dim(self):
+        return sum(a * b + b for a, b in zip(self.sizes[:-1], self.sizes[1:]))
+
+    def sample(self, rng, n):
+        return MLPInstances(tf.zeros([n]))
+
+    def init_params(self, rng, instances):
+        return self.init_std * rng.normal([instances.count.shape[0], self.dim])
+
+    def unflatten(self, params):
+        """[(kernel [n, a, b], bias [n, b]) per layer] from flat params [n, dim]."""
+        layers, offset = [], 0
+        for a, b in zip(self.sizes[:-1], self.sizes[1:]):
+            kernel = tf.reshape(params[:, offset : offset + a * b], [-1, a, b])
+            bias = params[:, offset + a * b : offset + a * b + b]
+            layers.append((kernel, bias))
+            offset += a * b + b
+        return layers
+
+    def logits(self, params, x):
+        """x: [n, examples, features] or [examples, features] shared by all instances."""
+        act = ACTIVATIONS[self.activation]
+        layers = self.unflatten(params)
+        h = x
+        for i, (kernel, bias) in enumerate(layers):
+            h = (tf.einsum("mi,nio->nmo", h, kernel) if h.shape.rank == 2 else tf.matmul(h, kernel)) + bias[:, None, :]
+            if i < len(layers) - 1:
+                h = act(h)
+        return h
+
+    def batch_loss(self, params, x, y):
+        """Mean cross-entropy per instance [n] on the given examples."""
+        logits = self.logits(params, x)
+        labels = tf.broadcast_to(y, tf.shape(logits)[:2]) if y.shape.rank == 1 else y
+        return tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits), axis=-1)
+
+    def loss(self, params, instances, rng=None):
+        n = tf.shape(params)[0]
+        index = rng.uniform([n, self.batch_size], 0, tf.shape(self.data.y, out_type=tf.int64)[0], dtype=tf.int64)
+        return self.batch_loss(params, tf.gather(self.data.x, index), tf.gather(self.data.y, index))
+
+    def metrics(self, params, data, chunk=2000):
+        """(mean loss [n], accuracy [n]) of each instance on all of `data`."""
+        losses, correct = [], []
+        for start in range(0, int(data.y.shape[0]), chunk):
+            x, y = data.x[start : start + chunk], data.y[start : start + chunk]
+            logits = self.logits(params, x)
+            labels = tf.broadcast_to(y, tf.shape(logits)[:2])
+            losses.append(tf.reduce_sum(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits), axis=1))
+            correct.append(tf.reduce_sum(tf.cast(tf.equal(tf.argmax(logits, -1, output_type=tf.int32), y), tf.float32), axis=1))
+        total = float(data.y.shape[0])
+        return tf.add_n(losses) / total, tf.add_n(correct) / total
+
+
+def image_data(x, y):
+    """ImageData from uint8 images [n, ...] and integer labels."""
+    import numpy as np
+
+    x = np.asarray(x, np.float32).reshape(len(x), -1) / 255.0
+    return ImageData(tf.constant(x), tf.constant(np.asarray(y).reshape(-1), tf.int32))
+
+
+PROBLEMS = {"quadratic": Quadratic, "mlp": MLP}
 
 
 def make(name, **options):

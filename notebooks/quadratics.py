@@ -162,7 +162,7 @@ glue("best_epochs", ", ".join(str(r.best_epoch) for r in trained.values()), disp
 # %% tags=["hide-input"]
 factories = {"lstm": lambda s: trained[s].optimizer()}
 factories.update({n: (lambda s, n=n: optimizers.BASELINES[n](chosen_lr[n])) for n in baselines})
-curves, seconds_per_step = evaluate.evaluate(problem, factories, long_steps, eval_instances, seeds)
+curves, seconds_per_step, _ = evaluate.evaluate(problem, factories, long_steps, eval_instances, seeds)
 evaluate.seed_means(curves, seeds).to_csv(os.path.join(results_dir, "curves.csv"), index=False, float_format="%.6g")
 summary_losses = evaluate.summarize(curves, report_steps, n_boot=bootstrap)
 

@@ -1,0 +1,109 @@
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from l2l import book
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_parameters_come_from_the_notebook_and_profiles_override_them():
+    defaults = book.defaults("quadratics")
+    assert defaults["profile"] == "full" and isinstance(defaults["meta_epochs"], int)
+    smoke = book.resolve("quadratics", "smoke")
+    assert smoke["profile"] == "smoke" and smoke["meta_epochs"] < defaults["meta_epochs"]
+    mine = book.resolve("quadratics", "smoke", {"meta_epochs": 3, "meta_lr": 1})
+    assert mine["meta_epochs"] == 3 and mine["meta_lr"] == 1.0 and isinstance(mine["meta_lr"], float)
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        ({"meta_epoch": 3}, r"unknown parameters \['meta_epoch'\] for chapter quadratics; it takes"),
+        ({"meta_epochs": "many"}, "parameter 'meta_epochs' expects int"),
+        ({"meta_epochs": 2.5}, "parameter 'meta_epochs' expects int"),
+        ({"meta_epochs": True}, "parameter 'meta_epochs' expects int"),
+        ({"horizon": -100}, "parameter 'horizon' must be >= 0"),
+        ({"distribution": 3}, "parameter 'distribution' expects str"),
+    ],
+)
+def test_bad_parameters_are_rejected_before_any_compute(overrides, message, monkeypatch):
+    import papermill
+
+    def must_not_run(*args, **kwargs):
+        raise AssertionError("papermill ran despite bad parameters")
+
+    monkeypatch.setattr(papermill, "execute_notebook", must_not_run)
+    with pytest.raises(book.ParameterError, match=message):
+        book.run("quadratics", "full", overrides)
+
+
+def test_unknown_chapter_and_profile_are_named(capsys):
+    with pytest.raises(book.ParameterError, match="unknown chapter 'cifar100'"):
+        book.resolve("cifar100")
+    with pytest.raises(book.ParameterError, match="unknown profile 'tiny'"):
+        book.resolve("quadratics", "tiny")
+    assert book.main(["run", "quadratics", "-p", "meta_epochs", "ten"]) == 2
+    assert "expects int" in capsys.readouterr().err
+
+
+def test_native_log_lines_are_dropped_and_real_stderr_kept():
+    nb = nbformat.v4.new_notebook()
+    cell = nbformat.v4.new_code_cell("import tensorflow")
+    cell.outputs = [
+        nbformat.v4.new_output("stream", name="stderr", text="I0000 00:00:1795773282.135366    2574 port.cc:153] oneDNN custom operations are on.\n"),
+        nbformat.v4.new_output("stream", name="stderr", text="E0000 00:00:1795773283.908739    2574 cuda_platform.cc:52] failed call to cuInit\nUserWarning: real warning\n"),
+        nbformat.v4.new_output("stream", name="stdout", text="hello\n"),
+    ]
+    nb.cells.append(cell)
+    book._drop_native_log_lines(nb)
+    assert [o.get("text") for o in nb.cells[0].outputs] == ["UserWarning: real warning\n", "hello\n"]
+
+
+@pytest.mark.slow
+def test_smoke_chapter_through_papermill_then_the_book_builds_with_warnings_as_errors(tmp_path):
+    results = tmp_path / "results"
+    executed = book.run(
+        "quadratics", "smoke",
+        {"results_dir": str(results), "checkpoint_dir": str(tmp_path / "ckpt")},
+        output=tmp_path / "site" / "book" / "quadratics.ipynb", log_output=False,
+    )
+    nb = nbformat.read(executed, as_version=4)
+    meta = nb.metadata["l2l"]
+    assert meta["parameters"]["profile"] == "smoke" and meta["parameters"]["results_dir"] == str(results)
+    assert len(meta["source_sha256"]) == 64 and meta["versions"]["tensorflow"].startswith("2.21")
+    assert meta["commit"] and meta["wall_time_s"] > 0 and meta["hardware"]["cpus"] >= 1
+    assert not [o for c in nb.cells for o in c.get("outputs", []) if o.get("output_type") == "error"]
+
+    summary = json.loads((results / "summary.json").read_text())
+    assert {"chapter", "profile", "parameters", "versions", "commit", "wall_time_s", "panels"} <= set(summary)
+    optimisers = summary["panels"]["base"]["optimisers"]
+    assert set(optimisers) == {"lstm", "sgd", "rmsprop", "adam", "nag"}
+    horizon = str(meta["parameters"]["horizon"])
+    for name, entry in optimisers.items():
+        assert (entry["lr"] is None) == (name == "lstm")
+        low, high = entry["loss"][horizon]["ci95"]
+        assert low <= entry["loss"][horizon]["mean"] <= high
+    for path in ["curves.csv", "tuning.csv", "meta_training.csv", "lstm_seed0.weights.h5"]:
+        assert (results / path).exists(), path
+
+    site = tmp_path / "site"
+    shutil.copy(ROOT / "_config.yml", site)
+    for item in ["intro.md", "_toc.yml", "_ext"]:
+        source = ROOT / "book" / item
+        (shutil.copytree if source.is_dir() else shutil.copy)(source, site / "book" / item)
+    build = subprocess.run(
+        [sys.executable, "-m", "jupyter_book", "build", str(site), "--toc", str(site / "book/_toc.yml"),
+         "--config", str(site / "_config.yml"), "-W", "-n", "--keep-going"],
+        capture_output=True, text=True, cwd=site,
+    )
+    assert build.returncode == 0, build.stdout[-3000:] + build.stderr[-3000:]
+    html = (site / "_build/html/book/quadratics.html").read_text()
+    assert "the LSTM" in html and "_static/mathjax/tex-chtml.js" in html
+    assert (site / "_build/html/_static/mathjax/tex-chtml.js").exists()

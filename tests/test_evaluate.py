@@ -1,0 +1,98 @@
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from l2l import evaluate, optimizers, problems
+
+
+def test_every_optimiser_sees_the_same_instances_and_start():
+    problem = problems.Quadratic(dims=4)
+    factories = {name: (lambda s, f=f: f(0.01)) for name, f in optimizers.BASELINES.items()}
+    curves, cost, _ = evaluate.evaluate(problem, factories, steps=7, instances=5, seeds=[0, 3])
+    for values in curves.values():
+        assert values.shape == (2, 5, 8)
+        np.testing.assert_array_equal(values[:, :, 0], curves["sgd"][:, :, 0])
+    assert not np.array_equal(curves["sgd"][0, :, 0], curves["sgd"][1, :, 0])  # seeds differ
+    assert set(cost) == set(factories) and all(c > 0 for c in cost.values())
+
+
+def test_trajectory_is_the_optimiser_run_by_hand():
+    problem = problems.Quadratic(dims=3)
+    batch, params = evaluate.test_instances(problem, 0, 2)
+    opt = optimizers.adam(0.1)
+    losses, _, _ = evaluate.run(problem, opt, batch, params, steps=5)
+    state, p, by_hand = opt.init(params), params, []
+    for _ in range(5):
+        by_hand.append(problem.loss(p, batch).numpy())
+        _, g = problems.loss_and_grads(problem, p, batch)
+        u, state = opt.update(g, state, p)
+        p = p + u
+    by_hand.append(problem.loss(p, batch).numpy())
+    np.testing.assert_allclose(losses, np.stack(by_hand, axis=1), rtol=1e-5)
+
+
+def test_snapshots_split_the_run_without_changing_it():
+    problem = problems.Quadratic(dims=3)
+    batch, params = evaluate.test_instances(problem, 0, 4)
+    whole, _, _ = evaluate.run(problem, optimizers.nag(0.01), batch, params, steps=9)
+    split, _, seen = evaluate.run(problem, optimizers.nag(0.01), batch, params, steps=9, metric=lambda p: problem.loss(p, batch).numpy(), snapshots=(3, 9))
+    np.testing.assert_allclose(split, whole, rtol=1e-6)
+    np.testing.assert_allclose(seen[3], whole[:, 3], rtol=1e-6)
+    np.testing.assert_allclose(seen[9], whole[:, 9], rtol=1e-6)
+    with pytest.raises(ValueError, match="outside 1..9"):
+        evaluate.run(problem, optimizers.nag(0.01), batch, params, steps=9, snapshots=(12,))
+
+
+def test_negative_steps_rejected():
+    problem = problems.Quadratic(dims=3)
+    batch, params = evaluate.test_instances(problem, 0, 2)
+    with pytest.raises(ValueError, match="steps must be >= 0"):
+        evaluate.run(problem, optimizers.sgd(0.1), batch, params, steps=-1)
+
+
+def test_tuning_picks_the_grid_point_with_lowest_final_loss():
+    problem = problems.Quadratic(dims=4)
+    grid = (1e-3, 1e-2, 1e-1, 10.0)
+    chosen, table = evaluate.tune_learning_rates(problem, ["sgd", "adam"], steps=20, instances=8, grid=grid)
+    assert len(table) == 8
+    for name in ["sgd", "adam"]:
+        part = table[table.optimiser == name]
+        assert chosen[name] == part.lr[part.final_loss.idxmin()]
+    assert np.isinf(table[(table.optimiser == "sgd") & (table.lr == 10.0)].final_loss).all()  # diverged counts as inf
+    with pytest.raises(ValueError, match="unknown baselines"):
+        evaluate.tune_learning_rates(problem, ["adamw"], 5, 2)
+
+
+def test_lr_grid_spans_1e4_to_10_in_half_decades():
+    grid = np.array(evaluate.LR_GRID)
+    assert grid[0] == pytest.approx(1e-4) and grid[-1] == pytest.approx(10.0)
+    np.testing.assert_allclose(np.diff(np.log10(grid)), 0.5, atol=1e-3)
+
+
+def test_bootstrap_interval_invariants(nprng):
+    constant = np.full((3, 10, 2), 4.0)
+    mean, low, high = evaluate.bootstrap_ci(constant)
+    np.testing.assert_allclose([mean, low, high], 4.0)
+    values = nprng.normal(1.0, 1.0, size=(4, 400, 1))
+    mean, low, high = evaluate.bootstrap_ci(values, n_boot=1000)
+    assert low[0] < mean[0] < high[0]
+    assert low[0] < 1.0 < high[0]
+    # Seed-level spread widens the interval: shift one seed's instances.
+    shifted = values.copy()
+    shifted[0] += 3.0
+    _, low2, high2 = evaluate.bootstrap_ci(shifted, n_boot=1000)
+    assert high2[0] - low2[0] > 3 * (high[0] - low[0])
+
+
+def test_summary_and_tables_have_the_shared_shape():
+    curves = {"lstm": np.arange(2 * 3 * 5, dtype=float).reshape(2, 3, 5), "adam": np.ones((2, 3, 5))}
+    summary = evaluate.summarize(curves, [2, 4], n_boot=50)
+    assert set(summary["lstm"]) == {"2", "4"}
+    assert summary["adam"]["4"] == {"mean": 1.0, "ci95": [1.0, 1.0]}
+    assert summary["lstm"]["2"]["ci95"][0] <= summary["lstm"]["2"]["mean"] <= summary["lstm"]["2"]["ci95"][1]
+    tidy = evaluate.tidy(curves, "quadratic", [7, 8])
+    assert list(tidy.columns) == ["problem", "optimiser", "seed", "instance", "step", "loss"] and len(tidy) == 60
+    row = tidy[(tidy.optimiser == "lstm") & (tidy.seed == 8) & (tidy.instance == 1) & (tidy.step == 3)]
+    assert float(row.loss.iloc[0]) == curves["lstm"][1, 1, 3]
+    means = evaluate.seed_means(curves, [7, 8])
+    assert len(means) == 20 and float(means[(means.optimiser == "lstm") & (means.seed == 7) & (means.step == 0)].loss.iloc[0]) == 5.0

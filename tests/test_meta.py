@@ -1,0 +1,148 @@
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from l2l import evaluate, meta, networks, problems
+from l2l.problems import loss_and_grads
+
+TINY_LSTM = networks.LSTMConfig(hidden=4)
+
+
+def tiny(**overrides):
+    settings = dict(seed=0, epochs=4, batch=3, horizon=6, unroll=3, valid_every=2, valid_instances=4, checkpoint_every=2)
+    settings.update(overrides)
+    return meta.MetaConfig(**settings)
+
+
+def frozen_gradient_loss(problem, config, weights, params, batch, frozen):
+    """The segment's meta-loss with the optimisee gradients held at `frozen`.
+
+    Its exact derivative is the meta-gradient with second derivatives
+    dropped, so finite differences of it check what meta-training computes.
+    """
+    state = networks.init_state(config, tf.size(params), params.dtype)
+    total = 0.0
+    for t, grads in enumerate(frozen):
+        if t > 0:
+            total += tf.reduce_mean(problem.loss(params, batch))
+        updates, state = networks.lstm_step(weights, state, grads, config)
+        params = params + updates
+    return total + tf.reduce_mean(problem.loss(params, batch))
+
+
+def test_meta_gradient_matches_finite_differences_with_second_derivatives_dropped():
+    problem = problems.Quadratic(dims=3)
+    trainer = meta.MetaTrainer(problem, TINY_LSTM, tiny(unroll=4, horizon=4))
+    rng = tf.random.Generator.from_seed(7)
+    batch = problem.sample(rng, 2)
+    params = tf.constant(rng.normal([2, 3]).numpy())  # away from 0, so updates matter
+    state = networks.init_state(TINY_LSTM, 6)
+    loss, grads, _, _ = trainer.meta_gradient(params, state, batch)
+
+    # Record the optimisee gradients along the trajectory the trainer took.
+    weights32 = {k.replace(".", "/"): tf.constant(v.numpy()) for k, v in trainer.state.weights.items()}
+    frozen, p, s = [], params, state
+    for _ in range(4):
+        _, g = loss_and_grads(problem, p, batch)
+        frozen.append(tf.cast(g, tf.float64))
+        u, s = networks.lstm_step(weights32, s, g, TINY_LSTM)
+        p = p + u
+
+    # Finite differences in float64 of the frozen-gradient loss.
+    weights = {k: tf.cast(v, tf.float64) for k, v in weights32.items()}
+    batch64 = tf.nest.map_structure(lambda t: tf.cast(t, tf.float64), batch)
+    params64 = tf.cast(params, tf.float64)
+    f64 = lambda w: float(frozen_gradient_loss(problem, TINY_LSTM, w, params64, batch64, frozen))
+    np.testing.assert_allclose(f64(weights), float(loss), rtol=1e-5)
+    direction_rng = np.random.default_rng(0)
+    errors = []
+    for _ in range(3):
+        direction = {k: direction_rng.normal(size=v.shape) for k, v in weights.items()}
+        analytic = sum(float(tf.reduce_sum(tf.cast(grads[k.replace("/", ".")], tf.float64) * direction[k])) for k in weights)
+        eps = 1e-4
+        numeric = (f64({k: v + eps * direction[k] for k, v in weights.items()}) - f64({k: v - eps * direction[k] for k, v in weights.items()})) / (2 * eps)
+        assert abs(numeric - analytic) <= 1e-4 * max(1.0, abs(analytic)), (numeric, analytic)
+        errors.append(abs(numeric - analytic))
+
+    # The full derivative (second derivatives kept) differs: the drop is real.
+    def full_loss(w):
+        p, s, total = params64, networks.init_state(TINY_LSTM, 6, tf.float64), 0.0
+        for t in range(4):
+            value, g = loss_and_grads(problem, p, batch64)
+            total += float(tf.reduce_mean(value)) if t else 0.0
+            u, s = networks.lstm_step(w, s, g, TINY_LSTM)
+            p = p + u
+        return total + float(tf.reduce_mean(problem.loss(p, batch64)))
+
+    direction = {k: direction_rng.normal(size=v.shape) for k, v in weights.items()}
+    analytic = sum(float(tf.reduce_sum(tf.cast(grads[k.replace("/", ".")], tf.float64) * direction[k])) for k in weights)
+    full = (full_loss({k: v + 1e-4 * direction[k] for k, v in weights.items()}) - full_loss({k: v - 1e-4 * direction[k] for k, v in weights.items()})) / 2e-4
+    assert abs(full - analytic) > 10 * max(errors)  # well beyond the finite differences' own error
+
+
+def test_train_unroll_traces_once_and_validation_selects_the_best():
+    trainer = meta.MetaTrainer(problems.Quadratic(dims=3), TINY_LSTM, tiny(epochs=6))
+    result = trainer.run(log=lambda line: None)
+    assert result.status == "completed"
+    assert trainer.train_unroll.experimental_get_tracing_count() == 1  # 6 epochs x 2 segments, one trace
+    assert trainer.validate.experimental_get_tracing_count() == 1
+    valid = result.history.dropna(subset=["valid_loss"])
+    assert list(valid.epoch) == [2, 4, 6]
+    assert result.best_valid == pytest.approx(valid.valid_loss.min())
+    assert result.best_epoch == int(valid.epoch[valid.valid_loss.idxmin()])
+
+
+def test_interrupted_and_resumed_run_equals_an_uninterrupted_one(tmp_path):
+    problem = problems.Quadratic(dims=3)
+    whole = meta.meta_train(problem, TINY_LSTM, tiny(epochs=6), checkpoint_dir=str(tmp_path / "whole"), log=lambda line: None)
+    meta.meta_train(problem, TINY_LSTM, tiny(epochs=4), checkpoint_dir=str(tmp_path / "split"), log=lambda line: None)  # "killed" after epoch 4
+    lines = []
+    resumed = meta.meta_train(problem, TINY_LSTM, tiny(epochs=6), checkpoint_dir=str(tmp_path / "split"), log=lines.append)
+    assert lines[0].startswith("resumed at epoch 4")
+    for k in whole.last_params:
+        np.testing.assert_array_equal(resumed.last_params[k].numpy(), whole.last_params[k].numpy())
+        np.testing.assert_array_equal(resumed.meta_params[k].numpy(), whole.meta_params[k].numpy())
+    np.testing.assert_array_equal(resumed.history.meta_loss.to_numpy(), whole.history.meta_loss.to_numpy())
+    with pytest.raises(ValueError, match="different run"):
+        meta.MetaTrainer(problem, TINY_LSTM, tiny(epochs=6, meta_lr=0.01), checkpoint_dir=str(tmp_path / "split"))
+
+
+def test_same_seed_gives_identical_runs_and_curves():
+    problem = problems.Quadratic(dims=3)
+    runs = [meta.meta_train(problem, TINY_LSTM, tiny(seed=4), log=lambda line: None) for _ in range(2)]
+    for k in runs[0].last_params:
+        np.testing.assert_array_equal(runs[0].last_params[k].numpy(), runs[1].last_params[k].numpy())
+    curves = [evaluate.evaluate(problem, {"lstm": lambda s, r=r: r.optimizer()}, 20, 5, [0, 1]).curves["lstm"] for r in runs]
+    np.testing.assert_array_equal(curves[0], curves[1])
+    other = meta.meta_train(problem, TINY_LSTM, tiny(seed=5), log=lambda line: None)
+    assert not np.array_equal(other.last_params["out/kernel"].numpy(), runs[0].last_params["out/kernel"].numpy())
+
+
+class Exploding(problems.Quadratic):
+    """A quadratic whose loss is NaN once any parameter leaves [-1, 1]."""
+
+    def loss(self, params, instances, rng=None):
+        value = super().loss(params, instances, rng)
+        return tf.where(tf.reduce_max(tf.abs(params), axis=-1) > 1.0, np.nan, value)
+
+
+def test_nan_stops_cleanly_keeping_weights_and_checkpoint(tmp_path):
+    problem = Exploding(dims=3, init_std=2.0)  # NaN from the first step
+    trainer = meta.MetaTrainer(problem, TINY_LSTM, tiny(), checkpoint_dir=str(tmp_path))
+    before = {k: v.numpy().copy() for k, v in trainer.state.weights.items()}
+    lines = []
+    result = trainer.run(log=lines.append)
+    assert result.status.startswith("stopped at epoch 1, segment 1/2: non-finite meta-loss")
+    assert lines == [result.status]
+    for k, v in before.items():
+        np.testing.assert_array_equal(trainer.state.weights[k].numpy(), v)
+    assert result.history.empty and trainer.manager.latest_checkpoint is None
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [({"epochs": -1}, "positive epochs=-1"), ({"horizon": 10, "unroll": 3}, "multiple of unroll"), ({"meta_lr": 0.0}, "meta_lr > 0")],
+)
+def test_bad_meta_config_is_rejected_before_compute(overrides, message):
+    with pytest.raises(ValueError, match=message):
+        tiny(**overrides)

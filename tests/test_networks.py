@@ -1,0 +1,91 @@
+import h5py
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from l2l import networks
+from l2l.preprocess import log_and_sign
+
+
+def sigmoid(x):
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+def reference_lstm(meta, config, grads_sequence):
+    """A plain numpy LSTM, gates [i, f, o, g], one coordinate at a time."""
+    params = {k: v.numpy().astype(np.float64) for k, v in meta.items()}
+    n = grads_sequence[0].size
+    h = [np.zeros((n, config.hidden)) for _ in range(config.layers)]
+    c = [np.zeros((n, config.hidden)) for _ in range(config.layers)]
+    H = config.hidden
+    out = []
+    for grads in grads_sequence:
+        x = log_and_sign(grads.reshape(-1), config.preprocess_p).numpy().astype(np.float64)
+        for layer in range(config.layers):
+            z = np.concatenate([x, h[layer]], axis=1) @ params[f"lstm{layer}/kernel"] + params[f"lstm{layer}/bias"]
+            i, f, o, g = sigmoid(z[:, :H]), sigmoid(z[:, H : 2 * H]), sigmoid(z[:, 2 * H : 3 * H]), np.tanh(z[:, 3 * H :])
+            c[layer] = f * c[layer] + i * g
+            h[layer] = o * np.tanh(c[layer])
+            x = h[layer]
+        out.append((config.scale * (x @ params["out/kernel"] + params["out/bias"])).reshape(grads.shape))
+    return out
+
+
+@pytest.mark.parametrize("config", [networks.LSTMConfig(), networks.LSTMConfig(hidden=7, layers=3, preprocess_p=5.0, scale=0.01)])
+def test_lstm_step_matches_a_plain_lstm_with_state_carried(config, nprng):
+    meta = networks.init_meta_params(config, seed=3)
+    # Perturb biases so that no gate sits at a symmetric point.
+    meta = {k: v + (0.1 * nprng.normal(size=v.shape)).astype(np.float32) for k, v in meta.items()}
+    grads_sequence = [nprng.normal(size=(4, 5)).astype(np.float32) * 10.0 ** nprng.uniform(-6, 1, size=(4, 5)).astype(np.float32) for _ in range(4)]
+    state = networks.init_state(config, 20)
+    got = []
+    for grads in grads_sequence:
+        updates, state = networks.lstm_step(meta, state, tf.constant(grads), config)
+        assert updates.shape == (4, 5)
+        assert len(state.h) == config.layers and state.h[0].shape == (20, config.hidden)
+        got.append(updates.numpy())
+    for g, w in zip(got, reference_lstm(meta, config, grads_sequence)):
+        np.testing.assert_allclose(g, w, rtol=1e-4, atol=1e-6)
+
+
+def test_state_is_used_and_coordinates_are_independent(nprng):
+    config = networks.LSTMConfig()
+    meta = networks.init_meta_params(config, seed=0)
+    grads = tf.constant(nprng.normal(size=(10,)).astype(np.float32))
+    u1, s1 = networks.lstm_step(meta, networks.init_state(config, 10), grads, config)
+    u2, _ = networks.lstm_step(meta, s1, grads, config)
+    assert not np.allclose(u1.numpy(), u2.numpy())  # the second step sees the first's state
+    # Coordinatewise: permuting the coordinates permutes the updates.
+    perm = nprng.permutation(10)
+    up, _ = networks.lstm_step(meta, networks.init_state(config, 10), tf.gather(grads, perm), config)
+    np.testing.assert_allclose(up.numpy(), u1.numpy()[perm], rtol=1e-6, atol=1e-7)
+
+
+def test_weights_round_trip_and_bad_files_are_named(tmp_path):
+    config = networks.LSTMConfig(hidden=6, preprocess_p=5.0, scale=0.01)
+    meta = networks.init_meta_params(config, seed=1)
+    path = tmp_path / "opt.weights.h5"
+    networks.save_weights(path, meta, config, chapter="test", seed=1)
+    loaded, loaded_config, provenance = networks.load_weights(path)
+    assert loaded_config == config and provenance["chapter"] == "test"
+    for k in meta:
+        np.testing.assert_array_equal(loaded[k].numpy(), meta[k].numpy())
+
+    with pytest.raises(FileNotFoundError, match="no LSTM optimiser weights"):
+        networks.load_weights(tmp_path / "missing.weights.h5")
+    with h5py.File(tmp_path / "other.h5", "w") as f:
+        f.create_dataset("x", data=np.zeros(3))
+    with pytest.raises(ValueError, match="not an l2l LSTM optimiser weights file"):
+        networks.load_weights(tmp_path / "other.h5")
+    with h5py.File(path, "r+") as f:  # a kernel of the wrong shape
+        del f["out/kernel"]
+        f.create_dataset("out/kernel", data=np.zeros((5, 1)))
+    with pytest.raises(ValueError, match=r"out/kernel has shape \(5, 1\), expected \(6, 1\)"):
+        networks.load_weights(path)
+
+
+def test_bad_config_is_rejected():
+    with pytest.raises(ValueError, match="hidden >= 1"):
+        networks.LSTMConfig(hidden=0)
+    with pytest.raises(ValueError, match="preprocess_p"):
+        networks.LSTMConfig(preprocess_p=-1.0)
