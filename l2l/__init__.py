@@ -17,3 +17,6 @@ from l2l.networks import LSTMConfig, learned, load_weights, lstm_step, save_weig
 from l2l.optimizers import Optimizer, adam, apply_updates, nag, rmsprop, sgd
 
 __version__ = "0.1.0"
+
+from l2l import pretrained
+from l2l.keras_optimizer import LearnedOptimizer

@@ -137,9 +137,14 @@ def tune_learning_rates(problem, names, steps, instances, seed=0, grid=LR_GRID):
     batch, params = test_instances(problem, seed, instances, TUNE_SEED)
     rows = []
     for name in names:
-        for lr in grid:
-            losses, _, _ = run(problem, optimizers.BASELINES[name](lr), batch, params, steps, seed)
-            rows.append({"optimiser": name, "lr": lr, "final_loss": final_loss(losses)})
+        # The rate is a variable read at run time: one trace serves the whole grid.
+        lr = tf.Variable(1.0)
+        rng = tf.random.Generator.from_seed(seed)
+        fn = tf.function(functools.partial(trajectory, problem, optimizers.BASELINES[name](lr), steps=steps, rng=rng))
+        for value in grid:
+            lr.assign(value)
+            rng.reset_from_seed(seed)  # the same minibatches for every rate
+            rows.append({"optimiser": name, "lr": value, "final_loss": final_loss(fn(batch, params).numpy().T)})
     table = pd.DataFrame(rows)
     chosen = {name: float(table.loc[table[table.optimiser == name].final_loss.idxmin(), "lr"]) for name in names}
     return chosen, table

@@ -59,6 +59,10 @@ def test_tuning_picks_the_grid_point_with_lowest_final_loss():
         part = table[table.optimiser == name]
         assert chosen[name] == part.lr[part.final_loss.idxmin()]
     assert np.isinf(table[(table.optimiser == "sgd") & (table.lr == 10.0)].final_loss).all()  # diverged counts as inf
+    # The grid's shared trace gives what a run with that rate fixed gives.
+    batch, params = evaluate.test_instances(problem, 0, 8, evaluate.TUNE_SEED)
+    losses, _, _ = evaluate.run(problem, optimizers.adam(1e-2), batch, params, 20)
+    assert float(table[(table.optimiser == "adam") & (table.lr == 1e-2)].final_loss.iloc[0]) == pytest.approx(losses[:, -1].mean(), rel=1e-5)
     with pytest.raises(ValueError, match="unknown baselines"):
         evaluate.tune_learning_rates(problem, ["adamw"], 5, 2)
 

@@ -1,0 +1,91 @@
+"""Any l2l-trained LSTM optimiser as a keras.optimizers.Optimizer.
+
+    import l2l
+    model.compile(optimizer=l2l.LearnedOptimizer.from_pretrained("mnist"), loss=...)
+    model.fit(...)
+
+Each model variable gets its own LSTM state (h and c per layer, one row per
+coordinate) as optimizer variables of static shape, and every step calls
+l2l.networks.lstm_step, the update rule meta-training unrolls. The base
+class's `learning_rate` multiplies the learned update (1.0 applies it as
+trained); `clipnorm` and `global_clipnorm` clip the gradients it sees.
+"""
+
+import dataclasses
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from l2l import networks
+
+
+@keras.saving.register_keras_serializable(package="l2l")
+class LearnedOptimizer(keras.optimizers.Optimizer):
+    def __init__(self, meta_params, lstm_config=None, learning_rate=1.0, name="learned_optimizer", pretrained=None, **kwargs):
+        super().__init__(learning_rate=learning_rate, name=name, **kwargs)
+        if isinstance(lstm_config, dict):
+            lstm_config = networks.LSTMConfig(**lstm_config)
+        self.lstm_config = lstm_config or networks.LSTMConfig()
+        expected = networks.meta_param_shapes(self.lstm_config)
+        given = {k: np.asarray(v, np.float32) for k, v in dict(meta_params).items()}
+        wrong = {k: v.shape for k, v in given.items() if k in expected and v.shape != expected[k]}
+        if set(given) != set(expected) or wrong:
+            raise ValueError(
+                f"meta-parameters do not fit {self.lstm_config}: expected {expected}, got "
+                f"{ {k: v.shape for k, v in given.items()} }"
+            )
+        self._initial_meta = given
+        self.pretrained = pretrained
+
+    @classmethod
+    def from_pretrained(cls, name, **kwargs):
+        """A pretrained optimiser shipped with the package (see l2l.pretrained.names())."""
+        from l2l import pretrained
+
+        meta_params, config, _ = pretrained.load(name)
+        return cls(meta_params, config, pretrained=name, **kwargs)
+
+    @classmethod
+    def from_weights(cls, path, **kwargs):
+        """An optimiser from a .weights.h5 file written by l2l.networks.save_weights."""
+        meta_params, config, _ = networks.load_weights(path)
+        return cls(meta_params, config, **kwargs)
+
+    def build(self, var_list):
+        if self.built:
+            return
+        super().build(var_list)
+        self._meta = {}
+        for key, shape in networks.meta_param_shapes(self.lstm_config).items():
+            # An initializer, not an assign: build may run while a train step is traced.
+            value = self._initial_meta[key]
+            initial = lambda shape, dtype=None, value=value: tf.constant(value, dtype or tf.float32)
+            self._meta[key] = self.add_variable(shape, initializer=initial, name="meta_" + key.replace("/", "_"))
+        hidden, layers = self.lstm_config.hidden, self.lstm_config.layers
+        self._h, self._c = [], []
+        for var in var_list:
+            size = int(np.prod(var.shape))
+            self._h.append([self.add_variable((size, hidden), name=f"lstm_h{layer}") for layer in range(layers)])
+            self._c.append([self.add_variable((size, hidden), name=f"lstm_c{layer}") for layer in range(layers)])
+
+    def update_step(self, gradient, variable, learning_rate):
+        index = self._get_variable_index(variable)
+        state = networks.LSTMState(
+            h=tuple(tf.convert_to_tensor(v) for v in self._h[index]),
+            c=tuple(tf.convert_to_tensor(v) for v in self._c[index]),
+        )
+        meta = {k: tf.convert_to_tensor(v) for k, v in self._meta.items()}
+        updates, state = networks.lstm_step(meta, state, tf.cast(gradient, tf.float32), self.lstm_config)
+        for target, value in zip(self._h[index] + self._c[index], state.h + state.c):
+            self.assign(target, value)
+        self.assign_add(variable, tf.cast(learning_rate, variable.dtype) * tf.cast(updates, variable.dtype))
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            meta_params={k: v.tolist() for k, v in self._initial_meta.items()},
+            lstm_config=dataclasses.asdict(self.lstm_config),
+            pretrained=self.pretrained,
+        )
+        return config

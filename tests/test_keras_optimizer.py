@@ -1,0 +1,118 @@
+import json
+import subprocess
+import sys
+import textwrap
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import l2l
+from l2l import networks
+
+CONFIG = networks.LSTMConfig(hidden=6)
+
+
+def meta_params(seed=0):
+    return networks.init_meta_params(CONFIG, seed)
+
+
+def data(n=64, seed=0):
+    r = np.random.default_rng(seed)
+    x = r.normal(size=(n, 5)).astype(np.float32)
+    y = (x @ r.normal(size=(5, 3))).argmax(-1)
+    return x, y
+
+
+def model(seed=0):
+    keras.utils.set_random_seed(seed)
+    return keras.Sequential([keras.Input((5,)), keras.layers.Dense(4, activation="tanh"), keras.layers.Dense(3)])
+
+
+def test_fit_follows_the_pure_step_exactly():
+    """model.fit with the optimizer equals lstm_step applied by hand, variable by variable."""
+    x, y = data()
+    loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    net = model()
+    weights = [tf.constant(w) for w in net.get_weights()]
+    net.compile(optimizer=l2l.LearnedOptimizer(meta_params(), CONFIG, learning_rate=0.5), loss=loss_fn)
+    net.fit(x, y, batch_size=len(x), epochs=6, shuffle=False, verbose=0)
+
+    reference = model()
+    states = [networks.init_state(CONFIG, int(tf.size(w))) for w in weights]
+    for _ in range(6):
+        reference.set_weights([w.numpy() for w in weights])
+        with tf.GradientTape() as tape:
+            loss = loss_fn(y, reference(x))
+        grads = tape.gradient(loss, reference.trainable_variables)
+        for i, g in enumerate(grads):
+            update, states[i] = networks.lstm_step(meta_params(), states[i], g, CONFIG)
+            weights[i] = weights[i] + 0.5 * update
+    for got, want in zip(net.get_weights(), weights):
+        np.testing.assert_allclose(got, want.numpy(), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("jit", [False, True])
+def test_trains_with_and_without_xla_and_with_clipping(jit):
+    x, y = data()
+    for options in [{}, {"clipnorm": 0.1}, {"global_clipnorm": 0.1}]:
+        net = model()
+        net.compile(optimizer=l2l.LearnedOptimizer(meta_params(), CONFIG, **options), loss="sparse_categorical_crossentropy", jit_compile=jit)
+        before = [w.copy() for w in net.get_weights()]
+        history = net.fit(x, y, batch_size=16, epochs=2, verbose=0)
+        assert np.all(np.isfinite(history.history["loss"]))
+        assert all(not np.array_equal(a, b) for a, b in zip(before, net.get_weights()))
+
+
+def test_save_load_restores_state_and_training_continues_identically(tmp_path):
+    x, y = data()
+    net = model()
+    net.compile(optimizer=l2l.LearnedOptimizer(meta_params(), CONFIG), loss="sparse_categorical_crossentropy")
+    net.fit(x, y, batch_size=16, epochs=1, shuffle=False, verbose=0)
+    net.save(tmp_path / "m.keras")
+    loaded = keras.models.load_model(tmp_path / "m.keras")
+    assert isinstance(loaded.optimizer, l2l.LearnedOptimizer)
+    for a, b in zip(net.optimizer.variables, loaded.optimizer.variables):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    net.fit(x, y, batch_size=16, epochs=1, shuffle=False, verbose=0)
+    loaded.fit(x, y, batch_size=16, epochs=1, shuffle=False, verbose=0)
+    for a, b in zip(net.get_weights(), loaded.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+    clone = l2l.LearnedOptimizer.from_config(json.loads(json.dumps(net.optimizer.get_config())))
+    assert clone.lstm_config == CONFIG
+
+
+def test_bad_weights_are_rejected_with_what_was_expected(tmp_path):
+    wrong = dict(meta_params())
+    wrong["out/kernel"] = np.zeros((5, 1), np.float32)
+    with pytest.raises(ValueError, match="do not fit"):
+        l2l.LearnedOptimizer(wrong, CONFIG)
+    with pytest.raises(FileNotFoundError, match="no LSTM optimiser weights"):
+        l2l.LearnedOptimizer.from_weights(tmp_path / "none.weights.h5")
+    with pytest.raises(KeyError, match="no pretrained optimiser 'imagenet'"):
+        l2l.LearnedOptimizer.from_pretrained("imagenet")
+
+
+def test_mirrored_strategy_on_two_cpu_devices(tmp_path):
+    script = textwrap.dedent(
+        """
+        import numpy as np, tensorflow as tf
+        cpu = tf.config.list_physical_devices("CPU")[0]
+        tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+        import keras, l2l
+        from l2l import networks
+        config = networks.LSTMConfig(hidden=6)
+        r = np.random.default_rng(0)
+        x = r.normal(size=(64, 5)).astype(np.float32); y = (x[:, 0] > 0).astype(int)
+        strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+        with strategy.scope():
+            net = keras.Sequential([keras.Input((5,)), keras.layers.Dense(2)])
+            net.compile(optimizer=l2l.LearnedOptimizer(networks.init_meta_params(config, 0), config), loss="sparse_categorical_crossentropy")
+        h = net.fit(x, y, batch_size=16, epochs=2, verbose=0)
+        assert strategy.num_replicas_in_sync == 2
+        print("OK", h.history["loss"][-1])
+        """
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0 and "OK" in done.stdout, done.stderr[-3000:]
