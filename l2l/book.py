@@ -116,7 +116,11 @@ def resolve(chapter, profile="full", overrides=None, root=ROOT):
 def _git_commit(root=ROOT):
     try:
         commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root, capture_output=True, text=True).stdout.strip()
+        # Only the code counts: a run rewrites its own chapter under book/ while it goes.
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no", "--", "l2l", "notebooks", "pyproject.toml"],
+            cwd=root, capture_output=True, text=True,
+        ).stdout.strip()
         return commit + ("-dirty" if dirty else "")
     except (OSError, subprocess.CalledProcessError):
         return "unknown"

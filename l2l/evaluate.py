@@ -169,6 +169,17 @@ def bootstrap_ci(values, n_boot=2000, seed=0, level=0.95):
     return values.mean(axis=(0, 1)), low, high
 
 
+def paired_difference(a, b, step, n_boot=2000):
+    """Mean of a - b at `step` with its 95% interval, pairing runs on the same instance.
+
+    a, b: [seeds, instances, steps + 1] from one evaluate() call, so that
+    a[s, i] and b[s, i] started from the same problem instance. Pairing
+    removes the spread between instances that both optimisers share.
+    """
+    mean, low, high = bootstrap_ci((np.asarray(a) - np.asarray(b))[:, :, [step]], n_boot)
+    return {"mean": float(mean[0]), "ci95": [float(low[0]), float(high[0])]}
+
+
 def summarize(curves, steps, n_boot=2000):
     """name -> {str(step): {"mean", "ci95": [low, high]}} at the given steps."""
     out = {}

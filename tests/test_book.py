@@ -66,44 +66,65 @@ def test_native_log_lines_are_dropped_and_real_stderr_kept():
     assert [o.get("text") for o in nb.cells[0].outputs] == ["UserWarning: real warning\n", "hello\n"]
 
 
-@pytest.mark.slow
-def test_smoke_chapter_through_papermill_then_the_book_builds_with_warnings_as_errors(tmp_path):
-    results = tmp_path / "results"
-    executed = book.run(
-        "quadratics", "smoke",
-        {"results_dir": str(results), "checkpoint_dir": str(tmp_path / "ckpt")},
-        output=tmp_path / "site" / "book" / "quadratics.ipynb", log_output=False,
-    )
-    nb = nbformat.read(executed, as_version=4)
-    meta = nb.metadata["l2l"]
-    assert meta["parameters"]["profile"] == "smoke" and meta["parameters"]["results_dir"] == str(results)
-    assert len(meta["source_sha256"]) == 64 and meta["versions"]["tensorflow"].startswith("2.21")
-    assert meta["commit"] and meta["wall_time_s"] > 0 and meta["hardware"]["cpus"] >= 1
-    assert not [o for c in nb.cells for o in c.get("outputs", []) if o.get("output_type") == "error"]
+CHAPTERS = ["quadratics", "mnist", "keras"]
 
-    summary = json.loads((results / "summary.json").read_text())
-    assert {"chapter", "profile", "parameters", "versions", "commit", "wall_time_s", "panels"} <= set(summary)
-    optimisers = summary["panels"]["base"]["optimisers"]
-    assert set(optimisers) == {"lstm", "sgd", "rmsprop", "adam", "nag"}
-    horizon = str(meta["parameters"]["horizon"])
-    for name, entry in optimisers.items():
-        assert (entry["lr"] is None) == (name == "lstm")
-        low, high = entry["loss"][horizon]["ci95"]
-        assert low <= entry["loss"][horizon]["mean"] <= high
-    for path in ["curves.csv", "tuning.csv", "meta_training.csv", "lstm_seed0.weights.h5"]:
-        assert (results / path).exists(), path
 
-    site = tmp_path / "site"
+@pytest.fixture(scope="module")
+def smoke_site(tmp_path_factory):
+    """Every chapter executed through papermill in its smoke profile, into a copy of the book."""
+    site = tmp_path_factory.mktemp("site")
     shutil.copy(ROOT / "_config.yml", site)
     for item in ["intro.md", "_toc.yml", "_ext"]:
         source = ROOT / "book" / item
         (shutil.copytree if source.is_dir() else shutil.copy)(source, site / "book" / item)
+    for chapter in CHAPTERS:
+        book.run(
+            chapter, "smoke",
+            {"results_dir": str(site / "results" / chapter)} | ({"checkpoint_dir": str(site / "ckpt" / chapter)} if chapter != "keras" else {}),
+            output=site / "book" / f"{chapter}.ipynb", log_output=False,
+        )
+    return site
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("chapter", CHAPTERS)
+def test_smoke_chapter_through_papermill_records_its_provenance_and_summary(smoke_site, chapter):
+    nb = nbformat.read(smoke_site / "book" / f"{chapter}.ipynb", as_version=4)
+    meta = nb.metadata["l2l"]
+    assert meta["parameters"]["profile"] == "smoke"
+    assert len(meta["source_sha256"]) == 64 and meta["versions"]["tensorflow"].startswith("2.21")
+    assert meta["commit"] and meta["wall_time_s"] > 0 and meta["hardware"]["cpus"] >= 1
+    assert not [o for c in nb.cells for o in c.get("outputs", []) if o.get("output_type") == "error"]
+
+    results = smoke_site / "results" / chapter
+    summary = json.loads((results / "summary.json").read_text())
+    assert {"chapter", "profile", "parameters", "versions", "commit", "wall_time_s", "panels"} <= set(summary)
+    assert summary["chapter"] == chapter and summary["parameters"] == meta["parameters"]
+    for panel in summary["panels"].values():
+        assert "lstm" in panel["optimisers"]
+        for name, entry in panel["optimisers"].items():
+            assert (entry["lr"] is None) == name.startswith("lstm")
+            for value in entry["loss"].values():
+                assert value["ci95"][0] <= value["mean"] <= value["ci95"][1]
+    assert (results / "curves.csv").exists()
+    if chapter == "quadratics":
+        assert set(summary["panels"]["base"]["optimisers"]) == {"lstm", "sgd", "rmsprop", "adam", "nag"}
+    if chapter == "mnist":
+        assert set(summary["panels"]) == {"base", "steps200", "hidden40", "layers2", "relu", "fashion", "deepmind_settings"}
+        base = summary["panels"]["base"]["optimisers"]["lstm"]
+        assert set(base["accuracy"]) == set(base["loss"]) and 0 <= base["accuracy"]["100"]["mean"] <= 1
+
+
+@pytest.mark.slow
+def test_the_book_builds_from_the_smoke_chapters_with_warnings_as_errors(smoke_site):
+    toc = (smoke_site / "book" / "_toc.yml").read_text()
+    assert all(f"book/{c}" in toc for c in CHAPTERS)
     build = subprocess.run(
-        [sys.executable, "-m", "jupyter_book", "build", str(site), "--toc", str(site / "book/_toc.yml"),
-         "--config", str(site / "_config.yml"), "-W", "-n", "--keep-going"],
-        capture_output=True, text=True, cwd=site,
+        [sys.executable, "-m", "jupyter_book", "build", str(smoke_site), "--toc", str(smoke_site / "book/_toc.yml"),
+         "--config", str(smoke_site / "_config.yml"), "-W", "-n", "--keep-going"],
+        capture_output=True, text=True, cwd=smoke_site,
     )
     assert build.returncode == 0, build.stdout[-3000:] + build.stderr[-3000:]
-    html = (site / "_build/html/book/quadratics.html").read_text()
+    html = (smoke_site / "_build/html/book/quadratics.html").read_text()
     assert "the LSTM" in html and "_static/mathjax/tex-chtml.js" in html
-    assert (site / "_build/html/_static/mathjax/tex-chtml.js").exists()
+    assert (smoke_site / "_build/html/_static/mathjax/tex-chtml.js").exists()

@@ -100,3 +100,13 @@ def test_summary_and_tables_have_the_shared_shape():
     assert float(row.loss.iloc[0]) == curves["lstm"][1, 1, 3]
     means = evaluate.seed_means(curves, [7, 8])
     assert len(means) == 20 and float(means[(means.optimiser == "lstm") & (means.seed == 7) & (means.step == 0)].loss.iloc[0]) == 5.0
+
+
+def test_paired_difference_sees_a_shift_that_unpaired_intervals_hide(nprng):
+    shared = nprng.lognormal(0.0, 1.0, size=(3, 50, 1))  # instance difficulty both optimisers share
+    a, b = shared * 0.9, shared
+    diff = evaluate.paired_difference(a, b, 0, n_boot=500)
+    assert diff["ci95"][1] < 0 and diff["mean"] == pytest.approx(-0.1 * shared.mean())
+    _, low_b, _ = evaluate.bootstrap_ci(b, 500)
+    _, _, high_a = evaluate.bootstrap_ci(a, 500)
+    assert high_a[0] > low_b[0]  # the unpaired intervals overlap
