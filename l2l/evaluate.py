@@ -180,6 +180,19 @@ def paired_difference(a, b, step, n_boot=2000):
     return {"mean": float(mean[0]), "ci95": [float(low[0]), float(high[0])]}
 
 
+def against_best(curves, step, baselines, learned="lstm", n_boot=2000):
+    """How `learned` fares at `step` against the baseline with the lowest mean loss.
+
+    Returns (best baseline's name, paired difference learned - best, and a
+    verdict: "beats", "loses to" or "cannot be told apart from", by whether
+    the difference's 95% interval lies below 0, above 0, or spans it).
+    """
+    best = min(baselines, key=lambda name: float(np.mean(curves[name][:, :, step])))
+    diff = paired_difference(curves[learned], curves[best], step, n_boot)
+    word = "beats" if diff["ci95"][1] < 0 else "loses to" if diff["ci95"][0] > 0 else "cannot be told apart from"
+    return best, diff, word
+
+
 def summarize(curves, steps, n_boot=2000):
     """name -> {str(step): {"mean", "ci95": [low, high]}} at the given steps."""
     out = {}

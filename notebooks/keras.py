@@ -180,10 +180,12 @@ glue("keras_table", Markdown(frame.to_markdown(index=False)), display=False)
 display(Markdown(frame.to_markdown(index=False)))
 
 lstm, adam = summary_loss["lstm"][str(steps)], summary_loss["adam"][str(steps)]
-word = "beats" if lstm["ci95"][1] < adam["ci95"][0] else "loses to" if lstm["ci95"][0] > adam["ci95"][1] else "cannot be told apart from"
+# Paired by seed: the same initial weights and shuffling for both.
+_, diff, word = evaluate.against_best(curves, steps - 1, ["adam"])
 glue("keras_verdict", Markdown(
     f"After {steps} steps the learned optimiser's mean training loss is **{lstm['mean']:.3g}** against "
-    f"**{adam['mean']:.3g}** for tuned ADAM (lr {adam_lr:g}): it {word} ADAM here, with test accuracy "
+    f"**{adam['mean']:.3g}** for tuned ADAM (lr {adam_lr:g}); paired by seed the difference is {diff['mean']:.3g} "
+    f"(95% CI {diff['ci95'][0]:.3g} to {diff['ci95'][1]:.3g}): it **{word}** ADAM here, with test accuracy "
     f"{100 * np.mean(accuracy['lstm']):.1f}% against {100 * np.mean(accuracy['adam']):.1f}%."), display=False)
 glue("cost_ratio", f"{seconds['lstm'] / seconds['adam']:.1f}", display=False)
 glue("floats_lstm", f"{state_floats['lstm']['floats_per_parameter']:.0f}", display=False)
