@@ -2,6 +2,7 @@
 # make test   : runs the tests (creates .venv first)
 # make smoke  : executes every chapter in its smoke profile into _build/smoke/
 # make chapters: re-executes every chapter in the full profile (what the book shows)
+# make bench : measures speed and memory into benchmarks/results.json
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -10,7 +11,7 @@ CHAPTERS := quadratics mnist keras
 export L2L_DATA_DIR ?= $(if $(wildcard ../shared/data),$(abspath ../shared/data),)
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: venv book test smoke chapters clean
+.PHONY: venv book test smoke chapters bench clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +38,9 @@ chapters: venv
 	$(PY) -m l2l.book run mnist
 	$(PY) -m l2l.pretrained publish mnist 'book/results/mnist/lstm_paper_seed*.weights.h5' --summary book/results/mnist/summary.json
 	$(PY) -m l2l.book run keras
+
+bench: venv
+	$(PY) benchmarks/run.py
 
 clean:
 	rm -rf _build .cache

@@ -90,12 +90,15 @@ def lstm_step(meta_params, state, grads, config):
     hidden = config.hidden
     new_h, new_c = [], []
     for layer in range(config.layers):
-        z = tf.matmul(tf.concat([x, state.h[layer]], axis=1), meta_params[f"lstm{layer}/kernel"])
-        z = z + meta_params[f"lstm{layer}/bias"]
-        # One sigmoid over the three sigmoid gates, one tanh for the candidate.
-        gates = tf.sigmoid(z[:, : 3 * hidden])
-        i, f, o = gates[:, :hidden], gates[:, hidden : 2 * hidden], gates[:, 2 * hidden :]
-        c = f * state.c[layer] + i * tf.tanh(z[:, 3 * hidden :])
+        kernel = meta_params[f"lstm{layer}/kernel"]
+        width = kernel.shape[0] - hidden
+        # Two products instead of one over concat([x, h]), and tf.split rather
+        # than slicing: slices' gradients (StridedSliceGrad) cost twice the
+        # whole step on CPU (benchmarks/run.py measures it).
+        z = tf.matmul(x, kernel[:width]) + tf.matmul(state.h[layer], kernel[width:]) + meta_params[f"lstm{layer}/bias"]
+        sigmoid_part, candidate = tf.split(z, [3 * hidden, hidden], axis=1)
+        i, f, o = tf.split(tf.sigmoid(sigmoid_part), 3, axis=1)  # one sigmoid over the three sigmoid gates
+        c = f * state.c[layer] + i * tf.tanh(candidate)
         x = o * tf.tanh(c)
         new_h.append(x)
         new_c.append(c)

@@ -40,18 +40,18 @@ _names_before_parameters = set(globals())
 
 # %% tags=["parameters"]
 profile = "full"  # "full" is what the book shows; other profiles live in notebooks/profiles.yaml
-meta_seeds = 3  # meta-training runs with the paper's settings
-meta_epochs = 200  # meta-training epochs per run, each one fresh MLP over the horizon (paper's code: 10,000)
-meta_lr = 0.001  # Adam's learning rate on the LSTM's weights
+meta_seeds = 3  # meta-training runs with the settings of the paper
+meta_epochs = 200  # meta-training epochs per run, each one fresh MLP over the horizon (the paper code: 10,000)
+meta_lr = 0.001  # learning rate of Adam on the LSTM weights
 clip_norm = 0.0  # meta-gradient global-norm clipping; 0: none
 horizon = 100  # optimisee steps per epoch; the baselines are tuned for this step (paper: 100)
 unroll = 20  # steps per truncated-BPTT segment (paper: 20)
 valid_every = 10  # epochs between validations, for best-by-validation selection
 valid_instances = 4  # MLPs the validation trains on held-out training images
-deepmind_seeds = 3  # meta-training runs with the DeepMind code's settings (p = 5, scale 0.01)
+deepmind_seeds = 3  # meta-training runs with the settings of the DeepMind code (p = 5, scale 0.01)
 eval_seeds = 5  # evaluation seeds; seed s uses the LSTM of run s mod meta_seeds
 eval_instances = 8  # MLPs per evaluation seed
-tune_instances = 8  # MLPs for tuning each baseline's learning rate
+tune_instances = 8  # MLPs for tuning the learning rate of each baseline
 long_steps = 200  # test runs go this far (twice the horizon)
 bootstrap = 2000  # bootstrap resamples for 95% intervals
 results_dir = "book/results/mnist"  # summary.json, curves, trained weights

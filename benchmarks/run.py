@@ -1,0 +1,177 @@
+"""Speed and memory of l2l on this machine, each figure a ratio to a yardstick measured in the same run.
+
+    make bench                                   # full sizes, writes benchmarks/results.json
+    python benchmarks/run.py --tiny --output /tmp/bench.json   # seconds; what CI runs
+
+Figures:
+  matmul_gflops              TF's own large float32 matmul: the hardware yardstick
+  mnist_meta_gradient        one 20-step segment's meta-gradient on the MNIST MLP (15,910 coordinates),
+                             l2l.meta against benchmarks/reference.py (a plain tf.function), and its GFLOP/s
+  quadratic_meta_gradient    the same on 128 quadratics of 10 dimensions
+  keras_step                 model.train_on_batch with l2l.LearnedOptimizer against keras.optimizers.Adam
+  memory_per_parameter       peak resident memory per optimised coordinate during a meta-gradient
+  forward_xla                forward-only evaluation of the LSTM with and without XLA
+Benchmarks assert nothing; they measure.
+"""
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from benchmarks import reference  # noqa: E402
+from l2l import evaluate, meta, networks, problems  # noqa: E402
+from l2l.book import provenance  # noqa: E402
+
+
+def median_seconds(fn, repeats):
+    fn()  # trace and warm up
+    times = []
+    for _ in range(repeats):
+        began = time.perf_counter()
+        result = fn()
+        tf.nest.map_structure(lambda t: t.numpy() if hasattr(t, "numpy") else t, result)
+        times.append(time.perf_counter() - began)
+    return statistics.median(times)
+
+
+def matmul_gflops(n, repeats):
+    a = tf.random.normal([n, n])
+    b = tf.random.normal([n, n])
+    fn = tf.function(lambda: tf.reduce_sum(tf.matmul(a, b)))
+    return 2 * n**3 / median_seconds(fn, repeats) / 1e9
+
+
+def lstm_flops(config, coordinates, unroll):
+    """Matrix-product FLOPs of a segment: forward, and twice that backward."""
+    width, per_step = config.inputs, 0
+    for _ in range(config.layers):
+        per_step += 2 * (width + config.hidden) * 4 * config.hidden
+        width = config.hidden
+    per_step += 2 * config.hidden
+    return 3 * per_step * coordinates * unroll
+
+
+def mlp_problem(examples):
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, size=(examples, 28, 28), dtype=np.uint8)
+    return problems.MLP(problems.image_data(x, rng.integers(0, 10, size=examples)), "random-images")
+
+
+def meta_gradient_pair(problem, instances, unroll, repeats, config=networks.LSTMConfig()):
+    trainer = meta.MetaTrainer(problem, config, meta.MetaConfig(batch=instances, horizon=unroll, unroll=unroll, valid_instances=1))
+    rng = tf.random.Generator.from_seed(0)
+    batch = problem.sample(rng, instances)
+    params = problem.init_params(rng, batch)
+    state = networks.init_state(config, instances * problem.dim)
+    fast = median_seconds(lambda: trainer.train_unroll(params, state, batch)[0], repeats)
+    plain = reference.split_gates({k.replace(".", "/"): tf.convert_to_tensor(v) for k, v in trainer.state.weights.items()}, config)
+    plain = {k: tf.Variable(v) for k, v in plain.items()}
+    # The whole result, gradient included: returning the loss alone would let TF prune the backward pass.
+    ref_fn = tf.function(lambda: reference.segment_meta_gradient(problem, config, unroll, plain, params, batch, trainer.state.rng))
+    slow = median_seconds(ref_fn, repeats)
+    coordinates = instances * problem.dim
+    return {
+        "coordinates": coordinates,
+        "unroll": unroll,
+        "fast_s": fast,
+        "reference_s": slow,
+        "speedup_vs_reference": slow / fast,
+        "lstm_gflop": lstm_flops(config, coordinates, unroll) / 1e9,
+        "gflops": lstm_flops(config, coordinates, unroll) / fast / 1e9,
+    }
+
+
+def keras_step(examples, repeats):
+    import keras
+
+    import l2l
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(128, 784)).astype(np.float32)
+    y = rng.integers(0, 10, size=128)
+    times = {}
+    for name, make in [("learned", lambda: l2l.LearnedOptimizer(networks.init_meta_params(networks.LSTMConfig(), 0))), ("adam", lambda: keras.optimizers.Adam(1e-3))]:
+        model = keras.Sequential([keras.Input((784,)), keras.layers.Dense(20, activation="sigmoid"), keras.layers.Dense(10)])
+        model.compile(optimizer=make(), loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+        times[name] = median_seconds(lambda: model.train_on_batch(x, y), repeats)
+    return {"learned_s": times["learned"], "adam_s": times["adam"], "learned_over_adam": times["learned"] / times["adam"]}
+
+
+def peak_rss_bytes(instances, examples):
+    """Peak resident memory of a fresh process running one MNIST meta-gradient."""
+    code = (
+        "import resource, sys; sys.path.insert(0, %r)\n"
+        "from benchmarks.run import mlp_problem, meta_gradient_pair\n"
+        "meta_gradient_pair(mlp_problem(%d), %d, 20, 1)\n"
+        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n"
+    ) % (str(ROOT), examples, instances)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    return int(out.strip().splitlines()[-1]) * 1024  # Linux reports KiB
+
+
+def memory_per_parameter(examples, small, large):
+    dim = mlp_problem(examples).dim
+    low, high = peak_rss_bytes(small, examples), peak_rss_bytes(large, examples)
+    return {"instances": [small, large], "peak_rss_bytes": [low, high], "bytes_per_coordinate": (high - low) / ((large - small) * dim)}
+
+
+def forward_xla(examples, instances, steps, repeats):
+    problem = mlp_problem(examples)
+    config = networks.LSTMConfig()
+    optimizer = networks.learned(networks.init_meta_params(config, 0), config)
+    batch, params = evaluate.test_instances(problem, 0, instances)
+    out = {}
+    for label, jit in [("plain", False), ("xla", True)]:
+        rng = tf.random.Generator.from_seed(0)
+        fn = tf.function(lambda: evaluate.trajectory(problem, optimizer, batch, params, steps, rng)[-1], jit_compile=jit)
+        out[f"{label}_s_per_step"] = median_seconds(fn, repeats) / steps
+    out["xla_speedup"] = out["plain_s_per_step"] / out["xla_s_per_step"]
+    return out
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--tiny", action="store_true", help="small sizes: proves the suite runs, measures little")
+    parser.add_argument("--output", default=str(ROOT / "benchmarks" / "results.json"))
+    args = parser.parse_args(argv)
+    tiny = args.tiny
+    reps = 2 if tiny else 7
+    examples = 512 if tiny else 10000
+    results = {"configuration": "tiny" if tiny else "full", "threads": {"intra_op": tf.config.threading.get_intra_op_parallelism_threads(), "inter_op": tf.config.threading.get_inter_op_parallelism_threads()}}
+    results["matmul_gflops"] = matmul_gflops(256 if tiny else 2048, reps)
+    print("matmul", results["matmul_gflops"], flush=True)
+    unroll = 3 if tiny else 20
+    results["mnist_meta_gradient"] = meta_gradient_pair(mlp_problem(examples), 1, unroll, reps)
+    results["mnist_meta_gradient"]["fraction_of_matmul_rate"] = results["mnist_meta_gradient"]["gflops"] / results["matmul_gflops"]
+    print("mnist", results["mnist_meta_gradient"], flush=True)
+    results["quadratic_meta_gradient"] = meta_gradient_pair(problems.Quadratic(), 8 if tiny else 128, unroll, reps)
+    print("quadratic", results["quadratic_meta_gradient"], flush=True)
+    results["keras_step"] = keras_step(examples, reps * (3 if tiny else 10))
+    print("keras", results["keras_step"], flush=True)
+    results["memory_per_parameter"] = memory_per_parameter(examples, 1, 2 if tiny else 4)
+    print("memory", results["memory_per_parameter"], flush=True)
+    results["forward_xla"] = forward_xla(examples, 2 if tiny else 8, 5 if tiny else 50, reps)
+    print("xla", results["forward_xla"], flush=True)
+    results["paper_scale_mnist_hours"] = 50000 * results["mnist_meta_gradient"]["fast_s"] / 3600
+    info = provenance(ROOT)
+    results.update(machine=info["hardware"], versions=info["versions"], commit=info["commit"])
+    Path(args.output).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.output).write_text(json.dumps(results, indent=1) + "\n")
+    print(f"wrote {args.output}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
