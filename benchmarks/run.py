@@ -131,7 +131,7 @@ def forward_xla(examples, instances, steps, repeats):
     problem = mlp_problem(examples)
     config = networks.LSTMConfig()
     optimizer = networks.learned(networks.init_meta_params(config, 0), config)
-    batch, params = evaluate.test_instances(problem, 0, instances)
+    batch, params = evaluate.fresh_instances(problem, 0, instances)
     out = {}
     for label, jit in [("plain", False), ("xla", True)]:
         rng = tf.random.Generator.from_seed(0)

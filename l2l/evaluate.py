@@ -56,8 +56,8 @@ class Evaluation(NamedTuple):
     metrics: dict  # name -> {step: metric(params) stacked over seeds}, where a metric was asked for
 
 
-def test_instances(problem, seed, instances, offset=TEST_SEED):
-    """Problem instances and initial parameters for one evaluation seed."""
+def fresh_instances(problem, seed, instances, offset=TEST_SEED):
+    """Problem instances and initial parameters drawn from seed offset + seed."""
     rng = tf.random.Generator.from_seed(offset + seed)
     batch = problem.sample(rng, instances)
     return batch, problem.init_params(rng, batch)
@@ -105,7 +105,7 @@ def evaluate(problem, factories, steps, instances, seeds, offset=TEST_SEED, metr
     cost = {name: [] for name in factories}
     metrics = {name: {s: [] for s in snapshots} for name in factories}
     for seed in seeds:
-        batch, params = test_instances(problem, seed, instances, offset)
+        batch, params = fresh_instances(problem, seed, instances, offset)
         for name, factory in factories.items():
             losses, seconds, measured = run(problem, factory(seed), batch, params, steps, seed, metric, snapshots)
             curves[name].append(losses)
@@ -134,7 +134,7 @@ def tune_learning_rates(problem, names, steps, instances, seed=0, grid=LR_GRID):
     unknown = sorted(set(names) - set(optimizers.BASELINES))
     if unknown:
         raise ValueError(f"unknown baselines {unknown}; choose from {sorted(optimizers.BASELINES)}")
-    batch, params = test_instances(problem, seed, instances, TUNE_SEED)
+    batch, params = fresh_instances(problem, seed, instances, TUNE_SEED)
     rows = []
     for name in names:
         # The rate is a variable read at run time: one trace serves the whole grid.

@@ -132,7 +132,8 @@ for config in meta_configs:
     result = trained[config.seed]
     networks.save_weights(
         os.path.join(results_dir, f"lstm_seed{config.seed}.weights.h5"), result.meta_params, lstm_config,
-        chapter="quadratics", seed=config.seed, best_epoch=result.best_epoch, best_valid=result.best_valid,
+        chapter="quadratics", trained_on=f"{problem.dims}-d quadratics ||W theta - y||^2, W and y {distribution}, {horizon} steps",
+        seed=config.seed, best_epoch=result.best_epoch, best_valid=result.best_valid,
         epochs=meta_epochs, status=result.status,
     )
 pd.concat([r.history.assign(seed=s) for s, r in trained.items()]).to_csv(os.path.join(results_dir, "meta_training.csv"), index=False)

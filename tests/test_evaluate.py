@@ -18,7 +18,7 @@ def test_every_optimiser_sees_the_same_instances_and_start():
 
 def test_trajectory_is_the_optimiser_run_by_hand():
     problem = problems.Quadratic(dims=3)
-    batch, params = evaluate.test_instances(problem, 0, 2)
+    batch, params = evaluate.fresh_instances(problem, 0, 2)
     opt = optimizers.adam(0.1)
     losses, _, _ = evaluate.run(problem, opt, batch, params, steps=5)
     state, p, by_hand = opt.init(params), params, []
@@ -33,7 +33,7 @@ def test_trajectory_is_the_optimiser_run_by_hand():
 
 def test_snapshots_split_the_run_without_changing_it():
     problem = problems.Quadratic(dims=3)
-    batch, params = evaluate.test_instances(problem, 0, 4)
+    batch, params = evaluate.fresh_instances(problem, 0, 4)
     whole, _, _ = evaluate.run(problem, optimizers.nag(0.01), batch, params, steps=9)
     split, _, seen = evaluate.run(problem, optimizers.nag(0.01), batch, params, steps=9, metric=lambda p: problem.loss(p, batch).numpy(), snapshots=(3, 9))
     np.testing.assert_allclose(split, whole, rtol=1e-6)
@@ -45,7 +45,7 @@ def test_snapshots_split_the_run_without_changing_it():
 
 def test_negative_steps_rejected():
     problem = problems.Quadratic(dims=3)
-    batch, params = evaluate.test_instances(problem, 0, 2)
+    batch, params = evaluate.fresh_instances(problem, 0, 2)
     with pytest.raises(ValueError, match="steps must be >= 0"):
         evaluate.run(problem, optimizers.sgd(0.1), batch, params, steps=-1)
 
@@ -60,7 +60,7 @@ def test_tuning_picks_the_grid_point_with_lowest_final_loss():
         assert chosen[name] == part.lr[part.final_loss.idxmin()]
     assert np.isinf(table[(table.optimiser == "sgd") & (table.lr == 10.0)].final_loss).all()  # diverged counts as inf
     # The grid's shared trace gives what a run with that rate fixed gives.
-    batch, params = evaluate.test_instances(problem, 0, 8, evaluate.TUNE_SEED)
+    batch, params = evaluate.fresh_instances(problem, 0, 8, evaluate.TUNE_SEED)
     losses, _, _ = evaluate.run(problem, optimizers.adam(1e-2), batch, params, 20)
     assert float(table[(table.optimiser == "adam") & (table.lr == 1e-2)].final_loss.iloc[0]) == pytest.approx(losses[:, -1].mean(), rel=1e-5)
     with pytest.raises(ValueError, match="unknown baselines"):

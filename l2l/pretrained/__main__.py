@@ -1,0 +1,5 @@
+import sys
+
+from l2l.pretrained import main
+
+sys.exit(main())
