@@ -36,3 +36,25 @@ def test_ci_runs_the_readme_test_command():
     ci = (ROOT / ".ci" / "run").read_text()
     assert "make test" in readme and "make test" in ci
     assert "make book" in readme
+
+
+def test_a_pip_installed_package_loads_its_pretrained_optimisers(tmp_path):
+    """Build the wheel, install it alone into a folder, and load every registry entry from there."""
+    import json
+    import subprocess
+    import sys
+
+    wheel_dir, target = tmp_path / "wheel", tmp_path / "site"
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(wheel_dir), str(ROOT)], check=True, capture_output=True)
+    wheel = next(wheel_dir.glob("l2l-*.whl"))
+    subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(target), str(wheel)], check=True, capture_output=True)
+    names = sorted(json.loads((ROOT / "l2l/pretrained/registry.json").read_text()))
+    assert "mnist" in names
+    code = (
+        "import l2l, json\n"
+        "assert l2l.__file__.startswith(%r), l2l.__file__\n"
+        "print(json.dumps({n: type(l2l.LearnedOptimizer.from_pretrained(n)).__name__ for n in l2l.pretrained.names()}))\n"
+    ) % str(target)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, env={"PYTHONPATH": str(target), "PATH": "/usr/bin:/bin", "TF_CPP_MIN_LOG_LEVEL": "2"})
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == {n: "LearnedOptimizer" for n in names}

@@ -34,3 +34,48 @@ def test_unknown_problem_and_bad_options_are_named():
     with pytest.raises(ValueError, match="distribution"):
         problems.Quadratic(distribution="cauchy")
     assert problems.make("quadratic", dims=3).dim == 3
+
+
+@pytest.mark.parametrize("hidden, activation", [((20,), "sigmoid"), ((6, 5), "relu")])
+def test_mlp_loss_and_gradients_equal_a_keras_model_with_the_same_weights(hidden, activation, nprng):
+    import keras
+
+    x = nprng.integers(0, 256, size=(300, 28, 28), dtype=np.uint8)
+    y = nprng.integers(0, 10, size=300)
+    data = problems.image_data(x, y)
+    problem = problems.MLP(data, "random", hidden=hidden, activation=activation)
+    assert problem.dim == sum(a * b + b for a, b in zip([784, *hidden], [*hidden, 10]))
+    rng = tf.random.Generator.from_seed(0)
+    params = 0.3 * rng.normal([2, problem.dim])  # two instances; check the second
+    batch_x, batch_y = data.x[:128], data.y[:128]
+
+    model = keras.Sequential([keras.Input((784,))] + [keras.layers.Dense(h, activation=activation) for h in hidden] + [keras.layers.Dense(10)])
+    model.set_weights([t[1].numpy() for layer in problem.unflatten(params) for t in layer])
+    with tf.GradientTape() as tape:
+        keras_loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)(batch_y, model(batch_x))
+    keras_grads = tape.gradient(keras_loss, model.trainable_variables)
+
+    with tf.GradientTape() as tape:
+        tape.watch(params)
+        ours = problem.batch_loss(params, batch_x, batch_y)
+    grads = tape.gradient(ours, params)
+    np.testing.assert_allclose(float(ours[1]), float(keras_loss), rtol=1e-5)
+    flat_keras = np.concatenate([g.numpy().reshape(-1) for g in keras_grads])
+    np.testing.assert_allclose(grads[1].numpy(), flat_keras, rtol=1e-4, atol=1e-6)
+
+    loss, accuracy = problem.metrics(params, data, chunk=128)
+    logits = model(data.x).numpy()
+    np.testing.assert_allclose(float(accuracy[1]), float(np.mean(logits.argmax(-1) == y)), atol=1e-6)
+
+
+def test_mlp_minibatches_come_from_the_generator():
+    data = problems.image_data(np.arange(50 * 4, dtype=np.uint8).reshape(50, 2, 2), np.arange(50) % 10)
+    problem = problems.MLP(data, "tiny", hidden=(3,), batch_size=8)
+    params = problem.init_params(tf.random.Generator.from_seed(1), problem.sample(None, 3))
+    a = problem.loss(params, None, tf.random.Generator.from_seed(5))
+    b = problem.loss(params, None, tf.random.Generator.from_seed(5))
+    c = problem.loss(params, None, tf.random.Generator.from_seed(6))
+    np.testing.assert_array_equal(a.numpy(), b.numpy())
+    assert not np.array_equal(a.numpy(), c.numpy())
+    with pytest.raises(ValueError, match="activation"):
+        problems.MLP(data, "tiny", activation="tanh")
