@@ -40,7 +40,7 @@ seeds = 3  # training runs per optimiser
 steps = 300  # training steps (minibatches) per run
 batch_size = 128  # examples per minibatch
 train_examples = 20000  # MNIST training images the CNN trains on
-adam_grid = [0.0003, 0.001, 0.003, 0.01]  # ADAM learning rates tried on held-out images
+adam_grid = [0.0003, 0.001, 0.003, 0.01, 0.03, 0.1]  # ADAM learning rates tried on held-out images
 results_dir = "book/results/keras"  # summary.json and curves
 
 # %% tags=["remove-cell"]
@@ -135,6 +135,7 @@ for lr in adam_grid:
     tuning.append({"lr": lr, "final_loss": float(np.mean(losses[-10:]))})
 tuning = pd.DataFrame(tuning)
 adam_lr = float(tuning.loc[tuning.final_loss.idxmin(), "lr"])
+print("chosen ADAM learning rate:", adam_lr, "(at the edge of the grid: widen it)" if adam_lr in (min(adam_grid), max(adam_grid)) else "")
 display(Markdown(tuning.to_markdown(index=False)))
 glue("adam_grid", ", ".join(f"{v:g}" for v in adam_grid), display=False)
 glue("adam_lr", f"{adam_lr:g}", display=False)
