@@ -126,8 +126,18 @@ def _git_commit(root=ROOT):
         return "unknown"
 
 
+PROVENANCE_VARIABLE = "L2L_PROVENANCE"
+
+
 def provenance(root=ROOT):
-    """Package versions, git commit and hardware of this process."""
+    """Package versions, git commit and hardware of this process.
+
+    Inside a chapter executed by run(), this is what the runner recorded
+    when it started (passed in L2L_PROVENANCE), so that the notebook's
+    summary.json and its metadata name the same commit.
+    """
+    if os.environ.get(PROVENANCE_VARIABLE):
+        return json.loads(os.environ[PROVENANCE_VARIABLE])
     from importlib import metadata
 
     versions = {"python": platform.python_version()}
@@ -202,10 +212,14 @@ def run(chapter, profile="full", overrides=None, output=None, root=ROOT, log_out
     output.parent.mkdir(parents=True, exist_ok=True)
     info = provenance(root)  # before running: the code the run imports
     started = time.time()
-    papermill.execute_notebook(
-        notebook, str(output), parameters=parameters, kernel_name="python3", cwd=str(root),
-        log_output=log_output, progress_bar=False,
-    )
+    os.environ[PROVENANCE_VARIABLE] = json.dumps(info)  # the kernel inherits it
+    try:
+        papermill.execute_notebook(
+            notebook, str(output), parameters=parameters, kernel_name="python3", cwd=str(root),
+            log_output=log_output, progress_bar=False,
+        )
+    finally:
+        del os.environ[PROVENANCE_VARIABLE]
     executed = nbformat.read(output, as_version=4)
     _drop_native_log_lines(executed)
     executed.metadata["l2l"] = {
