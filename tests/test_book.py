@@ -81,6 +81,7 @@ SMOKE_PATHS = {
 def smoke_site(tmp_path_factory):
     """Every chapter executed through papermill in its smoke profile, into a copy of the book."""
     site = tmp_path_factory.mktemp("site")
+    (site / "book").mkdir()
     shutil.copy(ROOT / "_config.yml", site)
     for item in ["intro.md", "_toc.yml", "_ext"]:
         source = ROOT / "book" / item
@@ -130,7 +131,7 @@ def test_the_book_builds_from_the_smoke_chapters_with_warnings_as_errors(smoke_s
     toc = (smoke_site / "book" / "_toc.yml").read_text()
     assert all(f"book/{c}" in toc for c in CHAPTERS)
     build = subprocess.run(
-        [sys.executable, "-m", "jupyter_book", "build", str(smoke_site), "--toc", str(smoke_site / "book/_toc.yml"),
+        [str(Path(sys.executable).parent / "jupyter-book"), "build", str(smoke_site), "--toc", str(smoke_site / "book/_toc.yml"),
          "--config", str(smoke_site / "_config.yml"), "-W", "-n", "--keep-going"],
         capture_output=True, text=True, cwd=smoke_site,
     )
