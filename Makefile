@@ -22,7 +22,7 @@ $(VENV)/.installed: pyproject.toml
 venv: $(VENV)/.installed
 
 book: venv
-	$(VENV)/bin/jupyter-book build . --toc book/_toc.yml --config _config.yml --path-output _build/.. -W -n --keep-going
+	$(VENV)/bin/jupyter-book build . --toc book/_toc.yml --config _config.yml -W -n --keep-going
 	@echo "open _build/html/index.html"
 
 test: venv
