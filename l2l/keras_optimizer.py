@@ -37,6 +37,9 @@ class LearnedOptimizer(keras.optimizers.Optimizer):
             )
         self._initial_meta = given
         self.pretrained = pretrained
+        # Forward-only, the step gains from XLA (benchmarks/run.py: forward_xla).
+        config = self.lstm_config
+        self._compiled_step = tf.function(lambda meta, state, grads: networks.lstm_step(meta, state, grads, config), jit_compile=True)
 
     @classmethod
     def from_pretrained(cls, name, **kwargs):
@@ -76,7 +79,7 @@ class LearnedOptimizer(keras.optimizers.Optimizer):
             c=tuple(tf.convert_to_tensor(v) for v in self._c[index]),
         )
         meta = {k: tf.convert_to_tensor(v) for k, v in self._meta.items()}
-        updates, state = networks.lstm_step(meta, state, tf.cast(gradient, tf.float32), self.lstm_config)
+        updates, state = self._compiled_step(meta, state, tf.cast(gradient, tf.float32))
         for target, value in zip(self._h[index] + self._c[index], state.h + state.c):
             self.assign(target, value)
         self.assign_add(variable, tf.cast(learning_rate, variable.dtype) * tf.cast(updates, variable.dtype))
