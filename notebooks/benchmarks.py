@@ -66,10 +66,10 @@ glue("matmul_fraction", f"{m['fraction_of_matmul_rate']:.2f}", display=False)
 # The paper's MNIST recipe, 10,000 epochs of 5 segments (50,000
 # meta-gradients), would take about {glue:text}`paper_scale_hours` hours at
 # the measured rate; the MNIST meta-gradient runs at
-# {glue:text}`matmul_fraction` of the machine's large-matmul rate. The
+# {glue:text}`matmul_fraction` of the machine's large-matmul rate: the
 # LSTM's products are tall and thin (tens of thousands of rows, 20 to 80
-# columns), and half its time is elementwise work on its gates, which no
-# matrix unit speeds up.
+# columns), and between them lies elementwise work on its gates. Single runs
+# on a shared machine vary; rerun `make bench` before trusting a second digit.
 #
 # ## Wall-clock cost of each chapter
 
