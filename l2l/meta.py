@@ -25,6 +25,7 @@ import os
 import time
 from typing import NamedTuple, Optional
 
+import numpy as np
 import pandas as pd
 import tensorflow as tf
 
@@ -211,20 +212,25 @@ class MetaTrainer:
             batch = self.problem.sample(state.rng, cfg.batch)
             params = self.problem.init_params(state.rng, batch)
             lstm_state = networks.init_state(self.lstm_config, cfg.batch * self.problem.dim)
-            total = 0.0
-            for segment in range(segments):
+            losses, finites = [], []
+            for _ in range(segments):
                 meta_loss, params, lstm_state, finite = self.train_unroll(params, lstm_state, batch)
-                if not bool(finite):
-                    status = (
-                        f"stopped at epoch {epoch + 1}, segment {segment + 1}/{segments}: non-finite meta-loss "
-                        f"({float(meta_loss)}) or meta-gradient; that update was not applied; weights kept from before it"
-                        + (f", last checkpoint {self.manager.latest_checkpoint}" if self.manager and self.manager.latest_checkpoint else "")
-                    )
-                    break
-                total += float(meta_loss)
-            if status != "completed":
+                losses.append(meta_loss)
+                finites.append(finite)
+            # One host sync per epoch, not per segment. A non-finite segment
+            # applied no update, and every later one of the epoch starts from
+            # its non-finite parameters and applies none either.
+            losses, finites = tf.stack(losses).numpy(), tf.stack(finites).numpy()
+            if not finites.all():
+                segment = int(np.argmin(finites))
+                status = (
+                    f"stopped at epoch {epoch + 1}, segment {segment + 1}/{segments}: non-finite meta-loss "
+                    f"({losses[segment]}) or meta-gradient; that update was not applied; weights kept from before it"
+                    + (f", last checkpoint {self.manager.latest_checkpoint}" if self.manager and self.manager.latest_checkpoint else "")
+                )
                 log(status)
                 break
+            total = float(losses.sum())
             state.epoch.assign_add(1)
             epoch += 1
             row = {"epoch": epoch, "meta_loss": total / segments, "valid_loss": math.nan, "seconds": time.perf_counter() - epoch_start}
