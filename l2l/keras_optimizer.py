@@ -68,9 +68,9 @@ class LearnedOptimizer(keras.optimizers.Optimizer):
         hidden, layers = self.lstm_config.hidden, self.lstm_config.layers
         self._h, self._c = [], []
         for var in var_list:
-            size = int(np.prod(var.shape))
-            self._h.append([self.add_variable((size, hidden), name=f"lstm_h{layer}") for layer in range(layers)])
-            self._c.append([self.add_variable((size, hidden), name=f"lstm_c{layer}") for layer in range(layers)])
+            size = networks.padded(int(np.prod(var.shape)))
+            self._h.append([self.add_variable((hidden, size), name=f"lstm_h{layer}") for layer in range(layers)])
+            self._c.append([self.add_variable((hidden, size), name=f"lstm_c{layer}") for layer in range(layers)])
 
     def update_step(self, gradient, variable, learning_rate):
         index = self._get_variable_index(variable)

@@ -4,8 +4,9 @@ Each epoch draws `batch` fresh problem instances and runs the LSTM on them
 for `horizon` steps, in segments of `unroll` steps. After each segment the
 meta-loss (the sum over its steps of the mean optimisee loss) is
 differentiated with respect to the LSTM's weights, second derivatives
-dropped, and Adam updates the weights; parameters and LSTM state carry on
-into the next segment. Example:
+dropped (by a hand-written backward pass, segment_meta_gradient), and Adam
+updates the weights; parameters and LSTM state carry on into the next
+segment. Example:
 
     from l2l import meta, problems, networks
     result = meta.meta_train(problems.Quadratic(), networks.LSTMConfig(),
@@ -153,18 +154,9 @@ class MetaTrainer:
     # -- compiled pieces ---------------------------------------------------
     def meta_gradient(self, params, lstm_state, batch):
         """(meta-loss, its gradient by weight name, params, LSTM state) after one segment."""
-        weights = self.state.weights
-        with tf.GradientTape() as tape:
-            meta = _public(weights)
-            meta_loss = 0.0
-            for t in range(self.config.unroll):
-                loss, grads = loss_and_grads(self.problem, params, batch, self.state.rng)
-                if t > 0:  # the segment's first loss does not depend on this segment's updates
-                    meta_loss += tf.reduce_mean(loss)
-                updates, lstm_state = networks.lstm_step(meta, lstm_state, grads, self.lstm_config)
-                params = params + updates
-            meta_loss += tf.reduce_mean(self.problem.loss(params, batch, self.state.rng))
-        return meta_loss, tape.gradient(meta_loss, weights), params, lstm_state
+        meta = {k: w.read_value() for k, w in _public(self.state.weights).items()}
+        loss, grads, params, lstm_state = segment_meta_gradient(self.problem, self.lstm_config, self.config.unroll, meta, params, lstm_state, batch, self.state.rng)
+        return loss, {k.replace("/", "."): g for k, g in grads.items()}, params, lstm_state
 
     def _train_unroll(self, params, lstm_state, batch):
         """One truncated-BPTT segment and one meta-update; applied only if finite."""
@@ -188,7 +180,7 @@ class MetaTrainer:
             self.state.adam_m[k].assign(keep(new_adam.m[k], adam_state.m[k]))
             self.state.adam_v[k].assign(keep(new_adam.v[k], adam_state.v[k]))
         self.state.adam_count.assign(keep(new_adam.count, adam_state.count))
-        return meta_loss, tf.stop_gradient(params), tf.nest.map_structure(tf.stop_gradient, lstm_state), finite
+        return meta_loss, params, lstm_state, finite
 
     def _validate(self):
         optimizer = networks.learned(_public(self.state.weights), self.lstm_config)
@@ -281,6 +273,40 @@ class MetaTrainer:
             status=status,
             wall_time_s=float(state.wall_time.numpy()),
         )
+
+
+def segment_meta_gradient(problem, lstm_config, unroll, meta_params, params, lstm_state, batch, rng=None, fused=True):
+    """One truncated-BPTT segment: (meta-loss, its gradient by meta-parameter name, params, LSTM state).
+
+    The meta-loss is the sum over the segment's steps t = 1..unroll of the
+    mean optimisee loss. With second derivatives dropped, its gradient with
+    respect to the params at step t is just the optimisee's own gradient
+    there (over the number of instances), which the forward pass computes
+    anyway; so the backward pass needs no tape: it runs lstm_backward from
+    the last step to the first, feeding each step the sum of the optimisee
+    gradients of all later steps. benchmarks/reference.py computes the same
+    with tf.GradientTape, and tests/test_reference.py compares the two.
+    """
+    n = tf.cast(tf.shape(params)[0], params.dtype)
+    saved, later_grads, meta_loss = [], [], 0.0
+    for t in range(unroll):
+        loss, grads = loss_and_grads(problem, params, batch, rng)
+        if t > 0:  # the segment's first loss does not depend on this segment's updates
+            meta_loss += tf.reduce_mean(loss)
+            later_grads.append(grads)
+        updates, lstm_state, step = networks.lstm_forward(meta_params, lstm_state, grads, lstm_config)
+        saved.append(step)
+        params = params + updates
+    loss, grads = loss_and_grads(problem, params, batch, rng)
+    meta_loss += tf.reduce_mean(loss)
+
+    d_params, d_state, total = grads / n, None, None
+    for t in reversed(range(unroll)):
+        d_meta, d_state = networks.lstm_backward(meta_params, saved[t], d_params, d_state, lstm_config, fused)
+        total = d_meta if total is None else {k: total[k] + d_meta[k] for k in total}
+        if t > 0:
+            d_params += later_grads[t - 1] / n
+    return meta_loss, total, params, lstm_state
 
 
 def meta_train(problem, lstm_config=networks.LSTMConfig(), config=MetaConfig(), checkpoint_dir: Optional[str] = None, log=print, valid_problem=None):

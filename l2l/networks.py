@@ -40,8 +40,10 @@ class LSTMConfig:
 
 
 class LSTMState(NamedTuple):
-    h: tuple  # per layer, [coordinates, hidden]
-    c: tuple  # per layer, [coordinates, hidden]
+    # Coordinates run along the last axis: every gate is then a contiguous
+    # block of rows, and splitting or joining gates copies no strided memory.
+    h: tuple  # per layer, [hidden, coordinates]
+    c: tuple  # per layer, [hidden, coordinates]
 
 
 def meta_param_shapes(config):
@@ -73,38 +75,125 @@ def init_meta_params(config, seed):
     return params
 
 
+def padded(num_coordinates):
+    """The state's width: coordinates rounded up to a multiple of 16.
+
+    Rows of 16 floats are 64 bytes, TF's alignment; splitting an aligned
+    tensor along its first axis then shares its buffer instead of copying
+    (benchmarks/run.py: splits cost a tenth of the step otherwise). The
+    padding coordinates see zero gradients and their updates are dropped.
+    """
+    return (num_coordinates + 15) // 16 * 16
+
+
 def init_state(config, num_coordinates, dtype=tf.float32):
-    zeros = tf.zeros([num_coordinates, config.hidden], dtype)
+    zeros = tf.zeros([config.hidden, padded(num_coordinates)], dtype)
     return LSTMState(h=(zeros,) * config.layers, c=(zeros,) * config.layers)
+
+
+class Saved(NamedTuple):
+    """What one lstm_step keeps for its hand-written backward pass, per layer."""
+    inputs: tuple  # [x; h; 1]: the layer's input, the hidden state it read, a row of ones [width + hidden + 1, coordinates]
+    c: tuple  # cell state it read [hidden, coordinates]
+    sigmoids: tuple  # [3 hidden, coordinates]: the input, forget and output gates
+    candidate: tuple  # [hidden, coordinates]: tanh of the candidate cell state
+    tanh_c: tuple  # tanh of the cell state it wrote [hidden, coordinates]
+
+
+def _kernel_with_bias(meta_params, layer):
+    """[width + hidden + 1, 4 hidden]: the bias as the kernel's last row, so one product adds it."""
+    return tf.concat([meta_params[f"lstm{layer}/kernel"], meta_params[f"lstm{layer}/bias"][None, :]], axis=0)
+
+
+def lstm_forward(meta_params, state, grads, config):
+    """lstm_step, also returning the Saved activations lstm_backward needs."""
+    flat = tf.reshape(grads, [-1])
+    flat = tf.pad(flat, [[0, tf.shape(state.h[0])[1] - tf.size(flat)]])
+    x = tf.transpose(log_and_sign(flat, config.preprocess_p)) if config.preprocess_p > 0 else flat[None, :]
+    ones = tf.ones_like(flat)[None, :]
+    hidden = config.hidden
+    new_h, new_c, saved = [], [], Saved((), (), (), (), ())
+    for layer in range(config.layers):
+        # One product per layer: [x; h; 1] stacks rows, which is a contiguous copy.
+        inputs = tf.concat([x, state.h[layer], ones], axis=0)
+        z = tf.matmul(_kernel_with_bias(meta_params, layer), inputs, transpose_a=True)
+        sigmoid_part, candidate = tf.split(z, [3 * hidden, hidden], axis=0)
+        sigmoids = tf.sigmoid(sigmoid_part)  # one call over the three sigmoid gates
+        g = tf.tanh(candidate)
+        i, f, o = tf.split(sigmoids, 3, axis=0)
+        c = f * state.c[layer] + i * g
+        tanh_c = tf.tanh(c)
+        saved = Saved(*(old + (new,) for old, new in zip(saved, (inputs, state.c[layer], sigmoids, g, tanh_c))))
+        x = o * tanh_c
+        new_h.append(x)
+        new_c.append(c)
+    out = tf.matmul(meta_params["out/kernel"], x, transpose_a=True) + meta_params["out/bias"][:, None]
+    updates = tf.reshape(config.scale * out[:, : tf.size(grads)], tf.shape(grads))
+    return updates, LSTMState(tuple(new_h), tuple(new_c)), saved
 
 
 def lstm_step(meta_params, state, grads, config):
     """One optimiser step for every coordinate of `grads` (any shape).
 
     Returns updates shaped like `grads` and the new state. The gradients are
-    inputs only: meta-training feeds them through tf.stop_gradient, dropping
-    second derivatives as the paper does.
+    inputs only: meta-training treats them as constants, dropping second
+    derivatives as the paper does.
     """
-    flat = tf.reshape(grads, [-1])
-    x = log_and_sign(flat, config.preprocess_p) if config.preprocess_p > 0 else flat[:, None]
+    updates, state, _ = lstm_forward(meta_params, state, grads, config)
+    return updates, state
+
+
+def gate_gradients(sigmoids, candidate, tanh_c, c, d_h, d_c_later):
+    """(gradient of the gates' pre-activations [4 hidden, coordinates], gradient of the cell state read)."""
+    i, f, o = tf.split(sigmoids, 3, axis=0)
+    g = candidate
+    d_c = d_h * o * (1.0 - tanh_c * tanh_c) + d_c_later
+    # Derivatives of sigmoid and tanh written with their outputs.
+    d_z = tf.concat([d_c * g * i * (1.0 - i), d_c * c * f * (1.0 - f), d_h * tanh_c * o * (1.0 - o), d_c * i * (1.0 - g * g)], axis=0)
+    return d_z, d_c * f
+
+
+# XLA fuses these elementwise passes into one loop; TF runs each product as
+# its own pass over memory (benchmarks/run.py: backward_fusion).
+fused_gate_gradients = tf.function(gate_gradients, jit_compile=True)
+
+
+def lstm_backward(meta_params, saved, d_updates, d_state, config, fused=True):
+    """The vector-Jacobian product of lstm_step, written out by hand.
+
+    Given the gradient of some loss with respect to a step's updates and new
+    state, returns its gradient with respect to the meta-parameters (by name)
+    and to the state the step read; the optimisee gradients are constants.
+    d_state may be None (nothing later depends on the new state); fused=False
+    skips XLA for the elementwise part (for comparison). Written
+    out because TF's automatic backward pass of the unrolled LSTM keeps more
+    tensors and makes more passes over memory; tests/test_networks.py checks
+    it against tf.GradientTape.
+    """
     hidden = config.hidden
-    new_h, new_c = [], []
-    for layer in range(config.layers):
-        kernel = meta_params[f"lstm{layer}/kernel"]
-        width = kernel.shape[0] - hidden
-        # Two products instead of one over concat([x, h]), and tf.split rather
-        # than slicing: slices' gradients (StridedSliceGrad) cost twice the
-        # whole step on CPU (benchmarks/run.py measures it).
-        z = tf.matmul(x, kernel[:width]) + tf.matmul(state.h[layer], kernel[width:]) + meta_params[f"lstm{layer}/bias"]
-        sigmoid_part, candidate = tf.split(z, [3 * hidden, hidden], axis=1)
-        i, f, o = tf.split(tf.sigmoid(sigmoid_part), 3, axis=1)  # one sigmoid over the three sigmoid gates
-        c = f * state.c[layer] + i * tf.tanh(candidate)
-        x = o * tf.tanh(c)
-        new_h.append(x)
-        new_c.append(c)
-    out = tf.matmul(x, meta_params["out/kernel"]) + meta_params["out/bias"]
-    updates = tf.reshape(config.scale * out, tf.shape(grads))
-    return updates, LSTMState(tuple(new_h), tuple(new_c))
+    d_out = config.scale * tf.reshape(d_updates, [1, -1])
+    d_out = tf.pad(d_out, [[0, 0], [0, tf.shape(saved.c[0])[1] - tf.shape(d_out)[1]]])
+    h_top = tf.split(saved.sigmoids[-1], 3, axis=0)[2] * saved.tanh_c[-1]
+    d_meta = {
+        "out/kernel": tf.matmul(h_top, d_out, transpose_b=True),
+        "out/bias": tf.reduce_sum(d_out, axis=1),
+    }
+    d_h_above = tf.matmul(meta_params["out/kernel"], d_out)
+    d_h_prev, d_c_prev = [None] * config.layers, [None] * config.layers
+    for layer in reversed(range(config.layers)):
+        d_h = d_h_above if d_state is None else d_h_above + d_state.h[layer]
+        d_c_later = tf.zeros_like(d_h) if d_state is None else d_state.c[layer]
+        d_z, d_c_prev[layer] = (fused_gate_gradients if fused else gate_gradients)(
+            saved.sigmoids[layer], saved.candidate[layer], saved.tanh_c[layer], saved.c[layer], d_h, d_c_later
+        )
+        d_kernel = tf.matmul(saved.inputs[layer], d_z, transpose_b=True)  # [width + hidden + 1, 4 hidden]
+        width = d_kernel.shape[0] - hidden - 1
+        d_meta[f"lstm{layer}/kernel"], d_bias = tf.split(d_kernel, [width + hidden, 1], axis=0)
+        d_meta[f"lstm{layer}/bias"] = d_bias[0]
+        d_inputs = tf.matmul(_kernel_with_bias(meta_params, layer)[:-1], d_z)  # [width + hidden, coordinates]
+        d_x, d_h_prev[layer] = tf.split(d_inputs, [width, hidden], axis=0)
+        d_h_above = d_x  # the layer's input is the hidden output of the layer below
+    return d_meta, LSTMState(tuple(d_h_prev), tuple(d_c_prev))
 
 
 def learned(meta_params, config=LSTMConfig()):

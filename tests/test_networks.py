@@ -42,7 +42,7 @@ def test_lstm_step_matches_a_plain_lstm_with_state_carried(config, nprng):
     for grads in grads_sequence:
         updates, state = networks.lstm_step(meta, state, tf.constant(grads), config)
         assert updates.shape == (4, 5)
-        assert len(state.h) == config.layers and state.h[0].shape == (20, config.hidden)
+        assert len(state.h) == config.layers and state.h[0].shape == (config.hidden, networks.padded(20))
         got.append(updates.numpy())
     for g, w in zip(got, reference_lstm(meta, config, grads_sequence)):
         np.testing.assert_allclose(g, w, rtol=1e-4, atol=1e-6)
@@ -89,3 +89,37 @@ def test_bad_config_is_rejected():
         networks.LSTMConfig(hidden=0)
     with pytest.raises(ValueError, match="preprocess_p"):
         networks.LSTMConfig(preprocess_p=-1.0)
+
+
+@pytest.mark.parametrize("config", [networks.LSTMConfig(hidden=6), networks.LSTMConfig(hidden=5, layers=3, preprocess_p=0.0)])
+def test_hand_written_backward_equals_the_tape(config, nprng):
+    """lstm_backward is the vector-Jacobian product of lstm_step, in float64."""
+    meta = {k: tf.cast(v, tf.float64) + nprng.normal(size=v.shape) * 0.3 for k, v in networks.init_meta_params(config, seed=2).items()}
+    n = 7
+    state = networks.LSTMState(
+        h=tuple(tf.constant(nprng.normal(size=(config.hidden, n))) for _ in range(config.layers)),
+        c=tuple(tf.constant(nprng.normal(size=(config.hidden, n))) for _ in range(config.layers)),
+    )
+    grads = tf.constant(nprng.normal(size=(n,)) * 10.0 ** nprng.uniform(-6, 0, size=n))
+    d_updates = tf.constant(nprng.normal(size=(n,)))
+    d_new = tf.nest.map_structure(lambda t: tf.constant(nprng.normal(size=t.shape)), state)
+    with tf.GradientTape() as tape:
+        tape.watch((meta, state))
+        updates, new_state = networks.lstm_step(meta, state, grads, config)
+        target = tf.reduce_sum(updates * d_updates) + tf.add_n([tf.reduce_sum(a * b) for a, b in zip(tf.nest.flatten(new_state), tf.nest.flatten(d_new))])
+    want_meta, want_state = tape.gradient(target, (meta, state))
+    _, _, saved = networks.lstm_forward(meta, state, grads, config)
+    for fused in (True, False):  # with and without XLA for the elementwise part
+        got_meta, got_state = networks.lstm_backward(meta, saved, d_updates, d_new, config, fused)
+        for k in meta:
+            np.testing.assert_allclose(got_meta[k].numpy(), want_meta[k].numpy(), rtol=1e-10, atol=1e-12)
+        for got, want in zip(tf.nest.flatten(got_state), tf.nest.flatten(want_state)):
+            np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-10, atol=1e-12)
+    # Without a later state (the segment's last step), only the updates matter.
+    with tf.GradientTape() as tape:
+        tape.watch(meta)
+        target = tf.reduce_sum(networks.lstm_step(meta, state, grads, config)[0] * d_updates)
+    want = tape.gradient(target, meta)
+    got, _ = networks.lstm_backward(meta, saved, d_updates, None, config)
+    for k in meta:
+        np.testing.assert_allclose(got[k].numpy(), want[k].numpy(), rtol=1e-10, atol=1e-12)
