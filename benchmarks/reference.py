@@ -1,8 +1,10 @@
 """A plain, readable implementation of one meta-training segment: the yardstick.
 
-The same math as l2l.meta.MetaTrainer.meta_gradient, written the obvious
-way: one weight matrix per gate and per input, one activation call per gate,
-the preprocessing spelled out, every step a separate Python-level call.
+The same math as l2l.meta.segment_meta_gradient, written the obvious way:
+tf.GradientTape over the unrolled steps (the optimisee's gradient taken with
+a nested tape and held constant), one weight matrix per gate and per input,
+one activation call per gate, coordinates along the first axis, the
+preprocessing spelled out.
 tests/test_reference.py checks that both give the same meta-gradient.
 """
 

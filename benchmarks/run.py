@@ -5,19 +5,23 @@
 
 Figures:
   matmul_gflops              TF's own large float32 matmul: the hardware yardstick
-  mnist_meta_gradient        one 20-step segment's meta-gradient on the MNIST MLP (15,910 coordinates),
-                             l2l.meta against benchmarks/reference.py (a plain tf.function), and its GFLOP/s
-  quadratic_meta_gradient    the same on 128 quadratics of 10 dimensions
+  mnist_meta_gradient        one meta-iteration on the MNIST MLP (15,910 coordinates): a 20-step segment's
+                             meta-gradient and the Adam update (train_unroll), and its GFLOP/s; the segment
+                             alone (l2l.meta.segment_meta_gradient) against benchmarks/reference.py (a plain
+                             tf.function with tf.GradientTape), with and without XLA for its elementwise part,
+                             and with XLA for all of it
+  mnist_matmul_ceiling       the segment's matrix products alone at their shapes: the rate it could reach
+                             if its elementwise work were free
+  threads                    the meta-iteration under TF's default thread pools and two alternatives
+  quadratic_meta_gradient    the same as mnist_meta_gradient on 128 quadratics of 10 dimensions
   keras_step                 model.train_on_batch with l2l.LearnedOptimizer against keras.optimizers.Adam
-  memory_per_parameter       peak resident memory per optimised coordinate during a meta-gradient
+  memory_per_parameter       peak resident memory per optimised coordinate during a meta-iteration
   forward_xla                forward-only evaluation of the LSTM with and without XLA
 Benchmarks assert nothing; they measure.
 """
 
 import argparse
 import json
-import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -75,22 +79,75 @@ def meta_gradient_pair(problem, instances, unroll, repeats, config=networks.LSTM
     batch = problem.sample(rng, instances)
     params = problem.init_params(rng, batch)
     state = networks.init_state(config, instances * problem.dim)
-    fast = median_seconds(lambda: trainer.train_unroll(params, state, batch)[0], repeats)
-    plain = reference.split_gates({k.replace(".", "/"): tf.convert_to_tensor(v) for k, v in trainer.state.weights.items()}, config)
-    plain = {k: tf.Variable(v) for k, v in plain.items()}
-    # The whole result, gradient included: returning the loss alone would let TF prune the backward pass.
+    weights = {k.replace(".", "/"): tf.convert_to_tensor(v) for k, v in trainer.state.weights.items()}
+    # Whole results, gradients included: returning the loss alone would let TF prune the backward pass.
+    segment = {
+        fused: tf.function(lambda fused=fused: meta.segment_meta_gradient(problem, config, unroll, weights, params, state, batch, trainer.state.rng, fused)[:2])
+        for fused in (True, False)
+    }
+    whole_xla = tf.function(segment[True].python_function, jit_compile=True)
+    plain = {k: tf.Variable(v) for k, v in reference.split_gates(weights, config).items()}
     ref_fn = tf.function(lambda: reference.segment_meta_gradient(problem, config, unroll, plain, params, batch, trainer.state.rng))
-    slow = median_seconds(ref_fn, repeats)
+    seconds = {
+        "train_unroll_s": median_seconds(lambda: trainer.train_unroll(params, state, batch)[0], repeats),
+        "segment_s": median_seconds(segment[True], repeats),
+        "segment_unfused_s": median_seconds(segment[False], repeats),
+        "segment_whole_xla_s": median_seconds(whole_xla, repeats),
+        "reference_s": median_seconds(ref_fn, repeats),
+    }
     coordinates = instances * problem.dim
+    flops = lstm_flops(config, coordinates, unroll)
     return {
         "coordinates": coordinates,
         "unroll": unroll,
-        "fast_s": fast,
-        "reference_s": slow,
-        "speedup_vs_reference": slow / fast,
-        "lstm_gflop": lstm_flops(config, coordinates, unroll) / 1e9,
-        "gflops": lstm_flops(config, coordinates, unroll) / fast / 1e9,
+        **seconds,
+        "speedup_vs_reference": seconds["reference_s"] / seconds["segment_s"],
+        "fusion_speedup": seconds["segment_unfused_s"] / seconds["segment_s"],
+        "whole_xla_speedup": seconds["segment_s"] / seconds["segment_whole_xla_s"],  # below 1: XLA for everything is slower
+        "lstm_gflop": flops / 1e9,
+        "gflops": flops / seconds["train_unroll_s"] / 1e9,  # a whole meta-iteration: segment, Adam update, checks
     }
+
+
+def matmul_ceiling(coordinates, unroll, repeats, config=networks.LSTMConfig()):
+    """The segment's matrix products alone, at their shapes, each on its own operands.
+
+    Forward [x; h; 1] products, input gradients and weight gradients of every
+    layer and step: what the segment would cost if all its elementwise work
+    were free. Distinct operands per product keep TF from merging them.
+    """
+    n, hidden = networks.padded(coordinates), config.hidden
+    shapes, width = [], config.inputs
+    for _ in range(config.layers):
+        rows = width + hidden + 1
+        # (a, b, transpose_a, transpose_b): forward, input gradient, weight gradient
+        shapes += [((rows, 4 * hidden), (rows, n), True, False), ((rows - 1, 4 * hidden), (4 * hidden, n), False, False), ((rows, n), (4 * hidden, n), False, True)]
+        width = hidden
+    operands = [(tf.Variable(tf.random.normal(a)), tf.Variable(tf.random.normal(b)), ta, tb) for _ in range(unroll) for a, b, ta, tb in shapes]
+    fn = tf.function(lambda: tf.add_n([tf.matmul(a, b, transpose_a=ta, transpose_b=tb)[0, 0] for a, b, ta, tb in operands]))
+    seconds = median_seconds(fn, repeats)
+    return {"seconds": seconds, "gflops": lstm_flops(config, coordinates, unroll) / seconds / 1e9}
+
+
+def in_subprocess(code):
+    """The last line a fresh Python process prints after running `code` with this repository importable."""
+    out = subprocess.run([sys.executable, "-c", f"import sys; sys.path.insert(0, {str(ROOT)!r})\n" + code], capture_output=True, text=True, check=True).stdout
+    return out.strip().splitlines()[-1]
+
+
+def thread_settings(examples, unroll, repeats):
+    """A MNIST meta-iteration under TF's default thread pools and two alternatives (threads are fixed per process)."""
+    out = {}
+    for intra, inter in [(0, 0), (1, 2), (2, 1)]:
+        code = (
+            "import tensorflow as tf\n"
+            f"tf.config.threading.set_intra_op_parallelism_threads({intra}); tf.config.threading.set_inter_op_parallelism_threads({inter})\n"
+            "from benchmarks.run import mlp_problem, meta_gradient_pair\n"
+            f"print(meta_gradient_pair(mlp_problem({examples}), 1, {unroll}, {repeats})['train_unroll_s'])\n"
+        )
+        out[f"intra{intra}_inter{inter}_s"] = float(in_subprocess(code))
+    out["note"] = "0 means TF's default (one thread per core)"
+    return out
 
 
 def keras_step(examples, repeats):
@@ -109,16 +166,19 @@ def keras_step(examples, repeats):
     return {"learned_s": times["learned"], "adam_s": times["adam"], "learned_over_adam": times["learned"] / times["adam"]}
 
 
+def one_meta_iteration(examples, instances):
+    """Runs one MNIST meta-iteration (train_unroll) from a fresh trainer: what peak_rss_bytes measures."""
+    problem, config = mlp_problem(examples), networks.LSTMConfig()
+    trainer = meta.MetaTrainer(problem, config, meta.MetaConfig(batch=instances, horizon=20, unroll=20, valid_instances=1))
+    rng = tf.random.Generator.from_seed(0)
+    batch = problem.sample(rng, instances)
+    trainer.train_unroll(problem.init_params(rng, batch), networks.init_state(config, instances * problem.dim), batch)[0].numpy()
+
+
 def peak_rss_bytes(instances, examples):
-    """Peak resident memory of a fresh process running one MNIST meta-gradient."""
-    code = (
-        "import resource, sys; sys.path.insert(0, %r)\n"
-        "from benchmarks.run import mlp_problem, meta_gradient_pair\n"
-        "meta_gradient_pair(mlp_problem(%d), %d, 20, 1)\n"
-        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n"
-    ) % (str(ROOT), examples, instances)
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    return int(out.strip().splitlines()[-1]) * 1024  # Linux reports KiB
+    """Peak resident memory of a fresh process running one MNIST meta-iteration."""
+    code = f"import resource\nfrom benchmarks.run import one_meta_iteration\none_meta_iteration({examples}, {instances})\nprint(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n"
+    return int(in_subprocess(code)) * 1024  # Linux reports KiB
 
 
 def memory_per_parameter(examples, small, large):
@@ -156,6 +216,12 @@ def main(argv=None):
     results["mnist_meta_gradient"] = meta_gradient_pair(mlp_problem(examples), 1, unroll, reps)
     results["mnist_meta_gradient"]["fraction_of_matmul_rate"] = results["mnist_meta_gradient"]["gflops"] / results["matmul_gflops"]
     print("mnist", results["mnist_meta_gradient"], flush=True)
+    ceiling = matmul_ceiling(results["mnist_meta_gradient"]["coordinates"], unroll, reps)
+    ceiling["fraction_of_matmul_rate"] = ceiling["gflops"] / results["matmul_gflops"]
+    results["mnist_matmul_ceiling"] = ceiling
+    print("ceiling", ceiling, flush=True)
+    results["threads"] = thread_settings(examples, unroll, reps)
+    print("threads", results["threads"], flush=True)
     results["quadratic_meta_gradient"] = meta_gradient_pair(problems.Quadratic(), 8 if tiny else 128, unroll, reps)
     print("quadratic", results["quadratic_meta_gradient"], flush=True)
     results["keras_step"] = keras_step(examples, reps * (3 if tiny else 10))
@@ -164,7 +230,7 @@ def main(argv=None):
     print("memory", results["memory_per_parameter"], flush=True)
     results["forward_xla"] = forward_xla(examples, 2 if tiny else 8, 5 if tiny else 50, reps)
     print("xla", results["forward_xla"], flush=True)
-    results["paper_scale_mnist_hours"] = 50000 * results["mnist_meta_gradient"]["fast_s"] / 3600
+    results["paper_scale_mnist_hours"] = 50000 * results["mnist_meta_gradient"]["train_unroll_s"] / 3600
     info = provenance(ROOT)
     results.update(machine=info["hardware"], versions=info["versions"], commit=info["commit"])
     Path(args.output).parent.mkdir(parents=True, exist_ok=True)
