@@ -15,13 +15,14 @@ Figures:
   threads                    the meta-iteration under TF's default thread pools and two alternatives
   quadratic_meta_gradient    the same as mnist_meta_gradient on 128 quadratics of 10 dimensions
   keras_step                 model.train_on_batch with l2l.LearnedOptimizer against keras.optimizers.Adam
-  memory_per_parameter       peak resident memory per optimised coordinate during a meta-iteration
+  memory_per_parameter       peak resident memory per optimised coordinate during a meta-iteration (Linux)
   forward_xla                forward-only evaluation of the LSTM with and without XLA
 Benchmarks assert nothing; they measure.
 """
 
 import argparse
 import json
+import math
 import statistics
 import subprocess
 import sys
@@ -40,14 +41,25 @@ from l2l.book import provenance  # noqa: E402
 
 
 def median_seconds(fn, repeats):
-    fn()  # trace and warm up
-    times = []
+    return interleaved_median_seconds({"fn": fn}, repeats)["fn"]
+
+
+def interleaved_median_seconds(fns, repeats):
+    """Median seconds per call of each function, taking turns call by call.
+
+    Taking turns puts the things a ratio compares under the same load: on a
+    shared machine a busy moment then slows both, not one of them.
+    """
+    for fn in fns.values():
+        fn()  # trace and warm up
+    times = {name: [] for name in fns}
     for _ in range(repeats):
-        began = time.perf_counter()
-        result = fn()
-        tf.nest.map_structure(lambda t: t.numpy() if hasattr(t, "numpy") else t, result)
-        times.append(time.perf_counter() - began)
-    return statistics.median(times)
+        for name, fn in fns.items():
+            began = time.perf_counter()
+            result = fn()
+            tf.nest.map_structure(lambda t: t.numpy() if hasattr(t, "numpy") else t, result)
+            times[name].append(time.perf_counter() - began)
+    return {name: statistics.median(t) for name, t in times.items()}
 
 
 def matmul_gflops(n, repeats):
@@ -88,13 +100,13 @@ def meta_gradient_pair(problem, instances, unroll, repeats, config=networks.LSTM
     whole_xla = tf.function(segment[True].python_function, jit_compile=True)
     plain = {k: tf.Variable(v) for k, v in reference.split_gates(weights, config).items()}
     ref_fn = tf.function(lambda: reference.segment_meta_gradient(problem, config, unroll, plain, params, batch, trainer.state.rng))
-    seconds = {
-        "train_unroll_s": median_seconds(lambda: trainer.train_unroll(params, state, batch)[0], repeats),
-        "segment_s": median_seconds(segment[True], repeats),
-        "segment_unfused_s": median_seconds(segment[False], repeats),
-        "segment_whole_xla_s": median_seconds(whole_xla, repeats),
-        "reference_s": median_seconds(ref_fn, repeats),
-    }
+    seconds = interleaved_median_seconds({
+        "train_unroll_s": lambda: trainer.train_unroll(params, state, batch)[0],
+        "segment_s": segment[True],
+        "segment_unfused_s": segment[False],
+        "segment_whole_xla_s": whole_xla,
+        "reference_s": ref_fn,
+    }, repeats)
     coordinates = instances * problem.dim
     flops = lstm_flops(config, coordinates, unroll)
     return {
@@ -135,17 +147,34 @@ def in_subprocess(code):
     return out.strip().splitlines()[-1]
 
 
-def thread_settings(examples, unroll, repeats):
-    """A MNIST meta-iteration under TF's default thread pools and two alternatives (threads are fixed per process)."""
+def meta_iteration_seconds(examples, unroll, repeats):
+    """Median seconds of one MNIST meta-iteration (train_unroll) on one MLP."""
+    problem, config = mlp_problem(examples), networks.LSTMConfig()
+    trainer = meta.MetaTrainer(problem, config, meta.MetaConfig(batch=1, horizon=unroll, unroll=unroll, valid_instances=1))
+    rng = tf.random.Generator.from_seed(0)
+    batch = problem.sample(rng, 1)
+    params, state = problem.init_params(rng, batch), networks.init_state(config, problem.dim)
+    return median_seconds(lambda: trainer.train_unroll(params, state, batch)[0], repeats)
+
+
+def thread_settings(examples, unroll, repeats, rounds=2):
+    """A MNIST meta-iteration under TF's default thread pools and two alternatives.
+
+    Threads are fixed per process, so each setting runs in its own; the
+    settings alternate over `rounds`, and each keeps its fastest round's
+    median, so that a busy moment of the machine does not decide.
+    """
     out = {}
-    for intra, inter in [(0, 0), (1, 2), (2, 1)]:
-        code = (
-            "import tensorflow as tf\n"
-            f"tf.config.threading.set_intra_op_parallelism_threads({intra}); tf.config.threading.set_inter_op_parallelism_threads({inter})\n"
-            "from benchmarks.run import mlp_problem, meta_gradient_pair\n"
-            f"print(meta_gradient_pair(mlp_problem({examples}), 1, {unroll}, {repeats})['train_unroll_s'])\n"
-        )
-        out[f"intra{intra}_inter{inter}_s"] = float(in_subprocess(code))
+    for _ in range(rounds):
+        for intra, inter in [(0, 0), (1, 2), (2, 1)]:
+            code = (
+                "import tensorflow as tf\n"
+                f"tf.config.threading.set_intra_op_parallelism_threads({intra}); tf.config.threading.set_inter_op_parallelism_threads({inter})\n"
+                "from benchmarks.run import meta_iteration_seconds\n"
+                f"print(meta_iteration_seconds({examples}, {unroll}, {repeats}))\n"
+            )
+            key = f"intra{intra}_inter{inter}_s"
+            out[key] = min(out.get(key, math.inf), float(in_subprocess(code)))
     out["note"] = "0 means TF's default (one thread per core)"
     return out
 
@@ -158,27 +187,36 @@ def keras_step(examples, repeats):
     rng = np.random.default_rng(0)
     x = rng.normal(size=(128, 784)).astype(np.float32)
     y = rng.integers(0, 10, size=128)
-    times = {}
-    for name, make in [("learned", lambda: l2l.LearnedOptimizer(networks.init_meta_params(networks.LSTMConfig(), 0))), ("adam", lambda: keras.optimizers.Adam(1e-3))]:
+    steps = {}
+    for name, make in [("learned_s", lambda: l2l.LearnedOptimizer(networks.init_meta_params(networks.LSTMConfig(), 0))), ("adam_s", lambda: keras.optimizers.Adam(1e-3))]:
         model = keras.Sequential([keras.Input((784,)), keras.layers.Dense(20, activation="sigmoid"), keras.layers.Dense(10)])
         model.compile(optimizer=make(), loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-        times[name] = median_seconds(lambda: model.train_on_batch(x, y), repeats)
-    return {"learned_s": times["learned"], "adam_s": times["adam"], "learned_over_adam": times["learned"] / times["adam"]}
+        steps[name] = lambda model=model: model.train_on_batch(x, y)
+    times = interleaved_median_seconds(steps, repeats)
+    return {**times, "learned_over_adam": times["learned_s"] / times["adam_s"]}
 
 
 def one_meta_iteration(examples, instances):
-    """Runs one MNIST meta-iteration (train_unroll) from a fresh trainer: what peak_rss_bytes measures."""
+    """Peak resident bytes during one MNIST meta-iteration (train_unroll), run after a first one.
+
+    The first run traces and compiles; Linux's peak-RSS counter is then reset
+    (/proc/self/clear_refs), so compilers' transient memory is not counted.
+    """
     problem, config = mlp_problem(examples), networks.LSTMConfig()
     trainer = meta.MetaTrainer(problem, config, meta.MetaConfig(batch=instances, horizon=20, unroll=20, valid_instances=1))
     rng = tf.random.Generator.from_seed(0)
     batch = problem.sample(rng, instances)
-    trainer.train_unroll(problem.init_params(rng, batch), networks.init_state(config, instances * problem.dim), batch)[0].numpy()
+    params, state = problem.init_params(rng, batch), networks.init_state(config, instances * problem.dim)
+    trainer.train_unroll(params, state, batch)[0].numpy()
+    Path("/proc/self/clear_refs").write_text("5")
+    trainer.train_unroll(params, state, batch)[0].numpy()
+    status = Path("/proc/self/status").read_text()
+    return int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmHWM:"))) * 1024  # kB
 
 
 def peak_rss_bytes(instances, examples):
-    """Peak resident memory of a fresh process running one MNIST meta-iteration."""
-    code = f"import resource\nfrom benchmarks.run import one_meta_iteration\none_meta_iteration({examples}, {instances})\nprint(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n"
-    return int(in_subprocess(code)) * 1024  # Linux reports KiB
+    """Peak resident memory of a fresh process during its second MNIST meta-iteration."""
+    return int(in_subprocess(f"from benchmarks.run import one_meta_iteration\nprint(one_meta_iteration({examples}, {instances}))\n"))
 
 
 def memory_per_parameter(examples, small, large):

@@ -116,9 +116,9 @@ def resolve(chapter, profile="full", overrides=None, root=ROOT):
 def _git_commit(root=ROOT):
     try:
         commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True).stdout.strip()
-        # Only the code counts: a run rewrites its own chapter under book/ while it goes.
+        # Only the code counts: a run rewrites its own chapter under book/ (and make bench its results.json) while it goes.
         dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no", "--", "l2l", "notebooks", "pyproject.toml"],
+            ["git", "status", "--porcelain", "--untracked-files=no", "--", "l2l", "notebooks", "benchmarks/*.py", "pyproject.toml"],
             cwd=root, capture_output=True, text=True,
         ).stdout.strip()
         return commit + ("-dirty" if dirty else "")
@@ -178,6 +178,17 @@ def write_summary(results_dir, chapter, profile, parameters, panels, wall_time_s
     with open(os.path.join(results_dir, "summary.json"), "w") as f:
         json.dump(summary, f, indent=1, allow_nan=True)
     return summary
+
+
+def verdict_html(markdown):
+    """A one-paragraph verdict's Markdown as HTML, for pages that pull it across.
+
+    The intro shows verdicts with the {glue} directive and :doc:, which
+    renders only HTML and images from another page; the chapters glue both.
+    """
+    import html
+
+    return re.sub(r"\*\*(.*?)\*\*", r"<strong>\1</strong>", html.escape(markdown, quote=False))
 
 
 # TensorFlow's C++ start-up lines (absl "I0000 ..." and friends) reach the

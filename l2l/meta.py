@@ -294,7 +294,7 @@ def segment_meta_gradient(problem, lstm_config, unroll, meta_params, params, lst
         if t > 0:  # the segment's first loss does not depend on this segment's updates
             meta_loss += tf.reduce_mean(loss)
             later_grads.append(grads)
-        updates, lstm_state, step = networks.lstm_forward(meta_params, lstm_state, grads, lstm_config)
+        updates, lstm_state, step = networks.lstm_forward(meta_params, lstm_state, grads, lstm_config, fused)
         saved.append(step)
         params = params + updates
     loss, grads = loss_and_grads(problem, params, batch, rng)

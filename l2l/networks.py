@@ -79,9 +79,9 @@ def padded(num_coordinates):
     """The state's width: coordinates rounded up to a multiple of 16.
 
     Rows of 16 floats are 64 bytes, TF's alignment; splitting an aligned
-    tensor along its first axis then shares its buffer instead of copying
-    (benchmarks/run.py: splits cost a tenth of the step otherwise). The
-    padding coordinates see zero gradients and their updates are dropped.
+    tensor along its first axis then shares its buffer, where an unaligned
+    one is copied, gate by gate, every step. The padding coordinates see
+    zero gradients, and their updates are dropped.
     """
     return (num_coordinates + 15) // 16 * 16
 
@@ -105,26 +105,47 @@ def _kernel_with_bias(meta_params, layer):
     return tf.concat([meta_params[f"lstm{layer}/kernel"], meta_params[f"lstm{layer}/bias"][None, :]], axis=0)
 
 
-def lstm_forward(meta_params, state, grads, config):
+def cell_forward(z, c):
+    """From pre-activations [4 hidden, coordinates] and the cell state read: (sigmoids, candidate, c, tanh c, h)."""
+    sigmoid_part, candidate = tf.split(z, [3 * c.shape[0], c.shape[0]], axis=0)
+    sigmoids = tf.sigmoid(sigmoid_part)  # one call over the three sigmoid gates
+    candidate = tf.tanh(candidate)
+    i, f, o = tf.split(sigmoids, 3, axis=0)
+    c = f * c + i * candidate
+    tanh_c = tf.tanh(c)
+    return sigmoids, candidate, c, tanh_c, o * tanh_c
+
+
+def gate_gradients(sigmoids, candidate, tanh_c, c, d_h, d_c_later):
+    """(gradient of the gates' pre-activations [4 hidden, coordinates], gradient of the cell state read)."""
+    i, f, o = tf.split(sigmoids, 3, axis=0)
+    g = candidate
+    d_c = d_h * o * (1.0 - tanh_c * tanh_c) + d_c_later
+    # Derivatives of sigmoid and tanh written with their outputs.
+    d_z = tf.concat([d_c * g * i * (1.0 - i), d_c * c * f * (1.0 - f), d_h * tanh_c * o * (1.0 - o), d_c * i * (1.0 - g * g)], axis=0)
+    return d_z, d_c * f
+
+
+# XLA fuses each of these into one loop over memory, where TF runs every
+# product and activation as its own pass (benchmarks/run.py measures both
+# ways: fusion_speedup). XLA for the whole step or segment is slower on CPU.
+fused_cell_forward = tf.function(cell_forward, jit_compile=True)
+fused_gate_gradients = tf.function(gate_gradients, jit_compile=True)
+
+
+def lstm_forward(meta_params, state, grads, config, fused=True):
     """lstm_step, also returning the Saved activations lstm_backward needs."""
     flat = tf.reshape(grads, [-1])
     flat = tf.pad(flat, [[0, tf.shape(state.h[0])[1] - tf.size(flat)]])
     x = tf.transpose(log_and_sign(flat, config.preprocess_p)) if config.preprocess_p > 0 else flat[None, :]
     ones = tf.ones_like(flat)[None, :]
-    hidden = config.hidden
     new_h, new_c, saved = [], [], Saved((), (), (), (), ())
     for layer in range(config.layers):
         # One product per layer: [x; h; 1] stacks rows, which is a contiguous copy.
         inputs = tf.concat([x, state.h[layer], ones], axis=0)
         z = tf.matmul(_kernel_with_bias(meta_params, layer), inputs, transpose_a=True)
-        sigmoid_part, candidate = tf.split(z, [3 * hidden, hidden], axis=0)
-        sigmoids = tf.sigmoid(sigmoid_part)  # one call over the three sigmoid gates
-        g = tf.tanh(candidate)
-        i, f, o = tf.split(sigmoids, 3, axis=0)
-        c = f * state.c[layer] + i * g
-        tanh_c = tf.tanh(c)
+        sigmoids, g, c, tanh_c, x = (fused_cell_forward if fused else cell_forward)(z, state.c[layer])
         saved = Saved(*(old + (new,) for old, new in zip(saved, (inputs, state.c[layer], sigmoids, g, tanh_c))))
-        x = o * tanh_c
         new_h.append(x)
         new_c.append(c)
     out = tf.matmul(meta_params["out/kernel"], x, transpose_a=True) + meta_params["out/bias"][:, None]
@@ -143,32 +164,17 @@ def lstm_step(meta_params, state, grads, config):
     return updates, state
 
 
-def gate_gradients(sigmoids, candidate, tanh_c, c, d_h, d_c_later):
-    """(gradient of the gates' pre-activations [4 hidden, coordinates], gradient of the cell state read)."""
-    i, f, o = tf.split(sigmoids, 3, axis=0)
-    g = candidate
-    d_c = d_h * o * (1.0 - tanh_c * tanh_c) + d_c_later
-    # Derivatives of sigmoid and tanh written with their outputs.
-    d_z = tf.concat([d_c * g * i * (1.0 - i), d_c * c * f * (1.0 - f), d_h * tanh_c * o * (1.0 - o), d_c * i * (1.0 - g * g)], axis=0)
-    return d_z, d_c * f
-
-
-# XLA fuses these elementwise passes into one loop; TF runs each product as
-# its own pass over memory (benchmarks/run.py: backward_fusion).
-fused_gate_gradients = tf.function(gate_gradients, jit_compile=True)
-
-
 def lstm_backward(meta_params, saved, d_updates, d_state, config, fused=True):
     """The vector-Jacobian product of lstm_step, written out by hand.
 
     Given the gradient of some loss with respect to a step's updates and new
     state, returns its gradient with respect to the meta-parameters (by name)
     and to the state the step read; the optimisee gradients are constants.
-    d_state may be None (nothing later depends on the new state); fused=False
-    skips XLA for the elementwise part (for comparison). Written
-    out because TF's automatic backward pass of the unrolled LSTM keeps more
-    tensors and makes more passes over memory; tests/test_networks.py checks
-    it against tf.GradientTape.
+    d_state may be None (nothing later depends on the new state). fused=False
+    here and in lstm_forward skips XLA for the elementwise parts (for
+    comparison). Written out because TF's automatic backward pass of the
+    unrolled LSTM keeps more tensors and makes more passes over memory;
+    tests/test_networks.py checks it against tf.GradientTape.
     """
     hidden = config.hidden
     d_out = config.scale * tf.reshape(d_updates, [1, -1])
@@ -190,7 +196,7 @@ def lstm_backward(meta_params, saved, d_updates, d_state, config, fused=True):
         width = d_kernel.shape[0] - hidden - 1
         d_meta[f"lstm{layer}/kernel"], d_bias = tf.split(d_kernel, [width + hidden, 1], axis=0)
         d_meta[f"lstm{layer}/bias"] = d_bias[0]
-        d_inputs = tf.matmul(_kernel_with_bias(meta_params, layer)[:-1], d_z)  # [width + hidden, coordinates]
+        d_inputs = tf.matmul(meta_params[f"lstm{layer}/kernel"], d_z)  # [width + hidden, coordinates]
         d_x, d_h_prev[layer] = tf.split(d_inputs, [width, hidden], axis=0)
         d_h_above = d_x  # the layer's input is the hidden output of the layer below
     return d_meta, LSTMState(tuple(d_h_prev), tuple(d_c_prev))

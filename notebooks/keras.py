@@ -48,7 +48,6 @@ parameters = {k: globals()[k] for k in sorted(set(globals()) - _names_before_par
 
 # %% tags=["hide-input"]
 import os
-import re
 import time
 
 import keras
@@ -60,7 +59,7 @@ from myst_nb import glue
 
 import l2l
 from l2l import data, evaluate, plots
-from l2l.book import provenance, write_summary
+from l2l.book import provenance, verdict_html, write_summary
 
 chapter_started = time.time()
 run_info = provenance()
@@ -191,7 +190,7 @@ keras_verdict = (
     f"(95% CI {diff['ci95'][0]:.3g} to {diff['ci95'][1]:.3g}): it **{word}** ADAM here, with test accuracy "
     f"{100 * np.mean(accuracy['lstm']):.1f}% against {100 * np.mean(accuracy['adam']):.1f}%.")
 glue("keras_verdict", Markdown(keras_verdict), display=False)
-glue("keras_verdict_html", HTML(re.sub(r"\*\*(.*?)\*\*", r"<strong>\1</strong>", keras_verdict)), display=False)
+glue("keras_verdict_html", HTML(verdict_html(keras_verdict)), display=False)
 glue("cost_ratio", f"{seconds['lstm'] / seconds['adam']:.1f}", display=False)
 glue("floats_lstm", f"{state_floats['lstm']['floats_per_parameter']:.0f}", display=False)
 glue("bytes_lstm", f"{4 * state_floats['lstm']['floats_per_parameter']:.0f}", display=False)

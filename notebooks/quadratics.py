@@ -59,7 +59,6 @@ parameters = {k: globals()[k] for k in sorted(set(globals()) - _names_before_par
 
 # %% tags=["hide-input"]
 import os
-import re
 import time
 
 import matplotlib.pyplot as plt
@@ -69,7 +68,7 @@ from IPython.display import HTML, Markdown, display
 from myst_nb import glue
 
 from l2l import evaluate, meta, networks, optimizers, plots, problems
-from l2l.book import provenance, write_summary
+from l2l.book import provenance, verdict_html, write_summary
 
 chapter_started = time.time()
 run_info = provenance()  # versions, commit and hardware of the code this run imports
@@ -205,7 +204,7 @@ def verdict(step):
 for key, step in [("horizon", horizon), ("double", min(2 * horizon, long_steps)), ("long", long_steps)]:
     glue(f"verdict_{key}", Markdown(verdict(step)), display=False)
 # Another page can only take HTML or images from this one.
-glue("verdict_horizon_html", HTML(re.sub(r"\*\*(.*?)\*\*", r"<strong>\1</strong>", verdict(horizon))), display=False)
+glue("verdict_horizon_html", HTML(verdict_html(verdict(horizon))), display=False)
 glue("eval_instances", eval_instances, display=False)
 glue("long_steps", long_steps, display=False)
 glue("lstm_ms", f"{1000 * seconds_per_step['lstm']:.2f}", display=False)

@@ -52,6 +52,12 @@ def test_unknown_chapter_and_profile_are_named(capsys):
     assert "expects int" in capsys.readouterr().err
 
 
+def test_verdict_html_keeps_bold_and_escapes_the_rest():
+    assert book.verdict_html("the LSTM **loses** to NAG (lr < 1) & **ADAM**") == (
+        "the LSTM <strong>loses</strong> to NAG (lr &lt; 1) &amp; <strong>ADAM</strong>"
+    )
+
+
 def test_native_log_lines_are_dropped_and_real_stderr_kept():
     nb = nbformat.v4.new_notebook()
     cell = nbformat.v4.new_code_cell("import tensorflow")

@@ -95,10 +95,10 @@ def test_bad_config_is_rejected():
 def test_hand_written_backward_equals_the_tape(config, nprng):
     """lstm_backward is the vector-Jacobian product of lstm_step, in float64."""
     meta = {k: tf.cast(v, tf.float64) + nprng.normal(size=v.shape) * 0.3 for k, v in networks.init_meta_params(config, seed=2).items()}
-    n = 7
+    n, width = 7, networks.padded(7)  # 9 padding coordinates, as in meta-training
     state = networks.LSTMState(
-        h=tuple(tf.constant(nprng.normal(size=(config.hidden, n))) for _ in range(config.layers)),
-        c=tuple(tf.constant(nprng.normal(size=(config.hidden, n))) for _ in range(config.layers)),
+        h=tuple(tf.constant(nprng.normal(size=(config.hidden, width))) for _ in range(config.layers)),
+        c=tuple(tf.constant(nprng.normal(size=(config.hidden, width))) for _ in range(config.layers)),
     )
     grads = tf.constant(nprng.normal(size=(n,)) * 10.0 ** nprng.uniform(-6, 0, size=n))
     d_updates = tf.constant(nprng.normal(size=(n,)))
@@ -108,8 +108,9 @@ def test_hand_written_backward_equals_the_tape(config, nprng):
         updates, new_state = networks.lstm_step(meta, state, grads, config)
         target = tf.reduce_sum(updates * d_updates) + tf.add_n([tf.reduce_sum(a * b) for a, b in zip(tf.nest.flatten(new_state), tf.nest.flatten(d_new))])
     want_meta, want_state = tape.gradient(target, (meta, state))
-    _, _, saved = networks.lstm_forward(meta, state, grads, config)
-    for fused in (True, False):  # with and without XLA for the elementwise part
+    for fused in (True, False):  # with and without XLA for the elementwise parts
+        got_updates, _, saved = networks.lstm_forward(meta, state, grads, config, fused)
+        np.testing.assert_allclose(got_updates.numpy(), updates.numpy(), rtol=1e-12)
         got_meta, got_state = networks.lstm_backward(meta, saved, d_updates, d_new, config, fused)
         for k in meta:
             np.testing.assert_allclose(got_meta[k].numpy(), want_meta[k].numpy(), rtol=1e-10, atol=1e-12)
