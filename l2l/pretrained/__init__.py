@@ -19,6 +19,7 @@ import argparse
 import dataclasses
 import glob
 import json
+import math
 import shutil
 import sys
 from pathlib import Path
@@ -57,7 +58,9 @@ def publish(name, pattern, summary_path=None):
     if not paths:
         raise FileNotFoundError(f"no weights files match {pattern!r}: run the chapter first")
     loaded = [(path, *networks.load_weights(path)) for path in paths]
-    path, _, config, provenance = min(loaded, key=lambda item: float(item[3].get("best_valid", float("inf"))))
+    # A run that never validated finitely ranks last (NaN would compare as neither better nor worse).
+    valid = lambda item: float(item[3].get("best_valid", math.inf))
+    path, _, config, provenance = min(loaded, key=lambda item: valid(item) if math.isfinite(valid(item)) else math.inf)
     summary = json.loads(Path(summary_path).read_text()) if summary_path else {}
     target = f"{name}.weights.h5"
     shutil.copy(path, HERE / target)
