@@ -38,6 +38,7 @@ chapters: venv
 	$(PY) -m l2l.book run mnist
 	$(PY) -m l2l.pretrained publish mnist 'book/results/mnist/lstm_paper_seed*.weights.h5' --summary book/results/mnist/summary.json
 	$(PY) -m l2l.book run keras
+	$(PY) -m l2l.book run benchmarks
 
 bench: venv
 	$(PY) benchmarks/run.py
