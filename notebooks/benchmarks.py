@@ -52,7 +52,7 @@ rows = [
      f"{m['fraction_of_matmul_rate']:.2f} of the matmul rate"),
     ("its matrix products alone, at their shapes", f"{1000 * c['seconds']:.0f} ms, {c['gflops']:.1f} GFLOP/s", f"{c['fraction_of_matmul_rate']:.2f} of the matmul rate"),
     ("MNIST segment meta-gradient", f"{1000 * m['segment_s']:.0f} ms", f"{m['speedup_vs_reference']:.2f}x the tape reference"),
-    ("the same without XLA for the gate gradients", f"{1000 * m['segment_unfused_s']:.0f} ms", f"XLA for them: {m['fusion_speedup']:.2f}x"),
+    ("the same without XLA for the cells' elementwise work", f"{1000 * m['segment_unfused_s']:.0f} ms", f"XLA for it: {m['fusion_speedup']:.2f}x"),
     ("the same with XLA for the whole segment", f"{1000 * m['segment_whole_xla_s']:.0f} ms", f"XLA for all: {m['whole_xla_speedup']:.2f}x"),
     ("MNIST meta-iteration, other thread pools", f"{1000 * th['intra1_inter2_s']:.0f} ms (1 x 2), {1000 * th['intra2_inter1_s']:.0f} ms (2 x 1)",
      f"{th['intra1_inter2_s'] / default_threads:.2f}x, {th['intra2_inter1_s'] / default_threads:.2f}x TF's default ({1000 * default_threads:.0f} ms)"),
@@ -91,9 +91,9 @@ glue("whole_xla_slower", f"{1 / m['whole_xla_speedup']:.1f}", display=False)
 # that splitting the gates shares memory instead of copying it; one product
 # per layer with the bias folded in; a hand-written backward pass that uses
 # the optimisee gradients the forward pass already computed instead of
-# recording them on a tape; and XLA for the elementwise gate gradients only
-# (XLA for the whole segment took {glue:text}`whole_xla_slower` times as
-# long on this CPU).
+# recording them on a tape; and XLA for each cell's elementwise work, forward
+# and backward, and nothing else (XLA for the whole segment took
+# {glue:text}`whole_xla_slower` times as long on this CPU).
 # Single runs on a shared machine vary by a tenth or more; rerun
 # `make bench` before trusting a second digit.
 #
