@@ -83,16 +83,19 @@ glue("whole_xla_slower", f"{1 / m['whole_xla_speedup']:.1f}", display=False)
 # (sixteen thousand coordinates by 20 to 80 gate rows); timed alone, at
 # their shapes, they reach {glue:text}`ceiling_fraction` of that rate and
 # take {glue:text}`ceiling_share` of the meta-iteration's time. That is the
-# ceiling for any implementation that keeps them as separate products: the
-# rest is elementwise work on the gates, bound by memory bandwidth because
-# what a meta-iteration keeps per step (about {glue:text}`saved_mb_per_step`
-# MB, from the peak memory) does not fit in cache. What made it faster: coordinates along the last axis, so that
-# gates are contiguous rows; the coordinate count padded to 64-byte rows, so
-# that splitting the gates shares memory instead of copying it; one product
-# per layer with the bias folded in; a hand-written backward pass that uses
-# the optimisee gradients the forward pass already computed instead of
-# recording them on a tape; and XLA for each cell's elementwise work, forward
-# and backward, and nothing else (XLA for the whole segment took
+# ceiling for any implementation that keeps them as separate products. The
+# rest is elementwise work on the gates, which streams through what a
+# meta-iteration keeps per step (about {glue:text}`saved_mb_per_step` MB,
+# from the peak memory), more than a CPU cache holds.
+#
+# How the implementation is built: coordinates run along the last axis, so
+# that gates are contiguous rows; the coordinate count is padded to 64-byte
+# rows, so that splitting the gates shares memory instead of copying it; one
+# product per layer has the bias folded in; a hand-written backward pass
+# reuses the optimisee gradients the forward pass computed instead of
+# recording a tape (against the plain tape implementation: the ratio in the
+# table); and XLA compiles each cell's elementwise work, forward and
+# backward, and nothing else (XLA for the whole segment took
 # {glue:text}`whole_xla_slower` times as long on this CPU).
 # Single runs on a shared machine vary by a tenth or more; rerun
 # `make bench` before trusting a second digit.
