@@ -4,8 +4,9 @@
     model.compile(optimizer=l2l.LearnedOptimizer.from_pretrained("mnist"), loss=...)
     model.fit(...)
 
-Each model variable gets its own LSTM state (h and c per layer, one row per
-coordinate) as optimizer variables of static shape, and every step calls
+Each model variable gets its own LSTM state (h and c per layer, a column
+per coordinate, padded as l2l.networks.padded says) as optimizer variables
+of static shape, and every step calls
 l2l.networks.lstm_step, the update rule meta-training unrolls. The base
 class's `learning_rate` multiplies the learned update (1.0 applies it as
 trained); `clipnorm` and `global_clipnorm` clip the gradients it sees.
