@@ -245,6 +245,7 @@ def main(argv=None):
     parser.add_argument("--output", default=str(ROOT / "benchmarks" / "results.json"))
     args = parser.parse_args(argv)
     tiny = args.tiny
+    info = provenance(ROOT)  # the code measured: taken before edits made while it runs
     reps = 2 if tiny else 7
     examples = 512 if tiny else 10000
     results = {"configuration": "tiny" if tiny else "full", "threads": {"intra_op": tf.config.threading.get_intra_op_parallelism_threads(), "inter_op": tf.config.threading.get_inter_op_parallelism_threads()}}
@@ -269,7 +270,6 @@ def main(argv=None):
     results["forward_xla"] = forward_xla(examples, 2 if tiny else 8, 5 if tiny else 50, reps)
     print("xla", results["forward_xla"], flush=True)
     results["paper_scale_mnist_hours"] = 50000 * results["mnist_meta_gradient"]["train_unroll_s"] / 3600
-    info = provenance(ROOT)
     results.update(machine=info["hardware"], versions=info["versions"], commit=info["commit"])
     Path(args.output).parent.mkdir(parents=True, exist_ok=True)
     Path(args.output).write_text(json.dumps(results, indent=1) + "\n")
