@@ -116,9 +116,10 @@ def resolve(chapter, profile="full", overrides=None, root=ROOT):
 def _git_commit(root=ROOT):
     try:
         commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True).stdout.strip()
-        # Only the code counts: a run rewrites its own chapter under book/ (and make bench its results.json) while it goes.
+        # Only code counts: a run rewrites its chapter under book/, make bench its
+        # results.json, and make chapters republishes l2l/pretrained/ between chapters.
         dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no", "--", "l2l", "notebooks", "benchmarks/*.py", "pyproject.toml"],
+            ["git", "status", "--porcelain", "--untracked-files=no", "--", "l2l/*.py", "notebooks", "benchmarks/*.py", "pyproject.toml"],
             cwd=root, capture_output=True, text=True,
         ).stdout.strip()
         return commit + ("-dirty" if dirty else "")

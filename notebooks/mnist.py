@@ -48,7 +48,7 @@ horizon = 100  # optimisee steps per epoch; the baselines are tuned for this ste
 unroll = 20  # steps per truncated-BPTT segment (paper: 20)
 valid_every = 10  # epochs between validations, for best-by-validation selection
 valid_instances = 4  # MLPs the validation trains on held-out training images
-deepmind_seeds = 3  # meta-training runs with the settings of the DeepMind code (p = 5, scale 0.01)
+deepmind_seeds = 3  # meta-training runs with the settings of the DeepMind code: p 5, scale 0.01
 eval_seeds = 5  # evaluation seeds; seed s uses the LSTM of run s mod meta_seeds
 eval_instances = 8  # MLPs per evaluation seed
 tune_instances = 8  # MLPs for tuning the learning rate of each baseline

@@ -58,6 +58,25 @@ def test_verdict_html_keeps_bold_and_escapes_the_rest():
     )
 
 
+def test_the_recorded_commit_is_dirty_only_when_code_changed(tmp_path):
+    git = lambda *args: subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=tmp_path, check=True, capture_output=True)
+    (tmp_path / "l2l" / "pretrained").mkdir(parents=True)
+    (tmp_path / "l2l" / "pretrained" / "__init__.py").write_text("x = 1\n")
+    (tmp_path / "l2l" / "pretrained" / "mnist.weights.h5").write_bytes(b"weights")
+    (tmp_path / "book").mkdir()
+    (tmp_path / "book" / "mnist.ipynb").write_text("{}")
+    git("init", "-q")
+    git("add", ".")
+    git("commit", "-q", "-m", "start")
+    clean = book._git_commit(tmp_path)
+    assert len(clean) == 40
+    (tmp_path / "l2l" / "pretrained" / "mnist.weights.h5").write_bytes(b"republished")
+    (tmp_path / "book" / "mnist.ipynb").write_text('{"executed": true}')
+    assert book._git_commit(tmp_path) == clean  # data a run writes
+    (tmp_path / "l2l" / "pretrained" / "__init__.py").write_text("x = 2\n")
+    assert book._git_commit(tmp_path) == clean + "-dirty"  # code
+
+
 def test_native_log_lines_are_dropped_and_real_stderr_kept():
     nb = nbformat.v4.new_notebook()
     cell = nbformat.v4.new_code_cell("import tensorflow")
