@@ -21,6 +21,7 @@ Benchmarks assert nothing; they measure.
 """
 
 import argparse
+import dataclasses
 import json
 import math
 import statistics
@@ -85,12 +86,16 @@ def mlp_problem(examples):
     return problems.MLP(problems.image_data(x, rng.integers(0, 10, size=examples)), "random-images")
 
 
-def meta_gradient_pair(problem, instances, unroll, repeats, config=networks.LSTMConfig()):
+def one_segment(problem, instances, unroll, config=networks.LSTMConfig()):
+    """(trainer, params, LSTM state, batch): a fresh trainer and the inputs of one segment."""
     trainer = meta.MetaTrainer(problem, config, meta.MetaConfig(batch=instances, horizon=unroll, unroll=unroll, valid_instances=1))
     rng = tf.random.Generator.from_seed(0)
     batch = problem.sample(rng, instances)
-    params = problem.init_params(rng, batch)
-    state = networks.init_state(config, instances * problem.dim)
+    return trainer, problem.init_params(rng, batch), networks.init_state(config, instances * problem.dim), batch
+
+
+def meta_gradient_pair(problem, instances, unroll, repeats, config=networks.LSTMConfig()):
+    trainer, params, state, batch = one_segment(problem, instances, unroll, config)
     weights = {k.replace(".", "/"): tf.convert_to_tensor(v) for k, v in trainer.state.weights.items()}
     # Whole results, gradients included: returning the loss alone would let TF prune the backward pass.
     segment = {
@@ -149,11 +154,7 @@ def in_subprocess(code):
 
 def meta_iteration_seconds(examples, unroll, repeats):
     """Median seconds of one MNIST meta-iteration (train_unroll) on one MLP."""
-    problem, config = mlp_problem(examples), networks.LSTMConfig()
-    trainer = meta.MetaTrainer(problem, config, meta.MetaConfig(batch=1, horizon=unroll, unroll=unroll, valid_instances=1))
-    rng = tf.random.Generator.from_seed(0)
-    batch = problem.sample(rng, 1)
-    params, state = problem.init_params(rng, batch), networks.init_state(config, problem.dim)
+    trainer, params, state, batch = one_segment(mlp_problem(examples), 1, unroll)
     return median_seconds(lambda: trainer.train_unroll(params, state, batch)[0], repeats)
 
 
@@ -179,7 +180,7 @@ def thread_settings(examples, unroll, repeats, rounds=2):
     return out
 
 
-def keras_step(examples, repeats):
+def keras_step(repeats):
     import keras
 
     import l2l
@@ -202,11 +203,7 @@ def one_meta_iteration(examples, instances):
     The first run traces and compiles; Linux's peak-RSS counter is then reset
     (/proc/self/clear_refs), so compilers' transient memory is not counted.
     """
-    problem, config = mlp_problem(examples), networks.LSTMConfig()
-    trainer = meta.MetaTrainer(problem, config, meta.MetaConfig(batch=instances, horizon=20, unroll=20, valid_instances=1))
-    rng = tf.random.Generator.from_seed(0)
-    batch = problem.sample(rng, instances)
-    params, state = problem.init_params(rng, batch), networks.init_state(config, instances * problem.dim)
+    trainer, params, state, batch = one_segment(mlp_problem(examples), instances, 20)
     trainer.train_unroll(params, state, batch)[0].numpy()
     Path("/proc/self/clear_refs").write_text("5")
     trainer.train_unroll(params, state, batch)[0].numpy()
@@ -230,11 +227,11 @@ def forward_xla(examples, instances, steps, repeats):
     config = networks.LSTMConfig()
     optimizer = networks.learned(networks.init_meta_params(config, 0), config)
     batch, params = evaluate.fresh_instances(problem, 0, instances)
-    out = {}
+    fns = {}
     for label, jit in [("plain", False), ("xla", True)]:
         rng = tf.random.Generator.from_seed(0)
-        fn = tf.function(lambda: evaluate.trajectory(problem, optimizer, batch, params, steps, rng)[-1], jit_compile=jit)
-        out[f"{label}_s_per_step"] = median_seconds(fn, repeats) / steps
+        fns[f"{label}_s_per_step"] = tf.function(lambda rng=rng: evaluate.trajectory(problem, optimizer, batch, params, steps, rng)[-1], jit_compile=jit)
+    out = {k: v / steps for k, v in interleaved_median_seconds(fns, repeats).items()}
     out["xla_speedup"] = out["plain_s_per_step"] / out["xla_s_per_step"]
     return out
 
@@ -248,7 +245,7 @@ def main(argv=None):
     info = provenance(ROOT)  # the code measured: taken before edits made while it runs
     reps = 2 if tiny else 7
     examples = 512 if tiny else 10000
-    results = {"configuration": "tiny" if tiny else "full", "threads": {"intra_op": tf.config.threading.get_intra_op_parallelism_threads(), "inter_op": tf.config.threading.get_inter_op_parallelism_threads()}}
+    results = {"configuration": "tiny" if tiny else "full", "lstm": dataclasses.asdict(networks.LSTMConfig())}
     results["matmul_gflops"] = matmul_gflops(256 if tiny else 2048, reps)
     print("matmul", results["matmul_gflops"], flush=True)
     unroll = 3 if tiny else 20
@@ -263,7 +260,7 @@ def main(argv=None):
     print("threads", results["threads"], flush=True)
     results["quadratic_meta_gradient"] = meta_gradient_pair(problems.Quadratic(), 8 if tiny else 128, unroll, reps)
     print("quadratic", results["quadratic_meta_gradient"], flush=True)
-    results["keras_step"] = keras_step(examples, reps * (3 if tiny else 10))
+    results["keras_step"] = keras_step(reps * (3 if tiny else 10))
     print("keras", results["keras_step"], flush=True)
     results["memory_per_parameter"] = memory_per_parameter(examples, 1, 2 if tiny else 4)
     print("memory", results["memory_per_parameter"], flush=True)

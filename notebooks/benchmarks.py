@@ -70,6 +70,8 @@ glue("matmul_fraction", f"{m['fraction_of_matmul_rate']:.2f}", display=False)
 glue("ceiling_fraction", f"{c['fraction_of_matmul_rate']:.2f}", display=False)
 glue("ceiling_share", f"{c['seconds'] / m['train_unroll_s']:.0%}", display=False)
 glue("saved_mb_per_step", f"{mem['bytes_per_coordinate'] * m['coordinates'] / m['unroll'] / 1e6:.0f}", display=False)
+glue("mnist_coordinates", f"{m['coordinates']:,}", display=False)
+glue("gate_rows", 4 * bench["lstm"]["hidden"], display=False)
 glue("whole_xla_slower", f"{1 / m['whole_xla_speedup']:.1f}", display=False)
 
 # %% [markdown]
@@ -80,7 +82,8 @@ glue("whole_xla_slower", f"{1 / m['whole_xla_speedup']:.1f}", display=False)
 #
 # The MNIST meta-iteration runs at {glue:text}`matmul_fraction` of the
 # machine's large-matmul rate. Its matrix products are tall and thin
-# (sixteen thousand coordinates by 20 to 80 gate rows); timed alone, at
+# ({glue:text}`mnist_coordinates` coordinates by at most
+# {glue:text}`gate_rows` gate rows); timed alone, at
 # their shapes, they reach {glue:text}`ceiling_fraction` of that rate and
 # take {glue:text}`ceiling_share` of the meta-iteration's time. That is the
 # ceiling for any implementation that keeps them as separate products. The
@@ -97,8 +100,8 @@ glue("whole_xla_slower", f"{1 / m['whole_xla_speedup']:.1f}", display=False)
 # table); and XLA compiles each cell's elementwise work, forward and
 # backward, and nothing else (XLA for the whole segment took
 # {glue:text}`whole_xla_slower` times as long on this CPU).
-# Single runs on a shared machine vary by a tenth or more; rerun
-# `make bench` before trusting a second digit.
+# Single runs on a shared machine vary; rerun `make bench` before trusting
+# a second digit.
 #
 # ## Wall-clock cost of each chapter
 
