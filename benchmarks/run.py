@@ -37,8 +37,8 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from benchmarks import reference  # noqa: E402
-from l2l import evaluate, meta, networks, problems  # noqa: E402
-from l2l.book import provenance  # noqa: E402
+from l2l import evaluate, learned_optimizer, meta, problems  # noqa: E402
+from l2l.provenance import provenance  # noqa: E402
 
 
 def median_seconds(fn, repeats):
@@ -83,20 +83,20 @@ def lstm_flops(config, coordinates, unroll):
 def mlp_problem(examples):
     rng = np.random.default_rng(0)
     x = rng.integers(0, 256, size=(examples, 28, 28), dtype=np.uint8)
-    return problems.MLP(problems.image_data(x, rng.integers(0, 10, size=examples)), "random-images")
+    return problems.MLP(problems.image_data(x, rng.integers(0, 10, size=examples), "random-images"))
 
 
-def one_segment(problem, instances, unroll, config=networks.LSTMConfig()):
+def one_segment(problem, instances, unroll, config=learned_optimizer.LSTMConfig()):
     """(trainer, params, LSTM state, batch): a fresh trainer and the inputs of one segment."""
     trainer = meta.MetaTrainer(problem, config, meta.MetaConfig(batch=instances, horizon=unroll, unroll=unroll, valid_instances=1))
     rng = tf.random.Generator.from_seed(0)
     batch = problem.sample(rng, instances)
-    return trainer, problem.init_params(rng, batch), networks.init_state(config, instances * problem.dim), batch
+    return trainer, problem.init_params(rng, batch), learned_optimizer.init_state(config, instances * problem.dim), batch
 
 
-def meta_gradient_pair(problem, instances, unroll, repeats, config=networks.LSTMConfig()):
+def meta_gradient_pair(problem, instances, unroll, repeats, config=learned_optimizer.LSTMConfig()):
     trainer, params, state, batch = one_segment(problem, instances, unroll, config)
-    weights = {k.replace(".", "/"): tf.convert_to_tensor(v) for k, v in trainer.state.weights.items()}
+    weights = {k: tf.convert_to_tensor(v) for k, v in trainer.state.weights.items()}
     # Whole results, gradients included: returning the loss alone would let TF prune the backward pass.
     segment = {
         fused: tf.function(lambda fused=fused: meta.segment_meta_gradient(problem, config, unroll, weights, params, state, batch, trainer.state.rng, fused)[:2])
@@ -126,14 +126,14 @@ def meta_gradient_pair(problem, instances, unroll, repeats, config=networks.LSTM
     }
 
 
-def matmul_ceiling(coordinates, unroll, repeats, config=networks.LSTMConfig()):
+def matmul_ceiling(coordinates, unroll, repeats, config=learned_optimizer.LSTMConfig()):
     """The segment's matrix products alone, at their shapes, each on its own operands.
 
     Forward [x; h; 1] products, input gradients and weight gradients of every
     layer and step: what the segment would cost if all its elementwise work
     were free. Distinct operands per product keep TF from merging them.
     """
-    n, hidden = networks.padded(coordinates), config.hidden
+    n, hidden = learned_optimizer.padded(coordinates), config.hidden
     shapes, width = [], config.inputs
     for _ in range(config.layers):
         rows = width + hidden + 1
@@ -189,7 +189,7 @@ def keras_step(repeats):
     x = rng.normal(size=(128, 784)).astype(np.float32)
     y = rng.integers(0, 10, size=128)
     steps = {}
-    for name, make in [("learned_s", lambda: l2l.LearnedOptimizer(networks.init_meta_params(networks.LSTMConfig(), 0))), ("adam_s", lambda: keras.optimizers.Adam(1e-3))]:
+    for name, make in [("learned_s", lambda: l2l.LearnedOptimizer(learned_optimizer.init_meta_params(learned_optimizer.LSTMConfig(), 0))), ("adam_s", lambda: keras.optimizers.Adam(1e-3))]:
         model = keras.Sequential([keras.Input((784,)), keras.layers.Dense(20, activation="sigmoid"), keras.layers.Dense(10)])
         model.compile(optimizer=make(), loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
         steps[name] = lambda model=model: model.train_on_batch(x, y)
@@ -224,8 +224,8 @@ def memory_per_parameter(examples, small, large):
 
 def forward_xla(examples, instances, steps, repeats):
     problem = mlp_problem(examples)
-    config = networks.LSTMConfig()
-    optimizer = networks.learned(networks.init_meta_params(config, 0), config)
+    config = learned_optimizer.LSTMConfig()
+    optimizer = learned_optimizer.learned(learned_optimizer.init_meta_params(config, 0), config)
     batch, params = evaluate.fresh_instances(problem, 0, instances)
     fns = {}
     for label, jit in [("plain", False), ("xla", True)]:
@@ -245,7 +245,7 @@ def main(argv=None):
     info = provenance(ROOT)  # the code measured: taken before edits made while it runs
     reps = 2 if tiny else 7
     examples = 512 if tiny else 10000
-    results = {"configuration": "tiny" if tiny else "full", "lstm": dataclasses.asdict(networks.LSTMConfig())}
+    results = {"configuration": "tiny" if tiny else "full", "lstm": dataclasses.asdict(learned_optimizer.LSTMConfig())}
     results["matmul_gflops"] = matmul_gflops(256 if tiny else 2048, reps)
     print("matmul", results["matmul_gflops"], flush=True)
     unroll = 3 if tiny else 20

@@ -1,64 +1,52 @@
 """Run a chapter notebook with papermill and record where its results came from.
 
     python -m l2l.book run quadratics                     # full profile, what the book shows
-    python -m l2l.book run quadratics --profile smoke     # minutes on a laptop CPU
+    python -m l2l.book run quadratics --profile smoke     # minutes on a laptop CPU, into _build/smoke/
     python -m l2l.book run quadratics -p meta_epochs 50 -f params.yaml
     python -m l2l.book list                               # chapters and their parameters
 
 A chapter is `notebooks/<name>.py` in jupytext's percent format with one cell
-tagged `parameters`. The runner converts it in memory, rejects unknown or
-ill-typed parameters before any compute, executes it into `book/<name>.ipynb`
-and stores in that notebook's metadata (key "l2l") the sha256 of the
+tagged `parameters`, and a parameters dataclass in l2l.chapters. The runner
+resolves notebook defaults < profile < overrides into that dataclass, so
+unknown or ill-typed parameters are rejected before any compute; converts the
+notebook in memory; executes it with papermill, handing it every resolved
+parameter (the page shows them once, in papermill's injected cell); and
+stores in the executed notebook's metadata (key "l2l") the sha256 of the
 source, the parameters, package versions, the git commit, the hardware and
-the wall time. Profiles other than "full" are overrides listed in
-`notebooks/profiles.yaml`.
+the wall time. The full profile writes into book/; any other profile writes
+into _build/<profile>/ unless an output and results_dir are given.
 """
 
 import argparse
-import ast
+import dataclasses
 import datetime
 import hashlib
 import json
+import logging
 import os
-import platform
 import re
-import subprocess
 import sys
 import time
 from pathlib import Path
 
+from l2l.chapters import CHAPTERS, ParameterError
+from l2l.provenance import PROVENANCE_VARIABLE, provenance
+
 ROOT = Path(__file__).resolve().parents[1]
-
-
-class ParameterError(ValueError):
-    pass
 
 
 def notebook_path(chapter, root=ROOT):
     path = Path(root) / "notebooks" / f"{chapter}.py"
-    if not path.exists():
-        known = sorted(p.stem for p in (Path(root) / "notebooks").glob("*.py"))
-        raise ParameterError(f"unknown chapter {chapter!r}; chapters: {known}")
+    if chapter not in CHAPTERS or not path.exists():
+        raise ParameterError(f"unknown chapter {chapter!r}; chapters: {sorted(CHAPTERS)}")
     return path
 
 
-def _parameters_cell(notebook):
-    cells = [c for c in notebook.cells if "parameters" in c.get("metadata", {}).get("tags", [])]
-    if len(cells) != 1:
-        raise ParameterError(f"a chapter needs exactly one cell tagged 'parameters', found {len(cells)}")
-    return cells[0].source
-
-
-def defaults(chapter, root=ROOT):
-    """Name -> default value, read from the parameters cell without running it."""
-    import jupytext
-
-    source = _parameters_cell(jupytext.read(notebook_path(chapter, root)))
-    values = {}
-    for node in ast.parse(source).body:
-        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
-            values[node.targets[0].id] = ast.literal_eval(node.value)
-    return values
+def defaults(chapter):
+    """Name -> default value, from the chapter's parameters dataclass."""
+    if chapter not in CHAPTERS:
+        raise ParameterError(f"unknown chapter {chapter!r}; chapters: {sorted(CHAPTERS)}")
+    return CHAPTERS[chapter]().as_dict()
 
 
 def profiles(root=ROOT):
@@ -68,133 +56,37 @@ def profiles(root=ROOT):
     return yaml.safe_load(path.read_text()) if path.exists() else {}
 
 
-def _check_type(name, value, default):
-    def fail():
-        raise ParameterError(f"parameter {name!r} expects {type(default).__name__} like its default {default!r}, got {type(value).__name__} {value!r}")
-
-    if default is None:
-        return value
-    if isinstance(default, bool) or isinstance(value, bool):
-        if not (isinstance(default, bool) and isinstance(value, bool)):
-            fail()
-        return value
-    if isinstance(default, float):
-        if not isinstance(value, (int, float)):
-            fail()
-        return float(value)
-    if isinstance(default, int):
-        if not isinstance(value, int):
-            fail()
-        if value < 0:  # every integer parameter of the chapters is a count or a seed
-            raise ParameterError(f"parameter {name!r} must be >= 0, got {value}")
-        return value
-    if isinstance(default, list):
-        if not isinstance(value, list):
-            fail()
-        return [_check_type(f"{name}[{i}]", v, default[0]) for i, v in enumerate(value)] if default else value
-    if not isinstance(value, type(default)):
-        fail()
-    return value
-
-
 def resolve(chapter, profile="full", overrides=None, root=ROOT):
-    """The full parameter set: notebook defaults < profile < overrides, checked."""
-    known = defaults(chapter, root)
+    """The full parameter set: defaults < profile < overrides, checked by the chapter's dataclass.
+
+    A profile other than "full" writes its results under _build/<profile>/
+    unless results_dir is given: only the full profile belongs in book/.
+    """
+    known = defaults(chapter)
     table = profiles(root).get(chapter, {})
     if profile != "full" and profile not in table:
         raise ParameterError(f"unknown profile {profile!r} for {chapter}; choose 'full' or one of {sorted(table)}")
-    merged = dict(known)
-    merged.update(table.get(profile, {}) if profile != "full" else {})
+    merged = dict(table.get(profile, {}) if profile != "full" else {})
     merged.update(overrides or {})
     merged["profile"] = profile
     unknown = sorted(set(merged) - set(known))
     if unknown:
         raise ParameterError(f"unknown parameters {unknown} for chapter {chapter}; it takes {sorted(known)}")
-    return {name: _check_type(name, value, known[name]) for name, value in merged.items()}
-
-
-def _git_commit(root=ROOT):
+    if profile != "full" and "results_dir" in known and "results_dir" not in merged:
+        merged["results_dir"] = f"_build/{profile}/results/{chapter}"
     try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True).stdout.strip()
-        # Only code counts: a run rewrites its chapter under book/, make bench its
-        # results.json, and make chapters republishes l2l/pretrained/ between chapters.
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no", "--", "l2l/*.py", "notebooks", "benchmarks/*.py", "pyproject.toml"],
-            cwd=root, capture_output=True, text=True,
-        ).stdout.strip()
-        return commit + ("-dirty" if dirty else "")
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-
-
-PROVENANCE_VARIABLE = "L2L_PROVENANCE"
-
-
-def provenance(root=ROOT):
-    """Package versions, git commit and hardware of this process.
-
-    Inside a chapter executed by run(), this is what the runner recorded
-    when it started (passed in L2L_PROVENANCE), so that the notebook's
-    summary.json and its metadata name the same commit.
-    """
-    if os.environ.get(PROVENANCE_VARIABLE):
-        return json.loads(os.environ[PROVENANCE_VARIABLE])
-    from importlib import metadata
-
-    versions = {"python": platform.python_version()}
-    for package in ["l2l", "tensorflow", "keras", "numpy", "pandas", "papermill", "jupytext"]:
-        try:
-            versions[package] = metadata.version(package)
-        except metadata.PackageNotFoundError:
-            versions[package] = None
-    hardware = {"machine": platform.machine(), "processor": platform.processor() or platform.machine(), "cpus": os.cpu_count()}
-    try:
-        import tensorflow as tf
-
-        hardware["gpus"] = [d.name for d in tf.config.list_physical_devices("GPU")]
-    except ImportError:
-        pass
-    return {"versions": versions, "commit": _git_commit(root), "hardware": hardware}
-
-
-def write_summary(results_dir, chapter, profile, parameters, panels, wall_time_s, info=None, **extra):
-    """Writes results_dir/summary.json in the shape every chapter shares.
-
-    info: provenance() taken when the run started (the code it imported),
-    so that edits made while it runs do not change the recorded commit.
-    """
-    info = info or provenance()
-    summary = {
-        "chapter": chapter,
-        "profile": profile,
-        "parameters": parameters,
-        "versions": info["versions"],
-        "commit": info["commit"],
-        "hardware": info["hardware"],
-        "wall_time_s": wall_time_s,
-        "panels": panels,
-        **extra,
-    }
-    os.makedirs(results_dir, exist_ok=True)
-    with open(os.path.join(results_dir, "summary.json"), "w") as f:
-        json.dump(summary, f, indent=1, allow_nan=True)
-    return summary
-
-
-def verdict_html(markdown):
-    """A one-paragraph verdict's Markdown as HTML, for pages that pull it across.
-
-    The intro shows verdicts with the {glue} directive and :doc:, which
-    renders only HTML and images from another page; the chapters glue both.
-    """
-    import html
-
-    return re.sub(r"\*\*(.*?)\*\*", r"<strong>\1</strong>", html.escape(markdown, quote=False))
+        return CHAPTERS[chapter](**merged).as_dict()
+    except TypeError as error:  # a field the dataclass does not take
+        raise ParameterError(f"{chapter}: {error}") from error
 
 
 # TensorFlow's C++ start-up lines (absl "I0000 ..." and friends) reach the
 # kernel's stderr whatever TF_CPP_MIN_LOG_LEVEL says; they are noise in a book.
-_NATIVE_LOG = re.compile(r"^(WARNING: All log messages before absl::InitializeLog\(\) is called are written to STDERR|To enable the following instructions: .* rebuild TensorFlow with the appropriate compiler flags\.|[IWE]\d{4} \d\d:\d\d:\d+\.\d+ .*)$")
+_NATIVE_LOG = re.compile(
+    r"^(WARNING: All log messages before absl::InitializeLog\(\) is called are written to STDERR"
+    r"|To enable the following instructions: .* rebuild TensorFlow with the appropriate compiler flags\."
+    r"|[IWE]\d{4} \d\d:\d\d:\d+\.\d+ .*)$"
+)
 
 
 def _drop_native_log_lines(notebook):
@@ -211,6 +103,26 @@ def _drop_native_log_lines(notebook):
             cell.outputs = outputs
 
 
+class _KnownParameters(logging.Filter):
+    """papermill warns of every parameter its parameters cell does not assign; a
+    chapter's cell assigns only `profile` (the rest are dataclass fields the
+    runner has already checked), so those warnings say nothing."""
+
+    def filter(self, record):
+        return not record.getMessage().startswith("Passed unknown parameter")
+
+
+logging.getLogger("papermill").addFilter(_KnownParameters())
+
+
+def _show_parameters_once(notebook):
+    """The book shows papermill's injected cell (every resolved value); the defaults cell is hidden."""
+    for cell in notebook.cells:
+        tags = cell.get("metadata", {}).get("tags", [])
+        if "parameters" in tags and "remove-cell" not in tags:
+            tags.append("remove-cell")
+
+
 def run(chapter, profile="full", overrides=None, output=None, root=ROOT, log_output=True):
     """Executes a chapter; returns the path of the executed notebook."""
     import jupytext
@@ -220,7 +132,8 @@ def run(chapter, profile="full", overrides=None, output=None, root=ROOT, log_out
     parameters = resolve(chapter, profile, overrides, root)
     source = notebook_path(chapter, root)
     notebook = jupytext.read(source)
-    output = Path(output) if output else Path(root) / "book" / f"{chapter}.ipynb"
+    default = Path(root) / ("book" if profile == "full" else f"_build/{profile}") / f"{chapter}.ipynb"
+    output = Path(output) if output else default
     output.parent.mkdir(parents=True, exist_ok=True)
     info = provenance(root)  # before running: the code the run imports
     started = time.time()
@@ -234,6 +147,7 @@ def run(chapter, profile="full", overrides=None, output=None, root=ROOT, log_out
         del os.environ[PROVENANCE_VARIABLE]
     executed = nbformat.read(output, as_version=4)
     _drop_native_log_lines(executed)
+    _show_parameters_once(executed)
     executed.metadata["l2l"] = {
         "chapter": chapter,
         "source": str(source.relative_to(root)),
@@ -248,9 +162,32 @@ def run(chapter, profile="full", overrides=None, output=None, root=ROOT, log_out
 
 
 def _parse_value(text):
+    """A -p value as YAML, except that YAML 1.1 reads 1e-3 as a string: numbers are numbers."""
     import yaml
 
-    return yaml.safe_load(text)
+    value = yaml.safe_load(text)
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            pass
+    return value
+
+
+def _read_parameter_file(path):
+    import yaml
+
+    if not Path(path).is_file():
+        raise ParameterError(f"parameter file {path!r} does not exist: give -f the path of a YAML mapping of name: value")
+    try:
+        values = yaml.safe_load(Path(path).read_text())
+    except yaml.YAMLError as error:
+        raise ParameterError(f"parameter file {path!r} is not valid YAML ({error}); fix it, or pass values with -p NAME VALUE") from error
+    if values is None:
+        return {}
+    if not isinstance(values, dict):
+        raise ParameterError(f"parameter file {path!r} holds a {type(values).__name__}, not a mapping of name: value")
+    return values
 
 
 def main(argv=None):
@@ -261,21 +198,17 @@ def main(argv=None):
     runner.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"), help="a parameter (value parsed as YAML)")
     runner.add_argument("-f", "--file", help="YAML file of parameters")
     runner.add_argument("--profile", default="full", help="'full' (default) or a profile in notebooks/profiles.yaml")
-    runner.add_argument("-o", "--output", help="executed notebook path (default book/<chapter>.ipynb)")
+    runner.add_argument("-o", "--output", help="executed notebook path (default book/<chapter>.ipynb, or _build/<profile>/ for other profiles)")
     sub.add_parser("list", help="chapters, profiles and parameters")
     args = parser.parse_args(argv)
     try:
         if args.command == "list":
-            for path in sorted((ROOT / "notebooks").glob("*.py")):
-                print(f"{path.stem}: profiles full, {', '.join(profiles().get(path.stem, {}))}")
-                for name, value in defaults(path.stem).items():
-                    print(f"    {name} = {value!r}")
+            for chapter, params in CHAPTERS.items():
+                print(f"{chapter}: profiles full, {', '.join(profiles().get(chapter, {}))}")
+                for field in dataclasses.fields(params):
+                    print(f"    {field.name} = {field.default!r}")
             return 0
-        overrides = {}
-        if args.file:
-            import yaml
-
-            overrides.update(yaml.safe_load(Path(args.file).read_text()) or {})
+        overrides = _read_parameter_file(args.file) if args.file else {}
         overrides.update({name: _parse_value(value) for name, value in args.parameter})
         profile = overrides.pop("profile", args.profile)
         output = run(args.chapter, profile, overrides, args.output)

@@ -113,10 +113,24 @@ def load_cifar10():
     return (x_train, y_train), (x_test, y_test)
 
 
-LOADERS = {"mnist": load_mnist, "fashion_mnist": load_fashion_mnist, "cifar10": load_cifar10}
+def mnist_splits():
+    """The book's MNIST and Fashion-MNIST splits as name -> l2l.problems.ImageData.
 
+    meta_train: MNIST train 0-49,999 (the LSTM trains on these); valid: train
+    50,000-59,999 (selection and baseline tuning); test_train: test 0-4,999
+    (test-time optimisees train on these); test_heldout: test 5,000-9,999
+    (held-out loss and accuracy); fashion_train and fashion_heldout: the
+    Fashion-MNIST train and test splits.
+    """
+    from l2l.problems import image_data
 
-def load(name):
-    if name not in LOADERS:
-        raise ValueError(f"unknown dataset {name!r}; choose one of {sorted(LOADERS)}")
-    return LOADERS[name]()
+    (x, y), (tx, ty) = load_mnist()
+    (fx, fy), (ftx, fty) = load_fashion_mnist()
+    return {
+        "meta_train": image_data(x[:50000], y[:50000], "mnist-train[:50000]"),
+        "valid": image_data(x[50000:], y[50000:], "mnist-train[50000:]"),
+        "test_train": image_data(tx[:5000], ty[:5000], "mnist-test[:5000]"),
+        "test_heldout": image_data(tx[5000:], ty[5000:], "mnist-test[5000:]"),
+        "fashion_train": image_data(fx, fy, "fashion-train"),
+        "fashion_heldout": image_data(ftx, fty, "fashion-test"),
+    }

@@ -5,9 +5,9 @@
     model.fit(...)
 
 Each model variable gets its own LSTM state (h and c per layer, a column
-per coordinate, padded as l2l.networks.padded says) as optimizer variables
+per coordinate, padded as l2l.learned_optimizer.padded says) as optimizer variables
 of static shape, and every step calls
-l2l.networks.lstm_step, the update rule meta-training unrolls. The base
+l2l.learned_optimizer.lstm_step, the update rule meta-training unrolls. The base
 class's `learning_rate` multiplies the learned update (1.0 applies it as
 trained); `clipnorm` and `global_clipnorm` clip the gradients it sees.
 """
@@ -18,7 +18,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from l2l import networks
+from l2l import learned_optimizer
 
 
 @keras.saving.register_keras_serializable(package="l2l")
@@ -26,9 +26,9 @@ class LearnedOptimizer(keras.optimizers.Optimizer):
     def __init__(self, meta_params, lstm_config=None, learning_rate=1.0, name="learned_optimizer", pretrained=None, **kwargs):
         super().__init__(learning_rate=learning_rate, name=name, **kwargs)
         if isinstance(lstm_config, dict):
-            lstm_config = networks.LSTMConfig(**lstm_config)
-        self.lstm_config = lstm_config or networks.LSTMConfig()
-        expected = networks.meta_param_shapes(self.lstm_config)
+            lstm_config = learned_optimizer.LSTMConfig(**lstm_config)
+        self.lstm_config = lstm_config or learned_optimizer.LSTMConfig()
+        expected = learned_optimizer.meta_param_shapes(self.lstm_config)
         given = {k: np.asarray(v, np.float32) for k, v in dict(meta_params).items()}
         wrong = {k: v.shape for k, v in given.items() if k in expected and v.shape != expected[k]}
         if set(given) != set(expected) or wrong:
@@ -40,7 +40,7 @@ class LearnedOptimizer(keras.optimizers.Optimizer):
         self.pretrained = pretrained
         # Forward-only, the step gains from XLA (benchmarks/run.py: forward_xla).
         config = self.lstm_config
-        self._compiled_step = tf.function(lambda meta, state, grads: networks.lstm_step(meta, state, grads, config), jit_compile=True)
+        self._compiled_step = tf.function(lambda meta, state, grads: learned_optimizer.lstm_step(meta, state, grads, config), jit_compile=True)
 
     @classmethod
     def from_pretrained(cls, name, **kwargs):
@@ -52,8 +52,8 @@ class LearnedOptimizer(keras.optimizers.Optimizer):
 
     @classmethod
     def from_weights(cls, path, **kwargs):
-        """An optimiser from a .weights.h5 file written by l2l.networks.save_weights."""
-        meta_params, config, _ = networks.load_weights(path)
+        """An optimiser from a .weights.h5 file written by l2l.learned_optimizer.save_weights."""
+        meta_params, config, _ = learned_optimizer.load_weights(path)
         return cls(meta_params, config, **kwargs)
 
     def build(self, var_list):
@@ -61,21 +61,27 @@ class LearnedOptimizer(keras.optimizers.Optimizer):
             return
         super().build(var_list)
         self._meta = {}
-        for key, shape in networks.meta_param_shapes(self.lstm_config).items():
+        for key, shape in learned_optimizer.meta_param_shapes(self.lstm_config).items():
             # An initializer, not an assign: build may run while a train step is traced.
             value = self._initial_meta[key]
             initial = lambda shape, dtype=None, value=value: tf.constant(value, dtype or tf.float32)
             self._meta[key] = self.add_variable(shape, initializer=initial, name="meta_" + key.replace("/", "_"))
         hidden, layers = self.lstm_config.hidden, self.lstm_config.layers
         self._h, self._c = [], []
-        for var in var_list:
-            size = networks.padded(int(np.prod(var.shape)))
-            self._h.append([self.add_variable((hidden, size), name=f"lstm_h{layer}") for layer in range(layers)])
-            self._c.append([self.add_variable((hidden, size), name=f"lstm_c{layer}") for layer in range(layers)])
+        for index, var in enumerate(var_list):
+            # Named per model variable, so that every state variable has its own path.
+            size = learned_optimizer.padded(int(np.prod(var.shape)))
+            self._h.append([self.add_variable((hidden, size), name=f"lstm_h{layer}_{index}") for layer in range(layers)])
+            self._c.append([self.add_variable((hidden, size), name=f"lstm_c{layer}_{index}") for layer in range(layers)])
+
+    @property
+    def meta_variables(self):
+        """The LSTM's own weights: the optimiser itself, not state kept per model parameter."""
+        return list(getattr(self, "_meta", {}).values())
 
     def update_step(self, gradient, variable, learning_rate):
         index = self._get_variable_index(variable)
-        state = networks.LSTMState(
+        state = learned_optimizer.LSTMState(
             h=tuple(tf.convert_to_tensor(v) for v in self._h[index]),
             c=tuple(tf.convert_to_tensor(v) for v in self._c[index]),
         )

@@ -8,18 +8,23 @@ dropped (by a hand-written backward pass, segment_meta_gradient), and Adam
 updates the weights; parameters and LSTM state carry on into the next
 segment. Example:
 
-    from l2l import meta, problems, networks
-    result = meta.meta_train(problems.Quadratic(), networks.LSTMConfig(),
-                             meta.MetaConfig(epochs=200), checkpoint_dir="ckpt/")
+    from l2l import meta, problems, learned_optimizer
+    result = meta.meta_train(problems.Quadratic(), learned_optimizer.LSTMConfig(),
+                             meta.MetaConfig(epochs=200), checkpoint_root="ckpt/")
     result.meta_params  # the best weights by validation
 
-A killed run started again with the same checkpoint_dir resumes from its last
-checkpoint and ends where an uninterrupted run would. A non-finite meta-loss
+A run is keyed by a hash of everything that determines it (run_key): its
+checkpoints live in checkpoint_root/<key>/, so a changed setting starts a
+sibling run, and the same settings resume a killed run from its last
+checkpoint, ending where an uninterrupted run would, or reuse a finished
+one. The meta-optimiser is any pure optimiser of l2l.optimizers; its state is
+checkpointed as whatever structure its init returns. A non-finite meta-loss
 or meta-gradient stops the run cleanly: the update is not applied, the last
 checkpoint and the best weights are kept, and `result.status` says where.
 """
 
 import dataclasses
+import hashlib
 import json
 import math
 import os
@@ -30,9 +35,16 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 
-from l2l import networks, optimizers
-from l2l.evaluate import VALID_SEED, trajectory
+from l2l import learned_optimizer, optimizers
 from l2l.problems import loss_and_grads
+from l2l.rollout import VALID_SEED, trajectory
+
+# Part of every run key: bump it when a change to the code alters what a run
+# computes, so that old checkpoints are not resumed as if nothing changed.
+CODE_VERSION = 1
+# MetaConfig fields that do not change what a run computes, left out of its key:
+# a run continued to more epochs, or checkpointed more often, is the same run.
+NOT_IN_KEY = ("epochs", "checkpoint_every")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,7 +54,8 @@ class MetaConfig:
     batch: int = 128  # problem instances per epoch (paper: 128 quadratics)
     horizon: int = 100  # optimisee steps per epoch (paper: 100)
     unroll: int = 20  # optimisee steps per truncated-BPTT segment, one meta-update each (paper: 20)
-    meta_lr: float = 1e-3  # Adam's learning rate on the LSTM's weights
+    meta_lr: float = 1e-3  # the meta-optimiser's learning rate on the LSTM's weights
+    meta_optimizer: str = "adam"  # which l2l.optimizers baseline updates the LSTM's weights (paper: adam)
     clip_norm: float = 0.0  # clip the meta-gradient to this global norm; 0: no clipping
     valid_every: int = 10  # epochs between validations on fixed held-out instances
     valid_instances: int = 128  # held-out instances for validation
@@ -57,34 +70,54 @@ class MetaConfig:
             raise ValueError(f"MetaConfig.horizon ({self.horizon}) must be a multiple of unroll ({self.unroll})")
         if not self.meta_lr > 0 or self.clip_norm < 0:
             raise ValueError(f"MetaConfig needs meta_lr > 0 and clip_norm >= 0, got {self.meta_lr}, {self.clip_norm}")
+        if self.meta_optimizer not in optimizers.BASELINES:
+            raise ValueError(f"MetaConfig.meta_optimizer {self.meta_optimizer!r} is unknown; choose one of {sorted(optimizers.BASELINES)}")
 
 
 class MetaResult(NamedTuple):
     meta_params: dict  # weights with the best validation loss
     last_params: dict  # weights at the end of the run
-    lstm_config: networks.LSTMConfig
+    lstm_config: learned_optimizer.LSTMConfig
     history: pd.DataFrame  # per epoch: meta_loss, valid_loss (NaN where not validated), seconds
     best_epoch: int
     best_valid: float  # mean loss at the horizon on the validation instances
     status: str  # "completed" or why the run stopped
     wall_time_s: float  # meta-training time, summed over resumed runs
+    key: str  # run_key(...): what the run's checkpoints are filed under
 
     def optimizer(self):
-        return networks.learned(self.meta_params, self.lstm_config)
+        return learned_optimizer.learned(self.meta_params, self.lstm_config)
+
+
+def describe_run(problem, lstm_config, config, valid_problem=None):
+    """Everything that determines a meta-training run, as plain JSON-able data."""
+    described = {
+        "code_version": CODE_VERSION,
+        "problem": problem.describe(),
+        "lstm": dataclasses.asdict(lstm_config),
+        "meta": {k: v for k, v in dataclasses.asdict(config).items() if k not in NOT_IN_KEY},
+    }
+    if valid_problem is not None and valid_problem is not problem:
+        described["valid_problem"] = valid_problem.describe()
+    return json.loads(json.dumps(described))  # tuples become lists, as when read back
+
+
+def run_key(problem, lstm_config, config, valid_problem=None):
+    """16 hex digits of the sha256 of the run's canonical description."""
+    text = json.dumps(describe_run(problem, lstm_config, config, valid_problem), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 class _State(tf.Module):
     """Everything a checkpoint holds."""
 
-    def __init__(self, lstm_config, seed):
+    def __init__(self, lstm_config, seed, meta_optimizer):
         super().__init__()
-        initial = networks.init_meta_params(lstm_config, seed)
-        # Keys without "/" keep checkpoint names simple.
-        self.weights = {k.replace("/", "."): tf.Variable(v) for k, v in initial.items()}
-        self.best = {k: tf.Variable(v) for k, v in self.weights.items()}
-        self.adam_m = {k: tf.Variable(tf.zeros_like(v)) for k, v in self.weights.items()}
-        self.adam_v = {k: tf.Variable(tf.zeros_like(v)) for k, v in self.weights.items()}
-        self.adam_count = tf.Variable(0.0)
+        initial = learned_optimizer.init_meta_params(lstm_config, seed)
+        self.weights = {k: tf.Variable(v) for k, v in initial.items()}
+        self.best = {k: tf.Variable(v) for k, v in initial.items()}
+        # The meta-optimiser's own state, whatever its structure, flattened into variables.
+        self.optimizer_state = [tf.Variable(t) for t in tf.nest.flatten(meta_optimizer.init(initial))]
         self.epoch = tf.Variable(0, dtype=tf.int64)
         self.best_valid = tf.Variable(math.inf)
         self.best_epoch = tf.Variable(-1, dtype=tf.int64)
@@ -92,55 +125,51 @@ class _State(tf.Module):
         self.rng = tf.random.Generator.from_seed(seed)
 
 
-def _public(weights):
-    return {k.replace(".", "/"): v for k, v in weights.items()}
-
-
 class MetaTrainer:
-    def __init__(self, problem, lstm_config=networks.LSTMConfig(), config=MetaConfig(), checkpoint_dir=None, valid_problem=None):
+    def __init__(self, problem, lstm_config=learned_optimizer.LSTMConfig(), config=MetaConfig(), checkpoint_root=None, valid_problem=None):
         self.problem, self.lstm_config, self.config = problem, lstm_config, config
         # Validation may use other data (e.g. held-out training images) than training.
         self.valid_problem = valid_problem or problem
-        self.state = _State(lstm_config, config.seed)
-        self.meta_optimizer = optimizers.adam(config.meta_lr)
+        self.meta_optimizer = optimizers.BASELINES[config.meta_optimizer](config.meta_lr)
+        self.state = _State(lstm_config, config.seed, self.meta_optimizer)
+        self._optimizer_template = self.meta_optimizer.init(dict(self.state.weights))
         valid_rng = tf.random.Generator.from_seed(VALID_SEED + config.seed)
         self.valid_batch = self.valid_problem.sample(valid_rng, config.valid_instances)
         self.valid_params = self.valid_problem.init_params(valid_rng, self.valid_batch)
         self.valid_rng = valid_rng
         self.history = []
         self.manager = None
-        if checkpoint_dir:
-            self._open_checkpoints(checkpoint_dir)
+        self.description = describe_run(problem, lstm_config, config, valid_problem)
+        self.key = run_key(problem, lstm_config, config, valid_problem)
+        self.checkpoint_dir = os.path.join(checkpoint_root, self.key) if checkpoint_root else None
+        if self.checkpoint_dir:
+            self._open_checkpoints(self.checkpoint_dir)
         self.train_unroll = tf.function(self._train_unroll)
         self.validate = tf.function(self._validate)
 
     # -- checkpoints -------------------------------------------------------
-    def _describe(self):
-        described = {
-            "problem": repr(self.problem),
-            "lstm": dataclasses.asdict(self.lstm_config),
-            "meta": {k: v for k, v in dataclasses.asdict(self.config).items() if k != "epochs"},
-        }
-        if self.valid_problem is not self.problem:
-            described["valid_problem"] = repr(self.valid_problem)
-        return described
-
     def _open_checkpoints(self, directory):
         os.makedirs(directory, exist_ok=True)
         self.run_file = os.path.join(directory, "run.json")
         if os.path.exists(self.run_file):
             with open(self.run_file) as f:
                 saved = json.load(f)
-            if saved["config"] != json.loads(json.dumps(self._describe())):
+            if saved["config"] != self.description:
                 raise ValueError(
-                    f"{directory!r} holds checkpoints of a different run ({saved['config']}); "
-                    "use a new checkpoint_dir, or delete that one to start over"
+                    f"{directory!r} holds checkpoints of a different run ({saved['config']}), though its key matches; "
+                    "delete that folder to start over"
                 )
         self.manager = tf.train.CheckpointManager(tf.train.Checkpoint(state=self.state), directory, max_to_keep=2)
         if self.manager.latest_checkpoint:
             self.manager.checkpoint.restore(self.manager.latest_checkpoint).assert_existing_objects_matched()
+            trained = int(self.state.epoch.numpy())
+            if trained > self.config.epochs:
+                raise ValueError(
+                    f"the run in {directory!r} has already trained {trained} epochs, more than the {self.config.epochs} asked for; "
+                    f"ask for epochs >= {trained} to reuse it, or give another checkpoint root to train a shorter run from scratch"
+                )
             with open(self.run_file) as f:
-                self.history = json.load(f)["history"][: int(self.state.epoch.numpy())]
+                self.history = json.load(f)["history"][:trained]
 
     def _save(self):
         if self.manager is None:
@@ -148,15 +177,14 @@ class MetaTrainer:
         self.manager.save(checkpoint_number=int(self.state.epoch.numpy()))
         tmp = self.run_file + ".tmp"
         with open(tmp, "w") as f:
-            json.dump({"config": self._describe(), "history": self.history}, f)
+            json.dump({"key": self.key, "config": self.description, "history": self.history}, f)
         os.replace(tmp, self.run_file)
 
     # -- compiled pieces ---------------------------------------------------
     def meta_gradient(self, params, lstm_state, batch):
         """(meta-loss, its gradient by weight name, params, LSTM state) after one segment."""
-        meta = {k: w.read_value() for k, w in _public(self.state.weights).items()}
-        loss, grads, params, lstm_state = segment_meta_gradient(self.problem, self.lstm_config, self.config.unroll, meta, params, lstm_state, batch, self.state.rng)
-        return loss, {k.replace("/", "."): g for k, g in grads.items()}, params, lstm_state
+        meta = {k: w.read_value() for k, w in self.state.weights.items()}
+        return segment_meta_gradient(self.problem, self.lstm_config, self.config.unroll, meta, params, lstm_state, batch, self.state.rng)
 
     def _train_unroll(self, params, lstm_state, batch):
         """One truncated-BPTT segment and one meta-update; applied only if finite."""
@@ -168,22 +196,18 @@ class MetaTrainer:
             names = list(grads)
             clipped, _ = tf.clip_by_global_norm([grads[k] for k in names], self.config.clip_norm)
             grads = dict(zip(names, clipped))
-        adam_state = optimizers.AdamState(
-            self.state.adam_count.read_value(),
-            {k: v.read_value() for k, v in self.state.adam_m.items()},
-            {k: v.read_value() for k, v in self.state.adam_v.items()},
-        )
-        updates, new_adam = self.meta_optimizer.update(grads, adam_state, weights)
+        variables = self.state.optimizer_state
+        old_state = tf.nest.pack_sequence_as(self._optimizer_template, [v.read_value() for v in variables])
+        updates, new_state = self.meta_optimizer.update(grads, old_state, weights)
         keep = lambda new, old: tf.where(finite, new, old)
         for k, w in weights.items():
             w.assign(keep(w + updates[k], w))
-            self.state.adam_m[k].assign(keep(new_adam.m[k], adam_state.m[k]))
-            self.state.adam_v[k].assign(keep(new_adam.v[k], adam_state.v[k]))
-        self.state.adam_count.assign(keep(new_adam.count, adam_state.count))
+        for variable, new, old in zip(variables, tf.nest.flatten(new_state), tf.nest.flatten(old_state)):
+            variable.assign(keep(new, old))
         return meta_loss, params, lstm_state, finite
 
     def _validate(self):
-        optimizer = networks.learned(_public(self.state.weights), self.lstm_config)
+        optimizer = learned_optimizer.learned(self.state.weights, self.lstm_config)
         losses = trajectory(self.valid_problem, optimizer, self.valid_batch, self.valid_params, self.config.horizon, self.valid_rng)
         return tf.reduce_mean(losses[-1])
 
@@ -203,7 +227,7 @@ class MetaTrainer:
             epoch = int(state.epoch.numpy())
             batch = self.problem.sample(state.rng, cfg.batch)
             params = self.problem.init_params(state.rng, batch)
-            lstm_state = networks.init_state(self.lstm_config, cfg.batch * self.problem.dim)
+            lstm_state = learned_optimizer.init_state(self.lstm_config, cfg.batch * self.problem.dim)
             losses, finites = [], []
             for _ in range(segments):
                 meta_loss, params, lstm_state, finite = self.train_unroll(params, lstm_state, batch)
@@ -264,14 +288,15 @@ class MetaTrainer:
         best_epoch = int(state.best_epoch.numpy())
         best = state.best if best_epoch >= 0 else state.weights
         return MetaResult(
-            meta_params={k: tf.constant(v.numpy()) for k, v in _public(best).items()},
-            last_params={k: tf.constant(v.numpy()) for k, v in _public(state.weights).items()},
+            meta_params={k: tf.constant(v.numpy()) for k, v in best.items()},
+            last_params={k: tf.constant(v.numpy()) for k, v in state.weights.items()},
             lstm_config=self.lstm_config,
             history=history,
             best_epoch=best_epoch,
             best_valid=float(state.best_valid.numpy()),
             status=status,
             wall_time_s=float(state.wall_time.numpy()),
+            key=self.key,
         )
 
 
@@ -294,7 +319,7 @@ def segment_meta_gradient(problem, lstm_config, unroll, meta_params, params, lst
         if t > 0:  # the segment's first loss does not depend on this segment's updates
             meta_loss += tf.reduce_mean(loss)
             later_grads.append(grads)
-        updates, lstm_state, step = networks.lstm_forward(meta_params, lstm_state, grads, lstm_config, fused)
+        updates, lstm_state, step = learned_optimizer.lstm_forward(meta_params, lstm_state, grads, lstm_config, fused)
         saved.append(step)
         params = params + updates
     loss, grads = loss_and_grads(problem, params, batch, rng)
@@ -302,13 +327,13 @@ def segment_meta_gradient(problem, lstm_config, unroll, meta_params, params, lst
 
     d_params, d_state, total = grads / n, None, None
     for t in reversed(range(unroll)):
-        d_meta, d_state = networks.lstm_backward(meta_params, saved[t], d_params, d_state, lstm_config, fused)
+        d_meta, d_state = learned_optimizer.lstm_backward(meta_params, saved[t], d_params, d_state, lstm_config, fused)
         total = d_meta if total is None else {k: total[k] + d_meta[k] for k in total}
         if t > 0:
             d_params += later_grads[t - 1] / n
     return meta_loss, total, params, lstm_state
 
 
-def meta_train(problem, lstm_config=networks.LSTMConfig(), config=MetaConfig(), checkpoint_dir: Optional[str] = None, log=print, valid_problem=None):
+def meta_train(problem, lstm_config=learned_optimizer.LSTMConfig(), config=MetaConfig(), checkpoint_root: Optional[str] = None, log=print, valid_problem=None):
     """Meta-trains an LSTM optimiser on `problem`; see the module docstring."""
-    return MetaTrainer(problem, lstm_config, config, checkpoint_dir, valid_problem).run(log)
+    return MetaTrainer(problem, lstm_config, config, checkpoint_root, valid_problem).run(log)

@@ -99,9 +99,5 @@ def adam(learning_rate, beta_1=0.9, beta_2=0.999, epsilon=1e-7):
     return Optimizer(init, update)
 
 
-def apply_updates(params, updates):
-    return _map(lambda p, u: p + u, params, updates)
-
-
 # Name -> factory(learning_rate) for every hand-designed baseline.
 BASELINES = {"sgd": sgd, "rmsprop": rmsprop, "adam": adam, "nag": nag}

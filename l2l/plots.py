@@ -54,14 +54,19 @@ def tuning_curves(table, chosen, ax=None):
     return ax
 
 
-def meta_training(histories, ax=None):
-    """Validation loss against epoch, one line per meta-training seed."""
+def meta_training(runs, ax=None):
+    """Validation loss against epoch, one line per meta-training run, the kept (best) epoch circled.
+
+    runs: seed -> l2l.meta.MetaResult.
+    """
     ax = ax or plt.gca()
-    for seed, history in histories.items():
-        valid = history.dropna(subset=["valid_loss"])
-        sns.lineplot(x=valid.epoch, y=valid.valid_loss, ax=ax, label=f"seed {seed}")
+    for seed, run in runs.items():
+        valid = run.history.dropna(subset=["valid_loss"])
+        line = sns.lineplot(x=valid.epoch, y=valid.valid_loss, ax=ax, label=f"seed {seed}").lines[-1]
+        if run.best_epoch >= 0:
+            ax.scatter([run.best_epoch], [run.best_valid], s=90, facecolors="none", edgecolors=line.get_color(), linewidths=2)
     ax.set_yscale("log")
-    ax.set_xlabel("meta-training epoch")
+    ax.set_xlabel("meta-training epoch (circled: kept)")
     ax.set_ylabel("validation loss at the horizon")
     ax.legend(frameon=False)
     return ax

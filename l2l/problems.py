@@ -9,13 +9,39 @@ runs on it coordinatewise.
     losses = problem.loss(params, instances, rng)  # [n], one loss per instance
 
 `rng` is a tf.random.Generator; stochastic problems draw their minibatch
-from it on every loss call, deterministic ones ignore it.
+from it on every loss call, deterministic ones ignore it. `Problem` states
+this contract; tests/test_problems.py checks every problem against it.
 """
 
 import dataclasses
-from typing import NamedTuple
+import hashlib
+from typing import Any, NamedTuple, Protocol, runtime_checkable
 
+import numpy as np
 import tensorflow as tf
+
+
+@runtime_checkable
+class Problem(Protocol):
+    """A family of optimisation problems with flat parameters [instances, dim]."""
+
+    name: str  # short, for tables and checkpoints
+
+    @property
+    def dim(self) -> int:  # coordinates per instance
+        ...
+
+    def sample(self, rng: tf.random.Generator, n: int) -> Any:  # n instances, any tf.nest structure
+        ...
+
+    def init_params(self, rng: tf.random.Generator, instances: Any) -> tf.Tensor:  # [n, dim]
+        ...
+
+    def loss(self, params: tf.Tensor, instances: Any, rng: tf.random.Generator | None = None) -> tf.Tensor:  # [n]
+        ...
+
+    def describe(self) -> dict:  # every field that determines the problem, JSON-able (run keys hash it)
+        ...
 
 
 class QuadraticInstances(NamedTuple):
@@ -40,8 +66,11 @@ class Quadratic:
             raise ValueError(f"Quadratic.dims must be >= 1, got {self.dims}")
 
     @property
-    def dim(self):
+    def dim(self) -> int:
         return self.dims
+
+    def describe(self) -> dict:
+        return {"name": self.name, **dataclasses.asdict(self)}
 
     def sample(self, rng, n):
         draw = rng.normal if self.distribution == "normal" else rng.uniform
@@ -59,6 +88,8 @@ class Quadratic:
 class ImageData(NamedTuple):
     x: tf.Tensor  # [examples, features] float32 in [0, 1]
     y: tf.Tensor  # [examples] int32 labels
+    name: str = "data"  # how the data is described in tables, summaries and run keys
+    fingerprint: str = ""  # sha256 of the source images and labels (image_data sets it): run keys tell data apart by it
 
 
 class MLPInstances(NamedTuple):
@@ -77,7 +108,6 @@ class MLP:
     """
 
     data: ImageData  # the images the optimisee trains on
-    data_name: str = "data"  # how the data is described in checkpoints and summaries
     hidden: tuple = (20,)  # hidden layer widths (paper: one layer of 20)
     activation: str = "sigmoid"  # "sigmoid" (paper) or "relu"
     batch_size: int = 128  # examples per minibatch (paper: 128)
@@ -92,15 +122,21 @@ class MLP:
         if self.batch_size < 1 or any(h < 1 for h in self.hidden):
             raise ValueError(f"MLP needs batch_size >= 1 and positive hidden widths, got {self.batch_size}, {self.hidden}")
 
+    def describe(self) -> dict:
+        fields = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "data"}
+        data = {"name": self.data.name, "examples": int(self.data.y.shape[0]), "fingerprint": self.data.fingerprint}
+        return {"name": self.name, "data": data, **fields, "hidden": list(self.hidden)}
+
     def __repr__(self):
-        return f"MLP(data={self.data_name}, hidden={tuple(self.hidden)}, activation={self.activation}, batch_size={self.batch_size}, init_std={self.init_std})"
+        fields = ", ".join(f"{k}={v}" for k, v in self.describe().items() if k not in ("name", "data"))
+        return f"MLP(data={self.data.name}, {fields})"
 
     @property
     def sizes(self):
         return [int(self.data.x.shape[1]), *self.hidden, self.classes]
 
     @property
-    def dim(self):
+    def dim(self) -> int:
         return sum(a * b + b for a, b in zip(self.sizes[:-1], self.sizes[1:]))
 
     def sample(self, rng, n):
@@ -154,22 +190,13 @@ class MLP:
         return tf.add_n(losses) / total, tf.add_n(correct) / total
 
 
-def image_data(x, y):
-    """ImageData from uint8 images [n, ...] and integer labels."""
-    import numpy as np
-
-    x = np.asarray(x, np.float32).reshape(len(x), -1) / 255.0
-    return ImageData(tf.constant(x), tf.constant(np.asarray(y).reshape(-1), tf.int32))
-
-
-PROBLEMS = {"quadratic": Quadratic, "mlp": MLP}
-
-
-def make(name, **options):
-    """A problem by name, e.g. make("quadratic", dims=10)."""
-    if name not in PROBLEMS:
-        raise ValueError(f"unknown problem {name!r}; choose one of {sorted(PROBLEMS)}")
-    return PROBLEMS[name](**options)
+def image_data(x, y, name="data"):
+    """ImageData from uint8 images [n, ...] and integer labels, fingerprinted."""
+    x, y = np.ascontiguousarray(x), np.asarray(y).reshape(-1)
+    digest = hashlib.sha256(x.tobytes())
+    digest.update(y.astype(np.int64).tobytes())
+    flat = x.astype(np.float32).reshape(len(x), -1) / 255.0
+    return ImageData(tf.constant(flat), tf.constant(y, tf.int32), name, digest.hexdigest())
 
 
 def loss_and_grads(problem, params, instances, rng=None):

@@ -24,16 +24,8 @@
 # Below them, the wall-clock cost of each chapter's run, from its
 # `summary.json`.
 
-# %% tags=["remove-cell"]
-_names_before_parameters = set(globals())
-
 # %% tags=["parameters"]
-profile = "full"  # only a label here: this page computes nothing, it reads results
-benchmark_file = "benchmarks/results.json"  # written by make bench
-results_root = "book/results"  # where the chapters wrote their summary.json
-
-# %% tags=["remove-cell"]
-parameters = {k: globals()[k] for k in sorted(set(globals()) - _names_before_parameters) if not k.startswith("_")}
+profile = "full"  # only a label here: this page computes nothing; every parameter is a field of l2l.chapters.Benchmarks
 
 # %% tags=["hide-input"]
 import json
@@ -43,7 +35,10 @@ import pandas as pd
 from IPython.display import Markdown, display
 from myst_nb import glue
 
-bench = json.loads(Path(benchmark_file).read_text())
+from l2l import chapters
+
+p = chapters.Benchmarks.from_namespace(globals())
+bench = json.loads(Path(p.benchmark_file).read_text())
 m, c, q, k, mem, x, th = (bench[key] for key in ["mnist_meta_gradient", "mnist_matmul_ceiling", "quadratic_meta_gradient", "keras_step", "memory_per_parameter", "forward_xla", "threads"])
 default_threads = th["intra0_inter0_s"]
 rows = [
@@ -107,7 +102,7 @@ glue("whole_xla_slower", f"{1 / m['whole_xla_speedup']:.1f}", display=False)
 
 # %% tags=["hide-input"]
 rows = []
-for path in sorted(Path(results_root).glob("*/summary.json")):
+for path in sorted(Path(p.results_root).glob("*/summary.json")):
     summary = json.loads(path.read_text())
     rows.append({"chapter": summary["chapter"], "profile": summary["profile"], "minutes": round(summary["wall_time_s"] / 60, 1),
                  "commit": summary["commit"][:10], "CPUs": summary.get("hardware", {}).get("cpus")})

@@ -7,7 +7,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from l2l import book
+from l2l import book, experiment, provenance
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -28,7 +28,8 @@ def test_parameters_come_from_the_notebook_and_profiles_override_them():
         ({"meta_epochs": "many"}, "parameter 'meta_epochs' expects int"),
         ({"meta_epochs": 2.5}, "parameter 'meta_epochs' expects int"),
         ({"meta_epochs": True}, "parameter 'meta_epochs' expects int"),
-        ({"horizon": -100}, "parameter 'horizon' must be >= 0"),
+        ({"horizon": -100}, r"Quadratics needs horizon >= 1 \(got -100\)"),
+        ({"long_steps": 50}, r"long_steps >= 100 \(got 50\)"),
         ({"distribution": 3}, "parameter 'distribution' expects str"),
     ],
 )
@@ -52,8 +53,43 @@ def test_unknown_chapter_and_profile_are_named(capsys):
     assert "expects int" in capsys.readouterr().err
 
 
+def test_parameter_files_and_values_fail_with_the_file_named(tmp_path, capsys):
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("meta_epochs: [1,\n")
+    listing = tmp_path / "list.yaml"
+    listing.write_text("- 1\n- 2\n")
+    for argv, message in [
+        (["run", "quadratics", "-f", str(tmp_path / "missing.yaml")], "missing.yaml' does not exist"),
+        (["run", "quadratics", "-f", str(broken)], "broken.yaml' is not valid YAML"),
+        (["run", "quadratics", "-f", str(listing)], "list.yaml' holds a list, not a mapping"),
+    ]:
+        assert book.main(argv) == 2
+        assert message in capsys.readouterr().err
+    assert book._parse_value("1e-3") == 0.001 and book._parse_value("normal") == "normal" and book._parse_value("[1, 2]") == [1, 2]
+
+
+def test_profiles_other_than_full_write_outside_the_book():
+    smoke = book.resolve("quadratics", "smoke")
+    assert smoke["results_dir"] == "_build/smoke/results/quadratics"
+    assert book.resolve("quadratics", "smoke", {"results_dir": "elsewhere"})["results_dir"] == "elsewhere"
+    assert book.resolve("quadratics")["results_dir"] == "book/results/quadratics"
+
+
+def test_listing_chapters_does_not_import_tensorflow():
+    code = "import sys, l2l.book; l2l.book.main(['list']); assert 'tensorflow' not in sys.modules"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, cwd=ROOT).returncode == 0
+
+
+def test_only_papermills_injected_parameters_are_shown():
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell("profile = 'full'", metadata={"tags": ["parameters"]}),
+                nbformat.v4.new_code_cell("profile = 'smoke'", metadata={"tags": ["injected-parameters"]})]
+    book._show_parameters_once(nb)
+    assert nb.cells[0].metadata["tags"] == ["parameters", "remove-cell"] and nb.cells[1].metadata["tags"] == ["injected-parameters"]
+
+
 def test_verdict_html_keeps_bold_and_escapes_the_rest():
-    assert book.verdict_html("the LSTM **loses** to NAG (lr < 1) & **ADAM**") == (
+    assert experiment.verdict_html("the LSTM **loses** to NAG (lr < 1) & **ADAM**") == (
         "the LSTM <strong>loses</strong> to NAG (lr &lt; 1) &amp; <strong>ADAM</strong>"
     )
 
@@ -68,13 +104,13 @@ def test_the_recorded_commit_is_dirty_only_when_code_changed(tmp_path):
     git("init", "-q")
     git("add", ".")
     git("commit", "-q", "-m", "start")
-    clean = book._git_commit(tmp_path)
+    clean = provenance.git_commit(tmp_path)
     assert len(clean) == 40
     (tmp_path / "l2l" / "pretrained" / "mnist.weights.h5").write_bytes(b"republished")
     (tmp_path / "book" / "mnist.ipynb").write_text('{"executed": true}')
-    assert book._git_commit(tmp_path) == clean  # data a run writes
+    assert provenance.git_commit(tmp_path) == clean  # data a run writes
     (tmp_path / "l2l" / "pretrained" / "__init__.py").write_text("x = 2\n")
-    assert book._git_commit(tmp_path) == clean + "-dirty"  # code
+    assert provenance.git_commit(tmp_path) == clean + "-dirty"  # code
 
 
 def test_native_log_lines_are_dropped_and_real_stderr_kept():
@@ -94,8 +130,8 @@ CHAPTERS = ["quadratics", "mnist", "keras", "benchmarks"]
 
 
 SMOKE_PATHS = {
-    "quadratics": lambda site: {"results_dir": str(site / "results/quadratics"), "checkpoint_dir": str(site / "ckpt/quadratics")},
-    "mnist": lambda site: {"results_dir": str(site / "results/mnist"), "checkpoint_dir": str(site / "ckpt/mnist")},
+    "quadratics": lambda site: {"results_dir": str(site / "results/quadratics"), "checkpoint_dir": str(site / "ckpt")},
+    "mnist": lambda site: {"results_dir": str(site / "results/mnist"), "checkpoint_dir": str(site / "ckpt")},
     "keras": lambda site: {"results_dir": str(site / "results/keras")},
     "benchmarks": lambda site: {"results_root": str(site / "results")},
 }

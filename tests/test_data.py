@@ -3,9 +3,9 @@ import os
 
 import numpy as np
 import pytest
+from conftest import SHARED_DATA
 
 from l2l import data
-from conftest import SHARED_DATA
 
 needs_mirror = pytest.mark.skipif(not os.path.isdir(SHARED_DATA), reason="the dataset mirror ../shared/data is not here")
 
@@ -24,7 +24,7 @@ def test_mnist_and_fashion_mnist_from_the_data_directory(monkeypatch):
 @needs_mirror
 def test_cifar10_uses_the_first_1000_test_images_without_test_batch(monkeypatch):
     monkeypatch.setenv(data.DATA_DIR_VARIABLE, SHARED_DATA)
-    (x_train, y_train), (x_test, y_test) = data.load("cifar10")
+    (x_train, y_train), (x_test, y_test) = data.load_cifar10()
     assert x_train.shape == (50000, 32, 32, 3) and y_train.shape == (50000, 1)
     assert x_test.shape == (1000, 32, 32, 3)
     assert np.bincount(y_train[:, 0]).tolist() == [5000] * 10
@@ -64,5 +64,3 @@ def test_missing_dataset_fails_clearly_naming_the_variable(tmp_path, monkeypatch
     monkeypatch.setenv(data.DATA_DIR_VARIABLE, str(tmp_path / "nowhere"))
     with pytest.raises(data.DatasetNotFound, match="is not a directory"):
         data.load_mnist()
-    with pytest.raises(ValueError, match="unknown dataset 'imagenet'"):
-        data.load("imagenet")

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from l2l import evaluate, optimizers, problems
+from l2l import evaluate, optimizers, problems, rollout
 
 
 def test_every_optimiser_sees_the_same_instances_and_start():
@@ -17,7 +17,7 @@ def test_every_optimiser_sees_the_same_instances_and_start():
 
 def test_trajectory_is_the_optimiser_run_by_hand():
     problem = problems.Quadratic(dims=3)
-    batch, params = evaluate.fresh_instances(problem, 0, 2)
+    batch, params = rollout.fresh_instances(problem, 0, 2)
     opt = optimizers.adam(0.1)
     losses, _, _ = evaluate.run(problem, opt, batch, params, steps=5)
     state, p, by_hand = opt.init(params), params, []
@@ -32,7 +32,7 @@ def test_trajectory_is_the_optimiser_run_by_hand():
 
 def test_snapshots_split_the_run_without_changing_it():
     problem = problems.Quadratic(dims=3)
-    batch, params = evaluate.fresh_instances(problem, 0, 4)
+    batch, params = rollout.fresh_instances(problem, 0, 4)
     whole, _, _ = evaluate.run(problem, optimizers.nag(0.01), batch, params, steps=9)
     split, _, seen = evaluate.run(problem, optimizers.nag(0.01), batch, params, steps=9, metric=lambda p: problem.loss(p, batch).numpy(), snapshots=(3, 9))
     np.testing.assert_allclose(split, whole, rtol=1e-6)
@@ -44,7 +44,7 @@ def test_snapshots_split_the_run_without_changing_it():
 
 def test_negative_steps_rejected():
     problem = problems.Quadratic(dims=3)
-    batch, params = evaluate.fresh_instances(problem, 0, 2)
+    batch, params = rollout.fresh_instances(problem, 0, 2)
     with pytest.raises(ValueError, match="steps must be >= 0"):
         evaluate.run(problem, optimizers.sgd(0.1), batch, params, steps=-1)
 
@@ -59,7 +59,7 @@ def test_tuning_picks_the_grid_point_with_lowest_final_loss():
         assert chosen[name] == part.lr[part.final_loss.idxmin()]
     assert np.isinf(table[(table.optimiser == "sgd") & (table.lr == 10.0)].final_loss).all()  # diverged counts as inf
     # The grid's shared trace gives what a run with that rate fixed gives.
-    batch, params = evaluate.fresh_instances(problem, 0, 8, evaluate.TUNE_SEED)
+    batch, params = rollout.fresh_instances(problem, 0, 8, rollout.TUNE_SEED)
     losses, _, _ = evaluate.run(problem, optimizers.adam(1e-2), batch, params, 20)
     assert float(table[(table.optimiser == "adam") & (table.lr == 1e-2)].final_loss.iloc[0]) == pytest.approx(losses[:, -1].mean(), rel=1e-5)
     with pytest.raises(ValueError, match="unknown baselines"):
@@ -71,41 +71,3 @@ def test_lr_grid_spans_1e4_to_10_in_half_decades():
     assert grid[0] == pytest.approx(1e-4) and grid[-1] == pytest.approx(10.0)
     np.testing.assert_allclose(np.diff(np.log10(grid)), 0.5, atol=1e-3)
 
-
-def test_bootstrap_interval_invariants(nprng):
-    constant = np.full((3, 10, 2), 4.0)
-    mean, low, high = evaluate.bootstrap_ci(constant)
-    np.testing.assert_allclose([mean, low, high], 4.0)
-    values = nprng.normal(1.0, 1.0, size=(4, 400, 1))
-    mean, low, high = evaluate.bootstrap_ci(values, n_boot=1000)
-    assert low[0] < mean[0] < high[0]
-    assert low[0] < 1.0 < high[0]
-    # Seed-level spread widens the interval: shift one seed's instances.
-    shifted = values.copy()
-    shifted[0] += 3.0
-    _, low2, high2 = evaluate.bootstrap_ci(shifted, n_boot=1000)
-    assert high2[0] - low2[0] > 3 * (high[0] - low[0])
-
-
-def test_summary_and_tables_have_the_shared_shape():
-    curves = {"lstm": np.arange(2 * 3 * 5, dtype=float).reshape(2, 3, 5), "adam": np.ones((2, 3, 5))}
-    summary = evaluate.summarize(curves, [2, 4], n_boot=50)
-    assert set(summary["lstm"]) == {"2", "4"}
-    assert summary["adam"]["4"] == {"mean": 1.0, "ci95": [1.0, 1.0]}
-    assert summary["lstm"]["2"]["ci95"][0] <= summary["lstm"]["2"]["mean"] <= summary["lstm"]["2"]["ci95"][1]
-    tidy = evaluate.tidy(curves, "quadratic", [7, 8])
-    assert list(tidy.columns) == ["problem", "optimiser", "seed", "instance", "step", "loss"] and len(tidy) == 60
-    row = tidy[(tidy.optimiser == "lstm") & (tidy.seed == 8) & (tidy.instance == 1) & (tidy.step == 3)]
-    assert float(row.loss.iloc[0]) == curves["lstm"][1, 1, 3]
-    means = evaluate.seed_means(curves, [7, 8])
-    assert len(means) == 20 and float(means[(means.optimiser == "lstm") & (means.seed == 7) & (means.step == 0)].loss.iloc[0]) == 5.0
-
-
-def test_paired_difference_sees_a_shift_that_unpaired_intervals_hide(nprng):
-    shared = nprng.lognormal(0.0, 1.0, size=(3, 50, 1))  # instance difficulty both optimisers share
-    a, b = shared * 0.9, shared
-    diff = evaluate.paired_difference(a, b, 0, n_boot=500)
-    assert diff["ci95"][1] < 0 and diff["mean"] == pytest.approx(-0.1 * shared.mean())
-    _, low_b, _ = evaluate.bootstrap_ci(b, 500)
-    _, _, high_a = evaluate.bootstrap_ci(a, 500)
-    assert high_a[0] > low_b[0]  # the unpaired intervals overlap

@@ -9,13 +9,13 @@ import pytest
 import tensorflow as tf
 
 import l2l
-from l2l import networks
+from l2l import learned_optimizer
 
-CONFIG = networks.LSTMConfig(hidden=6)
+CONFIG = learned_optimizer.LSTMConfig(hidden=6)
 
 
 def meta_params(seed=0):
-    return networks.init_meta_params(CONFIG, seed)
+    return learned_optimizer.init_meta_params(CONFIG, seed)
 
 
 def data(n=64, seed=0):
@@ -40,14 +40,14 @@ def test_fit_follows_the_pure_step_exactly():
     net.fit(x, y, batch_size=len(x), epochs=6, shuffle=False, verbose=0)
 
     reference = model()
-    states = [networks.init_state(CONFIG, int(tf.size(w))) for w in weights]
+    states = [learned_optimizer.init_state(CONFIG, int(tf.size(w))) for w in weights]
     for _ in range(6):
         reference.set_weights([w.numpy() for w in weights])
         with tf.GradientTape() as tape:
             loss = loss_fn(y, reference(x))
         grads = tape.gradient(loss, reference.trainable_variables)
         for i, g in enumerate(grads):
-            update, states[i] = networks.lstm_step(meta_params(), states[i], g, CONFIG)
+            update, states[i] = learned_optimizer.lstm_step(meta_params(), states[i], g, CONFIG)
             weights[i] = weights[i] + 0.5 * update
     for got, want in zip(net.get_weights(), weights):
         np.testing.assert_allclose(got, want.numpy(), rtol=1e-5, atol=1e-6)
@@ -101,14 +101,14 @@ def test_mirrored_strategy_on_two_cpu_devices(tmp_path):
         cpu = tf.config.list_physical_devices("CPU")[0]
         tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
         import keras, l2l
-        from l2l import networks
-        config = networks.LSTMConfig(hidden=6)
+        from l2l import learned_optimizer
+        config = learned_optimizer.LSTMConfig(hidden=6)
         r = np.random.default_rng(0)
         x = r.normal(size=(64, 5)).astype(np.float32); y = (x[:, 0] > 0).astype(int)
         strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
         with strategy.scope():
             net = keras.Sequential([keras.Input((5,)), keras.layers.Dense(2)])
-            net.compile(optimizer=l2l.LearnedOptimizer(networks.init_meta_params(config, 0), config), loss="sparse_categorical_crossentropy")
+            net.compile(optimizer=l2l.LearnedOptimizer(learned_optimizer.init_meta_params(config, 0), config), loss="sparse_categorical_crossentropy")
         h = net.fit(x, y, batch_size=16, epochs=2, verbose=0)
         assert strategy.num_replicas_in_sync == 2
         print("OK", h.history["loss"][-1])

@@ -2,10 +2,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from l2l import evaluate, meta, networks, problems
+from l2l import evaluate, learned_optimizer, meta, optimizers, problems
 from l2l.problems import loss_and_grads
 
-TINY_LSTM = networks.LSTMConfig(hidden=4)
+TINY_LSTM = learned_optimizer.LSTMConfig(hidden=4)
 
 
 def tiny(**overrides):
@@ -20,12 +20,12 @@ def frozen_gradient_loss(problem, config, weights, params, batch, frozen):
     Its exact derivative is the meta-gradient with second derivatives
     dropped, so finite differences of it check what meta-training computes.
     """
-    state = networks.init_state(config, tf.size(params), params.dtype)
+    state = learned_optimizer.init_state(config, tf.size(params), params.dtype)
     total = 0.0
     for t, grads in enumerate(frozen):
         if t > 0:
             total += tf.reduce_mean(problem.loss(params, batch))
-        updates, state = networks.lstm_step(weights, state, grads, config)
+        updates, state = learned_optimizer.lstm_step(weights, state, grads, config)
         params = params + updates
     return total + tf.reduce_mean(problem.loss(params, batch))
 
@@ -36,16 +36,16 @@ def test_meta_gradient_matches_finite_differences_with_second_derivatives_droppe
     rng = tf.random.Generator.from_seed(7)
     batch = problem.sample(rng, 2)
     params = tf.constant(rng.normal([2, 3]).numpy())  # away from 0, so updates matter
-    state = networks.init_state(TINY_LSTM, 6)
+    state = learned_optimizer.init_state(TINY_LSTM, 6)
     loss, grads, _, _ = trainer.meta_gradient(params, state, batch)
 
     # Record the optimisee gradients along the trajectory the trainer took.
-    weights32 = {k.replace(".", "/"): tf.constant(v.numpy()) for k, v in trainer.state.weights.items()}
+    weights32 = {k: tf.constant(v.numpy()) for k, v in trainer.state.weights.items()}
     frozen, p, s = [], params, state
     for _ in range(4):
         _, g = loss_and_grads(problem, p, batch)
         frozen.append(tf.cast(g, tf.float64))
-        u, s = networks.lstm_step(weights32, s, g, TINY_LSTM)
+        u, s = learned_optimizer.lstm_step(weights32, s, g, TINY_LSTM)
         p = p + u
 
     # Finite differences in float64 of the frozen-gradient loss.
@@ -58,7 +58,7 @@ def test_meta_gradient_matches_finite_differences_with_second_derivatives_droppe
     errors = []
     for _ in range(3):
         direction = {k: direction_rng.normal(size=v.shape) for k, v in weights.items()}
-        analytic = sum(float(tf.reduce_sum(tf.cast(grads[k.replace("/", ".")], tf.float64) * direction[k])) for k in weights)
+        analytic = sum(float(tf.reduce_sum(tf.cast(grads[k], tf.float64) * direction[k])) for k in weights)
         eps = 1e-4
         numeric = (f64({k: v + eps * direction[k] for k, v in weights.items()}) - f64({k: v - eps * direction[k] for k, v in weights.items()})) / (2 * eps)
         assert abs(numeric - analytic) <= 1e-4 * max(1.0, abs(analytic)), (numeric, analytic)
@@ -66,16 +66,16 @@ def test_meta_gradient_matches_finite_differences_with_second_derivatives_droppe
 
     # The full derivative (second derivatives kept) differs: the drop is real.
     def full_loss(w):
-        p, s, total = params64, networks.init_state(TINY_LSTM, 6, tf.float64), 0.0
+        p, s, total = params64, learned_optimizer.init_state(TINY_LSTM, 6, tf.float64), 0.0
         for t in range(4):
             value, g = loss_and_grads(problem, p, batch64)
             total += float(tf.reduce_mean(value)) if t else 0.0
-            u, s = networks.lstm_step(w, s, g, TINY_LSTM)
+            u, s = learned_optimizer.lstm_step(w, s, g, TINY_LSTM)
             p = p + u
         return total + float(tf.reduce_mean(problem.loss(p, batch64)))
 
     direction = {k: direction_rng.normal(size=v.shape) for k, v in weights.items()}
-    analytic = sum(float(tf.reduce_sum(tf.cast(grads[k.replace("/", ".")], tf.float64) * direction[k])) for k in weights)
+    analytic = sum(float(tf.reduce_sum(tf.cast(grads[k], tf.float64) * direction[k])) for k in weights)
     full = (full_loss({k: v + 1e-4 * direction[k] for k, v in weights.items()}) - full_loss({k: v - 1e-4 * direction[k] for k, v in weights.items()})) / 2e-4
     assert abs(full - analytic) > 10 * max(errors)  # well beyond the finite differences' own error
 
@@ -94,17 +94,15 @@ def test_train_unroll_traces_once_and_validation_selects_the_best():
 
 def test_interrupted_and_resumed_run_equals_an_uninterrupted_one(tmp_path):
     problem = problems.Quadratic(dims=3)
-    whole = meta.meta_train(problem, TINY_LSTM, tiny(epochs=6), checkpoint_dir=str(tmp_path / "whole"), log=lambda line: None)
-    meta.meta_train(problem, TINY_LSTM, tiny(epochs=4), checkpoint_dir=str(tmp_path / "split"), log=lambda line: None)  # "killed" after epoch 4
+    whole = meta.meta_train(problem, TINY_LSTM, tiny(epochs=6), checkpoint_root=str(tmp_path / "whole"), log=lambda line: None)
+    meta.meta_train(problem, TINY_LSTM, tiny(epochs=4), checkpoint_root=str(tmp_path / "split"), log=lambda line: None)  # "killed" after epoch 4
     lines = []
-    resumed = meta.meta_train(problem, TINY_LSTM, tiny(epochs=6), checkpoint_dir=str(tmp_path / "split"), log=lines.append)
+    resumed = meta.meta_train(problem, TINY_LSTM, tiny(epochs=6), checkpoint_root=str(tmp_path / "split"), log=lines.append)
     assert lines[0].startswith("resumed at epoch 4")
     for k in whole.last_params:
         np.testing.assert_array_equal(resumed.last_params[k].numpy(), whole.last_params[k].numpy())
         np.testing.assert_array_equal(resumed.meta_params[k].numpy(), whole.meta_params[k].numpy())
     np.testing.assert_array_equal(resumed.history.meta_loss.to_numpy(), whole.history.meta_loss.to_numpy())
-    with pytest.raises(ValueError, match="different run"):
-        meta.MetaTrainer(problem, TINY_LSTM, tiny(epochs=6, meta_lr=0.01), checkpoint_dir=str(tmp_path / "split"))
 
 
 def test_same_seed_gives_identical_runs_and_curves():
@@ -118,6 +116,59 @@ def test_same_seed_gives_identical_runs_and_curves():
     assert not np.array_equal(other.last_params["out/kernel"].numpy(), runs[0].last_params["out/kernel"].numpy())
 
 
+def test_runs_are_keyed_by_everything_that_determines_them(tmp_path):
+    problem = problems.Quadratic(dims=3)
+    quiet = lambda line: None
+    first = meta.MetaTrainer(problem, TINY_LSTM, tiny(), checkpoint_root=str(tmp_path))
+    first.run(log=quiet)
+    # A changed setting is a sibling run, started from scratch beside the first.
+    for changed in [dict(meta_lr=0.01), dict(seed=1), dict(meta_optimizer="rmsprop")]:
+        sibling = meta.MetaTrainer(problem, TINY_LSTM, tiny(**changed), checkpoint_root=str(tmp_path))
+        assert sibling.key != first.key and int(sibling.state.epoch.numpy()) == 0
+    for other_problem, other_lstm in [(problems.Quadratic(dims=4), TINY_LSTM), (problems.Quadratic(dims=3, distribution="uniform"), TINY_LSTM),
+                                      (problem, learned_optimizer.LSTMConfig(hidden=4, scale=0.01))]:
+        assert meta.run_key(other_problem, other_lstm, tiny()) != first.key
+    # The same settings reuse the finished run: nothing is trained again.
+    lines = []
+    again = meta.MetaTrainer(problem, TINY_LSTM, tiny(), checkpoint_root=str(tmp_path))
+    assert again.key == first.key and again.checkpoint_dir == first.checkpoint_dir
+    reused = again.run(log=lines.append)
+    assert lines == ["resumed at epoch 4 from " + again.manager.latest_checkpoint]
+    assert again.train_unroll.experimental_get_tracing_count() == 0
+    np.testing.assert_array_equal(reused.last_params["out/kernel"].numpy(), first.state.weights["out/kernel"].numpy())
+    # More epochs and checkpoint frequency are not part of the key; fewer epochs than trained is refused, naming the fix.
+    assert meta.run_key(problem, TINY_LSTM, tiny(epochs=9, checkpoint_every=1)) == first.key
+    with pytest.raises(ValueError, match="already trained 4 epochs, more than the 3 asked for; ask for epochs >= 4"):
+        meta.MetaTrainer(problem, TINY_LSTM, tiny(epochs=3), checkpoint_root=str(tmp_path))
+
+
+def test_mlp_runs_tell_their_data_and_every_field_apart():
+    x = np.arange(40 * 4, dtype=np.uint8).reshape(40, 2, 2)
+    y = np.arange(40) % 10
+    base = problems.MLP(problems.image_data(x, y, "a"))
+    same = problems.MLP(problems.image_data(x.copy(), y.copy(), "a"))
+    assert meta.run_key(base, TINY_LSTM, tiny()) == meta.run_key(same, TINY_LSTM, tiny())
+    others = [problems.MLP(problems.image_data(x[::-1], y, "a")), problems.MLP(problems.image_data(x, y, "a"), classes=12),
+              problems.MLP(problems.image_data(x, y, "a"), batch_size=7), problems.MLP(problems.image_data(x, y, "a"), hidden=(21,))]
+    keys = {meta.run_key(o, TINY_LSTM, tiny()) for o in others}
+    assert len(keys) == len(others) and meta.run_key(base, TINY_LSTM, tiny()) not in keys
+
+
+@pytest.mark.parametrize("meta_optimizer", ["adam", "rmsprop", "nag"])
+def test_any_meta_optimiser_checkpoints_its_own_state_and_resumes_bitwise(tmp_path, meta_optimizer):
+    problem = problems.Quadratic(dims=3)
+    quiet = lambda line: None
+    whole = meta.meta_train(problem, TINY_LSTM, tiny(epochs=6, meta_optimizer=meta_optimizer), checkpoint_root=str(tmp_path / "whole"), log=quiet)
+    meta.meta_train(problem, TINY_LSTM, tiny(epochs=4, meta_optimizer=meta_optimizer), checkpoint_root=str(tmp_path / "split"), log=quiet)
+    resumed = meta.meta_train(problem, TINY_LSTM, tiny(epochs=6, meta_optimizer=meta_optimizer), checkpoint_root=str(tmp_path / "split"), log=quiet)
+    for k in whole.last_params:
+        np.testing.assert_array_equal(resumed.last_params[k].numpy(), whole.last_params[k].numpy())
+    # The checkpoint holds exactly the optimiser's own state structure.
+    trainer = meta.MetaTrainer(problem, TINY_LSTM, tiny(meta_optimizer=meta_optimizer))
+    expected = tf.nest.flatten(optimizers.BASELINES[meta_optimizer](0.1).init(learned_optimizer.init_meta_params(TINY_LSTM, 0)))
+    assert [tuple(v.shape) for v in trainer.state.optimizer_state] == [tuple(t.shape) for t in expected]
+
+
 class Exploding(problems.Quadratic):
     """A quadratic whose loss is NaN once any parameter leaves [-1, 1]."""
 
@@ -128,7 +179,7 @@ class Exploding(problems.Quadratic):
 
 def test_nan_stops_cleanly_keeping_weights_and_checkpoint(tmp_path):
     problem = Exploding(dims=3, init_std=2.0)  # NaN from the first step
-    trainer = meta.MetaTrainer(problem, TINY_LSTM, tiny(), checkpoint_dir=str(tmp_path))
+    trainer = meta.MetaTrainer(problem, TINY_LSTM, tiny(), checkpoint_root=str(tmp_path))
     before = {k: v.numpy().copy() for k, v in trainer.state.weights.items()}
     lines = []
     result = trainer.run(log=lines.append)
@@ -141,7 +192,8 @@ def test_nan_stops_cleanly_keeping_weights_and_checkpoint(tmp_path):
 
 @pytest.mark.parametrize(
     "overrides, message",
-    [({"epochs": -1}, "positive epochs=-1"), ({"horizon": 10, "unroll": 3}, "multiple of unroll"), ({"meta_lr": 0.0}, "meta_lr > 0")],
+    [({"epochs": -1}, "positive epochs=-1"),
+     ({"meta_optimizer": "lion"}, "meta_optimizer 'lion' is unknown; choose one of"), ({"horizon": 10, "unroll": 3}, "multiple of unroll"), ({"meta_lr": 0.0}, "meta_lr > 0")],
 )
 def test_bad_meta_config_is_rejected_before_compute(overrides, message):
     with pytest.raises(ValueError, match=message):

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from l2l import networks, optimizers
+from l2l import learned_optimizer, optimizers
 
 KERAS = {
     "sgd": lambda lr: keras.optimizers.SGD(lr),
@@ -59,8 +59,8 @@ def test_baselines_accept_nested_parameters(name):
 
 
 def all_optimizers():
-    config = networks.LSTMConfig(hidden=5)
-    lstm = networks.learned(networks.init_meta_params(config, seed=0), config)
+    config = learned_optimizer.LSTMConfig(hidden=5)
+    lstm = learned_optimizer.learned(learned_optimizer.init_meta_params(config, seed=0), config)
     return {**{n: f(0.01) for n, f in optimizers.BASELINES.items()}, "lstm": lstm}
 
 

@@ -1,9 +1,11 @@
 """environment.yml, pyproject.toml, README and CI agree with each other."""
 
 import re
-import tomllib
+import subprocess
+import sys
 from pathlib import Path
 
+import tomllib
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -58,3 +60,9 @@ def test_a_pip_installed_package_loads_its_pretrained_optimisers(tmp_path):
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, env={"PYTHONPATH": str(target), "PATH": "/usr/bin:/bin", "TF_CPP_MIN_LOG_LEVEL": "2"})
     assert done.returncode == 0, done.stderr[-2000:]
     assert json.loads(done.stdout.strip().splitlines()[-1]) == {n: "LearnedOptimizer" for n in names}
+
+
+def test_the_code_passes_the_linter_configured_in_pyproject():
+    ruff = Path(sys.executable).parent / "ruff"
+    result = subprocess.run([str(ruff), "check", "--no-cache", str(ROOT)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout[-3000:]

@@ -24,7 +24,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from l2l import networks
+from l2l import learned_optimizer
 
 HERE = Path(__file__).resolve().parent
 REGISTRY = HERE / "registry.json"
@@ -48,7 +48,7 @@ def info(name):
 def load(name):
     """(meta_params, LSTMConfig, registry entry) of a pretrained optimiser."""
     entry = info(name)
-    meta_params, config, _ = networks.load_weights(str(HERE / entry["file"]))
+    meta_params, config, _ = learned_optimizer.load_weights(str(HERE / entry["file"]))
     return meta_params, config, entry
 
 
@@ -57,7 +57,7 @@ def publish(name, pattern, summary_path=None):
     paths = sorted(glob.glob(pattern))
     if not paths:
         raise FileNotFoundError(f"no weights files match {pattern!r}: run the chapter first")
-    loaded = [(path, *networks.load_weights(path)) for path in paths]
+    loaded = [(path, *learned_optimizer.load_weights(path)) for path in paths]
     # A run that never validated finitely ranks last (NaN would compare as neither better nor worse).
     valid = lambda item: float(item[3].get("best_valid", math.inf))
     path, _, config, provenance = min(loaded, key=lambda item: valid(item) if math.isfinite(valid(item)) else math.inf)

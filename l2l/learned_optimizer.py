@@ -174,7 +174,7 @@ def lstm_backward(meta_params, saved, d_updates, d_state, config, fused=True):
     here and in lstm_forward skips XLA for the elementwise parts (for
     comparison). Written out because TF's automatic backward pass of the
     unrolled LSTM keeps more tensors and makes more passes over memory;
-    tests/test_networks.py checks it against tf.GradientTape.
+    tests/test_learned_optimizer.py checks it against tf.GradientTape.
     """
     hidden = config.hidden
     d_out = config.scale * tf.reshape(d_updates, [1, -1])
@@ -238,7 +238,7 @@ def load_weights(path):
         raise FileNotFoundError(f"no LSTM optimiser weights at {path!r}: train one with l2l.meta.meta_train or pick a file from book/results/")
     with h5py.File(path, "r") as f:
         if f.attrs.get("format") != "l2l-lstm-optimizer-1":
-            raise ValueError(f"{path!r} is not an l2l LSTM optimiser weights file (no 'format' = 'l2l-lstm-optimizer-1' attribute); save one with l2l.networks.save_weights")
+            raise ValueError(f"{path!r} is not an l2l LSTM optimiser weights file (no 'format' = 'l2l-lstm-optimizer-1' attribute); save one with l2l.learned_optimizer.save_weights")
         fields = {k.split("/", 1)[1]: f.attrs[k] for k in f.attrs if k.startswith("config/")}
         config = LSTMConfig(
             hidden=int(fields["hidden"]), layers=int(fields["layers"]),

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from l2l import networks
+from l2l import learned_optimizer
 from l2l.preprocess import log_and_sign
 
 
@@ -31,72 +31,72 @@ def reference_lstm(meta, config, grads_sequence):
     return out
 
 
-@pytest.mark.parametrize("config", [networks.LSTMConfig(), networks.LSTMConfig(hidden=7, layers=3, preprocess_p=5.0, scale=0.01)])
+@pytest.mark.parametrize("config", [learned_optimizer.LSTMConfig(), learned_optimizer.LSTMConfig(hidden=7, layers=3, preprocess_p=5.0, scale=0.01)])
 def test_lstm_step_matches_a_plain_lstm_with_state_carried(config, nprng):
-    meta = networks.init_meta_params(config, seed=3)
+    meta = learned_optimizer.init_meta_params(config, seed=3)
     # Perturb biases so that no gate sits at a symmetric point.
     meta = {k: v + (0.1 * nprng.normal(size=v.shape)).astype(np.float32) for k, v in meta.items()}
     grads_sequence = [nprng.normal(size=(4, 5)).astype(np.float32) * 10.0 ** nprng.uniform(-6, 1, size=(4, 5)).astype(np.float32) for _ in range(4)]
-    state = networks.init_state(config, 20)
+    state = learned_optimizer.init_state(config, 20)
     got = []
     for grads in grads_sequence:
-        updates, state = networks.lstm_step(meta, state, tf.constant(grads), config)
+        updates, state = learned_optimizer.lstm_step(meta, state, tf.constant(grads), config)
         assert updates.shape == (4, 5)
-        assert len(state.h) == config.layers and state.h[0].shape == (config.hidden, networks.padded(20))
+        assert len(state.h) == config.layers and state.h[0].shape == (config.hidden, learned_optimizer.padded(20))
         got.append(updates.numpy())
     for g, w in zip(got, reference_lstm(meta, config, grads_sequence)):
         np.testing.assert_allclose(g, w, rtol=1e-4, atol=1e-6)
 
 
 def test_state_is_used_and_coordinates_are_independent(nprng):
-    config = networks.LSTMConfig()
-    meta = networks.init_meta_params(config, seed=0)
+    config = learned_optimizer.LSTMConfig()
+    meta = learned_optimizer.init_meta_params(config, seed=0)
     grads = tf.constant(nprng.normal(size=(10,)).astype(np.float32))
-    u1, s1 = networks.lstm_step(meta, networks.init_state(config, 10), grads, config)
-    u2, _ = networks.lstm_step(meta, s1, grads, config)
+    u1, s1 = learned_optimizer.lstm_step(meta, learned_optimizer.init_state(config, 10), grads, config)
+    u2, _ = learned_optimizer.lstm_step(meta, s1, grads, config)
     assert not np.allclose(u1.numpy(), u2.numpy())  # the second step sees the first's state
     # Coordinatewise: permuting the coordinates permutes the updates.
     perm = nprng.permutation(10)
-    up, _ = networks.lstm_step(meta, networks.init_state(config, 10), tf.gather(grads, perm), config)
+    up, _ = learned_optimizer.lstm_step(meta, learned_optimizer.init_state(config, 10), tf.gather(grads, perm), config)
     np.testing.assert_allclose(up.numpy(), u1.numpy()[perm], rtol=1e-6, atol=1e-7)
 
 
 def test_weights_round_trip_and_bad_files_are_named(tmp_path):
-    config = networks.LSTMConfig(hidden=6, preprocess_p=5.0, scale=0.01)
-    meta = networks.init_meta_params(config, seed=1)
+    config = learned_optimizer.LSTMConfig(hidden=6, preprocess_p=5.0, scale=0.01)
+    meta = learned_optimizer.init_meta_params(config, seed=1)
     path = tmp_path / "opt.weights.h5"
-    networks.save_weights(path, meta, config, chapter="test", seed=1)
-    loaded, loaded_config, provenance = networks.load_weights(path)
+    learned_optimizer.save_weights(path, meta, config, chapter="test", seed=1)
+    loaded, loaded_config, provenance = learned_optimizer.load_weights(path)
     assert loaded_config == config and provenance["chapter"] == "test"
     for k in meta:
         np.testing.assert_array_equal(loaded[k].numpy(), meta[k].numpy())
 
     with pytest.raises(FileNotFoundError, match="no LSTM optimiser weights"):
-        networks.load_weights(tmp_path / "missing.weights.h5")
+        learned_optimizer.load_weights(tmp_path / "missing.weights.h5")
     with h5py.File(tmp_path / "other.h5", "w") as f:
         f.create_dataset("x", data=np.zeros(3))
     with pytest.raises(ValueError, match="not an l2l LSTM optimiser weights file"):
-        networks.load_weights(tmp_path / "other.h5")
+        learned_optimizer.load_weights(tmp_path / "other.h5")
     with h5py.File(path, "r+") as f:  # a kernel of the wrong shape
         del f["out/kernel"]
         f.create_dataset("out/kernel", data=np.zeros((5, 1)))
     with pytest.raises(ValueError, match=r"out/kernel has shape \(5, 1\), expected \(6, 1\)"):
-        networks.load_weights(path)
+        learned_optimizer.load_weights(path)
 
 
 def test_bad_config_is_rejected():
     with pytest.raises(ValueError, match="hidden >= 1"):
-        networks.LSTMConfig(hidden=0)
+        learned_optimizer.LSTMConfig(hidden=0)
     with pytest.raises(ValueError, match="preprocess_p"):
-        networks.LSTMConfig(preprocess_p=-1.0)
+        learned_optimizer.LSTMConfig(preprocess_p=-1.0)
 
 
-@pytest.mark.parametrize("config", [networks.LSTMConfig(hidden=6), networks.LSTMConfig(hidden=5, layers=3, preprocess_p=0.0)])
+@pytest.mark.parametrize("config", [learned_optimizer.LSTMConfig(hidden=6), learned_optimizer.LSTMConfig(hidden=5, layers=3, preprocess_p=0.0)])
 def test_hand_written_backward_equals_the_tape(config, nprng):
     """lstm_backward is the vector-Jacobian product of lstm_step, in float64."""
-    meta = {k: tf.cast(v, tf.float64) + nprng.normal(size=v.shape) * 0.3 for k, v in networks.init_meta_params(config, seed=2).items()}
-    n, width = 7, networks.padded(7)  # 9 padding coordinates, as in meta-training
-    state = networks.LSTMState(
+    meta = {k: tf.cast(v, tf.float64) + nprng.normal(size=v.shape) * 0.3 for k, v in learned_optimizer.init_meta_params(config, seed=2).items()}
+    n, width = 7, learned_optimizer.padded(7)  # 9 padding coordinates, as in meta-training
+    state = learned_optimizer.LSTMState(
         h=tuple(tf.constant(nprng.normal(size=(config.hidden, width))) for _ in range(config.layers)),
         c=tuple(tf.constant(nprng.normal(size=(config.hidden, width))) for _ in range(config.layers)),
     )
@@ -105,13 +105,13 @@ def test_hand_written_backward_equals_the_tape(config, nprng):
     d_new = tf.nest.map_structure(lambda t: tf.constant(nprng.normal(size=t.shape)), state)
     with tf.GradientTape() as tape:
         tape.watch((meta, state))
-        updates, new_state = networks.lstm_step(meta, state, grads, config)
+        updates, new_state = learned_optimizer.lstm_step(meta, state, grads, config)
         target = tf.reduce_sum(updates * d_updates) + tf.add_n([tf.reduce_sum(a * b) for a, b in zip(tf.nest.flatten(new_state), tf.nest.flatten(d_new))])
     want_meta, want_state = tape.gradient(target, (meta, state))
     for fused in (True, False):  # with and without XLA for the elementwise parts
-        got_updates, _, saved = networks.lstm_forward(meta, state, grads, config, fused)
+        got_updates, _, saved = learned_optimizer.lstm_forward(meta, state, grads, config, fused)
         np.testing.assert_allclose(got_updates.numpy(), updates.numpy(), rtol=1e-12)
-        got_meta, got_state = networks.lstm_backward(meta, saved, d_updates, d_new, config, fused)
+        got_meta, got_state = learned_optimizer.lstm_backward(meta, saved, d_updates, d_new, config, fused)
         for k in meta:
             np.testing.assert_allclose(got_meta[k].numpy(), want_meta[k].numpy(), rtol=1e-10, atol=1e-12)
         for got, want in zip(tf.nest.flatten(got_state), tf.nest.flatten(want_state)):
@@ -119,8 +119,8 @@ def test_hand_written_backward_equals_the_tape(config, nprng):
     # Without a later state (the segment's last step), only the updates matter.
     with tf.GradientTape() as tape:
         tape.watch(meta)
-        target = tf.reduce_sum(networks.lstm_step(meta, state, grads, config)[0] * d_updates)
+        target = tf.reduce_sum(learned_optimizer.lstm_step(meta, state, grads, config)[0] * d_updates)
     want = tape.gradient(target, meta)
-    got, _ = networks.lstm_backward(meta, saved, d_updates, None, config)
+    got, _ = learned_optimizer.lstm_backward(meta, saved, d_updates, None, config)
     for k in meta:
         np.testing.assert_allclose(got[k].numpy(), want[k].numpy(), rtol=1e-10, atol=1e-12)

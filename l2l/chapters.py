@@ -1,0 +1,148 @@
+"""Each chapter's parameters: one dataclass per chapter, checked before any compute.
+
+    from l2l.chapters import Quadratics
+    p = Quadratics(meta_epochs=50)        # a ParameterError names any bad field and the fix
+
+The runner (`python -m l2l.book`) resolves defaults < profile < overrides
+into one of these, so bad values are rejected in a second, before papermill
+starts; it then hands every field to the notebook, which rebuilds the same
+object with `from_namespace(globals())`. Types come from the annotations
+(an int field may be negative where the chapter allows it: its `check` says);
+ranges from each class's `check`. This module imports no TensorFlow, so
+`python -m l2l.book list` is fast.
+"""
+
+import dataclasses
+import typing
+
+
+class ParameterError(ValueError):
+    pass
+
+
+def _coerce(name, value, kind):
+    """value as `kind` (int, float, str, bool, list[...]), or a ParameterError naming the field."""
+
+    def fail():
+        shown = getattr(kind, "__name__", str(kind))
+        raise ParameterError(f"parameter {name!r} expects {shown}, got {type(value).__name__} {value!r}")
+
+    origin = typing.get_origin(kind)
+    if origin in (list, tuple):
+        if not isinstance(value, (list, tuple)):
+            fail()
+        (inner,) = set(typing.get_args(kind)) - {Ellipsis}
+        return origin(_coerce(f"{name}[{i}]", v, inner) for i, v in enumerate(value))
+    if kind is bool or isinstance(value, bool):
+        if not (kind is bool and isinstance(value, bool)):
+            fail()
+        return value
+    if kind is float:
+        if not isinstance(value, (int, float)):
+            fail()
+        return float(value)
+    if not isinstance(value, kind):
+        fail()
+    return value
+
+
+@dataclasses.dataclass(frozen=True)
+class ChapterParameters:
+    profile: str = "full"  # "full" is what the book shows; other profiles live in notebooks/profiles.yaml
+
+    def __post_init__(self):
+        hints = typing.get_type_hints(type(self))
+        for field in dataclasses.fields(self):
+            object.__setattr__(self, field.name, _coerce(field.name, getattr(self, field.name), hints[field.name]))
+        self.check()
+
+    def check(self):
+        """Ranges and relations between fields; raise ParameterError with the fix."""
+
+    @classmethod
+    def from_namespace(cls, namespace):
+        """The parameters found in `namespace` (a notebook's globals()), defaults for the rest."""
+        return cls(**{f.name: namespace[f.name] for f in dataclasses.fields(cls) if f.name in namespace})
+
+    def as_dict(self):
+        return {f.name: (list(v) if isinstance(v := getattr(self, f.name), tuple) else v) for f in dataclasses.fields(self)}
+
+
+def _at_least(params, **minimums):
+    bad = [f"{name} >= {low} (got {getattr(params, name)})" for name, low in minimums.items() if getattr(params, name) < low]
+    if bad:
+        raise ParameterError(f"{type(params).__name__} needs {', '.join(bad)}")
+
+
+@dataclasses.dataclass(frozen=True)
+class Quadratics(ChapterParameters):
+    meta_seeds: int = 3  # meta-training runs; run s is tested on test set s
+    meta_epochs: int = 1000  # meta-training epochs per run, each a fresh batch of quadratics (the paper code: 10,000)
+    meta_lr: float = 0.001  # learning rate of Adam on the LSTM weights
+    clip_norm: float = 0.0  # meta-gradient global-norm clipping; 0: none
+    batch: int = 128  # quadratics per meta-training epoch (paper: 128)
+    horizon: int = 100  # optimisee steps per epoch, and the step the baselines are tuned for (paper: 100)
+    unroll: int = 20  # steps per truncated-BPTT segment (paper: 20)
+    valid_every: int = 20  # epochs between validations, for best-by-validation selection
+    preprocess_p: float = 10.0  # p of LogAndSign (paper: 10)
+    scale: float = 0.1  # the LSTM output scale (paper: 0.1)
+    distribution: str = "normal"  # W, y ~ N(0, 1) as the paper; "uniform": U[0, 1) as the DeepMind code
+    eval_instances: int = 128  # unseen test quadratics per seed
+    tune_instances: int = 128  # held-out quadratics for tuning the baseline learning rates
+    long_steps: int = 1000  # test runs go this far past the training horizon
+    bootstrap: int = 2000  # bootstrap resamples for 95% intervals
+    results_dir: str = "book/results/quadratics"  # summary.json, curves, trained weights
+    checkpoint_dir: str = ".cache/checkpoints"  # resumable meta-training runs, one folder per run key; not in git
+
+    def check(self):
+        _at_least(self, meta_seeds=1, meta_epochs=1, batch=1, horizon=1, unroll=1, valid_every=1, eval_instances=2,
+                  tune_instances=1, bootstrap=100, long_steps=self.horizon)
+
+
+@dataclasses.dataclass(frozen=True)
+class Mnist(ChapterParameters):
+    meta_seeds: int = 3  # meta-training runs with the settings of the paper
+    meta_epochs: int = 200  # meta-training epochs per run, each one fresh MLP over the horizon (the paper code: 10,000)
+    meta_lr: float = 0.001  # learning rate of Adam on the LSTM weights
+    clip_norm: float = 0.0  # meta-gradient global-norm clipping; 0: none
+    horizon: int = 100  # optimisee steps per epoch; the baselines are tuned for this step (paper: 100)
+    unroll: int = 20  # steps per truncated-BPTT segment (paper: 20)
+    valid_every: int = 10  # epochs between validations, for best-by-validation selection
+    valid_instances: int = 4  # MLPs the validation trains on held-out training images
+    deepmind_seeds: int = 3  # meta-training runs with the settings of the DeepMind code: p 5, scale 0.01
+    eval_seeds: int = 5  # evaluation seeds; seed s uses the LSTM of run s mod meta_seeds
+    eval_instances: int = 8  # MLPs per evaluation seed
+    tune_instances: int = 8  # MLPs for tuning the learning rate of each baseline
+    long_steps: int = 200  # test runs go this far (twice the horizon)
+    bootstrap: int = 2000  # bootstrap resamples for 95% intervals
+    results_dir: str = "book/results/mnist"  # summary.json, curves, trained weights
+    checkpoint_dir: str = ".cache/checkpoints"  # resumable meta-training runs, one folder per run key; not in git
+
+    def check(self):
+        _at_least(self, meta_seeds=1, meta_epochs=1, horizon=1, unroll=1, valid_every=1, valid_instances=1, deepmind_seeds=1,
+                  eval_seeds=1, eval_instances=2, tune_instances=1, bootstrap=100, long_steps=self.horizon)
+
+
+@dataclasses.dataclass(frozen=True)
+class Keras(ChapterParameters):
+    pretrained: str = "mnist"  # which packaged optimiser to use (l2l.pretrained.names())
+    seeds: int = 3  # training runs per optimiser
+    steps: int = 300  # training steps (minibatches) per run
+    batch_size: int = 128  # examples per minibatch
+    train_examples: int = 20000  # MNIST training images the CNN trains on
+    adam_grid: list[float] = (0.0003, 0.001, 0.003, 0.01, 0.03, 0.1)  # ADAM learning rates tried on held-out images
+    results_dir: str = "book/results/keras"  # summary.json and curves
+
+    def check(self):
+        _at_least(self, seeds=1, steps=1, batch_size=1, train_examples=self.batch_size)
+        if not self.adam_grid or min(self.adam_grid) <= 0:
+            raise ParameterError(f"Keras.adam_grid needs at least one positive learning rate, got {self.adam_grid}")
+
+
+@dataclasses.dataclass(frozen=True)
+class Benchmarks(ChapterParameters):
+    benchmark_file: str = "benchmarks/results.json"  # written by make bench
+    results_root: str = "book/results"  # where the chapters wrote their summary.json
+
+
+CHAPTERS = {"quadratics": Quadratics, "mnist": Mnist, "keras": Keras, "benchmarks": Benchmarks}

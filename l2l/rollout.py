@@ -1,0 +1,41 @@
+"""Running an optimiser on a batch of problem instances: the one rollout loop.
+
+Meta-training validates with it, evaluation and tuning measure with it.
+Seed offsets keep the problem instances of meta-training, validation,
+learning-rate tuning and testing apart.
+"""
+
+import tensorflow as tf
+
+from l2l.problems import loss_and_grads
+
+VALID_SEED = 1_000_003
+TUNE_SEED = 2_000_003
+TEST_SEED = 3_000_017
+
+
+def steps_of(problem, optimizer, instances, params, state, steps, rng=None):
+    """Runs `steps` steps from (params, state); returns (losses [steps, n], params, state).
+
+    losses[t] is the loss at the parameters before step t. Call inside tf.function.
+    """
+    losses = tf.TensorArray(tf.float32, size=steps, element_shape=[params.shape[0]])
+    for t in tf.range(steps):
+        loss, grads = loss_and_grads(problem, params, instances, rng)
+        losses = losses.write(t, loss)
+        updates, state = optimizer.update(grads, state, params)
+        params = params + updates
+    return losses.stack(), params, state
+
+
+def trajectory(problem, optimizer, instances, params, steps, rng=None):
+    """Losses [steps + 1, n] of `optimizer` run for `steps` steps; call inside tf.function."""
+    losses, params, _ = steps_of(problem, optimizer, instances, params, optimizer.init(params), steps, rng)
+    return tf.concat([losses, problem.loss(params, instances, rng)[None]], axis=0)
+
+
+def fresh_instances(problem, seed, instances, offset=TEST_SEED):
+    """Problem instances and initial parameters drawn from seed offset + seed."""
+    rng = tf.random.Generator.from_seed(offset + seed)
+    batch = problem.sample(rng, instances)
+    return batch, problem.init_params(rng, batch)

@@ -1,0 +1,83 @@
+"""Statistics over evaluation curves: intervals, paired differences, verdicts.
+
+Curves are arrays [seeds, instances, steps + 1] from l2l.evaluate; a seed
+is a replication unit (for a learned optimiser, its own meta-training run).
+"""
+
+import numpy as np
+import pandas as pd
+
+
+def bootstrap_ci(values, n_boot=2000, seed=0, level=0.95):
+    """Mean over seeds and instances with a two-level bootstrap interval.
+
+    values: [seeds, instances, ...]. Resamples seeds, then instances within
+    each drawn seed, so that the interval carries the spread between seeds
+    (e.g. meta-training runs) as well as between problem instances.
+    Returns (mean, low, high), each shaped values.shape[2:].
+    """
+    values = np.asarray(values, np.float64)
+    s, m = values.shape[:2]
+    rng = np.random.default_rng(seed)
+    pick_seed = rng.integers(0, s, size=(n_boot, s))
+    pick_inst = rng.integers(0, m, size=(n_boot, s, m))
+    means = values[pick_seed[:, :, None], pick_inst].mean(axis=(1, 2))
+    tail = (1 - level) / 2 * 100
+    low, high = np.percentile(means, [tail, 100 - tail], axis=0)
+    return values.mean(axis=(0, 1)), low, high
+
+
+def paired_difference(a, b, step, n_boot=2000):
+    """Mean of a - b at `step` with its 95% interval, pairing runs on the same instance.
+
+    a, b: [seeds, instances, steps + 1] from one evaluate() call, so that
+    a[s, i] and b[s, i] started from the same problem instance. Pairing
+    removes the spread between instances that both optimisers share.
+    """
+    mean, low, high = bootstrap_ci((np.asarray(a) - np.asarray(b))[:, :, [step]], n_boot)
+    return {"mean": float(mean[0]), "ci95": [float(low[0]), float(high[0])]}
+
+
+def against_best(curves, step, baselines, learned="lstm", n_boot=2000):
+    """How `learned` fares at `step` against the baseline with the lowest mean loss.
+
+    Returns (best baseline's name, paired difference learned - best, and a
+    verdict: "beats", "loses to" or "cannot be told apart from", by whether
+    the difference's 95% interval lies below 0, above 0, or spans it).
+    """
+    best = min(baselines, key=lambda name: float(np.mean(curves[name][:, :, step])))
+    diff = paired_difference(curves[learned], curves[best], step, n_boot)
+    word = "beats" if diff["ci95"][1] < 0 else "loses to" if diff["ci95"][0] > 0 else "cannot be told apart from"
+    return best, diff, word
+
+
+def summarize(curves, steps, n_boot=2000):
+    """name -> {str(step): {"mean", "ci95": [low, high]}} at the given steps."""
+    out = {}
+    for name, values in curves.items():
+        mean, low, high = bootstrap_ci(values[:, :, list(steps)], n_boot)
+        out[name] = {str(s): {"mean": float(a), "ci95": [float(b), float(c)]} for s, a, b, c in zip(steps, mean, low, high)}
+    return out
+
+
+def bands(curves, steps, n_boot=200):
+    """Long table (optimiser, step, mean, low, high) for plotting."""
+    frames = []
+    for name, values in curves.items():
+        mean, low, high = bootstrap_ci(values[:, :, list(steps)], n_boot)
+        frames.append(pd.DataFrame({"optimiser": name, "step": list(steps), "mean": mean, "low": low, "high": high}))
+    return pd.concat(frames, ignore_index=True)
+
+
+def seed_means(curves, seeds):
+    """Long table (optimiser, seed, step, loss): each seed's mean curve, small enough to commit."""
+    frames = []
+    for name, values in curves.items():
+        mean = values.mean(axis=1)
+        s, t = mean.shape
+        index = pd.MultiIndex.from_product([list(seeds), range(t)], names=["seed", "step"])
+        frame = pd.DataFrame({"loss": mean.reshape(-1)}, index=index).reset_index()
+        frame.insert(0, "optimiser", name)
+        frames.append(frame)
+    return pd.concat(frames, ignore_index=True)
+

@@ -1,0 +1,38 @@
+import dataclasses
+
+import pytest
+
+from l2l import chapters
+
+
+@dataclasses.dataclass(frozen=True)
+class Sweep(chapters.ChapterParameters):
+    log10_lr: int = -3  # a negative integer is a fine value here
+    rates: list[float] = (0.1, 1)  # a list parameter
+
+
+def test_types_come_from_the_annotations_and_negative_ints_are_allowed_where_declared():
+    p = Sweep(log10_lr=-4, rates=[1, 2.5])
+    assert p.log10_lr == -4 and p.rates == [1.0, 2.5] and all(isinstance(r, float) for r in p.rates)
+    assert Sweep.from_namespace({"log10_lr": -2, "unrelated": object()}).log10_lr == -2
+    assert Sweep().as_dict() == {"profile": "full", "log10_lr": -3, "rates": [0.1, 1.0]}
+
+
+@pytest.mark.parametrize("values, message", [
+    ({"log10_lr": 2.5}, "parameter 'log10_lr' expects int, got float 2.5"),
+    ({"log10_lr": True}, "parameter 'log10_lr' expects int"),
+    ({"rates": 0.1}, "parameter 'rates' expects list"),
+    ({"rates": [0.1, "x"]}, r"parameter 'rates\[1\]' expects float"),
+])
+def test_ill_typed_values_name_the_field(values, message):
+    with pytest.raises(chapters.ParameterError, match=message):
+        Sweep(**values)
+
+
+def test_every_chapter_checks_its_ranges_and_defaults_pass():
+    for params in chapters.CHAPTERS.values():
+        params()
+    with pytest.raises(chapters.ParameterError, match=r"Mnist needs eval_seeds >= 1 \(got 0\)"):
+        chapters.Mnist(eval_seeds=0)
+    with pytest.raises(chapters.ParameterError, match="adam_grid needs at least one positive"):
+        chapters.Keras(adam_grid=[])
