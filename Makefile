@@ -29,7 +29,7 @@ test: venv
 	$(PY) -m pytest
 
 smoke: venv
-	for c in $(CHAPTERS); do $(PY) -m l2l.book run $$c --profile smoke -o _build/smoke/$$c.ipynb -p results_dir _build/smoke/results/$$c || exit 1; done
+	for c in $(CHAPTERS); do $(PY) -m l2l.book run $$c --profile smoke || exit 1; done
 
 # The keras chapter uses the optimiser the mnist chapter trained, published into the package.
 chapters: venv

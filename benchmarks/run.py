@@ -96,7 +96,7 @@ def one_segment(problem, instances, unroll, config=learned_optimizer.LSTMConfig(
 
 def meta_gradient_pair(problem, instances, unroll, repeats, config=learned_optimizer.LSTMConfig()):
     trainer, params, state, batch = one_segment(problem, instances, unroll, config)
-    weights = {k: tf.convert_to_tensor(v) for k, v in trainer.state.weights.items()}
+    weights = learned_optimizer.init_meta_params(config, trainer.config.seed)  # what the trainer starts from
     # Whole results, gradients included: returning the loss alone would let TF prune the backward pass.
     segment = {
         fused: tf.function(lambda fused=fused: meta.segment_meta_gradient(problem, config, unroll, weights, params, state, batch, trainer.state.rng, fused)[:2])

@@ -95,6 +95,7 @@ def meta_train_runs(problem, lstm_config, configs, checkpoint_root, results_dir,
     with its provenance (`about`, e.g. chapter and trained_on, plus seed,
     epochs, best epoch and validation, status and run key).
     """
+    os.makedirs(results_dir, exist_ok=True)
     runs = {}
     for config in configs:
         log(f"meta-training {label}, seed {config.seed}")
@@ -163,9 +164,12 @@ class PanelResult(NamedTuple):
     entries: dict  # optimiser -> its summary.json entry
 
 
-def factories(learned, lrs):
-    """name -> factory(seed): learned run lists (seed s uses run s mod n) and baselines at their rates."""
-    made = {name: (lambda s, runs=runs: runs[s % len(runs)].optimizer()) for name, runs in learned.items()}
+def factories(learned, lrs, problem=None):
+    """name -> factory(seed): learned run lists (seed s uses run s mod n) and baselines at their rates.
+
+    problem: where the optimisers will run (its groups, for learned optimisers with parameter groups).
+    """
+    made = {name: (lambda s, runs=runs: runs[s % len(runs)].optimizer(problem)) for name, runs in learned.items()}
     made.update({name: (lambda s, name=name, lr=lr: optimizers.BASELINES[name](lr)) for name, lr in lrs.items()})
     return made
 
@@ -180,7 +184,7 @@ def run_panel(panel, learned, instances, seeds, tune_instances, baselines=BASELI
     tuning_s = time.time() - started
     metric = (lambda params: panel.problem.metrics(params, panel.heldout)) if panel.heldout is not None else None
     snapshots = sorted(set(panel.report_steps)) if metric else ()
-    result = evaluate.evaluate(panel.problem, factories(learned, lrs), panel.steps, instances, seeds, metric=metric, snapshots=snapshots)
+    result = evaluate.evaluate(panel.problem, factories(learned, lrs, panel.problem), panel.steps, instances, seeds, metric=metric, snapshots=snapshots)
     return PanelResult(panel, lrs, tuning, tuning_s, result, panel_entries(panel, lrs, result, n_boot))
 
 

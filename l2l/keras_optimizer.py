@@ -21,14 +21,29 @@ import tensorflow as tf
 from l2l import learned_optimizer
 
 
+def _config_from(value):
+    """LSTMConfig, or group -> LSTMConfig, from itself or its get_config form."""
+    if value is None or isinstance(value, learned_optimizer.LSTMConfig):
+        return value or learned_optimizer.LSTMConfig()
+    if set(value) <= {f.name for f in dataclasses.fields(learned_optimizer.LSTMConfig)}:
+        return learned_optimizer.LSTMConfig(**value)
+    return {g: c if isinstance(c, learned_optimizer.LSTMConfig) else learned_optimizer.LSTMConfig(**c) for g, c in value.items()}
+
+
 @keras.saving.register_keras_serializable(package="l2l")
 class LearnedOptimizer(keras.optimizers.Optimizer):
-    def __init__(self, meta_params, lstm_config=None, learning_rate=1.0, name="learned_optimizer", pretrained=None, **kwargs):
+    """A learned optimiser for model.compile.
+
+    With parameter groups (lstm_config a mapping group -> LSTMConfig), `groups`
+    says which group trains each model variable: a function of the variable,
+    a mapping from variable path to group name, or a list of group names in
+    the order of model.trainable_variables (what a saved model records).
+    """
+
+    def __init__(self, meta_params, lstm_config=None, learning_rate=1.0, name="learned_optimizer", pretrained=None, groups=None, **kwargs):
         super().__init__(learning_rate=learning_rate, name=name, **kwargs)
-        if isinstance(lstm_config, dict):
-            lstm_config = learned_optimizer.LSTMConfig(**lstm_config)
-        self.lstm_config = lstm_config or learned_optimizer.LSTMConfig()
-        expected = learned_optimizer.meta_param_shapes(self.lstm_config)
+        self.lstm_config = _config_from(lstm_config)
+        expected = learned_optimizer.group_param_shapes(self.lstm_config)
         given = {k: np.asarray(v, np.float32) for k, v in dict(meta_params).items()}
         wrong = {k: v.shape for k, v in given.items() if k in expected and v.shape != expected[k]}
         if set(given) != set(expected) or wrong:
@@ -36,11 +51,29 @@ class LearnedOptimizer(keras.optimizers.Optimizer):
                 f"meta-parameters do not fit {self.lstm_config}: expected {expected}, got "
                 f"{ {k: v.shape for k, v in given.items()} }"
             )
+        if not isinstance(self.lstm_config, learned_optimizer.LSTMConfig) and groups is None:
+            raise ValueError(f"an optimiser with parameter groups {sorted(self.lstm_config)} needs groups=: a function of a variable, or a mapping from variable path, to a group name")
         self._initial_meta = given
         self.pretrained = pretrained
-        # Forward-only, the step gains from XLA (benchmarks/run.py: forward_xla).
-        config = self.lstm_config
-        self._compiled_step = tf.function(lambda meta, state, grads: learned_optimizer.lstm_step(meta, state, grads, config), jit_compile=True)
+        self.groups = groups
+        # Forward-only, the step gains from XLA (benchmarks/run.py: forward_xla). One compiled step per group.
+        self._compiled_step = {
+            group: tf.function(lambda meta, state, grads, config=config: learned_optimizer.lstm_step(meta, state, grads, config), jit_compile=True)
+            for group, config in learned_optimizer.as_groups(self.lstm_config).items()
+        }
+
+    def _group_of(self, variable, index):
+        if self.groups is None:
+            return ""
+        if callable(self.groups):
+            group = self.groups(variable)
+        elif isinstance(self.groups, dict):
+            group = self.groups.get(variable.path)
+        else:
+            group = self.groups[index] if index < len(self.groups) else None
+        if group not in self._compiled_step:
+            raise ValueError(f"variable {variable.path!r} is in group {group!r}; the optimiser's groups are {sorted(self._compiled_step)}")
+        return group
 
     @classmethod
     def from_pretrained(cls, name, **kwargs):
@@ -61,14 +94,17 @@ class LearnedOptimizer(keras.optimizers.Optimizer):
             return
         super().build(var_list)
         self._meta = {}
-        for key, shape in learned_optimizer.meta_param_shapes(self.lstm_config).items():
+        for key, shape in learned_optimizer.group_param_shapes(self.lstm_config).items():
             # An initializer, not an assign: build may run while a train step is traced.
             value = self._initial_meta[key]
             initial = lambda shape, dtype=None, value=value: tf.constant(value, dtype or tf.float32)
             self._meta[key] = self.add_variable(shape, initializer=initial, name="meta_" + key.replace("/", "_"))
-        hidden, layers = self.lstm_config.hidden, self.lstm_config.layers
-        self._h, self._c = [], []
+        configs = learned_optimizer.as_groups(self.lstm_config)
+        self._h, self._c, self._var_groups = [], [], []
         for index, var in enumerate(var_list):
+            group = self._group_of(var, index)
+            self._var_groups.append(group)
+            hidden, layers = configs[group].hidden, configs[group].layers
             # Named per model variable, so that every state variable has its own path.
             size = learned_optimizer.padded(int(np.prod(var.shape)))
             self._h.append([self.add_variable((hidden, size), name=f"lstm_h{layer}_{index}") for layer in range(layers)])
@@ -85,8 +121,9 @@ class LearnedOptimizer(keras.optimizers.Optimizer):
             h=tuple(tf.convert_to_tensor(v) for v in self._h[index]),
             c=tuple(tf.convert_to_tensor(v) for v in self._c[index]),
         )
-        meta = {k: tf.convert_to_tensor(v) for k, v in self._meta.items()}
-        updates, state = self._compiled_step(meta, state, tf.cast(gradient, tf.float32))
+        group = self._var_groups[index]
+        meta = learned_optimizer.group_params({k: tf.convert_to_tensor(v) for k, v in self._meta.items()}, group)
+        updates, state = self._compiled_step[group](meta, state, tf.cast(gradient, tf.float32))
         for target, value in zip(self._h[index] + self._c[index], state.h + state.c):
             self.assign(target, value)
         self.assign_add(variable, tf.cast(learning_rate, variable.dtype) * tf.cast(updates, variable.dtype))
@@ -95,7 +132,10 @@ class LearnedOptimizer(keras.optimizers.Optimizer):
         config = super().get_config()
         config.update(
             meta_params={k: v.tolist() for k, v in self._initial_meta.items()},
-            lstm_config=dataclasses.asdict(self.lstm_config),
+            lstm_config=(dataclasses.asdict(self.lstm_config) if isinstance(self.lstm_config, learned_optimizer.LSTMConfig)
+                         else {g: dataclasses.asdict(c) for g, c in self.lstm_config.items()}),
             pretrained=self.pretrained,
+            # A function cannot be saved, and paths change when a model is rebuilt: what was decided for each variable, in order, can.
+            groups=list(self._var_groups) if self.groups is not None and self.built else self.groups,
         )
         return config

@@ -202,34 +202,149 @@ def lstm_backward(meta_params, saved, d_updates, d_state, config, fused=True):
     return d_meta, LSTMState(tuple(d_h_prev), tuple(d_c_prev))
 
 
-def learned(meta_params, config=LSTMConfig()):
-    """The LSTM as an ordinary optimiser: a factory from meta-parameters."""
+# -- parameter groups ----------------------------------------------------------
+#
+# A learned optimiser may train different coordinates with different LSTMs
+# (the paper's CIFAR-10 experiment: one for convolution kernels, one for the
+# rest). Its config is then a mapping group -> LSTMConfig, its meta-parameters
+# one flat dict named "<group>/lstm0/kernel" and so on, and a problem's
+# `groups` says which coordinates each group owns. A plain LSTMConfig is the
+# one-group case and runs exactly the code above: names without a prefix, no
+# gathering, the same operations bit for bit.
 
-    def init(params):
-        return init_state(config, tf.size(params))
 
-    def update(grads, state, params=None):
-        return lstm_step(meta_params, state, grads, config)
+def as_groups(config):
+    """group -> LSTMConfig; a plain LSTMConfig is the one group named ""."""
+    if isinstance(config, LSTMConfig):
+        return {"": config}
+    groups = dict(config)
+    bad = [g for g in groups if not g or "/" in g or not isinstance(groups[g], LSTMConfig)]
+    if not groups or bad:
+        raise ValueError(f"parameter groups need non-empty names without '/' mapped to LSTMConfig, got {config!r}")
+    return groups
 
-    return Optimizer(init, update)
+
+def _prefix(group):
+    return f"{group}/" if group else ""
+
+
+def group_params(meta_params, group):
+    """The meta-parameters of one group, under the names lstm_forward expects."""
+    prefix = _prefix(group)
+    return {k[len(prefix):]: v for k, v in meta_params.items() if k.startswith(prefix)}
+
+
+def group_param_shapes(config):
+    return {_prefix(g) + k: v for g, c in as_groups(config).items() for k, v in meta_param_shapes(c).items()}
+
+
+def init_group_params(config, seed):
+    """init_meta_params for every group, each from the same seed."""
+    return {_prefix(g) + k: v for g, c in as_groups(config).items() for k, v in init_meta_params(c, seed).items()}
+
+
+def partition(config, groups, dim):
+    """group -> sorted coordinate indices (None: all coordinates), checked against the problem's `groups`.
+
+    config: LSTMConfig or group -> LSTMConfig; groups: the problem's
+    group -> indices mapping (or None); dim: the problem's coordinates.
+    """
+    if isinstance(config, LSTMConfig):
+        return None
+    names = sorted(as_groups(config))
+    if groups is None or sorted(groups) != names:
+        raise ValueError(f"a learned optimiser with groups {names} needs a problem whose `groups` has exactly those names, got {sorted(groups or {})}")
+    parts = {g: np.asarray(groups[g], np.int64) for g in names}
+    every = np.sort(np.concatenate(list(parts.values())))
+    if not np.array_equal(every, np.arange(dim)):
+        raise ValueError(f"the problem's groups must cover its {dim} coordinates exactly once each")
+    return parts
+
+
+def _inverse(parts):
+    """Indices that put the groups' updates, concatenated in group order, back in coordinate order."""
+    return np.argsort(np.concatenate(list(parts.values())), kind="stable")
+
+
+def init_group_states(config, parts, instances, dim, dtype=tf.float32):
+    """The LSTM state for `instances` problems of `dim` coordinates: one LSTMState, or group -> LSTMState."""
+    if parts is None:
+        return init_state(config, instances * dim, dtype)
+    return {g: init_state(c, instances * len(parts[g]), dtype) for g, c in as_groups(config).items()}
+
+
+def grouped_forward(meta_params, states, grads, config, parts, fused=True):
+    """lstm_forward for every group: (updates shaped like grads, states, saved). Coordinates on the last axis of grads."""
+    if parts is None:
+        return lstm_forward(meta_params, states, grads, config, fused)
+    updates, new_states, saved = [], {}, {}
+    for g, c in as_groups(config).items():
+        u, new_states[g], saved[g] = lstm_forward(group_params(meta_params, g), states[g], tf.gather(grads, parts[g], axis=-1), c, fused)
+        updates.append(u)
+    return tf.gather(tf.concat(updates, axis=-1), _inverse(parts), axis=-1), new_states, saved
+
+
+def grouped_backward(meta_params, saved, d_updates, d_states, config, parts, fused=True):
+    """lstm_backward for every group: (gradient by meta-parameter name, gradient by group of the states read)."""
+    if parts is None:
+        return lstm_backward(meta_params, saved, d_updates, d_states, config, fused)
+    d_meta, d_prev = {}, {}
+    for g, c in as_groups(config).items():
+        d, d_prev[g] = lstm_backward(group_params(meta_params, g), saved[g], tf.gather(d_updates, parts[g], axis=-1),
+                                     None if d_states is None else d_states[g], c, fused)
+        d_meta.update({_prefix(g) + k: v for k, v in d.items()})
+    return d_meta, d_prev
+
+
+def learned(meta_params, config=LSTMConfig(), groups=None):
+    """The LSTM as an ordinary optimiser on params [instances, coordinates]: a factory from meta-parameters.
+
+    With parameter groups, `groups` is the problem's group -> indices mapping.
+    """
+    if isinstance(config, LSTMConfig):
+        def init(params):
+            return init_state(config, tf.size(params))
+
+        def update(grads, state, params=None):
+            return lstm_step(meta_params, state, grads, config)
+
+        return Optimizer(init, update)
+
+    def init_groups(params):
+        parts = partition(config, groups, int(params.shape[-1]))
+        return init_group_states(config, parts, int(np.prod(params.shape[:-1])), int(params.shape[-1]))
+
+    def update_groups(grads, state, params=None):
+        updates, state, _ = grouped_forward(meta_params, state, grads, config, partition(config, groups, int(grads.shape[-1])))
+        return updates, state
+
+    return Optimizer(init_groups, update_groups)
 
 
 def save_weights(path, meta_params, config, **provenance):
-    """Writes meta-parameters and their config to an HDF5 file (no pickle)."""
+    """Writes meta-parameters and their config (an LSTMConfig, or group -> LSTMConfig) to an HDF5 file (no pickle)."""
     import h5py
 
     with h5py.File(path, "w") as f:
         f.attrs["format"] = "l2l-lstm-optimizer-1"
-        for field, value in dataclasses.asdict(config).items():
-            f.attrs[f"config/{field}"] = value
+        if not isinstance(config, LSTMConfig):
+            f.attrs["groups"] = ",".join(as_groups(config))
+        for group, group_config in as_groups(config).items():
+            for field, value in dataclasses.asdict(group_config).items():
+                f.attrs[f"config/{_prefix(group)}{field}"] = value
         for key, value in provenance.items():
             f.attrs[f"provenance/{key}"] = value if isinstance(value, (int, float)) else str(value)
         for name, value in meta_params.items():
             f.create_dataset(name, data=np.asarray(value))
 
 
+def _config_from_attrs(attrs, group):
+    fields = {k.split("/")[-1]: attrs[k] for k in attrs if k.startswith(f"config/{_prefix(group)}") and k.count("/") == 1 + bool(group)}
+    return LSTMConfig(hidden=int(fields["hidden"]), layers=int(fields["layers"]), preprocess_p=float(fields["preprocess_p"]), scale=float(fields["scale"]))
+
+
 def load_weights(path):
-    """Returns (meta_params, config, provenance); checks shapes against the config."""
+    """Returns (meta_params, config, provenance); checks shapes against the config (group -> LSTMConfig for grouped files)."""
     import os
 
     import h5py
@@ -239,13 +354,10 @@ def load_weights(path):
     with h5py.File(path, "r") as f:
         if f.attrs.get("format") != "l2l-lstm-optimizer-1":
             raise ValueError(f"{path!r} is not an l2l LSTM optimiser weights file (no 'format' = 'l2l-lstm-optimizer-1' attribute); save one with l2l.learned_optimizer.save_weights")
-        fields = {k.split("/", 1)[1]: f.attrs[k] for k in f.attrs if k.startswith("config/")}
-        config = LSTMConfig(
-            hidden=int(fields["hidden"]), layers=int(fields["layers"]),
-            preprocess_p=float(fields["preprocess_p"]), scale=float(fields["scale"]),
-        )
+        names = str(f.attrs["groups"]).split(",") if "groups" in f.attrs else None
+        config = {g: _config_from_attrs(f.attrs, g) for g in names} if names else _config_from_attrs(f.attrs, "")
         provenance = {k.split("/", 1)[1]: f.attrs[k] for k in f.attrs if k.startswith("provenance/")}
-        expected = meta_param_shapes(config)
+        expected = group_param_shapes(config)
         found = {}
         f.visititems(lambda name, obj: found.__setitem__(name, obj[()]) if hasattr(obj, "shape") else None)
         if set(found) != set(expected):

@@ -44,7 +44,10 @@ from l2l.rollout import VALID_SEED, trajectory
 CODE_VERSION = 1
 # MetaConfig fields that do not change what a run computes, left out of its key:
 # a run continued to more epochs, or checkpointed more often, is the same run.
-NOT_IN_KEY = ("epochs", "checkpoint_every")
+NOT_IN_KEY = ("epochs", "checkpoint_every", "snapshot_every")
+# Fields added after runs were first keyed: at these defaults they are left out
+# of the key, so that a run from before they existed keeps its key and resumes.
+OMITTED_AT_DEFAULT = {"select_on": "final"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -60,6 +63,8 @@ class MetaConfig:
     valid_every: int = 10  # epochs between validations on fixed held-out instances
     valid_instances: int = 128  # held-out instances for validation
     checkpoint_every: int = 25  # epochs between checkpoints, when a checkpoint_dir is given
+    select_on: str = "final"  # validation metric that picks the kept weights: "final" loss at the horizon, or "mean" over steps 1..horizon
+    snapshot_every: int = 0  # also keep the weights every this many epochs (checkpoint_dir/snapshots/); 0: none
 
     def __post_init__(self):
         positive = ["epochs", "batch", "horizon", "unroll", "valid_every", "valid_instances", "checkpoint_every"]
@@ -70,6 +75,8 @@ class MetaConfig:
             raise ValueError(f"MetaConfig.horizon ({self.horizon}) must be a multiple of unroll ({self.unroll})")
         if not self.meta_lr > 0 or self.clip_norm < 0:
             raise ValueError(f"MetaConfig needs meta_lr > 0 and clip_norm >= 0, got {self.meta_lr}, {self.clip_norm}")
+        if self.select_on not in ("final", "mean") or self.snapshot_every < 0:
+            raise ValueError(f"MetaConfig needs select_on 'final' or 'mean' and snapshot_every >= 0, got {self.select_on!r}, {self.snapshot_every}")
         if self.meta_optimizer not in optimizers.BASELINES:
             raise ValueError(f"MetaConfig.meta_optimizer {self.meta_optimizer!r} is unknown; choose one of {sorted(optimizers.BASELINES)}")
 
@@ -77,7 +84,7 @@ class MetaConfig:
 class MetaResult(NamedTuple):
     meta_params: dict  # weights with the best validation loss
     last_params: dict  # weights at the end of the run
-    lstm_config: learned_optimizer.LSTMConfig
+    lstm_config: learned_optimizer.LSTMConfig | dict  # or group -> LSTMConfig, with parameter groups
     history: pd.DataFrame  # per epoch: meta_loss, valid_loss (NaN where not validated), seconds
     best_epoch: int
     best_valid: float  # mean loss at the horizon on the validation instances
@@ -85,8 +92,9 @@ class MetaResult(NamedTuple):
     wall_time_s: float  # meta-training time, summed over resumed runs
     key: str  # run_key(...): what the run's checkpoints are filed under
 
-    def optimizer(self):
-        return learned_optimizer.learned(self.meta_params, self.lstm_config)
+    def optimizer(self, problem=None):
+        """The trained LSTM as an optimiser; with parameter groups, for `problem`'s groups."""
+        return learned_optimizer.learned(self.meta_params, self.lstm_config, getattr(problem, "groups", None))
 
 
 def describe_run(problem, lstm_config, config, valid_problem=None):
@@ -94,8 +102,9 @@ def describe_run(problem, lstm_config, config, valid_problem=None):
     described = {
         "code_version": CODE_VERSION,
         "problem": problem.describe(),
-        "lstm": dataclasses.asdict(lstm_config),
-        "meta": {k: v for k, v in dataclasses.asdict(config).items() if k not in NOT_IN_KEY},
+        "lstm": (dataclasses.asdict(lstm_config) if isinstance(lstm_config, learned_optimizer.LSTMConfig)
+                 else {g: dataclasses.asdict(c) for g, c in learned_optimizer.as_groups(lstm_config).items()}),
+        "meta": {k: v for k, v in dataclasses.asdict(config).items() if k not in NOT_IN_KEY and OMITTED_AT_DEFAULT.get(k, ...) != v},
     }
     if valid_problem is not None and valid_problem is not problem:
         described["valid_problem"] = valid_problem.describe()
@@ -113,7 +122,7 @@ class _State(tf.Module):
 
     def __init__(self, lstm_config, seed, meta_optimizer):
         super().__init__()
-        initial = learned_optimizer.init_meta_params(lstm_config, seed)
+        initial = learned_optimizer.init_group_params(lstm_config, seed)
         self.weights = {k: tf.Variable(v) for k, v in initial.items()}
         self.best = {k: tf.Variable(v) for k, v in initial.items()}
         # The meta-optimiser's own state, whatever its structure, flattened into variables.
@@ -132,6 +141,8 @@ class MetaTrainer:
         self.valid_problem = valid_problem or problem
         self.meta_optimizer = optimizers.BASELINES[config.meta_optimizer](config.meta_lr)
         self.state = _State(lstm_config, config.seed, self.meta_optimizer)
+        # Which coordinates each LSTM trains (None: one LSTM for all); the validation problem may differ in size.
+        self.parts = learned_optimizer.partition(lstm_config, getattr(problem, "groups", None), problem.dim)
         self._optimizer_template = self.meta_optimizer.init(dict(self.state.weights))
         valid_rng = tf.random.Generator.from_seed(VALID_SEED + config.seed)
         self.valid_batch = self.valid_problem.sample(valid_rng, config.valid_instances)
@@ -149,16 +160,21 @@ class MetaTrainer:
 
     # -- checkpoints -------------------------------------------------------
     def _open_checkpoints(self, directory):
+        from l2l.provenance import provenance
+
         os.makedirs(directory, exist_ok=True)
         self.run_file = os.path.join(directory, "run.json")
+        self.sessions = []  # versions, commit and hardware of every process that trained this run, in order
         if os.path.exists(self.run_file):
             with open(self.run_file) as f:
                 saved = json.load(f)
+            self.sessions = saved.get("sessions", [])
             if saved["config"] != self.description:
                 raise ValueError(
                     f"{directory!r} holds checkpoints of a different run ({saved['config']}), though its key matches; "
                     "delete that folder to start over"
                 )
+        self.sessions.append(provenance())
         self.manager = tf.train.CheckpointManager(tf.train.Checkpoint(state=self.state), directory, max_to_keep=2)
         if self.manager.latest_checkpoint:
             self.manager.checkpoint.restore(self.manager.latest_checkpoint).assert_existing_objects_matched()
@@ -177,14 +193,31 @@ class MetaTrainer:
         self.manager.save(checkpoint_number=int(self.state.epoch.numpy()))
         tmp = self.run_file + ".tmp"
         with open(tmp, "w") as f:
-            json.dump({"key": self.key, "config": self.description, "history": self.history}, f)
+            json.dump({"key": self.key, "config": self.description, "sessions": self.sessions, "history": self.history}, f)
         os.replace(tmp, self.run_file)
+
+    def _snapshot(self, epoch):
+        """The weights at this epoch, for curves over meta-training (written whole, then renamed)."""
+        if self.checkpoint_dir is None:
+            return
+        folder = os.path.join(self.checkpoint_dir, "snapshots")
+        os.makedirs(folder, exist_ok=True)
+        path = os.path.join(folder, f"epoch{epoch:06d}.weights.h5")
+        learned_optimizer.save_weights(path + ".tmp", {k: v.numpy() for k, v in self.state.weights.items()}, self.lstm_config,
+                                       epoch=epoch, run_key=self.key)
+        os.replace(path + ".tmp", path)
+
+    def snapshots(self):
+        """epoch -> path of every snapshot this run has written."""
+        folder = os.path.join(self.checkpoint_dir or "", "snapshots")
+        names = sorted(os.listdir(folder)) if self.checkpoint_dir and os.path.isdir(folder) else []
+        return {int(n[5:11]): os.path.join(folder, n) for n in names if n.endswith(".weights.h5")}
 
     # -- compiled pieces ---------------------------------------------------
     def meta_gradient(self, params, lstm_state, batch):
         """(meta-loss, its gradient by weight name, params, LSTM state) after one segment."""
         meta = {k: w.read_value() for k, w in self.state.weights.items()}
-        return segment_meta_gradient(self.problem, self.lstm_config, self.config.unroll, meta, params, lstm_state, batch, self.state.rng)
+        return segment_meta_gradient(self.problem, self.lstm_config, self.config.unroll, meta, params, lstm_state, batch, self.state.rng, parts=self.parts)
 
     def _train_unroll(self, params, lstm_state, batch):
         """One truncated-BPTT segment and one meta-update; applied only if finite."""
@@ -207,9 +240,9 @@ class MetaTrainer:
         return meta_loss, params, lstm_state, finite
 
     def _validate(self):
-        optimizer = learned_optimizer.learned(self.state.weights, self.lstm_config)
+        optimizer = learned_optimizer.learned(self.state.weights, self.lstm_config, getattr(self.valid_problem, "groups", None))
         losses = trajectory(self.valid_problem, optimizer, self.valid_batch, self.valid_params, self.config.horizon, self.valid_rng)
-        return tf.reduce_mean(losses[-1])
+        return tf.reduce_mean(losses[-1] if self.config.select_on == "final" else losses[1:])
 
     # -- the loop ----------------------------------------------------------
     def run(self, log=print):
@@ -227,7 +260,7 @@ class MetaTrainer:
             epoch = int(state.epoch.numpy())
             batch = self.problem.sample(state.rng, cfg.batch)
             params = self.problem.init_params(state.rng, batch)
-            lstm_state = learned_optimizer.init_state(self.lstm_config, cfg.batch * self.problem.dim)
+            lstm_state = learned_optimizer.init_group_states(self.lstm_config, self.parts, cfg.batch, self.problem.dim)
             losses, finites = [], []
             for _ in range(segments):
                 meta_loss, params, lstm_state, finite = self.train_unroll(params, lstm_state, batch)
@@ -262,6 +295,8 @@ class MetaTrainer:
             state.wall_time.assign(elapsed_before + time.perf_counter() - started)
             if epoch % report_every == 0 or epoch == cfg.epochs:
                 log(self._progress(epoch, started, start_epoch))
+            if cfg.snapshot_every and epoch % cfg.snapshot_every == 0:
+                self._snapshot(epoch)
             if epoch % cfg.checkpoint_every == 0 or epoch == cfg.epochs:
                 self._save()
         state.wall_time.assign(elapsed_before + time.perf_counter() - started)
@@ -300,7 +335,7 @@ class MetaTrainer:
         )
 
 
-def segment_meta_gradient(problem, lstm_config, unroll, meta_params, params, lstm_state, batch, rng=None, fused=True):
+def segment_meta_gradient(problem, lstm_config, unroll, meta_params, params, lstm_state, batch, rng=None, fused=True, parts=None):
     """One truncated-BPTT segment: (meta-loss, its gradient by meta-parameter name, params, LSTM state).
 
     The meta-loss is the sum over the segment's steps t = 1..unroll of the
@@ -311,6 +346,9 @@ def segment_meta_gradient(problem, lstm_config, unroll, meta_params, params, lst
     the last step to the first, feeding each step the sum of the optimisee
     gradients of all later steps. benchmarks/reference.py computes the same
     with tf.GradientTape, and tests/test_reference.py compares the two.
+    With parameter groups, lstm_config maps group -> LSTMConfig and parts is
+    learned_optimizer.partition(...) of the problem; lstm_state then maps
+    group -> LSTMState.
     """
     n = tf.cast(tf.shape(params)[0], params.dtype)
     saved, later_grads, meta_loss = [], [], 0.0
@@ -319,7 +357,7 @@ def segment_meta_gradient(problem, lstm_config, unroll, meta_params, params, lst
         if t > 0:  # the segment's first loss does not depend on this segment's updates
             meta_loss += tf.reduce_mean(loss)
             later_grads.append(grads)
-        updates, lstm_state, step = learned_optimizer.lstm_forward(meta_params, lstm_state, grads, lstm_config, fused)
+        updates, lstm_state, step = learned_optimizer.grouped_forward(meta_params, lstm_state, grads, lstm_config, parts, fused)
         saved.append(step)
         params = params + updates
     loss, grads = loss_and_grads(problem, params, batch, rng)
@@ -327,7 +365,7 @@ def segment_meta_gradient(problem, lstm_config, unroll, meta_params, params, lst
 
     d_params, d_state, total = grads / n, None, None
     for t in reversed(range(unroll)):
-        d_meta, d_state = learned_optimizer.lstm_backward(meta_params, saved[t], d_params, d_state, lstm_config, fused)
+        d_meta, d_state = learned_optimizer.grouped_backward(meta_params, saved[t], d_params, d_state, lstm_config, parts, fused)
         total = d_meta if total is None else {k: total[k] + d_meta[k] for k in total}
         if t > 0:
             d_params += later_grads[t - 1] / n

@@ -43,6 +43,9 @@ class Problem(Protocol):
     def describe(self) -> dict:  # every field that determines the problem, JSON-able (run keys hash it)
         ...
 
+    # Optional: `groups`, a mapping group name -> coordinate indices, for learned
+    # optimisers with one LSTM per group (l2l.learned_optimizer.partition checks it).
+
 
 class QuadraticInstances(NamedTuple):
     w: tf.Tensor  # [n, dims, dims]
@@ -130,6 +133,16 @@ class MLP:
     def __repr__(self):
         fields = ", ".join(f"{k}={v}" for k, v in self.describe().items() if k not in ("name", "data"))
         return f"MLP(data={self.data.name}, {fields})"
+
+    @property
+    def groups(self):
+        """Coordinates of the weight matrices ("kernels") and of the biases, for optimisers with parameter groups."""
+        kernels, biases, offset = [], [], 0
+        for a, b in zip(self.sizes[:-1], self.sizes[1:]):
+            kernels.append(np.arange(offset, offset + a * b))
+            biases.append(np.arange(offset + a * b, offset + a * b + b))
+            offset += a * b + b
+        return {"kernels": np.concatenate(kernels), "biases": np.concatenate(biases)}
 
     @property
     def sizes(self):

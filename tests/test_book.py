@@ -7,7 +7,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from l2l import book, experiment, provenance
+from l2l import book, provenance
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -86,12 +86,6 @@ def test_only_papermills_injected_parameters_are_shown():
                 nbformat.v4.new_code_cell("profile = 'smoke'", metadata={"tags": ["injected-parameters"]})]
     book._show_parameters_once(nb)
     assert nb.cells[0].metadata["tags"] == ["parameters", "remove-cell"] and nb.cells[1].metadata["tags"] == ["injected-parameters"]
-
-
-def test_verdict_html_keeps_bold_and_escapes_the_rest():
-    assert experiment.verdict_html("the LSTM **loses** to NAG (lr < 1) & **ADAM**") == (
-        "the LSTM <strong>loses</strong> to NAG (lr &lt; 1) &amp; <strong>ADAM</strong>"
-    )
 
 
 def test_the_recorded_commit_is_dirty_only_when_code_changed(tmp_path):

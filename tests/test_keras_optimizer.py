@@ -116,3 +116,69 @@ def test_mirrored_strategy_on_two_cpu_devices(tmp_path):
     )
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0 and "OK" in done.stdout, done.stderr[-3000:]
+
+
+def _dense(seed):
+    import keras
+
+    keras.utils.set_random_seed(seed)
+    return keras.Sequential([keras.Input((2,)), keras.layers.Dense(3)])
+
+
+def test_state_floats_per_parameter_counts_the_lstm_state_and_not_its_weights():
+    import keras
+
+    from l2l import keras_training
+
+    x, y = np.random.default_rng(0).normal(size=(20, 2)).astype(np.float32), np.arange(20) % 3
+    config = learned_optimizer.LSTMConfig(hidden=5, layers=2)
+    meta = learned_optimizer.init_meta_params(config, 0)
+    counts = {}
+    for name, make in {"lstm": lambda: l2l.LearnedOptimizer(meta, config), "adam": lambda: keras.optimizers.Adam(1e-3)}.items():
+        _, _, model = keras_training.train(_dense, make, 0, x, y, steps=2, batch_size=10)
+        counts[name] = keras_training.state_floats_per_parameter(model)
+    # 9 parameters in a kernel of 6 and a bias of 3, each padded to 16 columns of h and c per layer; Adam keeps m and v.
+    lstm_state, adam_state = 2 * 2 * 5 * (16 + 16), 2 * 9
+    assert counts["lstm"] - counts["adam"] == pytest.approx((lstm_state - adam_state) / 9)
+
+
+def test_batch_losses_recover_each_minibatch_loss_from_keras_running_means():
+    import keras
+
+    from l2l import keras_training
+
+    x, y = np.random.default_rng(1).normal(size=(25, 2)).astype(np.float32), np.arange(25) % 3
+    losses, _, model = keras_training.train(_dense, lambda: keras.optimizers.SGD(0.0), 0, x, y, steps=3, batch_size=10)
+    # With a zero learning rate the model never changes: the batches (10, 10, 5 examples) average to the full-data loss.
+    full = float(keras.losses.SparseCategoricalCrossentropy(from_logits=True)(y, model(x)))
+    assert losses.shape == (3,) and np.dot(losses, [10, 10, 5]) / 25 == pytest.approx(full, rel=1e-5)
+
+
+def test_parameter_groups_route_each_variable_to_its_own_lstm_and_survive_saving(tmp_path):
+    import keras
+
+    configs = {"kernels": learned_optimizer.LSTMConfig(hidden=4), "biases": learned_optimizer.LSTMConfig(hidden=3, layers=1)}
+    meta = learned_optimizer.init_group_params(configs, 0)
+    meta = {k: v * (1.5 if k.startswith("biases") else 1.0) for k, v in meta.items()}  # the two LSTMs differ
+    group_of = lambda v: "kernels" if len(v.shape) == 2 else "biases"
+    model = _dense(0)
+    optimizer = l2l.LearnedOptimizer(meta, configs, groups=group_of)
+    x, y = tf.constant(np.random.default_rng(2).normal(size=(6, 2)), tf.float32), tf.constant([0, 1, 2, 0, 1, 2])
+    with tf.GradientTape() as tape:
+        loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)(y, model(x))
+    grads = tape.gradient(loss, model.trainable_variables)
+    before = [v.numpy().copy() for v in model.trainable_variables]
+    optimizer.apply_gradients(zip(grads, model.trainable_variables))
+    for variable, grad, old in zip(model.trainable_variables, grads, before):
+        group = group_of(variable)
+        step = learned_optimizer.learned(learned_optimizer.group_params(meta, group), configs[group])
+        flat = tf.reshape(grad, [1, -1])
+        update, _ = step.update(flat, step.init(flat))
+        np.testing.assert_allclose(variable.numpy() - old, tf.reshape(update, variable.shape).numpy(), rtol=1e-5, atol=1e-7)
+    with pytest.raises(ValueError, match="needs groups="):
+        l2l.LearnedOptimizer(meta, configs)
+    model.compile(optimizer=optimizer, loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    model.save(tmp_path / "grouped.keras")
+    reloaded = keras.models.load_model(tmp_path / "grouped.keras")
+    assert reloaded.optimizer.groups == [group_of(v) for v in model.trainable_variables]
+    np.testing.assert_array_equal(reloaded.optimizer.variables[-1].numpy(), model.optimizer.variables[-1].numpy())

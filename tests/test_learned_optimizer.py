@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import h5py
 import numpy as np
 import pytest
@@ -124,3 +126,124 @@ def test_hand_written_backward_equals_the_tape(config, nprng):
     got, _ = learned_optimizer.lstm_backward(meta, saved, d_updates, None, config)
     for k in meta:
         np.testing.assert_allclose(got[k].numpy(), want[k].numpy(), rtol=1e-10, atol=1e-12)
+
+
+# -- parameter groups ----------------------------------------------------------
+
+DATA = Path(__file__).resolve().parent / "data"
+
+
+def test_one_group_reproduces_the_committed_optimiser_bit_for_bit():
+    """Golden values written by the code before parameter groups existed (tests/data, commit 33b8292)."""
+    from l2l import meta, problems, rollout
+
+    golden = np.load(DATA / "golden_quadratic.npz")
+    meta_params, config, _ = learned_optimizer.load_weights(str(DATA / "quadratic.weights.h5"))
+    problem = problems.Quadratic()
+    batch, params = rollout.fresh_instances(problem, 0, 16)
+    losses = tf.function(lambda b, p: rollout.trajectory(problem, learned_optimizer.learned(meta_params, config), b, p, 60))(batch, params)
+    np.testing.assert_array_equal(losses.numpy(), golden["losses"])
+    state = learned_optimizer.init_state(config, 16 * problem.dim)
+    loss, grads, after, _ = tf.function(lambda: meta.segment_meta_gradient(problem, config, 20, meta_params, params, state, batch))()
+    assert loss.numpy() == golden["meta_loss"]
+    np.testing.assert_array_equal(after.numpy(), golden["params_after"])
+    for k, g in grads.items():
+        np.testing.assert_array_equal(g.numpy(), golden["grad_" + k.replace("/", "_")])
+
+
+class GroupedQuadratic:
+    """A quadratic whose coordinates fall into two interleaved groups."""
+
+    def __init__(self, dims=5, dtype=tf.float64):
+        from l2l import problems
+
+        self.base, self.dtype, self.name, self.dim = problems.Quadratic(dims=dims), dtype, "grouped", dims
+        self.groups = {"even": np.arange(0, dims, 2), "odd": np.arange(1, dims, 2)}
+
+    def sample(self, rng, n):
+        return tf.nest.map_structure(lambda t: tf.cast(t, self.dtype), self.base.sample(rng, n))
+
+    def init_params(self, rng, instances):
+        return tf.cast(self.base.init_params(rng, instances), self.dtype)
+
+    def loss(self, params, instances, rng=None):
+        return self.base.loss(params, instances, rng)
+
+    def describe(self):
+        return {"name": self.name, "dims": self.dim}
+
+
+TWO = {"even": learned_optimizer.LSTMConfig(hidden=4), "odd": learned_optimizer.LSTMConfig(hidden=3, layers=1, preprocess_p=0.0, scale=0.5)}
+
+
+def test_two_groups_meta_gradient_equals_the_tape_in_float64():
+    from l2l import meta
+    from l2l.problems import loss_and_grads
+
+    problem = GroupedQuadratic()
+    rng = tf.random.Generator.from_seed(3)
+    batch = problem.sample(rng, 2)
+    params = tf.cast(rng.normal([2, 5]), tf.float64)
+    weights = {k: tf.cast(v, tf.float64) for k, v in learned_optimizer.init_group_params(TWO, 1).items()}
+    parts = learned_optimizer.partition(TWO, problem.groups, 5)
+    states = learned_optimizer.init_group_states(TWO, parts, 2, 5, tf.float64)
+    loss, grads, _, _ = meta.segment_meta_gradient(problem, TWO, 4, weights, params, states, batch, parts=parts)
+
+    # Reference: each group's LSTM stepped on its own columns, the updates stitched back by index, under a tape.
+    def reference(w, frozen=None):
+        p, s, total, seen = params, dict(states), 0.0, []
+        for t in range(4):
+            value, g = loss_and_grads(problem, p, batch)
+            seen.append(g)
+            total += tf.reduce_mean(value) if t else 0.0
+            g = frozen[t] if frozen else g
+            pieces = []
+            for name, config in TWO.items():
+                u, s[name] = learned_optimizer.lstm_step(learned_optimizer.group_params(w, name), s[name], tf.gather(g, problem.groups[name], axis=1), config)
+                pieces.append(tf.transpose(u))
+            p = p + tf.transpose(tf.dynamic_stitch([problem.groups[n] for n in TWO], pieces))
+        return total + tf.reduce_mean(problem.loss(p, batch)), seen
+
+    _, frozen = reference(weights)
+    variables = {k: tf.Variable(v) for k, v in weights.items()}
+    with tf.GradientTape() as tape:
+        expected_loss, _ = reference(variables, frozen)
+    expected = tape.gradient(expected_loss, variables)
+    assert float(loss) == pytest.approx(float(expected_loss), rel=1e-12)
+    assert set(grads) == set(expected) and {k.split("/")[0] for k in grads} == {"even", "odd"}
+    for k in expected:
+        np.testing.assert_allclose(grads[k].numpy(), expected[k].numpy(), rtol=1e-10, atol=1e-14)
+
+
+def test_groups_train_end_to_end_and_round_trip_through_weights_files(tmp_path):
+    from l2l import meta
+
+    problem = GroupedQuadratic(dtype=tf.float32)
+    config = meta.MetaConfig(epochs=2, batch=3, horizon=4, unroll=2, valid_every=1, valid_instances=3)
+    result = meta.meta_train(problem, TWO, config, log=lambda line: None)
+    assert result.status == "completed" and set(result.meta_params) == set(learned_optimizer.group_param_shapes(TWO))
+    path = tmp_path / "two.weights.h5"
+    learned_optimizer.save_weights(path, result.meta_params, TWO, chapter="test")
+    loaded, loaded_config, _ = learned_optimizer.load_weights(str(path))
+    assert loaded_config == TWO
+    for k, v in loaded.items():
+        np.testing.assert_array_equal(v.numpy(), result.meta_params[k].numpy())
+    optimizer = result.optimizer(problem)
+    grads = tf.random.stateless_normal([3, 5], [0, 1])
+    updates, _ = optimizer.update(grads, optimizer.init(grads))
+    # Each coordinate moved by its own group's LSTM: the odd columns equal the odd LSTM run on them alone.
+    odd = learned_optimizer.learned(learned_optimizer.group_params(result.meta_params, "odd"), TWO["odd"])
+    alone, _ = odd.update(tf.gather(grads, problem.groups["odd"], axis=1), odd.init(tf.gather(grads, problem.groups["odd"], axis=1)))
+    np.testing.assert_array_equal(tf.gather(updates, problem.groups["odd"], axis=1).numpy(), alone.numpy())
+
+
+@pytest.mark.parametrize("groups, message", [
+    (None, "needs a problem whose `groups` has exactly those names"),
+    ({"even": [0, 2, 4], "other": [1, 3]}, "exactly those names"),
+    ({"even": [0, 2, 4], "odd": [1, 2, 3]}, "cover its 5 coordinates exactly once"),
+])
+def test_a_bad_partition_is_named(groups, message):
+    with pytest.raises(ValueError, match=message):
+        learned_optimizer.partition(TWO, groups, 5)
+    with pytest.raises(ValueError, match="non-empty names without '/'"):
+        learned_optimizer.as_groups({"a/b": learned_optimizer.LSTMConfig()})

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from l2l import evaluate, learned_optimizer, meta, optimizers, problems
+from l2l import evaluate, learned_optimizer, meta, optimizers, problems, rollout
 from l2l.problems import loss_and_grads
 
 TINY_LSTM = learned_optimizer.LSTMConfig(hidden=4)
@@ -198,3 +198,21 @@ def test_nan_stops_cleanly_keeping_weights_and_checkpoint(tmp_path):
 def test_bad_meta_config_is_rejected_before_compute(overrides, message):
     with pytest.raises(ValueError, match=message):
         tiny(**overrides)
+
+
+def test_selection_on_the_trajectory_mean_and_snapshots_every_n_epochs(tmp_path):
+    problem = problems.Quadratic(dims=3)
+    final = meta.MetaTrainer(problem, TINY_LSTM, tiny(epochs=4, valid_every=1))
+    mean = meta.MetaTrainer(problem, TINY_LSTM, tiny(epochs=4, valid_every=1, select_on="mean", snapshot_every=2), checkpoint_root=str(tmp_path))
+    optimizer = learned_optimizer.learned(dict(mean.state.weights), TINY_LSTM)
+    losses = tf.function(lambda: rollout.trajectory(problem, optimizer, mean.valid_batch, mean.valid_params, 6))()  # a quadratic draws no minibatch
+    assert float(mean.validate()) == pytest.approx(float(tf.reduce_mean(losses[1:])), rel=1e-6)
+    assert float(final.validate()) == pytest.approx(float(tf.reduce_mean(losses[-1])), rel=1e-6)
+    result = mean.run(log=lambda line: None)
+    assert sorted(mean.snapshots()) == [2, 4]
+    weights, config, about = learned_optimizer.load_weights(mean.snapshots()[4])
+    assert config == TINY_LSTM and int(about["epoch"]) == 4 and about["run_key"] == result.key
+    np.testing.assert_array_equal(weights["out/kernel"].numpy(), result.last_params["out/kernel"].numpy())
+    # The selection metric is part of the key; its old default leaves older keys as they were.
+    assert meta.run_key(problem, TINY_LSTM, tiny(select_on="mean")) != meta.run_key(problem, TINY_LSTM, tiny())
+    assert "select_on" not in meta.describe_run(problem, TINY_LSTM, tiny())["meta"]

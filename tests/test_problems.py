@@ -76,3 +76,52 @@ def test_mlp_minibatches_come_from_the_generator():
     assert not np.array_equal(a.numpy(), c.numpy())
     with pytest.raises(ValueError, match="activation"):
         problems.MLP(data, activation="tanh")
+
+
+def _tiny_images(activation="sigmoid", hidden=(3,)):
+    x = np.random.default_rng(0).integers(0, 256, size=(40, 3, 3), dtype=np.uint8)
+    return problems.MLP(problems.image_data(x, np.arange(40) % 10, "tiny"), hidden=hidden, activation=activation, batch_size=8)
+
+
+CONTRACT = {
+    "quadratic-normal": lambda: problems.Quadratic(dims=4),
+    "quadratic-uniform": lambda: problems.Quadratic(dims=4, distribution="uniform"),
+    "mlp-sigmoid": lambda: _tiny_images(),
+    "mlp-relu-deep": lambda: _tiny_images("relu", (4, 3)),
+}
+
+
+@pytest.mark.parametrize("name", sorted(CONTRACT))
+def test_every_problem_meets_the_contract(name):
+    """Shapes, determinism under a seeded generator, a JSON-able description, and the gradient TF takes
+    against central finite differences along random directions."""
+    import json
+
+    problem = CONTRACT[name]()
+    assert isinstance(problem, problems.Problem) and isinstance(problem.dim, int) and problem.dim > 0
+    description = problem.describe()
+    assert json.loads(json.dumps(description)) == description and description["name"] == problem.name
+
+    def draw(seed):
+        rng = tf.random.Generator.from_seed(seed)
+        batch = problem.sample(rng, 3)
+        return batch, problem.init_params(rng, batch)
+
+    (batch, params), (batch2, params2) = draw(5), draw(5)
+    assert params.shape == (3, problem.dim) and params.dtype == tf.float32
+    np.testing.assert_array_equal(params.numpy(), params2.numpy())
+    tf.nest.map_structure(lambda a, b: np.testing.assert_array_equal(a.numpy(), b.numpy()), batch, batch2)
+    assert not np.array_equal(draw(6)[1].numpy(), params.numpy())
+
+    params = params + 0.3 * tf.random.stateless_normal(params.shape, [1, 2])  # away from the tiny start
+    loss_at = lambda p: problem.loss(p, batch, tf.random.Generator.from_seed(9)).numpy().astype(np.float64)  # same minibatch each call
+    losses, grads = problems.loss_and_grads(problem, params, batch, tf.random.Generator.from_seed(9))
+    assert losses.shape == (3,) and grads.shape == params.shape and np.all(np.isfinite(losses.numpy()))
+    np.testing.assert_allclose(losses.numpy(), loss_at(params), rtol=1e-6)
+    directions = np.random.default_rng(1).normal(size=(3, *params.shape))
+    for direction in directions:
+        direction = (direction / np.linalg.norm(direction, axis=-1, keepdims=True)).astype(np.float32)  # unit length per instance
+        eps = 1e-3  # a step this short rarely crosses a ReLU kink, and float32 losses still resolve it
+        numeric = (loss_at(params + eps * direction) - loss_at(params - eps * direction)) / (2 * eps)
+        analytic = np.sum(grads.numpy().astype(np.float64) * direction, axis=-1)
+        np.testing.assert_allclose(numeric, analytic, rtol=2e-2, atol=2e-3 * (1 + np.abs(analytic).max()))

@@ -1,0 +1,117 @@
+"""The chapter layer, fast and without papermill: panels, tuning, entries, verdicts, runs, summary."""
+
+import json
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from l2l import evaluate, experiment, learned_optimizer, meta, optimizers, problems, stats
+
+TINY_LSTM = learned_optimizer.LSTMConfig(hidden=4)
+QUIET = lambda line: None
+
+
+def tiny_config(seed=0, epochs=2):
+    return meta.MetaConfig(seed=seed, epochs=epochs, batch=3, horizon=6, unroll=3, valid_every=1, valid_instances=3, checkpoint_every=1)
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    root = tmp_path_factory.mktemp("runs")
+    problem = problems.Quadratic(dims=3)
+    out = experiment.meta_train_runs(problem, TINY_LSTM, [tiny_config(0), tiny_config(1)], str(root / "ckpt"), str(root), "lstm", log=QUIET, chapter="test")
+    return root, problem, out
+
+
+def test_every_baseline_gets_its_own_tuned_rate():
+    made = experiment.factories({}, {"sgd": 0.1, "adam": 0.01, "nag": 0.5})
+    grads = tf.constant([[1.0, -2.0]])
+    for name, lr in {"sgd": 0.1, "nag": 0.5}.items():
+        optimizer = made[name](0)
+        expected = optimizers.BASELINES[name](lr)
+        np.testing.assert_allclose(optimizer.update(grads, optimizer.init(grads))[0].numpy(), expected.update(grads, expected.init(grads))[0].numpy())
+
+
+def test_learned_runs_are_assigned_to_seeds_round_robin(runs):
+    _, _, out = runs
+    made = experiment.factories({"lstm": [out[0], out[1]]}, {})
+    grads = tf.constant([[0.5, -1.0, 2.0]])
+    update = lambda seed: made["lstm"](seed).update(grads, made["lstm"](seed).init(grads))[0].numpy()
+    np.testing.assert_array_equal(update(2), update(0))
+    assert not np.array_equal(update(1), update(0))
+
+
+def test_meta_train_runs_write_weights_with_their_key_and_reuse_finished_runs(runs):
+    root, problem, out = runs
+    for seed, result in out.items():
+        weights, config, about = learned_optimizer.load_weights(str(root / f"lstm_seed{seed}.weights.h5"))
+        assert config == TINY_LSTM and about["run_key"] == result.key and about["chapter"] == "test" and int(about["epochs"]) == 2
+        np.testing.assert_array_equal(weights["out/kernel"].numpy(), result.meta_params["out/kernel"].numpy())
+    lines = []
+    again = experiment.meta_train_runs(problem, TINY_LSTM, [tiny_config(0)], str(root / "ckpt"), str(root / "again"), "lstm", log=lines.append)
+    assert any(line.startswith("resumed at epoch 2") for line in lines)
+    np.testing.assert_array_equal(again[0].last_params["out/kernel"].numpy(), out[0].last_params["out/kernel"].numpy())
+    table = experiment.meta_training_table({"LSTM": out})
+    assert list(table["best epoch"]) == [r.best_epoch for r in out.values()] and set(table.status) == {"completed"}
+    assert len(experiment.history_frame({"LSTM": out})) == 4
+    assert experiment.meta_training_entry(out)["best_epoch"] == [out[0].best_epoch, out[1].best_epoch]
+
+
+def test_a_panel_tunes_on_its_tuning_problem_and_reports_the_shared_shape(runs):
+    _, problem, out = runs
+    panel = experiment.Panel("base", "tiny", problem, problems.Quadratic(dims=3, distribution="uniform"), tune_steps=5, steps=8, report_steps=(5, 8))
+    result = experiment.run_panel(panel, {"lstm": [out[0], out[1]]}, instances=4, seeds=[0, 1], tune_instances=4, baselines=("sgd", "adam"), n_boot=200)
+    expected, _ = evaluate.tune_learning_rates(panel.tuning_problem, ["sgd", "adam"], 5, 4)
+    assert result.lrs == expected  # tuned on the tuning problem, not the test problem
+    assert set(result.entries) == {"lstm", "sgd", "adam"} and result.entries["lstm"]["lr"] is None
+    for entry in result.entries.values():
+        assert set(entry["loss"]) == {"5", "8"} and entry["ms_per_step"] > 0
+        assert entry["loss"]["8"]["ci95"][0] <= entry["loss"]["8"]["mean"] <= entry["loss"]["8"]["ci95"][1]
+    np.testing.assert_allclose(result.entries["adam"]["loss"]["8"]["mean"], result.evaluation.curves["adam"][:, :, 8].mean())
+    sentence = experiment.verdict(result, 8, "functions", n_boot=200)
+    best, diff, word = stats.against_best(result.evaluation.curves, 8, ["sgd", "adam"], n_boot=200)
+    assert f"**{word}**" in sentence and f"{diff['mean']:.3g}" in sentence
+    table = experiment.results_table(result)
+    assert list(table.columns) == ["optimiser", "learning rate", "loss at step 5 [95% CI]", "loss at step 8 [95% CI]", "ms per step"]
+    assert experiment.curves_frame({"base": result}, [0, 1]).panel.unique().tolist() == ["base"]
+
+
+def test_held_out_metrics_enter_entries_table_and_verdict():
+    x = np.random.default_rng(0).integers(0, 256, size=(60, 2, 2), dtype=np.uint8)
+    data = problems.image_data(x, np.arange(60) % 10, "tiny")
+    mlp = problems.MLP(data, hidden=(3,), batch_size=8)
+    panel = experiment.Panel("mlp", "tiny MLP", mlp, mlp, tune_steps=4, steps=6, report_steps=(4, 6), heldout=data)
+    sgd_only = experiment.run_panel(panel, {"lstm": [type("Fixed", (), {"optimizer": lambda self, problem=None: optimizers.sgd(0.05)})()]},
+                                    instances=2, seeds=[0], tune_instances=2, baselines=("sgd",), n_boot=100)
+    for entry in sgd_only.entries.values():
+        assert set(entry["accuracy"]) == {"4", "6"} and 0 <= entry["accuracy"]["6"]["mean"] <= 1 and entry["heldout_loss"]["6"]["mean"] > 0
+    assert "held-out accuracy at step 6" in experiment.results_table(sgd_only).columns
+    assert "held-out accuracy" in experiment.verdict(sgd_only, 6, "MLPs", n_boot=100)
+
+
+def test_panel_steps_are_checked_before_compute():
+    with pytest.raises(ValueError, match=r"Panel 'x': steps \[12\] are outside 1..10"):
+        experiment.Panel("x", "x", problems.Quadratic(), problems.Quadratic(), tune_steps=12, steps=10, report_steps=(10,))
+
+
+def test_edge_of_grid_and_summary_file(tmp_path):
+    assert experiment.edge_of_grid({"sgd": max(evaluate.LR_GRID), "adam": 0.01}) == ["sgd"]
+    info = {"versions": {"l2l": "0"}, "commit": "abc", "hardware": {"cpus": 2}}
+    experiment.write_summary(str(tmp_path), "t", "smoke", {"a": 1}, {"base": {}}, 1.5, info, extra=3)
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["commit"] == "abc" and summary["panels"] == {"base": {}} and summary["extra"] == 3 and summary["profile"] == "smoke"
+
+
+def test_validation_jitter_is_the_mean_step_of_the_second_half():
+    import pandas as pd
+
+    history = pd.DataFrame({"valid_loss": [9.0, 9.0, 1.0, 3.0, 2.0, 2.5]})
+    run = type("Run", (), {"history": history})()
+    assert experiment.validation_jitter([run]) == pytest.approx(np.mean([1.0, 0.5]))
+
+
+def test_verdict_html_keeps_bold_and_escapes_the_rest():
+    assert experiment.verdict_html("the LSTM **loses** to NAG (lr < 1) & **ADAM**") == (
+        "the LSTM <strong>loses</strong> to NAG (lr &lt; 1) &amp; <strong>ADAM</strong>"
+    )
