@@ -25,6 +25,7 @@ import json
 import logging
 import os
 import re
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -115,6 +116,30 @@ class _KnownParameters(logging.Filter):
 logging.getLogger("papermill").addFilter(_KnownParameters())
 
 
+class ChapterFailed(RuntimeError):
+    pass
+
+
+def _set_aside(results):
+    """A copy of the results folder, to put back should the run fail (None: nothing there yet)."""
+    if results is None or not results.exists():
+        return None
+    backup = results.with_name(results.name + ".before-run")
+    if backup.exists():
+        shutil.rmtree(backup)
+    shutil.copytree(results, backup)
+    return backup
+
+
+def _put_back(results, backup):
+    if results is None:
+        return
+    if results.exists():
+        shutil.rmtree(results)
+    if backup:
+        os.replace(backup, results)
+
+
 def _show_parameters_once(notebook):
     """The book shows papermill's injected cell (every resolved value); the defaults cell is hidden."""
     for cell in notebook.cells:
@@ -137,14 +162,30 @@ def run(chapter, profile="full", overrides=None, output=None, root=ROOT, log_out
     output.parent.mkdir(parents=True, exist_ok=True)
     info = provenance(root)  # before running: the code the run imports
     started = time.time()
+    # The run writes beside the good notebook and results, which it replaces only when it succeeds.
+    running = output.with_name(output.stem + ".running.ipynb")
+    results = Path(root) / parameters["results_dir"] if parameters.get("results_dir") else None
+    backup = _set_aside(results)
     os.environ[PROVENANCE_VARIABLE] = json.dumps(info)  # the kernel inherits it
     try:
         papermill.execute_notebook(
-            notebook, str(output), parameters=parameters, kernel_name="python3", cwd=str(root),
+            notebook, str(running), parameters=parameters, kernel_name="python3", cwd=str(root),
             log_output=log_output, progress_bar=False,
         )
+    except BaseException as error:
+        _put_back(results, backup)
+        failed = Path(root) / "_build" / "failed" / f"{chapter}.ipynb"
+        if running.exists():
+            failed.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(running, failed)
+        kept = f"{output} and {results} are as they were" if results else f"{output} is as it was"
+        raise ChapterFailed(f"chapter {chapter} failed ({type(error).__name__}: {str(error).strip().splitlines()[-1] if str(error).strip() else ''}); "
+                            f"{kept}; the failed notebook is {failed}") from error
     finally:
         del os.environ[PROVENANCE_VARIABLE]
+    if backup:
+        shutil.rmtree(backup)
+    os.replace(running, output)
     executed = nbformat.read(output, as_version=4)
     _drop_native_log_lines(executed)
     _show_parameters_once(executed)
@@ -212,7 +253,7 @@ def main(argv=None):
         overrides.update({name: _parse_value(value) for name, value in args.parameter})
         profile = overrides.pop("profile", args.profile)
         output = run(args.chapter, profile, overrides, args.output)
-    except ParameterError as error:
+    except (ParameterError, ChapterFailed) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     print(f"wrote {output}")

@@ -97,6 +97,8 @@ class Quadratics(ChapterParameters):
     def check(self):
         _at_least(self, meta_seeds=1, meta_epochs=1, batch=1, horizon=1, unroll=1, valid_every=1, eval_instances=2,
                   tune_instances=1, bootstrap=100, long_steps=self.horizon)
+        if self.distribution not in ("normal", "uniform"):
+            raise ParameterError(f"Quadratics.distribution must be 'normal' (the paper) or 'uniform' (the DeepMind code), got {self.distribution!r}")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -8,12 +8,17 @@ Set L2L_DATA_DIR to a folder holding the publishers' files:
     cifar10_test_first1000.npz             (used only where test_batch is absent)
 
 A file that is absent there is downloaded by Keras as usual; where neither
-works the error names the variable.
+works the error names the variable. Where the folder has a SHA256SUMS file
+(as the project's mirror does), every file read is checked against it first,
+and a damaged file is named with its expected and actual hash.
 """
 
+import functools
 import gzip
+import hashlib
 import os
 import pickle
+import zipfile
 
 import numpy as np
 
@@ -31,12 +36,48 @@ def data_dir():
     return path
 
 
+class DatasetDamaged(RuntimeError):
+    pass
+
+
 def _local(*parts):
     root = data_dir()
     if root is None:
         return None
     path = os.path.join(root, *parts)
-    return path if os.path.exists(path) else None
+    if not os.path.exists(path):
+        return None
+    _check_sum(root, "/".join(parts))
+    return path
+
+
+@functools.lru_cache(maxsize=None)
+def _sums(root):
+    path = os.path.join(root, "SHA256SUMS")
+    if not os.path.exists(path):
+        return {}
+    with open(path) as f:
+        return {name.strip().lstrip("*"): digest for digest, name in (line.split(None, 1) for line in f if line.strip())}
+
+
+@functools.lru_cache(maxsize=None)
+def _check_sum(root, name):
+    """Raises DatasetDamaged if SHA256SUMS in root lists `name` with another hash (each file hashed once per process)."""
+    expected = _sums(root).get(name)
+    if expected is None or os.path.isdir(os.path.join(root, name)):
+        return
+    digest = hashlib.sha256()
+    with open(os.path.join(root, name), "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    if digest.hexdigest() != expected:
+        raise DatasetDamaged(f"{os.path.join(root, name)!r} is damaged: its sha256 is {digest.hexdigest()}, {root}/SHA256SUMS says {expected}; "
+                             f"copy the file again from its source (the folder {DATA_DIR_VARIABLE} points at)")
+
+
+def _damaged(path, error):
+    return DatasetDamaged(f"{path!r} cannot be read ({type(error).__name__}: {error}): the file is damaged or truncated; "
+                          f"copy it again into the folder {DATA_DIR_VARIABLE} points at")
 
 
 def _download(name, loader):
@@ -58,13 +99,19 @@ def load_mnist():
         import keras
 
         return _download("MNIST", keras.datasets.mnist.load_data)
-    with np.load(path) as f:
-        return (f["x_train"], f["y_train"]), (f["x_test"], f["y_test"])
+    try:
+        with np.load(path) as f:
+            return (f["x_train"], f["y_train"]), (f["x_test"], f["y_test"])
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as error:
+        raise _damaged(path, error) from None
 
 
 def _read_idx(path):
-    with gzip.open(path, "rb") as f:
-        raw = f.read()
+    try:
+        with gzip.open(path, "rb") as f:
+            raw = f.read()
+    except (OSError, EOFError) as error:
+        raise _damaged(path, error) from None
     dims = raw[3]
     shape = tuple(int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(dims))
     return np.frombuffer(raw, np.uint8, offset=4 + 4 * dims).reshape(shape)
@@ -74,17 +121,26 @@ def load_fashion_mnist():
     """((x_train, y_train), (x_test, y_test)), uint8 images [n, 28, 28]."""
     names = ["train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz", "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"]
     paths = [_local("fashion-mnist", name) for name in names]
-    if None in paths:
+    if all(p is None for p in paths):
         import keras
 
         return _download("Fashion-MNIST", keras.datasets.fashion_mnist.load_data)
+    missing = [n for n, p in zip(names, paths) if p is None]
+    if missing:
+        raise DatasetNotFound(f"{os.path.join(data_dir(), 'fashion-mnist')!r} lacks {missing}: put all four Fashion-MNIST files there")
     x_train, y_train, x_test, y_test = (_read_idx(p) for p in paths)
     return (x_train, y_train), (x_test, y_test)
 
 
 def _cifar_batch(path):
-    with open(path, "rb") as f:
-        batch = pickle.load(f, encoding="bytes")  # the publisher's format; data only
+    if not os.path.exists(path):
+        raise DatasetNotFound(f"CIFAR-10 batch {path!r} is missing: put the five data_batch files of cifar-10-batches-py in the folder {DATA_DIR_VARIABLE} points at")
+    _check_sum(os.path.dirname(os.path.dirname(path)), os.path.join(os.path.basename(os.path.dirname(path)), os.path.basename(path)))
+    try:
+        with open(path, "rb") as f:
+            batch = pickle.load(f, encoding="bytes")  # the publisher's format, from the folder the user named
+    except (OSError, EOFError, pickle.UnpicklingError, ValueError) as error:
+        raise _damaged(path, error) from None
     x = batch[b"data"].reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
     return x, np.asarray(batch[b"labels"], np.uint8)[:, None]
 

@@ -343,14 +343,9 @@ def _config_from_attrs(attrs, group):
     return LSTMConfig(hidden=int(fields["hidden"]), layers=int(fields["layers"]), preprocess_p=float(fields["preprocess_p"]), scale=float(fields["scale"]))
 
 
-def load_weights(path):
-    """Returns (meta_params, config, provenance); checks shapes against the config (group -> LSTMConfig for grouped files)."""
-    import os
-
+def _read_weights(path):
     import h5py
 
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"no LSTM optimiser weights at {path!r}: train one with l2l.meta.meta_train or pick a file from book/results/")
     with h5py.File(path, "r") as f:
         if f.attrs.get("format") != "l2l-lstm-optimizer-1":
             raise ValueError(f"{path!r} is not an l2l LSTM optimiser weights file (no 'format' = 'l2l-lstm-optimizer-1' attribute); save one with l2l.learned_optimizer.save_weights")
@@ -360,9 +355,31 @@ def load_weights(path):
         expected = group_param_shapes(config)
         found = {}
         f.visititems(lambda name, obj: found.__setitem__(name, obj[()]) if hasattr(obj, "shape") else None)
-        if set(found) != set(expected):
-            raise ValueError(f"{path!r} holds {sorted(found)}, expected {sorted(expected)} for {config}")
-        for name, shape in expected.items():
-            if tuple(found[name].shape) != shape:
-                raise ValueError(f"{path!r}: {name} has shape {found[name].shape}, expected {shape} for {config}")
+    if set(found) != set(expected):
+        raise ValueError(f"{path!r} holds {sorted(found)}, expected {sorted(expected)} for {config}")
+    for name, shape in expected.items():
+        if tuple(found[name].shape) != shape:
+            raise ValueError(f"{path!r}: {name} has shape {found[name].shape}, expected {shape} for {config}")
+    return config, provenance, found
+
+
+def load_weights(path):
+    """Returns (meta_params, config, provenance); checks shapes against the config (group -> LSTMConfig for grouped files).
+
+    A missing, damaged or foreign file, or one holding NaN or inf, is refused with the path and what to do.
+    """
+    import os
+
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"no LSTM optimiser weights at {path!r}: train one with l2l.meta.meta_train or pick a file from book/results/")
+    if os.path.isdir(path):
+        raise ValueError(f"{path!r} is a directory, not an LSTM optimiser weights file: give the path of a .weights.h5 file")
+    try:
+        config, provenance, found = _read_weights(path)
+    except (OSError, KeyError) as error:  # h5py's words for truncated, empty and foreign files
+        raise ValueError(f"{path!r} cannot be read as LSTM optimiser weights ({type(error).__name__}: {error}); "
+                         "it is damaged or not a weights file: re-download it or save it again with l2l.learned_optimizer.save_weights") from None
+    bad = sorted(k for k, v in found.items() if not np.all(np.isfinite(v)))
+    if bad:
+        raise ValueError(f"{path!r} holds non-finite values in {bad}: these weights come from a run that diverged; use another file")
     return {k: tf.constant(v, tf.float32) for k, v in found.items()}, config, provenance

@@ -132,6 +132,11 @@ class _State(tf.Module):
         self.best_epoch = tf.Variable(-1, dtype=tf.int64)
         self.wall_time = tf.Variable(0.0, dtype=tf.float64)
         self.rng = tf.random.Generator.from_seed(seed)
+        # The per-epoch history and the run's description travel inside the checkpoint,
+        # so that run.json (a readable mirror) can be lost or stale without a gap.
+        self.history = tf.Variable("[]")
+        self.description = tf.Variable("")
+        self.initial_valid = tf.Variable(math.nan)  # validation loss of the initial weights: the bar for "diverged"
 
 
 class MetaTrainer:
@@ -150,6 +155,8 @@ class MetaTrainer:
         self.valid_rng = valid_rng
         self.history = []
         self.manager = None
+        self.log_later = []  # what opening the checkpoints found, said when the run starts
+        self.restored_from = None
         self.description = describe_run(problem, lstm_config, config, valid_problem)
         self.key = run_key(problem, lstm_config, config, valid_problem)
         self.checkpoint_dir = os.path.join(checkpoint_root, self.key) if checkpoint_root else None
@@ -157,6 +164,10 @@ class MetaTrainer:
             self._open_checkpoints(self.checkpoint_dir)
         self.train_unroll = tf.function(self._train_unroll)
         self.validate = tf.function(self._validate)
+        # The initial weights' validation draws its minibatches from a generator of its own, so that
+        # the run's own validations see the minibatches they would see without it.
+        self._initial_rng = tf.random.Generator.from_seed(VALID_SEED + config.seed)
+        self.validate_initial = tf.function(lambda: self._validate(self._initial_rng))
 
     # -- checkpoints -------------------------------------------------------
     def _open_checkpoints(self, directory):
@@ -164,32 +175,97 @@ class MetaTrainer:
 
         os.makedirs(directory, exist_ok=True)
         self.run_file = os.path.join(directory, "run.json")
-        self.sessions = []  # versions, commit and hardware of every process that trained this run, in order
-        if os.path.exists(self.run_file):
+        saved = self._read_run_file()
+        self.sessions = saved.get("sessions", []) + [provenance()]  # every process that trained this run, in order
+        if saved.get("config", self.description) != self.description:
+            raise ValueError(f"{directory!r} holds checkpoints of a different run ({saved['config']}), though its key matches; delete that folder to start over")
+        self.manager = tf.train.CheckpointManager(tf.train.Checkpoint(state=self.state), directory, max_to_keep=2)
+        index = os.path.join(directory, "checkpoint")
+        if os.path.exists(index) and not self.manager.checkpoints and self._candidates(directory):
+            # TF ignores an unparsable index and would list no checkpoint: keep it aside, find them by name.
+            os.replace(index, index + ".unreadable")
+            self.log_later.append(f"checkpoint index {index!r} unreadable; kept as checkpoint.unreadable, checkpoints found by name")
+        self.restored_from = self._restore(directory, saved)
+
+    def _read_run_file(self):
+        """run.json's content, or {} when it is missing or unreadable (the checkpoint holds what matters)."""
+        if not os.path.exists(self.run_file):
+            return {}
+        try:
             with open(self.run_file) as f:
                 saved = json.load(f)
-            self.sessions = saved.get("sessions", [])
-            if saved["config"] != self.description:
-                raise ValueError(
-                    f"{directory!r} holds checkpoints of a different run ({saved['config']}), though its key matches; "
-                    "delete that folder to start over"
-                )
-        self.sessions.append(provenance())
-        self.manager = tf.train.CheckpointManager(tf.train.Checkpoint(state=self.state), directory, max_to_keep=2)
-        if self.manager.latest_checkpoint:
-            self.manager.checkpoint.restore(self.manager.latest_checkpoint).assert_existing_objects_matched()
-            trained = int(self.state.epoch.numpy())
-            if trained > self.config.epochs:
-                raise ValueError(
-                    f"the run in {directory!r} has already trained {trained} epochs, more than the {self.config.epochs} asked for; "
-                    f"ask for epochs >= {trained} to reuse it, or give another checkpoint root to train a shorter run from scratch"
-                )
-            with open(self.run_file) as f:
-                self.history = json.load(f)["history"][:trained]
+            if not isinstance(saved, dict):
+                raise ValueError("not a JSON object")
+            return saved
+        except (ValueError, OSError) as error:
+            self.log_later.append(f"{self.run_file!r} unreadable ({error}); it is rewritten from the checkpoint at the next save")
+            return {}
+
+    def _candidates(self, directory):
+        """Checkpoint prefixes, newest first: those the index lists, and any ckpt-N.index on disk it does not."""
+        import glob
+        import re
+
+        listed = list(self.manager.checkpoints)
+        on_disk = [p[: -len(".index")] for p in glob.glob(os.path.join(directory, "ckpt-*.index"))]
+        number = lambda prefix: int(re.search(r"ckpt-(\d+)$", prefix).group(1))
+        return sorted(set(listed) | set(on_disk), key=number, reverse=True)
+
+    def _restore(self, directory, saved):
+        """Restores the newest readable checkpoint; returns its path (None: a fresh run)."""
+        tried = []
+        for prefix in self._candidates(directory):
+            try:
+                self._restore_one(prefix)
+                description = self.state.description.numpy().decode()
+                if description and json.loads(description) != self.description:
+                    raise ValueError("it holds another run's description")
+            except Exception as error:  # TF raises OpError, IndexError, ValueError... for a damaged file
+                tried.append(f"{os.path.basename(prefix)} ({type(error).__name__}: {str(error).splitlines()[0][:120]})")
+                continue
+            if tried:
+                self.log_later.append(f"unreadable checkpoints {tried}; resumed from the older {os.path.basename(prefix)}")
+            self._after_restore(directory, saved)
+            return prefix
+        if tried:
+            raise ValueError(f"no checkpoint in {directory!r} can be read (tried {tried}); delete that folder to start the run over")
+        return None
+
+    # Variables added to the checkpoint after runs already existed: a checkpoint
+    # without them is an older run's, restored as it is (history from run.json).
+    ADDED_LATER = ("history", "description", "initial_valid")
+
+    def _restore_one(self, prefix):
+        status = self.manager.checkpoint.restore(prefix)
+        try:
+            status.assert_existing_objects_matched()
+        except AssertionError:
+            names = {name for name, _ in tf.train.list_variables(prefix)}
+            missing = [v for v in self.ADDED_LATER if not any(n.startswith(f"state/{v}/") for n in names)]
+            core = all(any(n.startswith(f"state/{v}/") for n in names) for v in ("weights", "best", "optimizer_state", "epoch", "rng"))
+            if not (missing and core):
+                raise
+            status.expect_partial()
+
+    def _after_restore(self, directory, saved):
+        trained = int(self.state.epoch.numpy())
+        if trained > self.config.epochs:
+            raise ValueError(
+                f"the run in {directory!r} has already trained {trained} epochs, more than the {self.config.epochs} asked for; "
+                f"ask for epochs >= {trained} to reuse it, or give another checkpoint root to train a shorter run from scratch"
+            )
+        history = json.loads(self.state.history.numpy().decode())
+        if len(history) < trained:  # a checkpoint from before the history travelled inside it
+            history = saved.get("history", [])
+        if len(history) < trained:
+            raise ValueError(f"the run in {directory!r} has trained {trained} epochs but its history records {len(history)}; delete that folder to start the run over")
+        self.history = history[:trained]
 
     def _save(self):
         if self.manager is None:
             return
+        self.state.history.assign(json.dumps(self.history))
+        self.state.description.assign(json.dumps(self.description))
         self.manager.save(checkpoint_number=int(self.state.epoch.numpy()))
         tmp = self.run_file + ".tmp"
         with open(tmp, "w") as f:
@@ -239,9 +315,9 @@ class MetaTrainer:
             variable.assign(keep(new, old))
         return meta_loss, params, lstm_state, finite
 
-    def _validate(self):
+    def _validate(self, rng=None):
         optimizer = learned_optimizer.learned(self.state.weights, self.lstm_config, getattr(self.valid_problem, "groups", None))
-        losses = trajectory(self.valid_problem, optimizer, self.valid_batch, self.valid_params, self.config.horizon, self.valid_rng)
+        losses = trajectory(self.valid_problem, optimizer, self.valid_batch, self.valid_params, self.config.horizon, rng or self.valid_rng)
         return tf.reduce_mean(losses[-1] if self.config.select_on == "final" else losses[1:])
 
     # -- the loop ----------------------------------------------------------
@@ -251,13 +327,18 @@ class MetaTrainer:
         report_every = max(1, cfg.epochs // 20)
         status = "completed"
         start_epoch = int(state.epoch.numpy())
+        for line in self.log_later:
+            log(line)
         if start_epoch:
-            log(f"resumed at epoch {start_epoch} from {self.manager.latest_checkpoint}")
+            log(f"resumed at epoch {start_epoch} from {self.restored_from}")
+        if math.isnan(float(state.initial_valid.numpy())):
+            state.initial_valid.assign(self.validate_initial())
         started = time.perf_counter()
         elapsed_before = float(state.wall_time.numpy())
         while int(state.epoch.numpy()) < cfg.epochs:
             epoch_start = time.perf_counter()
             epoch = int(state.epoch.numpy())
+            good = [v.numpy() for v in state.variables]  # the epoch's starting point, kept should it go non-finite
             batch = self.problem.sample(state.rng, cfg.batch)
             params = self.problem.init_params(state.rng, batch)
             lstm_state = learned_optimizer.init_group_states(self.lstm_config, self.parts, cfg.batch, self.problem.dim)
@@ -272,10 +353,13 @@ class MetaTrainer:
             losses, finites = tf.stack(losses).numpy(), tf.stack(finites).numpy()
             if not finites.all():
                 segment = int(np.argmin(finites))
+                for variable, value in zip(state.variables, good):
+                    variable.assign(value)
+                self._save()  # the state at the start of the failed epoch: nothing trained before it is lost
                 status = (
                     f"stopped at epoch {epoch + 1}, segment {segment + 1}/{segments}: non-finite meta-loss "
-                    f"({losses[segment]}) or meta-gradient; that update was not applied; weights kept from before it"
-                    + (f", last checkpoint {self.manager.latest_checkpoint}" if self.manager and self.manager.latest_checkpoint else "")
+                    f"({losses[segment]}) or meta-gradient; no update of that epoch is kept: weights as after epoch {epoch}"
+                    + (f", checkpointed in {self.manager.latest_checkpoint}" if self.manager else "")
                 )
                 log(status)
                 break
@@ -300,7 +384,16 @@ class MetaTrainer:
             if epoch % cfg.checkpoint_every == 0 or epoch == cfg.epochs:
                 self._save()
         state.wall_time.assign(elapsed_before + time.perf_counter() - started)
-        return self.result(status)
+        return self.result(status if status != "completed" else self._diverged() or status)
+
+    def _diverged(self):
+        """Why the run counts as diverged, or "": its best validation is no better than its initial weights'."""
+        best, initial = float(self.state.best_valid.numpy()), float(self.state.initial_valid.numpy())
+        if int(self.state.best_epoch.numpy()) >= 0 and not best < initial:
+            return f"diverged: best validation loss {best:.4g} is no better than the initial weights' {initial:.4g}"
+        if int(self.state.best_epoch.numpy()) < 0 and self.history and any(not math.isnan(r["valid_loss"]) for r in self.history):
+            return f"diverged: no validation loss was finite (the initial weights' was {initial:.4g})"
+        return ""
 
     def _progress(self, epoch, started, start_epoch):
         cfg = self.config
@@ -321,9 +414,10 @@ class MetaTrainer:
         state = self.state
         history = pd.DataFrame(self.history, columns=["epoch", "meta_loss", "valid_loss", "seconds"])
         best_epoch = int(state.best_epoch.numpy())
-        best = state.best if best_epoch >= 0 else state.weights
+        # Never validated finitely: the initial weights, not whatever the last update left.
+        best = state.best if best_epoch >= 0 else learned_optimizer.init_group_params(self.lstm_config, self.config.seed)
         return MetaResult(
-            meta_params={k: tf.constant(v.numpy()) for k, v in best.items()},
+            meta_params={k: tf.constant(np.asarray(v)) for k, v in best.items()},
             last_params={k: tf.constant(v.numpy()) for k, v in state.weights.items()},
             lstm_config=self.lstm_config,
             history=history,

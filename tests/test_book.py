@@ -31,6 +31,7 @@ def test_parameters_come_from_the_notebook_and_profiles_override_them():
         ({"horizon": -100}, r"Quadratics needs horizon >= 1 \(got -100\)"),
         ({"long_steps": 50}, r"long_steps >= 100 \(got 50\)"),
         ({"distribution": 3}, "parameter 'distribution' expects str"),
+        ({"distribution": "cauchy"}, "distribution must be 'normal'"),
     ],
 )
 def test_bad_parameters_are_rejected_before_any_compute(overrides, message, monkeypatch):
@@ -193,3 +194,18 @@ def test_the_book_builds_from_the_smoke_chapters_with_warnings_as_errors(smoke_s
     html = (smoke_site / "_build/html/book/quadratics.html").read_text()
     assert "the LSTM" in html and "_static/mathjax/tex-chtml.js" in html
     assert (smoke_site / "_build/html/_static/mathjax/tex-chtml.js").exists()
+
+
+@pytest.mark.slow
+def test_a_failing_run_keeps_the_good_notebook_and_results(tmp_path):
+    output, results = tmp_path / "quadratics.ipynb", tmp_path / "results"
+    output.write_text("the good executed chapter")
+    results.mkdir()
+    (results / "summary.json").write_text("the good summary")
+    with pytest.raises(book.ChapterFailed, match=r"chapter quadratics failed \(.*\); .*quadratics.ipynb and .*results are as they were; the failed notebook is"):
+        # LSTMConfig refuses p < 0 inside the notebook, after the chapter made its results folder
+        book.run("quadratics", "smoke", {"preprocess_p": -1.0, "results_dir": str(results)}, output=output, log_output=False)
+    assert output.read_text() == "the good executed chapter"
+    assert [p.name for p in results.iterdir()] == ["summary.json"] and (results / "summary.json").read_text() == "the good summary"
+    assert not (tmp_path / "results.before-run").exists() and not (tmp_path / "quadratics.running.ipynb").exists()
+    assert (ROOT / "_build" / "failed" / "quadratics.ipynb").exists()

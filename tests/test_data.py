@@ -64,3 +64,41 @@ def test_missing_dataset_fails_clearly_naming_the_variable(tmp_path, monkeypatch
     monkeypatch.setenv(data.DATA_DIR_VARIABLE, str(tmp_path / "nowhere"))
     with pytest.raises(data.DatasetNotFound, match="is not a directory"):
         data.load_mnist()
+
+
+def _mirror(tmp_path, **files):
+    """A data folder holding the given relative paths with the given bytes."""
+    for name, content in files.items():
+        path = tmp_path / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(content)
+    return tmp_path
+
+
+@needs_mirror
+def test_a_truncated_or_damaged_file_is_named_with_the_fix(monkeypatch, tmp_path):
+    data._check_sum.cache_clear(), data._sums.cache_clear()
+    good = open(os.path.join(SHARED_DATA, "mnist.npz"), "rb").read()
+    folder = _mirror(tmp_path / "a", **{"mnist.npz": good[: len(good) // 2]})
+    monkeypatch.setenv(data.DATA_DIR_VARIABLE, str(folder))
+    with pytest.raises(data.DatasetDamaged, match=r"mnist.npz' cannot be read .*damaged or truncated; copy it again"):
+        data.load_mnist()
+    # With a SHA256SUMS beside it, the damage is caught before the file is parsed, with both hashes.
+    sums = open(os.path.join(SHARED_DATA, "SHA256SUMS")).read()
+    folder = _mirror(tmp_path / "b", **{"mnist.npz": good[:-1] + bytes([good[-1] ^ 1]), "SHA256SUMS": sums.encode()})
+    monkeypatch.setenv(data.DATA_DIR_VARIABLE, str(folder))
+    with pytest.raises(data.DatasetDamaged, match=r"mnist.npz' is damaged: its sha256 is [0-9a-f]{64}, .*SHA256SUMS says 731c5ac6"):
+        data.load_mnist()
+
+
+def test_missing_pieces_of_a_dataset_are_named(monkeypatch, tmp_path):
+    folder = _mirror(tmp_path, **{"fashion-mnist/train-images-idx3-ubyte.gz": b"x", "cifar-10-batches-py/data_batch_1": b"x"})
+    monkeypatch.setenv(data.DATA_DIR_VARIABLE, str(folder))
+    with pytest.raises(data.DatasetNotFound, match=r"lacks \['train-labels-idx1-ubyte.gz', 't10k-images-idx3-ubyte.gz', 't10k-labels-idx1-ubyte.gz'\]"):
+        data.load_fashion_mnist()
+    with pytest.raises(data.DatasetDamaged, match="data_batch_1' cannot be read"):
+        data.load_cifar10()
+    (folder / "cifar-10-batches-py" / "data_batch_1").unlink()
+    (folder / "cifar-10-batches-py" / "data_batch_2").write_bytes(b"x")
+    with pytest.raises(data.DatasetNotFound, match=r"CIFAR-10 batch '.*data_batch_1' is missing: .*L2L_DATA_DIR"):
+        data.load_cifar10()

@@ -247,3 +247,30 @@ def test_a_bad_partition_is_named(groups, message):
         learned_optimizer.partition(TWO, groups, 5)
     with pytest.raises(ValueError, match="non-empty names without '/'"):
         learned_optimizer.as_groups({"a/b": learned_optimizer.LSTMConfig()})
+
+
+@pytest.mark.parametrize("damage", ["truncated", "empty", "random", "pickle", "directory", "nan"])
+def test_unreadable_or_non_finite_weights_files_are_refused_with_the_path(tmp_path, damage):
+    import pickle
+
+    config = learned_optimizer.LSTMConfig(hidden=3)
+    good = tmp_path / "good.weights.h5"
+    meta = learned_optimizer.init_meta_params(config, 0)
+    learned_optimizer.save_weights(good, meta, config)
+    path = tmp_path / f"{damage}.weights.h5"
+    if damage == "truncated":
+        path.write_bytes(good.read_bytes()[:500])
+    elif damage == "empty":
+        path.write_bytes(b"")
+    elif damage == "random":
+        path.write_bytes(np.random.default_rng(0).bytes(4096))
+    elif damage == "pickle":
+        path.write_bytes(pickle.dumps({"out/kernel": [1.0]}))
+    elif damage == "directory":
+        path.mkdir()
+    else:
+        learned_optimizer.save_weights(path, {**meta, "out/bias": tf.constant([np.nan])}, config)
+    message = {"directory": "is a directory", "nan": r"non-finite values in \['out/bias'\]"}.get(damage, "cannot be read as LSTM optimiser weights")
+    with pytest.raises(ValueError, match=message) as caught:
+        learned_optimizer.load_weights(str(path))
+    assert str(path) in str(caught.value)

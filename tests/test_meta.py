@@ -187,7 +187,22 @@ def test_nan_stops_cleanly_keeping_weights_and_checkpoint(tmp_path):
     assert lines == [result.status]
     for k, v in before.items():
         np.testing.assert_array_equal(trainer.state.weights[k].numpy(), v)
-    assert result.history.empty and trainer.manager.latest_checkpoint is None
+    # The state the failed epoch started from is checkpointed, and a rerun resumes from it (and stops the same way).
+    assert result.history.empty and trainer.manager.latest_checkpoint.endswith("ckpt-0")
+    again = meta.MetaTrainer(problem, TINY_LSTM, tiny(), checkpoint_root=str(tmp_path))
+    assert again.restored_from.endswith("ckpt-0")
+    for k, v in before.items():
+        np.testing.assert_array_equal(again.state.weights[k].numpy(), v)
+    # Never validated finitely: the result is the initial weights, not what the failed updates left.
+    for k, v in before.items():
+        np.testing.assert_array_equal(result.meta_params[k].numpy(), v)
+
+
+def test_a_run_worse_than_its_initial_weights_is_reported_diverged():
+    result = meta.meta_train(problems.Quadratic(dims=3), TINY_LSTM, tiny(epochs=6, meta_lr=1e3), log=lambda line: None)
+    assert result.status.startswith("diverged: best validation loss") or result.status.startswith("stopped at epoch"), result.status
+    healthy = meta.meta_train(problems.Quadratic(dims=3), TINY_LSTM, tiny(epochs=6, meta_lr=1e-2), log=lambda line: None)
+    assert healthy.status == "completed"
 
 
 @pytest.mark.parametrize(
