@@ -17,6 +17,8 @@ Figures:
   keras_step                 model.train_on_batch with l2l.LearnedOptimizer against keras.optimizers.Adam
   memory_per_parameter       peak resident memory per optimised coordinate during a meta-iteration (Linux)
   forward_xla                forward-only evaluation of the LSTM with and without XLA
+  keras_defaults             each packaged optimiser at its from_pretrained defaults on held-out Keras models
+                             (l2l.keras_training.HELD_OUT_MODELS): final test loss over default and tuned Adam's
 Benchmarks assert nothing; they measure.
 """
 
@@ -37,7 +39,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from benchmarks import reference  # noqa: E402
-from l2l import evaluate, learned_optimizer, meta, problems  # noqa: E402
+from l2l import learned_optimizer, meta, problems, rollout  # noqa: E402
 from l2l.provenance import provenance  # noqa: E402
 
 
@@ -226,13 +228,42 @@ def forward_xla(examples, instances, steps, repeats):
     problem = mlp_problem(examples)
     config = learned_optimizer.LSTMConfig()
     optimizer = learned_optimizer.learned(learned_optimizer.init_meta_params(config, 0), config)
-    batch, params = evaluate.fresh_instances(problem, 0, instances)
+    batch, params = rollout.fresh_instances(problem, 0, instances)
     fns = {}
     for label, jit in [("plain", False), ("xla", True)]:
         rng = tf.random.Generator.from_seed(0)
-        fns[f"{label}_s_per_step"] = tf.function(lambda rng=rng: evaluate.trajectory(problem, optimizer, batch, params, steps, rng)[-1], jit_compile=jit)
+        fns[f"{label}_s_per_step"] = tf.function(lambda rng=rng: rollout.trajectory(problem, optimizer, batch, params, steps, rng)[-1], jit_compile=jit)
     out = {k: v / steps for k, v in interleaved_median_seconds(fns, repeats).items()}
     out["xla_speedup"] = out["plain_s_per_step"] / out["xla_s_per_step"]
+    return out
+
+
+def keras_defaults(steps, examples, adam_grid):
+    """Each packaged optimiser at its from_pretrained defaults on the held-out Keras models, against Adam.
+
+    Final test loss after `steps` minibatches with the same seeds and data,
+    as ratios to Keras' default "adam" (learning rate 0.001) and to Adam with
+    the rate from `adam_grid` that reached the lowest training loss.
+    """
+    import keras
+
+    from l2l import keras_training, pretrained
+    from l2l.keras_optimizer import LearnedOptimizer
+
+    run = lambda make: keras_training.final_losses(make, steps=steps, examples=examples)
+    default_adam = run(keras.optimizers.Adam)
+    grid = {lr: run(lambda lr=lr: keras.optimizers.Adam(lr)) for lr in adam_grid}
+    tuned = {m: min(grid.values(), key=lambda losses: losses[m][0])[m] for m in default_adam}
+    out = {"steps": steps, "examples": examples, "adam_grid": list(adam_grid),
+           "adam_default_test_loss": {m: v[1] for m, v in default_adam.items()}, "adam_tuned_test_loss": {m: v[1] for m, v in tuned.items()}}
+    for name in pretrained.names():
+        losses = run(lambda name=name: LearnedOptimizer.from_pretrained(name))
+        out[name] = {
+            "learning_rate": pretrained.default_learning_rate(name),
+            "test_loss": {m: v[1] for m, v in losses.items()},
+            "over_default_adam": {m: losses[m][1] / default_adam[m][1] for m in losses},
+            "over_tuned_adam": {m: losses[m][1] / tuned[m][1] for m in losses},
+        }
     return out
 
 
@@ -266,6 +297,8 @@ def main(argv=None):
     print("memory", results["memory_per_parameter"], flush=True)
     results["forward_xla"] = forward_xla(examples, 2 if tiny else 8, 5 if tiny else 50, reps)
     print("xla", results["forward_xla"], flush=True)
+    results["keras_defaults"] = keras_defaults(5 if tiny else 200, 512 if tiny else 10000, [1e-3] if tiny else [3e-4, 1e-3, 3e-3, 1e-2])
+    print("keras defaults", results["keras_defaults"], flush=True)
     results["paper_scale_mnist_hours"] = 50000 * results["mnist_meta_gradient"]["train_unroll_s"] / 3600
     results.update(machine=info["hardware"], versions=info["versions"], commit=info["commit"])
     Path(args.output).parent.mkdir(parents=True, exist_ok=True)

@@ -9,7 +9,8 @@ per coordinate, padded as l2l.learned_optimizer.padded says) as optimizer variab
 of static shape, and every step calls
 l2l.learned_optimizer.lstm_step, the update rule meta-training unrolls. The base
 class's `learning_rate` multiplies the learned update (1.0 applies it as
-trained); `clipnorm` and `global_clipnorm` clip the gradients it sees.
+trained; from_pretrained uses the packaged optimiser's calibrated default);
+`clipnorm` and `global_clipnorm` clip the gradients it sees.
 """
 
 import dataclasses
@@ -77,10 +78,13 @@ class LearnedOptimizer(keras.optimizers.Optimizer):
 
     @classmethod
     def from_pretrained(cls, name, **kwargs):
-        """A pretrained optimiser shipped with the package (see l2l.pretrained.names())."""
+        """A pretrained optimiser shipped with the package (see l2l.pretrained.names()), at its calibrated
+        default learning_rate (the registry's keras_default) unless one is given."""
         from l2l import pretrained
 
         meta_params, config, _ = pretrained.load(name)
+        # The step multiplier chosen for this optimiser on held-out Keras models (python -m l2l.pretrained calibrate).
+        kwargs.setdefault("learning_rate", pretrained.default_learning_rate(name))
         return cls(meta_params, config, pretrained=name, **kwargs)
 
     @classmethod

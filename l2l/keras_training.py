@@ -93,3 +93,111 @@ def compare(build, optimisers, seeds, x, y, x_test, y_test, steps, batch_size):
             "floats_per_parameter": state_floats_per_parameter(runs[0][2]),
         }
     return out
+
+
+# -- held-out Keras models: where a packaged optimiser's default step multiplier is chosen ---------
+#
+# None of these is a model a chapter tests on (the Keras chapter's CNN has 8 and 16 channels and no
+# dense hidden layer; the MNIST chapter's MLPs have 20 sigmoid units).
+
+def mnist_mlp(seed):
+    keras.utils.set_random_seed(seed)
+    return keras.Sequential([keras.Input((28, 28, 1)), keras.layers.Flatten(), keras.layers.Dense(128, activation="relu"), keras.layers.Dense(10)])
+
+
+def mnist_convnet(seed):
+    keras.utils.set_random_seed(seed)
+    return keras.Sequential([
+        keras.Input((28, 28, 1)),
+        keras.layers.Conv2D(16, 3, activation="relu"), keras.layers.MaxPooling2D(),
+        keras.layers.Conv2D(32, 3, activation="relu"), keras.layers.MaxPooling2D(),
+        keras.layers.Flatten(), keras.layers.Dense(64, activation="relu"), keras.layers.Dense(10),
+    ])
+
+
+def cifar_cnn(seed):
+    keras.utils.set_random_seed(seed)
+    return keras.Sequential([
+        keras.Input((32, 32, 3)),
+        keras.layers.Conv2D(16, 3, activation="relu", padding="same"), keras.layers.MaxPooling2D(),
+        keras.layers.Conv2D(32, 3, activation="relu", padding="same"), keras.layers.MaxPooling2D(),
+        keras.layers.Flatten(), keras.layers.Dense(10),
+    ])
+
+
+HELD_OUT_MODELS = {"mnist_mlp": mnist_mlp, "mnist_convnet": mnist_convnet, "cifar_cnn": cifar_cnn}
+
+
+def held_out_data(name, examples=10000):
+    """(x_train, y_train, x_test, y_test) for a held-out model: training images the chapters do not
+    tune on (MNIST train 20,000-29,999; CIFAR-10 data_batch_1) and the official test images."""
+    from l2l import data
+
+    if name.startswith("mnist"):
+        (x, y), (tx, ty) = data.load_mnist()
+        return x[20000:20000 + examples, :, :, None] / 255.0, y[20000:20000 + examples], tx[:, :, :, None] / 255.0, ty
+    (x, y), (tx, ty) = data.load_cifar10()
+    return x[:examples] / 255.0, y[:examples, 0], tx / 255.0, ty[:, 0]
+
+
+def final_losses(make_optimizer, models=HELD_OUT_MODELS, steps=200, batch_size=128, seeds=(0,), examples=10000):
+    """model -> (training loss over the last 20 steps, test loss) after `steps` minibatches, mean over seeds."""
+    out = {}
+    for name, build in models.items():
+        x, y, tx, ty = held_out_data(name, examples)
+        train_losses, test_losses = [], []
+        for seed in seeds:
+            losses, _, model = train(build, make_optimizer, seed, x, y, steps, batch_size)
+            train_losses.append(float(np.mean(losses[-20:])) if np.all(np.isfinite(losses)) else float("inf"))
+            test = float(model.evaluate(tx, ty, verbose=0)[0])
+            test_losses.append(test if np.isfinite(test) else float("inf"))
+        out[name] = (float(np.mean(train_losses)), float(np.mean(test_losses)))
+    return out
+
+
+class LossWatch(keras.callbacks.Callback):
+    """An optional safeguard: stops training early when the loss diverges or stalls, and says what to try.
+
+        model.fit(x, y, callbacks=[l2l.keras_training.LossWatch()])
+
+    After `warmup` batches it compares the mean of the last `window` batch
+    losses with the first batch's loss (the initial weights'): above `diverge`
+    times it (or not finite) is divergence, above `stall` times it is a stall.
+    The verdict is kept in `self.verdict` and printed.
+    """
+
+    def __init__(self, warmup=50, window=10, diverge=2.0, stall=0.95, stop=True):
+        super().__init__()
+        self.warmup, self.window, self.diverge, self.stall, self.stop = warmup, window, diverge, stall, stop
+
+    def on_train_begin(self, logs=None):
+        self.losses, self.verdict, self.first = [], None, None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.previous_mean = 0.0
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.verdict:
+            return
+        # Keras logs the epoch's running mean; batch b's own loss is the difference of running sums
+        # (exact for equal batches, approximate for an epoch's shorter last batch).
+        mean = float(logs["loss"])
+        self.losses.append((batch + 1) * mean - batch * self.previous_mean)
+        self.previous_mean = mean
+        if len(self.losses) == 1:
+            self.first = self.losses[0]
+        if len(self.losses) < max(self.warmup, 2 * self.window):
+            return
+        recent = float(np.mean(self.losses[-self.window:]))
+        lr = getattr(self.model.optimizer, "learning_rate", None)
+        lr = float(lr.numpy() if hasattr(lr, "numpy") else lr) if lr is not None else None
+        if not np.isfinite(recent) or recent > self.diverge * self.first:
+            self.verdict = (f"LossWatch: the loss diverged (from {self.first:.3g} to {recent:.3g}) after {len(self.losses)} batches; "
+                            f"try a smaller learning_rate{f', e.g. {lr / 3:.3g}' if lr else ''}")
+        elif recent > self.stall * self.first:
+            self.verdict = (f"LossWatch: the loss stalled ({self.first:.3g} -> {recent:.3g}) after {len(self.losses)} batches; "
+                            f"try {'a smaller' if lr and lr >= 1 else 'another'} learning_rate{f' (now {lr:.3g})' if lr else ''}, or another optimiser")
+        if self.verdict:
+            print(self.verdict)
+            if self.stop:
+                self.model.stop_training = True

@@ -68,8 +68,10 @@ def cnn(seed):
 # ## Tuning ADAM
 #
 # ADAM's learning rate is picked from {glue:text}`adam_grid_text` by the final
-# training loss of a run on held-out training images; the learned optimiser
-# is used as trained (its `learning_rate` multiplier left at 1).
+# training loss of a run on held-out training images. The learned optimiser
+# is used as `from_pretrained` gives it, at its packaged default step
+# multiplier (`learning_rate`) of {glue:text}`lstm_lr`: {glue:text}`lstm_lr_how`
+# It was not tuned on this network.
 
 # %% tags=["hide-input"]
 adam_lr, tuning = keras_training.tune_learning_rate(cnn, keras.optimizers.Adam, p.adam_grid, x_valid, y_valid,
@@ -78,6 +80,8 @@ print("chosen ADAM learning rate:", adam_lr, "(at the edge of the grid: widen it
 display(Markdown(tuning.to_markdown(index=False)))
 glue("adam_grid_text", ", ".join(f"{v:g}" for v in p.adam_grid), display=False)
 glue("adam_lr", f"{adam_lr:g}", display=False)
+glue("lstm_lr", f"{l2l.pretrained.default_learning_rate(p.pretrained):g}", display=False)
+glue("lstm_lr_how", entry.get("keras_default", {}).get("chosen_by", "none was calibrated, so the update is applied as trained") + ".", display=False)
 
 # %% [markdown]
 # ## Training the CNN

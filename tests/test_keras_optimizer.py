@@ -182,3 +182,28 @@ def test_parameter_groups_route_each_variable_to_its_own_lstm_and_survive_saving
     reloaded = keras.models.load_model(tmp_path / "grouped.keras")
     assert reloaded.optimizer.groups == [group_of(v) for v in model.trainable_variables]
     np.testing.assert_array_equal(reloaded.optimizer.variables[-1].numpy(), model.optimizer.variables[-1].numpy())
+
+
+@pytest.mark.parametrize("lr, verdict", [(50.0, "diverged"), (0.0, "stalled")])
+def test_loss_watch_stops_a_diverging_or_stalled_run_and_says_what_to_try(lr, verdict, capsys):
+    import keras
+
+    from l2l import keras_training
+
+    rng = np.random.default_rng(3)
+    # Divergence: noisy labels and a huge step; a stall: no step, and every batch the same 8 examples.
+    x = rng.normal(size=(640, 2)).astype(np.float32) if lr else np.tile(rng.normal(size=(8, 2)).astype(np.float32), (80, 1))
+    y = rng.integers(0, 3, size=640) if lr else np.tile(np.arange(8) % 3, 80)
+    model = _dense(0)
+    model.compile(optimizer=keras.optimizers.SGD(lr), loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    watch = keras_training.LossWatch(warmup=20, window=5)
+    model.fit(x, y, batch_size=8, epochs=3, verbose=0, callbacks=[watch], shuffle=False)
+    assert watch.verdict.startswith(f"LossWatch: the loss {verdict}") and "try" in watch.verdict
+    assert len(watch.losses) < 3 * 80  # stopped early
+    assert watch.verdict in capsys.readouterr().out
+    healthy = keras_training.LossWatch(warmup=20, window=5)
+    model = _dense(0)
+    model.compile(optimizer=keras.optimizers.SGD(0.1), loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    x = rng.normal(size=(640, 2)).astype(np.float32)
+    model.fit(x, (x[:, 0] > 0).astype(int) + (x[:, 1] > 0).astype(int), batch_size=8, epochs=1, verbose=0, callbacks=[healthy], shuffle=False)
+    assert healthy.verdict is None  # learnable labels, a sane step: no alarm

@@ -37,3 +37,38 @@ def test_publish_keeps_the_run_with_the_best_validation_loss(tmp_path, monkeypat
     np.testing.assert_array_equal(loaded["out/kernel"].numpy(), learned_optimizer.init_meta_params(config, 2)["out/kernel"].numpy())
     with pytest.raises(FileNotFoundError, match="run the chapter first"):
         pretrained.publish("none", str(tmp_path / "missing*.h5"))
+
+
+def test_calibrate_picks_the_multiplier_with_the_best_worst_case_ratio_and_records_it(tmp_path, monkeypatch):
+    import shutil
+
+    from l2l import keras_training
+
+    monkeypatch.setattr(pretrained, "HERE", tmp_path)
+    monkeypatch.setattr(pretrained, "REGISTRY", tmp_path / "registry.json")
+    shutil.copy(ROOT / "l2l/pretrained/registry.json", tmp_path / "registry.json")
+    shutil.copy(ROOT / "l2l/pretrained/mnist.weights.h5", tmp_path / "mnist.weights.h5")
+    # A fake world: model "a" wants lr near 0.1, model "b" near 0.03; Adam scores 1 on both.
+    def fake(make_optimizer, steps, examples, seeds):
+        optimizer = make_optimizer()
+        lr = float(optimizer.learning_rate.numpy()) if hasattr(optimizer, "pretrained") else None
+        if lr is None:
+            return {"a": (1.0, 1.0), "b": (1.0, 1.0)}
+        return {"a": (1 + abs(np.log10(lr / 0.1)), 0.0), "b": (1 + 2 * abs(np.log10(lr / 0.03)), 0.0)}
+
+    monkeypatch.setattr(keras_training, "final_losses", fake)
+    chosen = pretrained.calibrate("mnist", log=lambda line: None)
+    # Half-decades pick 0.03 (worst ratio 1.52); the quarter-decades beside it are 0.0169 and 0.0533 (worst 1.34 at 0.0533).
+    assert chosen["learning_rate"] == 0.0533
+    assert set(chosen["tried"]) == {"0.01", "0.0169", "0.03", "0.0533", "0.1", "0.3", "1"}
+    assert chosen["tried"]["0.0533"]["worst_ratio"] == pytest.approx(min(t["worst_ratio"] for t in chosen["tried"].values()))
+    assert pretrained.default_learning_rate("mnist") == 0.0533
+    import l2l
+
+    assert float(l2l.LearnedOptimizer.from_pretrained("mnist").learning_rate.numpy()) == pytest.approx(0.0533)
+    assert float(l2l.LearnedOptimizer.from_pretrained("mnist", learning_rate=1.0).learning_rate.numpy()) == 1.0
+    # Publishing new weights drops the multiplier chosen for the old ones.
+    config = learned_optimizer.LSTMConfig()
+    learned_optimizer.save_weights(tmp_path / "run0.weights.h5", learned_optimizer.init_meta_params(config, 0), config, best_valid=0.5)
+    pretrained.publish("mnist", str(tmp_path / "run0.weights.h5"))
+    assert pretrained.default_learning_rate("mnist") == 1.0

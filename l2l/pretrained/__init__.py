@@ -12,7 +12,14 @@ entry with
 
     python -m l2l.pretrained publish NAME 'book/results/mnist/lstm_paper_seed*.weights.h5' --summary book/results/mnist/summary.json
 
-which keeps the run with the best validation loss.
+which keeps the run with the best validation loss. Its default step
+multiplier for Keras (the `learning_rate` that from_pretrained uses unless
+told otherwise) is then chosen on held-out Keras models with
+
+    python -m l2l.pretrained calibrate NAME
+
+and recorded in the entry with every ratio it was chosen from. Publishing new
+weights drops the old multiplier: it belonged to the old weights.
 """
 
 import argparse
@@ -65,7 +72,7 @@ def publish(name, pattern, summary_path=None):
     target = f"{name}.weights.h5"
     shutil.copy(path, HERE / target)
     entries = registry()
-    entries[name] = {
+    entries[name] = {  # no "keras_default": the multiplier of the old weights does not carry over
         "file": target,
         "trained_on": str(provenance.get("trained_on", provenance.get("chapter", "unknown"))),
         "lstm_config": dataclasses.asdict(config),
@@ -77,6 +84,58 @@ def publish(name, pattern, summary_path=None):
     return entries[name]
 
 
+CALIBRATION_GRID = (0.01, 0.03, 0.1, 0.3, 1.0)  # half-decades; the best is then refined by quarter-decades
+
+
+def calibrate(name, steps=200, examples=10000, seeds=(0,), grid=CALIBRATION_GRID, log=print):
+    """Chooses `name`'s default Keras step multiplier and records it in the registry.
+
+    Each multiplier trains every held-out model (l2l.keras_training.HELD_OUT_MODELS)
+    for `steps` minibatches on held-out training images; its score is the
+    worst, over the models, ratio of its training loss (mean of the last 20
+    steps) to that of Keras' default Adam (learning rate 0.001) on the same
+    model, seeds and data. The lowest score wins; half-decades first, then
+    the quarter-decades beside the best.
+    """
+    import keras
+
+    from l2l import keras_training
+    from l2l.keras_optimizer import LearnedOptimizer
+    from l2l.provenance import provenance
+
+    info(name)  # an unknown name fails here, before any compute
+    adam = keras_training.final_losses(keras.optimizers.Adam, steps=steps, examples=examples, seeds=seeds)
+    tried = {}
+
+    def score(lr):
+        losses = keras_training.final_losses(lambda: LearnedOptimizer.from_pretrained(name, learning_rate=lr), steps=steps, examples=examples, seeds=seeds)
+        ratios = {m: losses[m][0] / adam[m][0] for m in losses}
+        tried[lr] = {"worst_ratio": max(ratios.values()), "ratios": ratios}
+        log(f"{name}: learning_rate {lr:g}: training loss / default Adam's {ratios}")
+        return tried[lr]["worst_ratio"]
+
+    best = min(grid, key=score)
+    for lr in (best / 10 ** 0.25, best * 10 ** 0.25):
+        score(float(f"{lr:.3g}"))
+    best = min(tried, key=lambda lr: tried[lr]["worst_ratio"])
+    entries = registry()
+    entries[name]["keras_default"] = {
+        "learning_rate": best,
+        "chosen_by": (f"lowest worst-case ratio of training loss (last 20 of {steps} steps, batch 128) to Keras' default Adam, "
+                      f"over the held-out models {sorted(keras_training.HELD_OUT_MODELS)} on {examples} held-out training images"),
+        "tried": {f"{lr:g}": tried[lr] for lr in sorted(tried)},
+        "default_adam_training_loss": {m: v[0] for m, v in adam.items()},
+        "commit": provenance()["commit"],
+    }
+    REGISTRY.write_text(json.dumps(entries, indent=1, sort_keys=True) + "\n")
+    return entries[name]["keras_default"]
+
+
+def default_learning_rate(name):
+    """The Keras step multiplier calibrate chose for `name`; 1.0 (as trained) where none was chosen."""
+    return float(info(name).get("keras_default", {}).get("learning_rate", 1.0))
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m l2l.pretrained")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -85,10 +144,17 @@ def main(argv=None):
     pub.add_argument("name")
     pub.add_argument("pattern")
     pub.add_argument("--summary")
+    cal = sub.add_parser("calibrate", help="choose NAME's default Keras step multiplier on held-out models")
+    cal.add_argument("name")
+    cal.add_argument("--steps", type=int, default=200)
     args = parser.parse_args(argv)
     if args.command == "list":
         for name, entry in registry().items():
-            print(f"{name}: {entry['trained_on']} (from {entry['source']['weights']}, commit {entry['source']['commit']})")
+            lr = entry.get("keras_default", {}).get("learning_rate")
+            print(f"{name}: {entry['trained_on']} (from {entry['source']['weights']}, commit {entry['source']['commit']}); "
+                  f"Keras learning_rate {lr if lr else '1.0 (not calibrated)'}")
+    elif args.command == "calibrate":
+        print(json.dumps(calibrate(args.name, steps=args.steps), indent=1))
     else:
         print(json.dumps(publish(args.name, args.pattern, args.summary), indent=1))
     return 0
