@@ -31,12 +31,14 @@ test: venv
 smoke: venv
 	for c in $(CHAPTERS); do $(PY) -m l2l.book run $$c --profile smoke || exit 1; done
 
-# The keras chapter uses the optimiser the mnist chapter trained, published into the package.
+# The keras chapter uses the optimiser the mnist chapter trained, published into the package and calibrated for Keras.
 chapters: venv
 	$(PY) -m l2l.book run quadratics
 	$(PY) -m l2l.pretrained publish quadratic 'book/results/quadratics/lstm_seed*.weights.h5' --summary book/results/quadratics/summary.json
+	$(PY) -m l2l.pretrained calibrate quadratic
 	$(PY) -m l2l.book run mnist
 	$(PY) -m l2l.pretrained publish mnist 'book/results/mnist/lstm_paper_seed*.weights.h5' --summary book/results/mnist/summary.json
+	$(PY) -m l2l.pretrained calibrate mnist
 	$(PY) -m l2l.book run keras
 	$(PY) -m l2l.book run benchmarks
 

@@ -201,3 +201,20 @@ class LossWatch(keras.callbacks.Callback):
             print(self.verdict)
             if self.stop:
                 self.model.stop_training = True
+
+
+def panel_result(name, title, runs, lrs, steps, n_boot=2000):
+    """compare()'s runs as an l2l.experiment.PanelResult, so that the chapter layer's table, verdict and
+    figure serve Keras runs too: seeds are the replication unit (one run each), step 0 is unknown (NaN),
+    and held-out accuracy is the test accuracy at the last step."""
+    from l2l import evaluate, experiment
+
+    curves = {n: np.concatenate([np.full(r["curves"].shape[:2] + (1,), np.nan), r["curves"]], axis=2) for n, r in runs.items()}
+    evaluation = evaluate.Evaluation(curves, {n: r["seconds"] for n, r in runs.items()}, {})
+    panel = experiment.Panel(name, title, None, None, tune_steps=steps, steps=steps, report_steps=(steps,))
+    entries = experiment.panel_entries(panel, lrs, evaluation, n_boot)
+    for n, entry in entries.items():
+        entry["accuracy"] = {str(steps): experiment.interval(np.asarray(runs[n]["accuracy"])[:, None], n_boot)}
+        entry["test_accuracy"] = runs[n]["accuracy"]
+        entry["floats_per_parameter"] = runs[n]["floats_per_parameter"]
+    return experiment.PanelResult(panel, lrs, None, 0.0, evaluation, entries)

@@ -36,13 +36,11 @@ profile = "full"  # every parameter is a field of l2l.chapters.Keras; the runner
 # %% tags=["hide-input"]
 import keras
 import matplotlib.pyplot as plt
-import numpy as np
-import pandas as pd
 from IPython.display import HTML, Markdown, display
 from myst_nb import glue
 
 import l2l
-from l2l import chapters, data, experiment, keras_training, plots, stats
+from l2l import chapters, data, experiment, keras_training
 
 p = chapters.Keras.from_namespace(globals())
 chapter = experiment.Chapter("keras", p)
@@ -93,38 +91,20 @@ glue("lstm_lr_how", entry.get("keras_default", {}).get("chosen_by", "none was ca
 # %% tags=["hide-input"]
 optimisers = {"lstm": lambda: l2l.LearnedOptimizer.from_pretrained(p.pretrained), "adam": lambda: keras.optimizers.Adam(adam_lr)}
 runs = keras_training.compare(cnn, optimisers, p.seeds, x_train, y_train, x_test, y_test, p.steps, p.batch_size)
-curves, seconds, accuracy, state_floats = ({n: r[key] for n, r in runs.items()} for key in ["curves", "seconds", "accuracy", "floats_per_parameter"])
-band = stats.bands(curves, range(p.steps))
-band["step"] += 1
-plots.loss_curves(band, lrs={"adam": adam_lr}, title="MNIST CNN through model.fit")
+result = keras_training.panel_result("cnn", "MNIST CNN through model.fit", runs, {"adam": adam_lr}, p.steps)
+experiment.figure(result, grid=range(1, p.steps + 1))
 plt.show()
-
-# curves[..., t] is the loss of step t + 1.
-summary_loss = {n: {str(p.steps): v[str(p.steps - 1)]} for n, v in stats.summarize(curves, [p.steps - 1]).items()}
-frame = pd.DataFrame({
-    "optimiser": [plots.LABELS[n] for n in optimisers],
-    f"training loss at step {p.steps} [95% CI]": [experiment.fmt_interval(summary_loss[n][str(p.steps)]) for n in optimisers],
-    "test accuracy": [f"{100 * np.mean(accuracy[n]):.1f}%" for n in optimisers],
-    "ms per step": [f"{1000 * seconds[n]:.1f}" for n in optimisers],
-    "optimizer floats per parameter": [f"{state_floats[n]:.0f}" for n in optimisers],
-})
-glue("keras_table", Markdown(frame.to_markdown(index=False)), display=False)
-display(Markdown(frame.to_markdown(index=False)))
-
-lstm, adam = summary_loss["lstm"][str(p.steps)], summary_loss["adam"][str(p.steps)]
-# Paired by seed: the same initial weights and shuffling for both.
-_, diff, word = stats.against_best(curves, p.steps - 1, ["adam"])
-keras_verdict = (
-    f"After {p.steps} steps the learned optimiser's mean training loss is **{lstm['mean']:.3g}** against "
-    f"**{adam['mean']:.3g}** for tuned ADAM (lr {adam_lr:g}); paired by seed the difference is {diff['mean']:.3g} "
-    f"(95% CI {diff['ci95'][0]:.3g} to {diff['ci95'][1]:.3g}): it **{word}** ADAM here, with test accuracy "
-    f"{100 * np.mean(accuracy['lstm']):.1f}% against {100 * np.mean(accuracy['adam']):.1f}%.")
+floats = {n: e["floats_per_parameter"] for n, e in result.entries.items()}
+table = experiment.results_table(result, {"optimizer floats per parameter": [f"{v:.0f}" for v in floats.values()]}).to_markdown(index=False)
+glue("keras_table", Markdown(table), display=False)
+display(Markdown(table))
+keras_verdict = experiment.verdict(result, p.steps, "seeds (same initial weights and shuffling)")
 glue("keras_verdict", Markdown(keras_verdict), display=False)
 glue("keras_verdict_html", HTML(experiment.verdict_html(keras_verdict)), display=False)
-glue("cost_ratio", f"{seconds['lstm'] / seconds['adam']:.1f}", display=False)
-glue("floats_lstm", f"{state_floats['lstm']:.0f}", display=False)
-glue("bytes_lstm", f"{4 * state_floats['lstm']:.0f}", display=False)
-glue("floats_adam", f"{state_floats['adam']:.0f}", display=False)
+glue("cost_ratio", f"{result.entries['lstm']['ms_per_step'] / result.entries['adam']['ms_per_step']:.1f}", display=False)
+glue("floats_lstm", f"{floats['lstm']:.0f}", display=False)
+glue("bytes_lstm", f"{4 * floats['lstm']:.0f}", display=False)
+glue("floats_adam", f"{floats['adam']:.0f}", display=False)
 for name, value in p.as_dict().items():
     glue(name, value, display=False)
 # %% [markdown]
@@ -143,11 +123,6 @@ for name, value in p.as_dict().items():
 # included).
 
 # %% tags=["hide-input"]
-panels = {"cnn": {"optimisers": {
-    name: {"lr": adam_lr if name == "adam" else None, "loss": summary_loss[name], "test_accuracy": accuracy[name],
-           "ms_per_step": 1000 * seconds[name], "floats_per_parameter": state_floats[name]}
-    for name in optimisers}}}
-pd.DataFrame([{"optimiser": n, "seed": s, "step": t + 1, "loss": curves[n][s, 0, t]}
-              for n in curves for s in range(p.seeds) for t in range(p.steps)]).to_csv(chapter.path("curves.csv"), index=False, float_format="%.6g")
-summary = chapter.finish(panels, pretrained=entry, adam_tuning=tuning.to_dict("records"))
+experiment.curves_frame({"cnn": result}, list(range(p.seeds))).to_csv(chapter.path("curves.csv"), index=False, float_format="%.6g")
+summary = chapter.finish({"cnn": {"optimisers": result.entries}}, pretrained=entry, adam_tuning=tuning.to_dict("records"))
 print(f"wrote {chapter.results_dir}/summary.json; chapter wall time {summary['wall_time_s']} s")

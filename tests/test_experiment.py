@@ -115,3 +115,16 @@ def test_verdict_html_keeps_bold_and_escapes_the_rest():
     assert experiment.verdict_html("the LSTM **loses** to NAG (lr < 1) & **ADAM**") == (
         "the LSTM <strong>loses</strong> to NAG (lr &lt; 1) &amp; <strong>ADAM</strong>"
     )
+
+
+def test_keras_runs_enter_the_chapter_layer_as_a_panel():
+    from l2l import keras_training
+
+    rng = np.random.default_rng(0)
+    runs = {"lstm": {"curves": 1.0 + rng.random((3, 1, 5)), "seconds": 0.02, "accuracy": [0.8, 0.9, 0.85], "floats_per_parameter": 80.0},
+            "adam": {"curves": rng.random((3, 1, 5)), "seconds": 0.01, "accuracy": [0.95, 0.96, 0.97], "floats_per_parameter": 2.0}}
+    result = keras_training.panel_result("cnn", "t", runs, {"adam": 0.001}, 5, n_boot=200)
+    lstm = result.entries["lstm"]
+    assert lstm["loss"]["5"]["mean"] == pytest.approx(runs["lstm"]["curves"][:, 0, 4].mean()) and lstm["ms_per_step"] == pytest.approx(20.0)
+    assert lstm["accuracy"]["5"]["mean"] == pytest.approx(0.85) and lstm["floats_per_parameter"] == 80.0
+    assert "**loses to** it" in experiment.verdict(result, 5, "seeds", n_boot=200)  # every LSTM loss is above every Adam loss

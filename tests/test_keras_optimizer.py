@@ -207,3 +207,14 @@ def test_loss_watch_stops_a_diverging_or_stalled_run_and_says_what_to_try(lr, ve
     x = rng.normal(size=(640, 2)).astype(np.float32)
     model.fit(x, (x[:, 0] > 0).astype(int) + (x[:, 1] > 0).astype(int), batch_size=8, epochs=1, verbose=0, callbacks=[healthy], shuffle=False)
     assert healthy.verdict is None  # learnable labels, a sane step: no alarm
+
+
+def test_every_optimizer_variable_has_its_own_path():
+    import keras
+
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(4), keras.layers.Dense(2)])
+    config = learned_optimizer.LSTMConfig(hidden=3)
+    optimizer = l2l.LearnedOptimizer(learned_optimizer.init_meta_params(config, 0), config)
+    optimizer.build(model.trainable_variables)
+    paths = [v.path for v in optimizer.variables]
+    assert len(paths) == len(set(paths)) and len([p for p in paths if "lstm_h" in p or "lstm_c" in p]) == 4 * 2 * 2
