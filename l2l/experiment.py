@@ -63,6 +63,21 @@ class Chapter:
     def path(self, filename):
         return os.path.join(self.results_dir, filename)
 
+    def report_meta_training(self, groups, horizon):
+        """meta_training.csv, the validation figure and the per-run table on the page; returns label -> seconds per run."""
+        from IPython.display import Markdown, display
+
+        history_frame(groups).to_csv(self.path("meta_training.csv"), index=False)
+        meta_training_figure(groups, horizon)
+        plt.show()
+        display(Markdown(meta_training_table(groups).to_markdown(index=False)))
+        return {label: [r.wall_time_s for r in runs.values()] for label, runs in groups.items()}
+
+    def save_panels(self, results, seeds):
+        """tuning.csv and curves.csv (each seed's mean curve) of every panel."""
+        tuning_frame(results).to_csv(self.path("tuning.csv"), index=False)
+        curves_frame(results, seeds).to_csv(self.path("curves.csv"), index=False, float_format="%.6g")
+
     def finish(self, panels, **extra):
         return write_summary(self.results_dir, self.name, self.params.profile, self.params.as_dict(), panels,
                              round(time.time() - self.started, 1), self.info, **extra)

@@ -167,7 +167,8 @@ class MetaTrainer:
         # The initial weights' validation draws its minibatches from a generator of its own, so that
         # the run's own validations see the minibatches they would see without it.
         self._initial_rng = tf.random.Generator.from_seed(VALID_SEED + config.seed)
-        self.validate_initial = tf.function(lambda: self._validate(self._initial_rng))
+        initial = learned_optimizer.init_group_params(lstm_config, config.seed)
+        self.validate_initial = tf.function(lambda: self._validate(self._initial_rng, initial))
 
     # -- checkpoints -------------------------------------------------------
     def _open_checkpoints(self, directory):
@@ -315,8 +316,9 @@ class MetaTrainer:
             variable.assign(keep(new, old))
         return meta_loss, params, lstm_state, finite
 
-    def _validate(self, rng=None):
-        optimizer = learned_optimizer.learned(self.state.weights, self.lstm_config, getattr(self.valid_problem, "groups", None))
+    def _validate(self, rng=None, weights=None):
+        weights = self.state.weights if weights is None else weights
+        optimizer = learned_optimizer.learned(weights, self.lstm_config, getattr(self.valid_problem, "groups", None))
         losses = trajectory(self.valid_problem, optimizer, self.valid_batch, self.valid_params, self.config.horizon, rng or self.valid_rng)
         return tf.reduce_mean(losses[-1] if self.config.select_on == "final" else losses[1:])
 

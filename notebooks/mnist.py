@@ -42,7 +42,7 @@ profile = "full"  # every parameter is a field of l2l.chapters.Mnist; the runner
 import dataclasses
 
 import matplotlib.pyplot as plt
-from IPython.display import HTML, Markdown, display
+from IPython.display import HTML, Markdown
 from myst_nb import glue
 
 from l2l import chapters, data, evaluate, experiment, learned_optimizer, meta, problems
@@ -96,10 +96,7 @@ trained = {
         valid_problem=problems.MLP(split["valid"]), chapter="mnist", trained_on="MNIST train[:50000], MLP 784-20-10 sigmoid, 100 steps")
     for setting, (lstm_config, count) in settings.items()
 }
-experiment.history_frame(trained).to_csv(chapter.path("meta_training.csv"), index=False)
-experiment.meta_training_figure(trained, p.horizon)
-display(Markdown(experiment.meta_training_table(trained).to_markdown(index=False)))
-meta_seconds = {k: [r.wall_time_s for r in runs.values()] for k, runs in trained.items()}
+meta_seconds = chapter.report_meta_training(trained, p.horizon)
 glue("meta_minutes", f"{sum(meta_seconds['paper']) / len(meta_seconds['paper']) / 60:.1f}", display=False)
 glue("epoch_seconds", f"{sum(meta_seconds['paper']) / len(meta_seconds['paper']) / p.meta_epochs:.1f}", display=False)
 glue("best_epochs", ", ".join(str(r.best_epoch) for r in trained["paper"].values()), display=False)
@@ -128,8 +125,7 @@ results = {pan.name: experiment.run_panel(pan, {"lstm": paper_runs}, p.eval_inst
 results["deepmind_settings"] = experiment.run_panel(
     dataclasses.replace(PANELS[0], name="deepmind_settings", title="MNIST base task: DeepMind settings (LSTM) vs paper settings"),
     {"lstm": deepmind_runs, "lstm_paper": paper_runs}, p.eval_instances, seeds, p.tune_instances, n_boot=p.bootstrap)
-experiment.tuning_frame(results).to_csv(chapter.path("tuning.csv"), index=False)
-experiment.curves_frame(results, seeds).to_csv(chapter.path("curves.csv"), index=False, float_format="%.6g")
+chapter.save_panels(results, seeds)
 print("learning rates at the grid's edge:", {k: e for k, r in results.items() if (e := experiment.edge_of_grid(r.lrs))} or "none")
 verdicts = {name: experiment.verdict(r, p.long_steps if name == "steps200" else p.horizon, "MLPs", p.bootstrap) for name, r in results.items()}
 for name, result in results.items():
@@ -257,8 +253,5 @@ glue("what_it_would_take", Markdown(paragraph), display=False)
 panels = {name: {"optimisers": r.entries, "architecture": repr(r.panel.problem)} for name, r in results.items()}
 for setting, panel_name in [("paper", "base"), ("deepmind", "deepmind_settings")]:
     panels[panel_name]["optimisers"]["lstm"].update(experiment.meta_training_entry(trained[setting]))
-summary = chapter.finish(
-    panels, meta_training_s=meta_seconds, lr_grid=list(evaluate.LR_GRID),
-    data_splits={name: split[name].name for name in split},
-)
+summary = chapter.finish(panels, meta_training_s=meta_seconds, lr_grid=list(evaluate.LR_GRID), data_splits={name: split[name].name for name in split})
 print(f"wrote {chapter.results_dir}/summary.json; chapter wall time {summary['wall_time_s']} s")

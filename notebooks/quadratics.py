@@ -72,11 +72,7 @@ for name, value in p.as_dict().items():
 runs = experiment.meta_train_runs(
     problem, lstm_config, meta_configs, p.checkpoint_dir, chapter.results_dir, "lstm", chapter="quadratics",
     trained_on=f"{problem.dims}-d quadratics ||W theta - y||^2, W and y {p.distribution}, {p.horizon} steps")
-groups = {"LSTM": runs}
-experiment.history_frame(groups).to_csv(chapter.path("meta_training.csv"), index=False)
-experiment.meta_training_figure(groups, p.horizon)
-display(Markdown(experiment.meta_training_table(groups).to_markdown(index=False)))
-meta_seconds = [r.wall_time_s for r in runs.values()]
+meta_seconds = chapter.report_meta_training({"LSTM": runs}, p.horizon)["LSTM"]
 glue("meta_minutes", f"{sum(meta_seconds) / len(meta_seconds) / 60:.1f}", display=False)
 glue("best_epochs", ", ".join(str(r.best_epoch) for r in runs.values()), display=False)
 
@@ -95,7 +91,6 @@ glue("best_epochs", ", ".join(str(r.best_epoch) for r in runs.values()), display
 
 # %% tags=["hide-input"]
 result = experiment.run_panel(panel, {"lstm": [runs[s] for s in seeds]}, p.eval_instances, seeds, p.tune_instances, n_boot=p.bootstrap)
-result.tuning.to_csv(chapter.path("tuning.csv"), index=False)
 plots.tuning_curves(result.tuning, result.lrs).set_title("Baselines: final loss against learning rate (circled: chosen)")
 plt.show()
 print("chosen learning rates:", result.lrs, "| at the grid's edge:", experiment.edge_of_grid(result.lrs) or "none")
@@ -114,7 +109,7 @@ for name, lr in result.lrs.items():
 # spread between functions that both optimisers share.
 
 # %% tags=["hide-input"]
-experiment.curves_frame({"base": result}, seeds).to_csv(chapter.path("curves.csv"), index=False, float_format="%.6g")
+chapter.save_panels({"base": result}, seeds)
 glue("figure_horizon", experiment.figure(result, steps=p.horizon), display=False)  # for the introduction
 plt.show()
 # Read off the paper's Figure 2 by eye (log scale): literature values, not ours.

@@ -231,3 +231,13 @@ def test_selection_on_the_trajectory_mean_and_snapshots_every_n_epochs(tmp_path)
     # The selection metric is part of the key; its old default leaves older keys as they were.
     assert meta.run_key(problem, TINY_LSTM, tiny(select_on="mean")) != meta.run_key(problem, TINY_LSTM, tiny())
     assert "select_on" not in meta.describe_run(problem, TINY_LSTM, tiny())["meta"]
+
+
+def test_the_initial_validation_measures_the_initial_weights_even_after_a_resume(tmp_path):
+    problem = problems.Quadratic(dims=3)
+    fresh = meta.MetaTrainer(problem, TINY_LSTM, tiny(epochs=2), checkpoint_root=str(tmp_path))
+    first = float(fresh.validate_initial())
+    fresh.run(log=lambda line: None)
+    resumed = meta.MetaTrainer(problem, TINY_LSTM, tiny(epochs=4), checkpoint_root=str(tmp_path))
+    assert float(resumed.validate_initial()) == first and float(resumed.state.initial_valid.numpy()) == first
+    assert float(resumed.validate()) != first  # the trained weights validate differently
