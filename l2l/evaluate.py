@@ -10,6 +10,7 @@ minibatches.
 """
 
 import functools
+import itertools
 import time
 from typing import NamedTuple
 
@@ -117,3 +118,71 @@ def tune_learning_rates(problem, names, steps, instances, seed=0, grid=LR_GRID):
     return chosen, table
 
 
+
+
+# Each baseline's second hyperparameter, tried with every learning rate by tune().
+EXTRA_GRIDS = {"nag": {"momentum": (0.5, 0.9, 0.99)}, "adam": {"beta_1": (0.5, 0.9)}}
+OBJECTIVES = ("final", "mean")  # the loss at the last step; the mean over steps 1..steps (the meta-objective)
+
+
+def _scores(losses):
+    """(final, mean over steps 1..T) of losses [T + 1, n]; a run with any non-finite loss scores inf on both."""
+    losses = np.asarray(losses)
+    if not np.all(np.isfinite(losses)):
+        return float("inf"), float("inf")
+    return float(losses[-1].mean()), float(losses[1:].mean())
+
+
+def tune(problem, names, steps, instances, seed=0, grid=LR_GRID, extra=EXTRA_GRIDS, refine=True):
+    """Tunes every baseline for every objective in OBJECTIVES on held-out instances, in two stages.
+
+    Stage 1 tries every rate in `grid` (half-decades) with every value of the
+    baseline's extra grid (NAG's momentum, Adam's beta_1); stage 2 tries, for
+    each objective, the two quarter-decade neighbours of that objective's best
+    rate at its best extra setting. Every setting sees the same instances,
+    starting points and minibatches. Returns (settings: objective -> name ->
+    keyword arguments of optimizers.BASELINES[name], table of every setting
+    tried with both scores and its stage).
+    """
+    unknown = sorted(set(names) - set(optimizers.BASELINES))
+    if unknown:
+        raise ValueError(f"unknown baselines {unknown}; choose from {sorted(optimizers.BASELINES)}")
+    batch, params = fresh_instances(problem, seed, instances, TUNE_SEED)
+    rows = [row for name in names for row in _tune_one(problem, name, extra.get(name, {}), steps, batch, params, seed, grid, refine)]
+    table = pd.DataFrame(rows)
+    settings = {}
+    for objective in OBJECTIVES:
+        settings[objective] = {}
+        for name in names:
+            best = table[table.optimiser == name].sort_values(objective, kind="stable").iloc[0]
+            settings[objective][name] = {"learning_rate": float(best["lr"]), **{k: float(best[k]) for k in extra.get(name, {})}}
+    return settings, table
+
+
+def _tune_one(problem, name, options, steps, batch, params, seed, grid, refine):
+    """tune()'s rows for one baseline."""
+    # Hyperparameters are variables read at run time: one trace serves every setting.
+    knobs = {"learning_rate": tf.Variable(1.0), **{k: tf.Variable(float(v[0])) for k, v in options.items()}}
+    rng = tf.random.Generator.from_seed(seed)
+    fn = tf.function(functools.partial(trajectory, problem, optimizers.BASELINES[name](**knobs), steps=steps, rng=rng))
+    rows = []
+
+    def score(setting, stage):
+        if any(all(r[k] == v for k, v in setting.items()) for r in rows):
+            return
+        for k, v in setting.items():
+            knobs["learning_rate" if k == "lr" else k].assign(v)
+        rng.reset_from_seed(seed)  # the same minibatches for every setting
+        final, mean = _scores(fn(batch, params).numpy())
+        rows.append({"optimiser": name, **setting, "final": final, "mean": mean, "stage": stage})
+
+    combos = [dict(zip(options, values)) for values in itertools.product(*options.values())] or [{}]
+    for lr in grid:
+        for combo in combos:
+            score({"lr": float(lr), **combo}, 1)
+    if refine:
+        for objective in OBJECTIVES:
+            best = min(rows, key=lambda r: r[objective])
+            for factor in (10 ** -0.25, 10 ** 0.25):
+                score({"lr": float(f"{best['lr'] * factor:.4g}"), **{k: best[k] for k in options}}, 2)
+    return rows

@@ -81,3 +81,46 @@ def seed_means(curves, seeds):
         frames.append(frame)
     return pd.concat(frames, ignore_index=True)
 
+
+
+# -- the run as the unit of replication ----------------------------------------
+#
+# A learned optimiser's results vary between meta-training runs more than
+# between the problem instances one run is tested on. Where every evaluation
+# seed has its own run, the per-seed means are the independent replicates:
+# these functions average over instances first and take intervals over runs
+# (Student's t, which stays honest with 3 to 10 runs where a percentile
+# bootstrap over so few values is too narrow).
+
+
+def trajectory_mean(curves, horizon):
+    """Mean loss over steps 1..horizon per seed and instance: the quantity meta-training minimises. [seeds, instances]."""
+    return np.asarray(curves, np.float64)[:, :, 1 : horizon + 1].mean(axis=-1)
+
+
+def over_runs(values, level=0.95):
+    """{"mean", "ci95", "runs"} of values [runs, instances] (or [runs]): instances averaged within a run,
+    a t-interval over runs. One run gives an interval as wide as the mean's uncertainty allows: none."""
+    from scipy import stats as scipy_stats
+
+    values = np.asarray(values, np.float64)
+    per_run = values.mean(axis=1) if values.ndim == 2 else values
+    n, mean = len(per_run), float(per_run.mean())
+    if n < 2:
+        return {"mean": mean, "ci95": [-np.inf, np.inf], "runs": n}
+    half = float(scipy_stats.t.ppf(0.5 + level / 2, n - 1) * per_run.std(ddof=1) / np.sqrt(n))
+    return {"mean": mean, "ci95": [mean - half, mean + half], "runs": n}
+
+
+def compare_runs(a, b, level=0.95):
+    """a - b over runs, each run's instances paired and averaged: {"mean", "ci95", "runs", "wins", "verdict"}.
+
+    a, b: [runs, instances] of the same metric on the same instances
+    (b may be a baseline without runs: its seeds pair with a's). "wins" is
+    how many runs have a lower mean than b; the verdict reads the interval.
+    """
+    out = over_runs(np.asarray(a, np.float64) - np.asarray(b, np.float64), level)
+    per_run = (np.asarray(a, np.float64) - np.asarray(b, np.float64)).mean(axis=1)
+    out["wins"] = int(np.sum(per_run < 0))
+    out["verdict"] = "beats" if out["ci95"][1] < 0 else "loses to" if out["ci95"][0] > 0 else "cannot be told apart from"
+    return out

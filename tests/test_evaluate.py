@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from l2l import evaluate, optimizers, problems, rollout
 
@@ -71,3 +72,26 @@ def test_lr_grid_spans_1e4_to_10_in_half_decades():
     assert grid[0] == pytest.approx(1e-4) and grid[-1] == pytest.approx(10.0)
     np.testing.assert_allclose(np.diff(np.log10(grid)), 0.5, atol=1e-3)
 
+
+
+def test_two_stage_tuning_per_objective_with_extra_hyperparameters():
+    problem = problems.Quadratic(dims=3)
+    grid = (0.01, 0.0316, 0.1)
+    settings, table = evaluate.tune(problem, ["sgd", "nag"], steps=10, instances=4, grid=grid, extra={"nag": {"momentum": (0.5, 0.9)}})
+    stage1 = table[table.stage == 1]
+    assert len(stage1[stage1.optimiser == "sgd"]) == 3 and len(stage1[stage1.optimiser == "nag"]) == 6  # rates x momenta
+    for objective in evaluate.OBJECTIVES:
+        for name in ["sgd", "nag"]:
+            rows = table[table.optimiser == name]
+            best = rows.loc[rows[objective].idxmin()]
+            assert settings[objective][name]["learning_rate"] == best.lr
+        # Stage 2 holds the quarter-decade neighbours of stage 1's best rate for this objective.
+        first = stage1[stage1.optimiser == "sgd"].sort_values(objective).iloc[0].lr
+        rates = set(table[(table.optimiser == "sgd")].lr)
+        assert {float(f"{first * 10 ** -0.25:.4g}"), float(f"{first * 10 ** 0.25:.4g}")} <= rates
+    assert settings["final"]["nag"]["momentum"] in (0.5, 0.9)
+    # The table's scores are what the chosen setting does, run again from scratch.
+    chosen = settings["mean"]["nag"]
+    batch, params = rollout.fresh_instances(problem, 0, 4, rollout.TUNE_SEED)
+    losses = rollout.trajectory(problem, optimizers.nag(**chosen), batch, params, 10, tf.random.Generator.from_seed(0)).numpy()
+    assert losses[1:].mean() == pytest.approx(table[table.optimiser == "nag"]["mean"].min(), rel=1e-5)

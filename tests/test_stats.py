@@ -37,3 +37,30 @@ def test_paired_difference_sees_a_shift_that_unpaired_intervals_hide(nprng):
     _, low_b, _ = stats.bootstrap_ci(b, 500)
     _, _, high_a = stats.bootstrap_ci(a, 500)
     assert high_a[0] > low_b[0]  # the unpaired intervals overlap
+
+
+def test_intervals_over_runs_are_student_t_on_the_run_means():
+    values = np.array([[1.0, 1.0], [2.0, 2.0], [3.0, 3.0]])  # three runs, two instances each
+    out = stats.over_runs(values)
+    # Student's t with 2 degrees of freedom has the closed-form quantile (2p - 1) / sqrt(2p(1 - p)); run means 1, 2, 3: sd 1.
+    half = (2 * 0.975 - 1) / np.sqrt(2 * 0.975 * 0.025) / np.sqrt(3)
+    assert out["runs"] == 3 and out["mean"] == 2.0
+    np.testing.assert_allclose(out["ci95"], [2.0 - half, 2.0 + half], rtol=1e-12)
+    assert stats.over_runs(values[:1])["ci95"] == [-np.inf, np.inf]  # one run: no interval
+
+
+def test_compare_runs_counts_runs_and_reads_the_interval():
+    rng = np.random.default_rng(0)
+    base = rng.normal(1.0, 0.3, size=(5, 8))  # instance difficulty shared by both
+    better = base - 0.2 + rng.normal(0, 0.01, size=(5, 8))
+    out = stats.compare_runs(better, base)
+    assert out["wins"] == 5 and out["runs"] == 5 and out["verdict"] == "beats" and out["mean"] == pytest.approx(-0.2, abs=0.01)
+    mixed = base + np.array([-0.1, 0.1, -0.1, 0.1, 0.0])[:, None]
+    out = stats.compare_runs(mixed, base)
+    assert out["wins"] == 2 and out["verdict"] == "cannot be told apart from"
+    assert stats.compare_runs(base + 0.5, base)["verdict"] == "loses to"
+
+
+def test_trajectory_mean_averages_steps_one_to_the_horizon():
+    curves = np.arange(2 * 3 * 6, dtype=float).reshape(2, 3, 6)  # step 0 .. 5
+    np.testing.assert_array_equal(stats.trajectory_mean(curves, 4), curves[:, :, 1:5].mean(axis=-1))
