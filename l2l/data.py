@@ -132,13 +132,26 @@ def load_fashion_mnist():
     return (x_train, y_train), (x_test, y_test)
 
 
+class _ArraysOnly(pickle.Unpickler):
+    """Unpickles the CIFAR-10 batches' dicts of lists and numpy arrays, and refuses anything else:
+    a pickle can name any function to call, and these files come from a folder the user names."""
+
+    # _codecs.encode rebuilds bytes in protocol-2 pickles written by Python 3; it only encodes a string.
+    ALLOWED = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"), ("numpy", "ndarray"), ("numpy", "dtype"), ("_codecs", "encode")}
+
+    def find_class(self, module, name):
+        if (module, name) not in self.ALLOWED:
+            raise pickle.UnpicklingError(f"refusing to load {module}.{name}: a CIFAR-10 batch holds only arrays and lists")
+        return super().find_class(module, name)
+
+
 def _cifar_batch(path):
     if not os.path.exists(path):
         raise DatasetNotFound(f"CIFAR-10 batch {path!r} is missing: put the five data_batch files of cifar-10-batches-py in the folder {DATA_DIR_VARIABLE} points at")
     _check_sum(os.path.dirname(os.path.dirname(path)), os.path.join(os.path.basename(os.path.dirname(path)), os.path.basename(path)))
     try:
         with open(path, "rb") as f:
-            batch = pickle.load(f, encoding="bytes")  # the publisher's format, from the folder the user named
+            batch = _ArraysOnly(f, encoding="bytes").load()  # the publisher's format
     except (OSError, EOFError, pickle.UnpicklingError, ValueError) as error:
         raise _damaged(path, error) from None
     x = batch[b"data"].reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)

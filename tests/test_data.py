@@ -102,3 +102,37 @@ def test_missing_pieces_of_a_dataset_are_named(monkeypatch, tmp_path):
     (folder / "cifar-10-batches-py" / "data_batch_2").write_bytes(b"x")
     with pytest.raises(data.DatasetNotFound, match=r"CIFAR-10 batch '.*data_batch_1' is missing: .*L2L_DATA_DIR"):
         data.load_cifar10()
+
+
+def _cifar_pickle(path, n, offset):
+    import pickle
+
+    rng = np.random.default_rng(offset)
+    batch = {b"batch_label": b"synthetic", b"labels": [int(v) for v in (np.arange(n) + offset) % 10], b"data": rng.integers(0, 256, size=(n, 3072), dtype=np.uint8)}
+    path.write_bytes(pickle.dumps(batch, protocol=2))
+    return batch
+
+
+def test_cifar10_loader_reads_the_publishers_layout_from_a_small_synthetic_folder(monkeypatch, tmp_path):
+    folder = tmp_path / "cifar-10-batches-py"
+    folder.mkdir()
+    batches = [_cifar_pickle(folder / f"data_batch_{i}", 4, i) for i in range(1, 6)]
+    test = _cifar_pickle(folder / "test_batch", 3, 9)
+    monkeypatch.setenv(data.DATA_DIR_VARIABLE, str(tmp_path))
+    (x, y), (tx, ty) = data.load_cifar10()
+    assert x.shape == (20, 32, 32, 3) and y.shape == (20, 1) and tx.shape == (3, 32, 32, 3)
+    # Row-major R, then G, then B planes of 32 x 32 become [32, 32, 3] pixels.
+    first = batches[0][b"data"][0]
+    assert x[0, 5, 7, 0] == first[5 * 32 + 7] and x[0, 5, 7, 1] == first[1024 + 5 * 32 + 7] and x[0, 5, 7, 2] == first[2048 + 5 * 32 + 7]
+    assert list(y[4:8, 0]) == [2, 3, 4, 5] and list(ty[:, 0]) == list(np.asarray(test[b"labels"]))
+
+
+def test_a_cifar_batch_that_would_run_code_is_refused(monkeypatch, tmp_path):
+    import pickle
+
+    folder = tmp_path / "cifar-10-batches-py"
+    folder.mkdir()
+    (folder / "data_batch_1").write_bytes(pickle.dumps({b"data": os.getcwd}))  # a pickle naming a function
+    monkeypatch.setenv(data.DATA_DIR_VARIABLE, str(tmp_path))
+    with pytest.raises(data.DatasetDamaged, match="refusing to load posix.getcwd"):
+        data.load_cifar10()
