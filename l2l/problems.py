@@ -84,7 +84,8 @@ class Quadratic:
         return self.init_std * rng.normal([n, self.dims])
 
     def loss(self, params, instances, rng=None):
-        residual = tf.linalg.matvec(instances.w, params) - instances.y
+        # Instances in the params' dtype: float64 params (gradient checks) run in float64; float32 casts are no-ops.
+        residual = tf.linalg.matvec(tf.cast(instances.w, params.dtype), params) - tf.cast(instances.y, params.dtype)
         return tf.reduce_sum(tf.square(residual), axis=-1)
 
 
@@ -188,7 +189,7 @@ class MLP:
     def loss(self, params, instances, rng=None):
         n = tf.shape(params)[0]
         index = rng.uniform([n, self.batch_size], 0, tf.shape(self.data.y, out_type=tf.int64)[0], dtype=tf.int64)
-        return self.batch_loss(params, tf.gather(self.data.x, index), tf.gather(self.data.y, index))
+        return self.batch_loss(params, tf.cast(tf.gather(self.data.x, index), params.dtype), tf.gather(self.data.y, index))
 
     def metrics(self, params, data, chunk=2000):
         """(mean loss [n], accuracy [n]) of each instance on all of `data`."""
@@ -201,6 +202,124 @@ class MLP:
             correct.append(tf.reduce_sum(tf.cast(tf.equal(tf.argmax(logits, -1, output_type=tf.int32), y), tf.float32), axis=1))
         total = float(data.y.shape[0])
         return tf.add_n(losses) / total, tf.add_n(correct) / total
+
+
+@dataclasses.dataclass(frozen=True, eq=False, repr=False)
+class ConvNet:
+    """The paper's CIFAR-10 optimisee (section 3.3): convolutions with batch normalisation, then a small dense head.
+
+    Each of `channels` is a `kernel` x `kernel` SAME convolution (no bias: the
+    batch normalisation that follows has an offset), batch normalisation with
+    the minibatch's statistics and a learned offset, ReLU and 2 x 2 max
+    pooling; then a dense layer of `hidden` units (batch normalisation, ReLU)
+    and `classes` outputs. Coordinates: the convolution kernels first (group
+    "conv"), everything else after (group "other"), so that the paper's two
+    LSTMs are two parameter groups. Instances run one after the other.
+    """
+
+    data: ImageData  # images flattened from image_shape, in [0, 1]
+    image_shape: tuple = (32, 32, 3)  # height, width, channels of one image
+    channels: tuple = (16, 16, 16)  # output channels of each convolution (paper: three of 16)
+    kernel: int = 5  # convolution size (paper: 5)
+    hidden: int = 32  # units of the dense layer (paper: 32)
+    classes: int = 10
+    batch_size: int = 128  # examples per minibatch (paper: 128)
+    init_std: float = 0.01  # every parameter ~ N(0, init_std^2), as the DeepMind code's MNIST configuration
+    epsilon: float = 1e-3  # batch normalisation's variance epsilon (Keras' default)
+
+    name = "convnet"
+
+    def describe(self) -> dict:
+        fields = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "data"}
+        data = {"name": self.data.name, "examples": int(self.data.y.shape[0]), "fingerprint": self.data.fingerprint}
+        return json_ready({"name": self.name, "data": data, **fields})
+
+    def __repr__(self):
+        return f"ConvNet(data={self.data.name}, channels={tuple(self.channels)}, kernel={self.kernel}, hidden={self.hidden})"
+
+    def shapes(self):
+        """(name, shape) of every parameter in coordinate order: convolution kernels, then the rest."""
+        conv, other, width = [], [], self.image_shape[2]
+        for i, c in enumerate(self.channels):
+            conv.append((f"conv{i}/kernel", (self.kernel, self.kernel, width, c)))
+            other.append((f"conv{i}/offset", (c,)))
+            width = c
+        side_h, side_w = self.image_shape[0] // 2 ** len(self.channels), self.image_shape[1] // 2 ** len(self.channels)
+        other += [("dense/kernel", (side_h * side_w * width, self.hidden)), ("dense/offset", (self.hidden,)),
+                  ("out/kernel", (self.hidden, self.classes)), ("out/bias", (self.classes,))]
+        return conv + other
+
+    @property
+    def dim(self) -> int:
+        return int(sum(np.prod(shape) for _, shape in self.shapes()))
+
+    @property
+    def groups(self):
+        conv = int(sum(np.prod(shape) for name, shape in self.shapes() if name.startswith("conv") and name.endswith("kernel")))
+        return {"conv": np.arange(conv), "other": np.arange(conv, self.dim)}
+
+    def sample(self, rng, n):
+        return MLPInstances(tf.zeros([n]))
+
+    def init_params(self, rng, instances):
+        return self.init_std * rng.normal([instances.count.shape[0], self.dim])
+
+    def unflatten(self, flat):
+        """name -> tensor of one instance's flat parameters [dim]."""
+        out, offset = {}, 0
+        for name, shape in self.shapes():
+            size = int(np.prod(shape))
+            out[name] = tf.reshape(flat[offset : offset + size], shape)
+            offset += size
+        return out
+
+    def _normalise(self, h, offset, axes):
+        mean, variance = tf.nn.moments(h, axes=axes, keepdims=True)
+        return (h - mean) * tf.math.rsqrt(variance + self.epsilon) + offset
+
+    def logits(self, flat, x):
+        """Logits [examples, classes] of one instance with flat parameters [dim] on images [examples, features]."""
+        w = self.unflatten(flat)
+        h = tf.reshape(x, [-1, *self.image_shape])
+        for i in range(len(self.channels)):
+            h = tf.nn.conv2d(h, w[f"conv{i}/kernel"], strides=1, padding="SAME")
+            h = tf.nn.max_pool2d(tf.nn.relu(self._normalise(h, w[f"conv{i}/offset"], [0, 1, 2])), 2, 2, "VALID")
+        h = tf.reshape(h, [tf.shape(h)[0], -1]) @ w["dense/kernel"]
+        h = tf.nn.relu(self._normalise(h, w["dense/offset"], [0]))
+        return h @ w["out/kernel"] + w["out/bias"]
+
+    def batch_loss(self, params, x, y):
+        """Mean cross-entropy per instance [n]; x [n, examples, features], y [n, examples]."""
+        return tf.stack([tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y[i], logits=self.logits(params[i], x[i])))
+                         for i in range(params.shape[0])])
+
+    def loss(self, params, instances, rng=None):
+        n = params.shape[0]
+        index = rng.uniform([n, self.batch_size], 0, tf.shape(self.data.y, out_type=tf.int64)[0], dtype=tf.int64)
+        return self.batch_loss(params, tf.cast(tf.gather(self.data.x, index), params.dtype), tf.gather(self.data.y, index))
+
+    def metrics(self, params, data, chunk=1000):
+        """(mean loss [n], accuracy [n]) on all of `data`; batch statistics are each chunk's own."""
+        losses, correct = [], []
+        for i in range(params.shape[0]):
+            loss, right = 0.0, 0.0
+            for start in range(0, int(data.y.shape[0]), chunk):
+                x, y = data.x[start : start + chunk], data.y[start : start + chunk]
+                logits = self.logits(params[i], x)
+                loss += float(tf.reduce_sum(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits)))
+                right += float(tf.reduce_sum(tf.cast(tf.equal(tf.argmax(logits, -1, output_type=tf.int32), y), tf.float32)))
+            losses.append(loss / float(data.y.shape[0]))
+            correct.append(right / float(data.y.shape[0]))
+        return tf.constant(losses), tf.constant(correct)
+
+
+def json_ready(value):
+    """Tuples as lists, recursively: what JSON would give back."""
+    if isinstance(value, dict):
+        return {k: json_ready(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_ready(v) for v in value]
+    return value
 
 
 def image_data(x, y, name="data"):

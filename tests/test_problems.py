@@ -83,11 +83,18 @@ def _tiny_images(activation="sigmoid", hidden=(3,)):
     return problems.MLP(problems.image_data(x, np.arange(40) % 10, "tiny"), hidden=hidden, activation=activation, batch_size=8)
 
 
+def _tiny_convnet():
+    x = np.random.default_rng(0).integers(0, 256, size=(24, 8, 8, 3), dtype=np.uint8)
+    return problems.ConvNet(problems.image_data(x, np.arange(24) % 10, "tiny-images"), image_shape=(8, 8, 3), channels=(4, 5),
+                            kernel=3, hidden=6, batch_size=6)
+
+
 CONTRACT = {
     "quadratic-normal": lambda: problems.Quadratic(dims=4),
     "quadratic-uniform": lambda: problems.Quadratic(dims=4, distribution="uniform"),
     "mlp-sigmoid": lambda: _tiny_images(),
     "mlp-relu-deep": lambda: _tiny_images("relu", (4, 3)),
+    "convnet": _tiny_convnet,
 }
 
 
@@ -114,14 +121,54 @@ def test_every_problem_meets_the_contract(name):
     assert not np.array_equal(draw(6)[1].numpy(), params.numpy())
 
     params = params + 0.3 * tf.random.stateless_normal(params.shape, [1, 2])  # away from the tiny start
-    loss_at = lambda p: problem.loss(p, batch, tf.random.Generator.from_seed(9)).numpy().astype(np.float64)  # same minibatch each call
     losses, grads = problems.loss_and_grads(problem, params, batch, tf.random.Generator.from_seed(9))
-    assert losses.shape == (3,) and grads.shape == params.shape and np.all(np.isfinite(losses.numpy()))
-    np.testing.assert_allclose(losses.numpy(), loss_at(params), rtol=1e-6)
-    directions = np.random.default_rng(1).normal(size=(3, *params.shape))
-    for direction in directions:
-        direction = (direction / np.linalg.norm(direction, axis=-1, keepdims=True)).astype(np.float32)  # unit length per instance
-        eps = 1e-3  # a step this short rarely crosses a ReLU kink, and float32 losses still resolve it
-        numeric = (loss_at(params + eps * direction) - loss_at(params - eps * direction)) / (2 * eps)
-        analytic = np.sum(grads.numpy().astype(np.float64) * direction, axis=-1)
-        np.testing.assert_allclose(numeric, analytic, rtol=2e-2, atol=2e-3 * (1 + np.abs(analytic).max()))
+    assert losses.shape == (3,) and grads.shape == params.shape and losses.dtype == tf.float32 and np.all(np.isfinite(losses.numpy()))
+    # The gradient check runs in float64 (the problem computes in its params' dtype), so steps can be short enough
+    # to cross no ReLU or max-pool kink and still be resolved.
+    params64 = tf.cast(params, tf.float64)
+    loss_at = lambda p: problem.loss(p, batch, tf.random.Generator.from_seed(9)).numpy()  # the same minibatch each call
+    np.testing.assert_allclose(losses.numpy(), loss_at(params64), rtol=1e-5)
+    _, grads64 = problems.loss_and_grads(problem, params64, batch, tf.random.Generator.from_seed(9))
+    np.testing.assert_allclose(grads.numpy(), grads64.numpy(), rtol=1e-3, atol=1e-5)
+    for direction in np.random.default_rng(1).normal(size=(3, *params.shape)):
+        direction /= np.linalg.norm(direction, axis=-1, keepdims=True)
+        eps = 1e-6
+        numeric = (loss_at(params64 + eps * direction) - loss_at(params64 - eps * direction)) / (2 * eps)
+        analytic = np.sum(grads64.numpy() * direction, axis=-1)
+        np.testing.assert_allclose(numeric, analytic, rtol=1e-5, atol=1e-8)
+
+
+def test_convnet_loss_and_gradients_equal_a_keras_model_with_the_same_weights():
+    import keras
+
+    problem = _tiny_convnet()
+    assert problem.dim == sum(int(np.prod(s)) for _, s in problem.shapes()) and len(problem.groups["conv"]) == 3 * 3 * 3 * 4 + 3 * 3 * 4 * 5
+    params = tf.constant(np.random.default_rng(1).normal(0, 0.3, size=(1, problem.dim)), tf.float32)
+    w = {k: v.numpy() for k, v in problem.unflatten(params[0]).items()}
+    layers = []
+    for c in problem.channels:
+        layers += [keras.layers.Conv2D(c, 3, padding="same", use_bias=False), keras.layers.BatchNormalization(scale=False, epsilon=1e-3),
+                   keras.layers.ReLU(), keras.layers.MaxPooling2D()]
+    layers += [keras.layers.Flatten(), keras.layers.Dense(6, use_bias=False), keras.layers.BatchNormalization(scale=False, epsilon=1e-3),
+               keras.layers.ReLU(), keras.layers.Dense(10)]
+    model = keras.Sequential([keras.Input((8, 8, 3)), *layers])
+    convs, norms, dense = ([layer for layer in model.layers if isinstance(layer, kind)] for kind in (keras.layers.Conv2D, keras.layers.BatchNormalization, keras.layers.Dense))
+    for i, conv in enumerate(convs):
+        conv.set_weights([w[f"conv{i}/kernel"]])
+        norms[i].set_weights([w[f"conv{i}/offset"], np.zeros_like(w[f"conv{i}/offset"]), np.ones_like(w[f"conv{i}/offset"])])
+    dense[0].set_weights([w["dense/kernel"]])
+    norms[-1].set_weights([w["dense/offset"], np.zeros_like(w["dense/offset"]), np.ones_like(w["dense/offset"])])
+    dense[1].set_weights([w["out/kernel"], w["out/bias"]])
+    x, y = problem.data.x[:6], problem.data.y[:6]
+    with tf.GradientTape() as tape:
+        expected = keras.losses.SparseCategoricalCrossentropy(from_logits=True)(y, model(tf.reshape(x, [-1, 8, 8, 3]), training=True))
+    by_keras = dict(zip([v.path for v in model.trainable_variables], tape.gradient(expected, model.trainable_variables)))
+    with tf.GradientTape() as tape:
+        tape.watch(params)
+        ours = problem.batch_loss(params, x[None], y[None])
+    grads = problem.unflatten(tape.gradient(ours, params)[0])
+    np.testing.assert_allclose(float(ours[0]), float(expected), rtol=1e-5)
+    pairs = [(f"conv{i}/kernel", conv.kernel) for i, conv in enumerate(convs)] + [(f"conv{i}/offset", norms[i].beta) for i in range(len(convs))]
+    pairs += [("dense/kernel", dense[0].kernel), ("dense/offset", norms[-1].beta), ("out/kernel", dense[1].kernel), ("out/bias", dense[1].bias)]
+    for name, variable in pairs:
+        np.testing.assert_allclose(grads[name].numpy(), by_keras[variable.path].numpy(), rtol=1e-3, atol=1e-6, err_msg=name)
