@@ -226,8 +226,13 @@ class ConvNet:
     batch_size: int = 128  # examples per minibatch (paper: 128)
     init_std: float = 0.01  # every parameter ~ N(0, init_std^2), as the DeepMind code's MNIST configuration
     epsilon: float = 1e-3  # batch normalisation's variance epsilon (Keras' default)
+    instances: str = "loop"  # how instances with their own weights share a call: "loop", "grouped" convolution (its gradient needs XLA on a CPU: TF 2.21 has no CPU kernel), or "vmap"
 
     name = "convnet"
+
+    def __post_init__(self):
+        if self.instances not in ("loop", "grouped", "vmap"):
+            raise ValueError(f"ConvNet.instances must be 'loop', 'grouped' or 'vmap', got {self.instances!r}")
 
     def describe(self) -> dict:
         fields = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "data"}
@@ -288,10 +293,41 @@ class ConvNet:
         h = tf.nn.relu(self._normalise(h, w["dense/offset"], [0]))
         return h @ w["out/kernel"] + w["out/bias"]
 
+    def grouped_logits(self, params, x):
+        """Logits [n, examples, classes] of n instances at once, each with its own weights.
+
+        The instances are folded into the channels: instance i's channels are
+        the block i of every layer, a grouped convolution keeps the blocks
+        apart, and batch statistics per channel are per instance.
+        """
+        n = params.shape[0]
+        w = [self.unflatten(params[i]) for i in range(n)]
+        h = tf.reshape(x, [n, -1, *self.image_shape])
+        h = tf.reshape(tf.transpose(h, [1, 2, 3, 0, 4]), [tf.shape(h)[1], *self.image_shape[:2], n * self.image_shape[2]])
+        for layer, c in enumerate(self.channels):
+            kernel = tf.stack([w[i][f"conv{layer}/kernel"] for i in range(n)], axis=3)  # [k, k, in, n, out]
+            kernel = tf.reshape(kernel, [self.kernel, self.kernel, kernel.shape[2], n * c])
+            offset = tf.concat([w[i][f"conv{layer}/offset"] for i in range(n)], axis=0)
+            h = tf.nn.conv2d(h, kernel, strides=1, padding="SAME")
+            h = tf.nn.max_pool2d(tf.nn.relu(self._normalise(h, offset, [0, 1, 2])), 2, 2, "VALID")
+        side = h.shape[1] * h.shape[2]
+        h = tf.reshape(tf.transpose(tf.reshape(h, [-1, h.shape[1], h.shape[2], n, self.channels[-1]]), [3, 0, 1, 2, 4]), [n, -1, side * self.channels[-1]])
+        stack = lambda name: tf.stack([w[i][name] for i in range(n)])
+        h = tf.einsum("nbf,nfh->nbh", h, stack("dense/kernel"))
+        h = tf.nn.relu(self._normalise(h, stack("dense/offset")[:, None, :], [1]))
+        return tf.einsum("nbh,nhc->nbc", h, stack("out/kernel")) + stack("out/bias")[:, None, :]
+
+    def batch_logits(self, params, x):
+        """Logits [n, examples, classes] of every instance on its own images x [n, examples, features]."""
+        if self.instances == "grouped":
+            return self.grouped_logits(params, x)
+        if self.instances == "vmap":
+            return tf.vectorized_map(lambda args: self.logits(*args), (params, x))
+        return tf.stack([self.logits(params[i], x[i]) for i in range(params.shape[0])])
+
     def batch_loss(self, params, x, y):
         """Mean cross-entropy per instance [n]; x [n, examples, features], y [n, examples]."""
-        return tf.stack([tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y[i], logits=self.logits(params[i], x[i])))
-                         for i in range(params.shape[0])])
+        return tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=self.batch_logits(params, x)), axis=-1)
 
     def loss(self, params, instances, rng=None):
         n = params.shape[0]

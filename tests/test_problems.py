@@ -172,3 +172,27 @@ def test_convnet_loss_and_gradients_equal_a_keras_model_with_the_same_weights():
     pairs += [("dense/kernel", dense[0].kernel), ("dense/offset", norms[-1].beta), ("out/kernel", dense[1].kernel), ("out/bias", dense[1].bias)]
     for name, variable in pairs:
         np.testing.assert_allclose(grads[name].numpy(), by_keras[variable.path].numpy(), rtol=1e-3, atol=1e-6, err_msg=name)
+
+
+def test_convnet_instances_in_a_loop_grouped_or_vectorised_agree_in_loss_and_gradient():
+    base = _tiny_convnet()
+    params = tf.constant(np.random.default_rng(2).normal(0, 0.3, size=(3, base.dim)), tf.float32)
+    x = tf.gather(base.data.x, np.arange(18).reshape(3, 6) % 24)
+    y = tf.gather(base.data.y, np.arange(18).reshape(3, 6) % 24)
+    results = {}
+    for mode in ["loop", "grouped", "vmap"]:
+        problem = problems.ConvNet(base.data, image_shape=(8, 8, 3), channels=(4, 5), kernel=3, hidden=6, batch_size=6, instances=mode)
+        def loss_and_gradient(problem=problem):
+            with tf.GradientTape() as tape:
+                tape.watch(params)
+                loss = problem.batch_loss(params, x, y)
+            return loss, tape.gradient(loss, params)
+
+        # TF 2.21 has no CPU kernel for a grouped convolution's gradient; XLA compiles one.
+        loss, gradient = tf.function(loss_and_gradient, jit_compile=mode == "grouped")()
+        results[mode] = (loss.numpy(), gradient.numpy())
+    for mode in ["grouped", "vmap"]:
+        np.testing.assert_allclose(results[mode][0], results["loop"][0], rtol=1e-5)
+        np.testing.assert_allclose(results[mode][1], results["loop"][1], rtol=1e-3, atol=1e-6)
+    with pytest.raises(ValueError, match="instances must be 'loop', 'grouped' or 'vmap'"):
+        problems.ConvNet(base.data, instances="threads")
