@@ -98,12 +98,45 @@ glue("whole_xla_slower", f"{1 / m['whole_xla_speedup']:.1f}", display=False)
 # Single runs on a shared machine vary; rerun `make bench` before trusting
 # a second digit.
 #
-# ## Wall-clock cost of each chapter
+# ## The packaged optimisers' Keras defaults
+#
+# `LearnedOptimizer.from_pretrained(name)` applies a step multiplier chosen
+# on held-out Keras models (`python -m l2l.pretrained calibrate`). Here each
+# packaged optimiser, at that default, trains those models for
+# {glue:text}`keras_steps` minibatches; the table gives its final test loss
+# over that of Keras' default `"adam"` (learning rate 0.001) and of Adam
+# with its rate tuned by training loss, on the same seed and data (below 1:
+# the learned optimiser did better).
 
 # %% tags=["hide-input"]
+kd = bench["keras_defaults"]
+models = list(kd["adam_default_test_loss"])
+rows = [{"optimiser": name, "learning_rate": kd[name]["learning_rate"],
+         **{f"{m}: vs default / tuned Adam": f"{kd[name]['over_default_adam'][m]:.2f} / {kd[name]['over_tuned_adam'][m]:.2f}" for m in models}}
+        for name in kd if isinstance(kd[name], dict) and "over_default_adam" in kd[name]]
+display(Markdown(pd.DataFrame(rows).to_markdown(index=False)))
+glue("keras_steps", kd["steps"], display=False)
+
+# %% [markdown]
+# ## Wall-clock cost of each chapter
+#
+# A chapter reuses the meta-training runs it finds checkpointed (runs are
+# filed by a hash of their settings), so its own wall time can be short; the
+# meta-training column adds up every run's training time, across the
+# sessions that trained it.
+
+# %% tags=["hide-input"]
+def meta_training_seconds(summary):
+    """Every run's meta-training seconds, summed: the chapter-level record (label -> runs) where there is one, else the LSTM entries'."""
+    if "meta_training_s" in summary:
+        return sum(x for runs in summary["meta_training_s"].values() for x in runs)
+    return sum(x for panel in summary["panels"].values() for e in panel["optimisers"].values() for x in e.get("meta_training_s", []))
+
+
 rows = []
 for path in sorted(Path(p.results_root).glob("*/summary.json")):
     summary = json.loads(path.read_text())
-    rows.append({"chapter": summary["chapter"], "profile": summary["profile"], "minutes": round(summary["wall_time_s"] / 60, 1),
+    rows.append({"chapter": summary["chapter"], "profile": summary["profile"], "this run, minutes": round(summary["wall_time_s"] / 60, 1),
+                 "meta-training, minutes": round(meta_training_seconds(summary) / 60, 1),
                  "commit": summary["commit"][:10], "CPUs": summary.get("hardware", {}).get("cpus")})
 display(Markdown(pd.DataFrame(rows).to_markdown(index=False)))

@@ -72,3 +72,11 @@ def test_calibrate_picks_the_multiplier_with_the_best_worst_case_ratio_and_recor
     learned_optimizer.save_weights(tmp_path / "run0.weights.h5", learned_optimizer.init_meta_params(config, 0), config, best_valid=0.5)
     pretrained.publish("mnist", str(tmp_path / "run0.weights.h5"))
     assert pretrained.default_learning_rate("mnist") == 1.0
+
+
+@pytest.mark.parametrize("name", pretrained.names())
+def test_each_packaged_optimiser_carries_a_calibrated_keras_default(name):
+    entry = pretrained.info(name)["keras_default"]
+    best = min(entry["tried"].items(), key=lambda item: item[1]["worst_ratio"])
+    assert float(best[0]) == entry["learning_rate"] == pretrained.default_learning_rate(name)
+    assert set(best[1]["ratios"]) == {"mnist_mlp", "mnist_convnet", "cifar_cnn"}
