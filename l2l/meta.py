@@ -113,8 +113,11 @@ def describe_run(problem, lstm_config, config, valid_problem=None):
 
 def run_key(problem, lstm_config, config, valid_problem=None):
     """16 hex digits of the sha256 of the run's canonical description."""
-    text = json.dumps(describe_run(problem, lstm_config, config, valid_problem), sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
+    return _key(describe_run(problem, lstm_config, config, valid_problem))
+
+
+def _key(description):
+    return hashlib.sha256(json.dumps(description, sort_keys=True, separators=(",", ":")).encode()).hexdigest()[:16]
 
 
 class _State(tf.Module):
@@ -158,7 +161,7 @@ class MetaTrainer:
         self.log_later = []  # what opening the checkpoints found, said when the run starts
         self.restored_from = None
         self.description = describe_run(problem, lstm_config, config, valid_problem)
-        self.key = run_key(problem, lstm_config, config, valid_problem)
+        self.key = _key(self.description)
         self.checkpoint_dir = os.path.join(checkpoint_root, self.key) if checkpoint_root else None
         if self.checkpoint_dir:
             self._open_checkpoints(self.checkpoint_dir)
