@@ -17,6 +17,8 @@ Figures:
   keras_step                 model.train_on_batch with l2l.LearnedOptimizer against keras.optimizers.Adam
   memory_per_parameter       peak resident memory per optimised coordinate during a meta-iteration (Linux)
   forward_xla                forward-only evaluation of the LSTM with and without XLA
+  convnet_instances          the CIFAR ConvNet's loss and gradient for several instances: a loop, a grouped
+                             convolution (XLA) and vectorized_map
   keras_defaults             each packaged optimiser at its from_pretrained defaults on held-out Keras models
                              (l2l.keras_training.HELD_OUT_MODELS): final test loss over default and tuned Adam's
 Benchmarks assert nothing; they measure.
@@ -238,6 +240,25 @@ def forward_xla(examples, instances, steps, repeats):
     return out
 
 
+def convnet_instances(instances, image_side, repeats):
+    """One loss-and-gradient step of the CIFAR ConvNet on `instances` networks with their own weights,
+    run in a loop, as one grouped convolution (XLA: TF has no CPU kernel for its gradient) and with
+    vectorized_map; each in seconds and as a ratio to the loop."""
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, size=(256, image_side, image_side, 3), dtype=np.uint8)
+    data = problems.image_data(x, rng.integers(0, 10, size=256), "random-images")
+    fns = {}
+    for mode in ["loop", "grouped", "vmap"]:
+        problem = problems.ConvNet(data, image_shape=(image_side, image_side, 3), instances=mode)
+        params = problem.init_params(tf.random.Generator.from_seed(0), problem.sample(None, instances))
+        rng_tf = tf.random.Generator.from_seed(1)
+        step = lambda problem=problem, params=params, rng_tf=rng_tf: problems.loss_and_grads(problem, params, None, rng_tf)
+        fns[f"{mode}_s"] = tf.function(step, jit_compile=mode == "grouped")
+    out = interleaved_median_seconds(fns, repeats)
+    return {"instances": instances, "image_side": image_side, **out,
+            **{f"{mode}_over_loop": out[f"{mode}_s"] / out["loop_s"] for mode in ["grouped", "vmap"]}}
+
+
 def keras_defaults(steps, examples, adam_grid):
     """Each packaged optimiser at its from_pretrained defaults on the held-out Keras models, against Adam.
 
@@ -297,6 +318,8 @@ def main(argv=None):
     print("memory", results["memory_per_parameter"], flush=True)
     results["forward_xla"] = forward_xla(examples, 2 if tiny else 8, 5 if tiny else 50, reps)
     print("xla", results["forward_xla"], flush=True)
+    results["convnet_instances"] = convnet_instances(2 if tiny else 8, 8 if tiny else 32, reps)
+    print("convnet instances", results["convnet_instances"], flush=True)
     results["keras_defaults"] = keras_defaults(5 if tiny else 200, 512 if tiny else 10000, [1e-3] if tiny else [3e-4, 1e-3, 3e-3, 1e-2])
     print("keras defaults", results["keras_defaults"], flush=True)
     results["paper_scale_mnist_hours"] = 50000 * results["mnist_meta_gradient"]["train_unroll_s"] / 3600
