@@ -318,3 +318,66 @@ def what_it_would_take(result, runs, meta_epochs, valid_instances, step, n_boot=
         f"ReLU and Fashion-MNIST panels show how far that transfers. And each of its steps costs {step_cost:.0f} times "
         f"a {name} step here, so a comparison at equal wall-clock time would favour the baselines further."
     ), hours
+
+
+# -- the rigor protocol: runs as the unit, every metric with its own tuned baselines --------------
+
+METRICS = {"final": "training loss at step {step}", "mean": "mean training loss over steps 1-{step}"}  # evaluate.OBJECTIVES, in words
+
+
+def metric_values(curves, step, metric):
+    """[seeds, instances]: the loss at `step` ("final") or its mean over steps 1..step ("mean")."""
+    curves = np.asarray(curves, np.float64)
+    return curves[:, :, step] if metric == "final" else stats.trajectory_mean(curves, step)
+
+
+class ProtocolResult(NamedTuple):
+    panel: Panel
+    settings: dict  # step -> objective -> baseline -> keyword arguments of its factory
+    curves: dict  # run name ("lstm", or "adam@100:mean") -> losses [seeds, instances, steps + 1]
+    entries: dict  # optimiser -> {"settings", "loss", "trajectory_mean"}: {step: {"mean", "ci95", "runs"}}
+    verdicts: dict  # step -> metric -> {"best", "mean", "ci95", "runs", "wins", "verdict"} of the learned optimiser minus the best baseline
+
+
+def run_protocol(panel, learned, instances, seeds, tune_instances, baselines=BASELINES, extra=evaluate.EXTRA_GRIDS, learned_name="lstm"):
+    """Every baseline tuned for every reported step and both metrics (two stages, evaluate.tune), each
+    distinct setting run once to the panel's end on the same instances as the learned optimisers;
+    intervals over runs (seeds), and for each step and metric the learned optimiser against the best
+    baseline, with how many runs it wins."""
+    settings = {step: evaluate.tune(panel.tuning_problem, list(baselines), step, tune_instances, extra=extra)[0] for step in panel.report_steps}
+    chosen = {}  # (baseline, frozen settings) -> run name
+    for step, by_objective in settings.items():
+        for objective, by_name in by_objective.items():
+            for name, kwargs in by_name.items():
+                chosen.setdefault((name, tuple(sorted(kwargs.items()))), f"{name}@{step}:{objective}")
+    made = {name: (lambda s, runs=runs: runs[s % len(runs)].optimizer(panel.problem)) for name, runs in learned.items()}
+    made.update({run: (lambda s, name=name, kwargs=dict(items): optimizers.BASELINES[name](**kwargs)) for (name, items), run in chosen.items()})
+    curves = evaluate.evaluate(panel.problem, made, panel.steps, instances, seeds).curves
+
+    def run_of(name, step, objective):
+        return chosen[(name, tuple(sorted(settings[step][objective][name].items())))]
+
+    entries, verdicts = {}, {}
+    for name in [*learned, *baselines]:
+        entry = {"settings": {str(s): settings[s]["final"][name] for s in panel.report_steps} if name in baselines else None}
+        for metric, key in [("final", "loss"), ("mean", "trajectory_mean")]:
+            entry[key] = {str(s): stats.over_runs(metric_values(curves[name if name in learned else run_of(name, s, metric)], s, metric))
+                          for s in panel.report_steps}
+        entries[name] = entry
+    for s in panel.report_steps:
+        verdicts[s] = {}
+        for metric, key in [("final", "loss"), ("mean", "trajectory_mean")]:
+            best = min(baselines, key=lambda n: entries[n][key][str(s)]["mean"])
+            ours = metric_values(curves[learned_name], s, metric)
+            theirs = metric_values(curves[run_of(best, s, metric)], s, metric)
+            verdicts[s][metric] = {"best": best, **stats.compare_runs(ours, theirs)}
+    return ProtocolResult(panel, settings, curves, entries, verdicts)
+
+
+def protocol_sentence(result, step, metric, unit="problems"):
+    """One sentence for one step and metric: which metric, which step, how many runs, the interval and k of n."""
+    v = result.verdicts[step][metric]
+    best = plots.LABELS.get(v["best"], v["best"])
+    return (f"On the {METRICS[metric].format(step=step)}, over {v['runs']} runs of {unit}, the LSTM minus the best tuned baseline "
+            f"({best}, tuned for this step and metric) is {v['mean']:.3g} (95% CI {v['ci95'][0]:.3g} to {v['ci95'][1]:.3g}): "
+            f"the LSTM **{v['verdict']}** it, lower in {v['wins']} of {v['runs']} runs.")

@@ -128,3 +128,25 @@ def test_keras_runs_enter_the_chapter_layer_as_a_panel():
     assert lstm["loss"]["5"]["mean"] == pytest.approx(runs["lstm"]["curves"][:, 0, 4].mean()) and lstm["ms_per_step"] == pytest.approx(20.0)
     assert lstm["accuracy"]["5"]["mean"] == pytest.approx(0.85) and lstm["floats_per_parameter"] == 80.0
     assert "**loses to** it" in experiment.verdict(result, 5, "seeds", n_boot=200)  # every LSTM loss is above every Adam loss
+
+
+def test_the_rigor_protocol_tunes_per_step_and_metric_and_reports_runs(runs):
+    _, problem, out = runs
+    panel = experiment.Panel("base", "tiny", problem, problems.Quadratic(dims=3, distribution="uniform"), tune_steps=4, steps=8, report_steps=(4, 8))
+    result = experiment.run_protocol(panel, {"lstm": [out[0], out[1]]}, instances=3, seeds=[0, 1, 2], tune_instances=3,
+                                     baselines=("sgd", "nag"), extra={"nag": {"momentum": (0.5, 0.9)}})
+    # Tuned for each step on the tuning problem, exactly as evaluate.tune says.
+    for step in (4, 8):
+        assert result.settings[step] == evaluate.tune(panel.tuning_problem, ["sgd", "nag"], step, 3, extra={"nag": {"momentum": (0.5, 0.9)}})[0]
+    lstm = result.entries["lstm"]
+    assert lstm["loss"]["8"]["runs"] == 3 and lstm["trajectory_mean"]["4"]["runs"] == 3
+    np.testing.assert_allclose(lstm["trajectory_mean"]["4"]["mean"], result.curves["lstm"][:, :, 1:5].mean())
+    # Each baseline's number at a step and metric comes from its run tuned for that step and metric.
+    nag = result.settings[8]["mean"]["nag"]
+    run = next(name for name in result.curves if name.startswith("nag@") and name.split("@")[1] in ("8:mean", "8:final", "4:mean", "4:final")
+               and dict(sorted(nag.items())) == result.settings[int(name.split("@")[1].split(":")[0])][name.split(":")[1]]["nag"])
+    np.testing.assert_allclose(result.entries["nag"]["trajectory_mean"]["8"]["mean"], result.curves[run][:, :, 1:9].mean())
+    v = result.verdicts[8]["final"]
+    assert v["best"] in ("sgd", "nag") and 0 <= v["wins"] <= v["runs"] == 3
+    sentence = experiment.protocol_sentence(result, 8, "final", "quadratics")
+    assert "training loss at step 8, over 3 runs" in sentence and f"in {v['wins']} of 3 runs" in sentence
