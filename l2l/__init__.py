@@ -5,7 +5,8 @@ Modules, flat and each with a test beside it in tests/:
     optimizers         SGD, RMSprop, Adam, NAG as pure init/update pairs
     learned_optimizer  the coordinatewise LSTM optimiser, its backward pass and weights files
     keras_optimizer    the learned optimiser as a keras.optimizers.Optimizer
-    problems           optimisees (quadratics, MLPs) and the Problem contract
+    problems           optimisees (quadratics, MLPs, the CIFAR ConvNet) and the Problem contract
+    warp               differentiable affine warps of images (the spatial transformer's sampler)
     rollout            running an optimiser on a problem: the one loop
     meta               meta-training by truncated BPTT, runs keyed by hash and checkpointed
     evaluate           one harness for every optimiser, learning-rate tuning
@@ -15,6 +16,7 @@ Modules, flat and each with a test beside it in tests/:
     data               datasets from $L2L_DATA_DIR or Keras' download
     plots              seaborn figures
     chapters           each chapter's parameters dataclass (no TensorFlow import)
+    recipes            named meta-training runs that outlive a session, and their CLI
     provenance         versions, commit and hardware of a run
     book               the papermill runner for the book's chapters
 """
