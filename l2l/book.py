@@ -121,23 +121,35 @@ class ChapterFailed(RuntimeError):
 
 
 def _set_aside(results):
-    """A copy of the results folder, to put back should the run fail (None: nothing there yet)."""
+    """Copies of the results folder's files, to put back should the run fail (None: no folder yet).
+
+    Only the files a chapter writes (summary, curves, weights) are set aside:
+    subfolders such as runs/, which long runs elsewhere keep writing, are
+    left alone either way.
+    """
     if results is None or not results.exists():
         return None
     backup = results.with_name(results.name + ".before-run")
     if backup.exists():
         shutil.rmtree(backup)
-    shutil.copytree(results, backup)
+    backup.mkdir()
+    for path in results.iterdir():
+        if path.is_file():
+            shutil.copy2(path, backup / path.name)
     return backup
 
 
 def _put_back(results, backup):
-    if results is None:
+    """The results folder's files as they were before the run; its subfolders untouched."""
+    if results is None or not results.exists():
         return
-    if results.exists():
-        shutil.rmtree(results)
+    for path in results.iterdir():
+        if path.is_file():
+            path.unlink()
     if backup:
-        os.replace(backup, results)
+        for path in backup.iterdir():
+            os.replace(path, results / path.name)
+        backup.rmdir()
 
 
 def _show_parameters_once(notebook):

@@ -200,12 +200,14 @@ def test_the_book_builds_from_the_smoke_chapters_with_warnings_as_errors(smoke_s
 def test_a_failing_run_keeps_the_good_notebook_and_results(tmp_path):
     output, results = tmp_path / "quadratics.ipynb", tmp_path / "results"
     output.write_text("the good executed chapter")
-    results.mkdir()
+    (results / "runs" / "key").mkdir(parents=True)  # a long run's folder, which a failure must not touch
+    (results / "runs" / "key" / "run.json").write_text("{}")
     (results / "summary.json").write_text("the good summary")
     with pytest.raises(book.ChapterFailed, match=r"chapter quadratics failed \(.*\); .*quadratics.ipynb and .*results are as they were; the failed notebook is"):
         # LSTMConfig refuses p < 0 inside the notebook, after the chapter made its results folder
         book.run("quadratics", "smoke", {"preprocess_p": -1.0, "results_dir": str(results)}, output=output, log_output=False)
     assert output.read_text() == "the good executed chapter"
-    assert [p.name for p in results.iterdir()] == ["summary.json"] and (results / "summary.json").read_text() == "the good summary"
+    assert sorted(p.name for p in results.iterdir()) == ["runs", "summary.json"] and (results / "summary.json").read_text() == "the good summary"
+    assert (results / "runs" / "key" / "run.json").read_text() == "{}"
     assert not (tmp_path / "results.before-run").exists() and not (tmp_path / "quadratics.running.ipynb").exists()
     assert (ROOT / "_build" / "failed" / "quadratics.ipynb").exists()
