@@ -381,3 +381,23 @@ def protocol_sentence(result, step, metric, unit="problems"):
     return (f"On the {METRICS[metric].format(step=step)}, over {v['runs']} runs of {unit}, the LSTM minus the best tuned baseline "
             f"({best}, tuned for this step and metric) is {v['mean']:.3g} (95% CI {v['ci95'][0]:.3g} to {v['ci95'][1]:.3g}): "
             f"the LSTM **{v['verdict']}** it, lower in {v['wins']} of {v['runs']} runs.")
+
+
+def budget_curve(snapshots, lstm_config, panel, instances, seeds, step, baseline=None):
+    """The learned optimiser's standing over meta-training: a row per snapshot epoch.
+
+    snapshots: epoch -> weights file (MetaTrainer.snapshots()); every snapshot
+    trains the panel's test problem on the same instances and minibatches, and
+    the row holds its mean loss at `step` and mean over steps 1..step, each
+    {"mean", "ci95", "runs"} over seeds. baseline: optionally a factory(seed)
+    run once on the same instances, for the line the curve is read against.
+    """
+    epochs = sorted(snapshots)
+    made = {f"epoch{e}": (lambda s, e=e: learned_optimizer.learned(learned_optimizer.load_weights(snapshots[e])[0], lstm_config,
+                                                                    getattr(panel.problem, "groups", None))) for e in epochs}
+    if baseline is not None:
+        made["baseline"] = baseline
+    curves = evaluate.evaluate(panel.problem, made, step, instances, seeds).curves
+    row = lambda name: {"final": stats.over_runs(metric_values(curves[name], step, "final")),
+                        "mean": stats.over_runs(metric_values(curves[name], step, "mean"))}
+    return {"epochs": epochs, "snapshots": [row(f"epoch{e}") for e in epochs], "baseline": row("baseline") if baseline else None}

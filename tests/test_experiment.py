@@ -150,3 +150,17 @@ def test_the_rigor_protocol_tunes_per_step_and_metric_and_reports_runs(runs):
     assert v["best"] in ("sgd", "nag") and 0 <= v["wins"] <= v["runs"] == 3
     sentence = experiment.protocol_sentence(result, 8, "final", "quadratics")
     assert "training loss at step 8, over 3 runs" in sentence and f"in {v['wins']} of 3 runs" in sentence
+
+
+def test_the_budget_curve_evaluates_every_snapshot_on_the_same_instances(tmp_path):
+    problem = problems.Quadratic(dims=3)
+    trainer = meta.MetaTrainer(problem, TINY_LSTM, meta.MetaConfig(epochs=4, batch=3, horizon=6, unroll=3, valid_every=2, valid_instances=3,
+                                                                   snapshot_every=2), checkpoint_root=str(tmp_path))
+    trainer.run(log=QUIET)
+    panel = experiment.Panel("budget", "t", problem, problem, tune_steps=5, steps=5, report_steps=(5,))
+    curve = experiment.budget_curve(trainer.snapshots(), TINY_LSTM, panel, instances=4, seeds=[0, 1], step=5, baseline=lambda s: optimizers.sgd(0.01))
+    assert curve["epochs"] == [2, 4] and curve["snapshots"][0]["final"]["runs"] == 2 and curve["baseline"]["mean"]["runs"] == 2
+    # The epoch-4 snapshot is the run's last weights: its row is what they do.
+    last = trainer.result().optimizer()
+    direct = evaluate.evaluate(problem, {"last": lambda s: last}, 5, 4, [0, 1]).curves["last"]
+    assert curve["snapshots"][1]["final"]["mean"] == pytest.approx(direct[:, :, 5].mean(), rel=1e-6)
