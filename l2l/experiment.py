@@ -3,7 +3,7 @@
     chapter = experiment.Chapter("quadratics", params)                  # provenance, clock, results folder
     runs = experiment.meta_train_runs(problem, lstm_config, configs, params.checkpoint_dir, chapter.results_dir, "lstm")
     panel = experiment.Panel("base", "Unseen quadratics", problem, problem, tune_steps=100, steps=1000, report_steps=(100, 1000))
-    result = experiment.run_panel(panel, {"lstm": runs}, instances=128, seeds=[0, 1, 2], tune_instances=128)
+    result = experiment.run_panel(panel, {"lstm": list(runs.values())}, instances=128, seeds=[0, 1, 2], tune_instances=128)
     experiment.verdict(result, 100)                                      # a sentence with its interval
     chapter.finish({"base": result.entries})                             # summary.json in the shared shape
 
@@ -146,7 +146,7 @@ def meta_training_figure(groups, horizon):
     """Validation loss over epochs, a line per run, the kept (best) epoch circled; one axis per group."""
     fig, axes = plt.subplots(1, len(groups), figsize=(5.5 * len(groups), 3.8), sharey=True, squeeze=False)
     for ax, (label, runs) in zip(axes[0], groups.items()):
-        plots.meta_training({s: r for s, r in runs.items()}, ax=ax)
+        plots.meta_training(runs, ax=ax)
         ax.set_title(f"{label}: validation loss at step {horizon}")
     return fig
 
