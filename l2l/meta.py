@@ -343,7 +343,10 @@ class MetaTrainer:
         while int(state.epoch.numpy()) < cfg.epochs:
             epoch_start = time.perf_counter()
             epoch = int(state.epoch.numpy())
-            good = [v.numpy() for v in state.variables]  # the epoch's starting point, kept should it go non-finite
+            # What an epoch's segments change (weights, meta-optimiser state, the generator), kept should it go
+            # non-finite; not every variable: the history string alone grows with the run.
+            changing = [*state.weights.values(), *state.optimizer_state, state.rng.state]
+            good = [v.numpy() for v in changing]
             batch = self.problem.sample(state.rng, cfg.batch)
             params = self.problem.init_params(state.rng, batch)
             lstm_state = learned_optimizer.init_group_states(self.lstm_config, self.parts, cfg.batch, self.problem.dim)
@@ -358,7 +361,7 @@ class MetaTrainer:
             losses, finites = tf.stack(losses).numpy(), tf.stack(finites).numpy()
             if not finites.all():
                 segment = int(np.argmin(finites))
-                for variable, value in zip(state.variables, good):
+                for variable, value in zip(changing, good):
                     variable.assign(value)
                 self._save()  # the state at the start of the failed epoch: nothing trained before it is lost
                 status = (
