@@ -123,48 +123,77 @@ def tune_learning_rates(problem, names, steps, instances, seed=0, grid=LR_GRID):
 # Each baseline's second hyperparameter, tried with every learning rate by tune().
 EXTRA_GRIDS = {"nag": {"momentum": (0.5, 0.9, 0.99)}, "adam": {"beta_1": (0.5, 0.9)}}
 OBJECTIVES = ("final", "mean")  # the loss at the last step; the mean over steps 1..steps (the meta-objective)
+# A learned optimiser's step multiplier (optimizers.scaled), tuned like a learning rate wherever it is
+# transferred: half-decades from 0.1 to 3.16, so 1 (the optimiser as meta-trained) is on the grid.
+MULTIPLIER_GRID = (0.1, 0.3162, 1.0, 3.162)
 
 
-def _scores(losses):
-    """(final, mean over steps 1..T) of losses [T + 1, n]; a run with any non-finite loss scores inf on both."""
+def _scores(losses, steps):
+    """{step: (final, mean over steps 1..step)} of losses [T + 1, n]; a run with a non-finite loss
+    up to a step scores inf on both there."""
     losses = np.asarray(losses)
-    if not np.all(np.isfinite(losses)):
-        return float("inf"), float("inf")
-    return float(losses[-1].mean()), float(losses[1:].mean())
+    out = {}
+    for s in steps:
+        upto = losses[: s + 1]
+        out[s] = (float(upto[-1].mean()), float(upto[1:].mean())) if np.all(np.isfinite(upto)) else (float("inf"), float("inf"))
+    return out
 
 
-def tune(problem, names, steps, instances, seed=0, grid=LR_GRID, extra=EXTRA_GRIDS, refine=True):
-    """Tunes every baseline for every objective in OBJECTIVES on held-out instances, in two stages.
+def tune(problem, names, steps, instances, seed=0, grid=LR_GRID, extra=EXTRA_GRIDS, refine=True, makers=None):
+    """Tunes every optimiser in `names` for every objective in OBJECTIVES on held-out instances, in two stages.
 
     Stage 1 tries every rate in `grid` (half-decades) with every value of the
-    baseline's extra grid (NAG's momentum, Adam's beta_1); stage 2 tries, for
-    each objective, the two quarter-decade neighbours of that objective's best
-    rate at its best extra setting. Every setting sees the same instances,
-    starting points and minibatches. Returns (settings: objective -> name ->
-    keyword arguments of optimizers.BASELINES[name], table of every setting
-    tried with both scores and its stage).
+    optimiser's extra grid (NAG's momentum, Adam's beta_1); stage 2 tries, for
+    each step and objective, the two quarter-decade neighbours of that
+    objective's best rate at its best extra setting. Every setting sees the
+    same instances, starting points and minibatches.
+
+    steps: one step, or a sequence of steps; for a sequence every setting runs
+    once to the last step and is scored at each, so a baseline is tuned for
+    every reported step at the cost of the longest.
+    makers: name -> factory(learning_rate, **extra) of an optimiser; default
+    optimizers.BASELINES. A learned optimiser enters as
+    `lambda learning_rate: optimizers.scaled(opt, learning_rate)` with
+    MULTIPLIER_GRID as its grid.
+
+    Returns (settings, table). For one step, settings is objective -> name ->
+    keyword arguments of the factory, and the table has columns final and
+    mean; for a sequence, settings is step -> objective -> name -> ..., and the
+    table has columns final@step and mean@step. The table holds every setting
+    tried and its stage.
     """
-    unknown = sorted(set(names) - set(optimizers.BASELINES))
+    makers = makers if makers is not None else optimizers.BASELINES
+    unknown = sorted(set(names) - set(makers))
     if unknown:
-        raise ValueError(f"unknown baselines {unknown}; choose from {sorted(optimizers.BASELINES)}")
+        raise ValueError(f"unknown optimisers {unknown}; choose from {sorted(makers)}")
+    many = not isinstance(steps, (int, np.integer))
+    step_list = sorted(set(int(s) for s in steps)) if many else [int(steps)]
+    if not step_list or step_list[0] < 1:
+        raise ValueError(f"tune() needs steps >= 1, got {steps}")
     batch, params = fresh_instances(problem, seed, instances, TUNE_SEED)
-    rows = [row for name in names for row in _tune_one(problem, name, extra.get(name, {}), steps, batch, params, seed, grid, refine)]
+    rows = [row for name in names
+            for row in _tune_one(problem, name, makers[name], extra.get(name, {}), step_list, batch, params, seed, grid, refine)]
     table = pd.DataFrame(rows)
     settings = {}
-    for objective in OBJECTIVES:
-        settings[objective] = {}
-        for name in names:
-            best = table[table.optimiser == name].sort_values(objective, kind="stable").iloc[0]
-            settings[objective][name] = {"learning_rate": float(best["lr"]), **{k: float(best[k]) for k in extra.get(name, {})}}
-    return settings, table
+    for s in step_list:
+        settings[s] = {}
+        for objective in OBJECTIVES:
+            settings[s][objective] = {}
+            for name in names:
+                best = table[table.optimiser == name].sort_values(f"{objective}@{s}", kind="stable").iloc[0]
+                settings[s][objective][name] = {"learning_rate": float(best["lr"]), **{k: float(best[k]) for k in extra.get(name, {})}}
+    if many:
+        return settings, table
+    only = step_list[0]
+    return settings[only], table.rename(columns={f"{o}@{only}": o for o in OBJECTIVES})
 
 
-def _tune_one(problem, name, options, steps, batch, params, seed, grid, refine):
-    """tune()'s rows for one baseline."""
+def _tune_one(problem, name, make, options, steps, batch, params, seed, grid, refine):
+    """tune()'s rows for one optimiser."""
     # Hyperparameters are variables read at run time: one trace serves every setting.
     knobs = {"learning_rate": tf.Variable(1.0), **{k: tf.Variable(float(v[0])) for k, v in options.items()}}
     rng = tf.random.Generator.from_seed(seed)
-    fn = tf.function(functools.partial(trajectory, problem, optimizers.BASELINES[name](**knobs), steps=steps, rng=rng))
+    fn = tf.function(functools.partial(trajectory, problem, make(**knobs), steps=steps[-1], rng=rng))
     rows = []
 
     def score(setting, stage):
@@ -173,16 +202,19 @@ def _tune_one(problem, name, options, steps, batch, params, seed, grid, refine):
         for k, v in setting.items():
             knobs["learning_rate" if k == "lr" else k].assign(v)
         rng.reset_from_seed(seed)  # the same minibatches for every setting
-        final, mean = _scores(fn(batch, params).numpy())
-        rows.append({"optimiser": name, **setting, "final": final, "mean": mean, "stage": stage})
+        scored = _scores(fn(batch, params).numpy(), steps)
+        rows.append({"optimiser": name, **setting, **{f"{o}@{s}": scored[s][i] for s in steps for i, o in enumerate(OBJECTIVES)},
+                     "stage": stage})
 
     combos = [dict(zip(options, values)) for values in itertools.product(*options.values())] or [{}]
     for lr in grid:
         for combo in combos:
             score({"lr": float(lr), **combo}, 1)
     if refine:
-        for objective in OBJECTIVES:
-            best = min(rows, key=lambda r: r[objective])
-            for factor in (10 ** -0.25, 10 ** 0.25):
-                score({"lr": float(f"{best['lr'] * factor:.4g}"), **{k: best[k] for k in options}}, 2)
+        firsts = list(rows)
+        for s in steps:
+            for objective in OBJECTIVES:
+                best = min(firsts, key=lambda r: r[f"{objective}@{s}"])
+                for factor in (10 ** -0.25, 10 ** 0.25):
+                    score({"lr": float(f"{best['lr'] * factor:.4g}"), **{k: best[k] for k in options}}, 2)
     return rows

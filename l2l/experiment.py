@@ -322,7 +322,13 @@ def what_it_would_take(result, runs, meta_epochs, valid_instances, step, n_boot=
 
 # -- the rigor protocol: runs as the unit, every metric with its own tuned baselines --------------
 
-METRICS = {"final": "training loss at step {step}", "mean": "mean training loss over steps 1-{step}"}  # evaluate.OBJECTIVES, in words
+METRICS = {  # verdict metric -> what it measures, in words
+    "final": "training loss at step {step}",
+    "mean": "mean training loss over steps 1-{step}",
+    "heldout": "held-out loss at step {step}",
+    "time": "training loss at equal wall-clock time (the LSTM's step {step})",
+}
+TUNED = "{}_tuned"  # the entry of a learned optimiser with its step multiplier tuned per step and metric
 
 
 def metric_values(curves, step, metric):
@@ -334,53 +340,192 @@ def metric_values(curves, step, metric):
 class ProtocolResult(NamedTuple):
     panel: Panel
     settings: dict  # step -> objective -> baseline -> keyword arguments of its factory
-    curves: dict  # run name ("lstm", or "adam@100:mean") -> losses [seeds, instances, steps + 1]
-    entries: dict  # optimiser -> {"settings", "loss", "trajectory_mean"}: {step: {"mean", "ci95", "runs"}}
-    verdicts: dict  # step -> metric -> {"best", "mean", "ci95", "runs", "wins", "verdict"} of the learned optimiser minus the best baseline
+    multipliers: dict  # learned name -> step -> objective -> [tuned multiplier of each run]; empty unless tuned
+    curves: dict  # run name ("lstm", "lstm~100:mean", "adam@100:mean") -> losses [seeds, instances, steps + 1]
+    runs: dict  # entry name -> step -> objective -> run name in curves
+    seconds_per_step: dict  # run name -> mean wall time of one step on all instances
+    metrics: dict  # run name -> step -> (held-out loss, accuracy) [seeds, instances]; empty without held-out data
+    entries: dict  # optimiser -> {"lr", "settings", "loss", "trajectory_mean", ["heldout_loss", "accuracy"], "ms_per_step"}
+    verdicts: dict  # step -> metric -> {"learned", "best", "mean", "ci95", "runs", "wins", "verdict"[, "step", "capped"]}
 
 
-def run_protocol(panel, learned, instances, seeds, tune_instances, baselines=BASELINES, extra=evaluate.EXTRA_GRIDS, learned_name="lstm"):
-    """Every baseline tuned for every reported step and both metrics (two stages, evaluate.tune), each
-    distinct setting run once to the panel's end on the same instances as the learned optimisers;
-    intervals over runs (seeds), and for each step and metric the learned optimiser against the best
-    baseline, with how many runs it wins."""
-    settings = {step: evaluate.tune(panel.tuning_problem, list(baselines), step, tune_instances, extra=extra)[0] for step in panel.report_steps}
+def tune_multipliers(problem, runs, steps, instances, grid=evaluate.MULTIPLIER_GRID, used=None):
+    """Each run's step multiplier tuned on `problem` like a baseline's learning rate (two stages, both
+    objectives): returns step -> objective -> [multiplier of run k] for the runs in `used` (default all)."""
+    used = sorted(used if used is not None else range(len(runs)))
+    tuned = {}
+    for k in used:
+        make = lambda learning_rate, run=runs[k]: optimizers.scaled(run.optimizer(problem), learning_rate)
+        settings, _ = evaluate.tune(problem, ["learned"], tuple(steps), instances, grid=grid, extra={}, makers={"learned": make})
+        for s, by_objective in settings.items():
+            for objective, by_name in by_objective.items():
+                tuned.setdefault(s, {}).setdefault(objective, {})[k] = by_name["learned"]["learning_rate"]
+    return {s: {o: [m.get(k, 1.0) for k in range(len(runs))] for o, m in by_o.items()} for s, by_o in tuned.items()}
+
+
+def run_protocol(panel, learned, instances, seeds, tune_instances, baselines=BASELINES, extra=evaluate.EXTRA_GRIDS,
+                 learned_name="lstm", tune_learned=False, multiplier_grid=evaluate.MULTIPLIER_GRID):
+    """The rigor protocol on one panel.
+
+    Every baseline is tuned for every reported step and both objectives (two
+    stages, evaluate.tune, on the panel's tuning problem); with tune_learned,
+    so is each learned run's step multiplier (`<name>_tuned` entries; the
+    plain entry stays at multiplier 1, as meta-trained). Every distinct
+    setting then runs once to the panel's end on the same test instances
+    (seed s uses learned run s mod n). Numbers are over runs (seeds): each
+    step and metric reads the run tuned for it. Verdicts compare the learned
+    optimiser (tuned, where tuned) with the best baseline for each step and
+    metric in METRICS: the final loss, the trajectory mean, the held-out loss
+    (with held-out data) and the loss at equal wall-clock time, where each
+    baseline, tuned for the step's final loss, is read at the step it reaches
+    in the learned optimiser's time (capped at the panel's end, which can
+    only flatter the learned optimiser).
+    """
+    steps = tuple(sorted(set(panel.report_steps)))
+    settings = evaluate.tune(panel.tuning_problem, list(baselines), steps, tune_instances, extra=extra)[0]
+    used = sorted({s % len(runs) for runs in learned.values() for s in seeds})
+    multipliers = ({name: tune_multipliers(panel.tuning_problem, runs, steps, tune_instances, multiplier_grid, used)
+                    for name, runs in learned.items()} if tune_learned else {})
+
+    made, runs_of = {}, {}
+    for name, lruns in learned.items():
+        made[name] = lambda s, lruns=lruns: lruns[s % len(lruns)].optimizer(panel.problem)
+        runs_of[name] = {s: {o: name for o in evaluate.OBJECTIVES} for s in steps}
+        if name in multipliers:
+            chosen = {}
+            for s in steps:
+                for o in evaluate.OBJECTIVES:
+                    factors = tuple(multipliers[name][s][o])
+                    run = chosen.setdefault(factors, f"{name}~{s}:{o}")
+                    made.setdefault(run, lambda seed, lruns=lruns, f=factors: optimizers.scaled(
+                        lruns[seed % len(lruns)].optimizer(panel.problem), f[seed % len(lruns)]))
+                    runs_of.setdefault(TUNED.format(name), {}).setdefault(s, {})[o] = run
     chosen = {}  # (baseline, frozen settings) -> run name
-    for step, by_objective in settings.items():
-        for objective, by_name in by_objective.items():
-            for name, kwargs in by_name.items():
-                chosen.setdefault((name, tuple(sorted(kwargs.items()))), f"{name}@{step}:{objective}")
-    made = {name: (lambda s, runs=runs: runs[s % len(runs)].optimizer(panel.problem)) for name, runs in learned.items()}
-    made.update({run: (lambda s, name=name, kwargs=dict(items): optimizers.BASELINES[name](**kwargs)) for (name, items), run in chosen.items()})
-    curves = evaluate.evaluate(panel.problem, made, panel.steps, instances, seeds).curves
+    for s in steps:
+        for o in evaluate.OBJECTIVES:
+            for name in baselines:
+                kwargs = settings[s][o][name]
+                run = chosen.setdefault((name, tuple(sorted(kwargs.items()))), f"{name}@{s}:{o}")
+                made.setdefault(run, lambda seed, name=name, kwargs=dict(kwargs): optimizers.BASELINES[name](**kwargs))
+                runs_of.setdefault(name, {}).setdefault(s, {})[o] = run
 
-    def run_of(name, step, objective):
-        return chosen[(name, tuple(sorted(settings[step][objective][name].items())))]
+    metric = (lambda params: panel.problem.metrics(params, panel.heldout)) if panel.heldout is not None else None
+    evaluation = evaluate.evaluate(panel.problem, made, panel.steps, instances, seeds, metric=metric, snapshots=steps if metric else ())
+    curves, seconds = evaluation.curves, evaluation.seconds_per_step
+    metrics = {run: {s: tuple(np.asarray(v) for v in m[s]) for s in steps} for run, m in evaluation.metrics.items() if m}
 
-    entries, verdicts = {}, {}
-    for name in [*learned, *baselines]:
-        entry = {"settings": {str(s): settings[s]["final"][name] for s in panel.report_steps} if name in baselines else None}
-        for metric, key in [("final", "loss"), ("mean", "trajectory_mean")]:
-            entry[key] = {str(s): stats.over_runs(metric_values(curves[name if name in learned else run_of(name, s, metric)], s, metric))
-                          for s in panel.report_steps}
+    entries = {}
+    for name, by_step in runs_of.items():
+        final_run = by_step[steps[-1]]["final"]
+        tuned_for = panel.tune_steps if panel.tune_steps in settings else steps[-1]
+        entry = {"lr": settings[tuned_for]["final"][name]["learning_rate"] if name in baselines else None,
+                 "settings": {str(s): settings[s]["final"][name] for s in steps} if name in baselines else None}
+        base = name[: -len(TUNED.format(""))] if name.endswith(TUNED.format("")) else None
+        if base in multipliers:
+            entry["multiplier"] = {str(s): {o: multipliers[base][s][o] for o in evaluate.OBJECTIVES} for s in steps}
+        for o, key in [("final", "loss"), ("mean", "trajectory_mean")]:
+            entry[key] = {str(s): stats.over_runs(metric_values(curves[by_step[s][o]], s, o)) for s in steps}
+        if metrics:
+            entry["heldout_loss"] = {str(s): stats.over_runs(metrics[by_step[s]["final"]][s][0]) for s in steps}
+            entry["accuracy"] = {str(s): stats.over_runs(metrics[by_step[s]["final"]][s][1]) for s in steps}
+        entry["ms_per_step"] = 1000 * seconds[final_run]
         entries[name] = entry
-    for s in panel.report_steps:
+
+    competitor = TUNED.format(learned_name) if learned_name in multipliers else learned_name
+    verdicts = {}
+    for s in steps:
         verdicts[s] = {}
-        for metric, key in [("final", "loss"), ("mean", "trajectory_mean")]:
-            best = min(baselines, key=lambda n: entries[n][key][str(s)]["mean"])
-            ours = metric_values(curves[learned_name], s, metric)
-            theirs = metric_values(curves[run_of(best, s, metric)], s, metric)
-            verdicts[s][metric] = {"best": best, **stats.compare_runs(ours, theirs)}
-    return ProtocolResult(panel, settings, curves, entries, verdicts)
+        for o in ("final", "mean"):
+            best = min(baselines, key=lambda n: entries[n]["loss" if o == "final" else "trajectory_mean"][str(s)]["mean"])
+            ours = metric_values(curves[runs_of[competitor][s][o]], s, o)
+            theirs = metric_values(curves[runs_of[best][s][o]], s, o)
+            verdicts[s][o] = {"learned": competitor, "best": best, **stats.compare_runs(ours, theirs)}
+        if metrics:
+            best = min(baselines, key=lambda n: entries[n]["heldout_loss"][str(s)]["mean"])
+            verdicts[s]["heldout"] = {"learned": competitor, "best": best, **stats.compare_runs(
+                metrics[runs_of[competitor][s]["final"]][s][0], metrics[runs_of[best][s]["final"]][s][0])}
+        ours_run = runs_of[competitor][s]["final"]
+        reach = {n: min(panel.steps, int(s * seconds[ours_run] / seconds[runs_of[n][s]["final"]])) for n in baselines}
+        best = min(baselines, key=lambda n: float(np.mean(curves[runs_of[n][s]["final"]][:, :, reach[n]])))
+        verdicts[s]["time"] = {"learned": competitor, "best": best, "step": reach[best],
+                               "capped": reach[best] == panel.steps and s * seconds[ours_run] / seconds[runs_of[best][s]["final"]] > panel.steps,
+                               **stats.compare_runs(curves[ours_run][:, :, s], curves[runs_of[best][s]["final"]][:, :, reach[best]])}
+    return ProtocolResult(panel, settings, multipliers, curves, runs_of, seconds, metrics, entries, verdicts)
 
 
 def protocol_sentence(result, step, metric, unit="problems"):
     """One sentence for one step and metric: which metric, which step, how many runs, the interval and k of n."""
     v = result.verdicts[step][metric]
     best = plots.LABELS.get(v["best"], v["best"])
-    return (f"On the {METRICS[metric].format(step=step)}, over {v['runs']} runs of {unit}, the LSTM minus the best tuned baseline "
-            f"({best}, tuned for this step and metric) is {v['mean']:.3g} (95% CI {v['ci95'][0]:.3g} to {v['ci95'][1]:.3g}): "
-            f"the LSTM **{v['verdict']}** it, lower in {v['wins']} of {v['runs']} runs.")
+    who = "the LSTM (its step multiplier tuned)" if v["learned"] != "lstm" and v["learned"].endswith("_tuned") else "the LSTM"
+    tuned_for = "tuned for this step's final loss" if metric in ("heldout", "time") else "tuned for this step and metric"
+    where = ""
+    if metric == "time":
+        where = f", which reaches its step {v['step']} in that time" + (" (the panel's end: it would get further)" if v["capped"] else "")
+    return (f"On the {METRICS[metric].format(step=step)}, over {v['runs']} runs of {unit}, {who} minus the best tuned baseline "
+            f"({best}, {tuned_for}{where}) is {v['mean']:.3g} (95% CI {v['ci95'][0]:.3g} to {v['ci95'][1]:.3g}): "
+            f"{who} **{v['verdict']}** it, lower in {v['wins']} of {v['runs']} runs.")
+
+
+def protocol_verdicts(result, unit="problems"):
+    """Markdown: one sentence per reported step and metric, in METRICS order."""
+    return "\n".join(f"- {protocol_sentence(result, s, m, unit)}" for s in sorted(result.verdicts) for m in METRICS if m in result.verdicts[s])
+
+
+def _settings_text(name, entry, step):
+    if entry.get("settings"):
+        kwargs = entry["settings"][str(step)]
+        extra = "".join(f", {'m' if k == 'momentum' else 'β1'} {v:.3g}" for k, v in kwargs.items() if k != "learning_rate")
+        return f"lr {kwargs['learning_rate']:.3g}{extra}"
+    if "multiplier" in entry:
+        factors = entry["multiplier"][str(step)]["final"]
+        return f"× {min(factors):.3g}–{max(factors):.3g}" if min(factors) != max(factors) else f"× {factors[0]:.3g}"
+    return "learned"
+
+
+def protocol_table(result):
+    """Markdown-ready table: per optimiser and reported step, its setting (tuned for that step's final loss),
+    final loss and trajectory mean [95% CI over runs], held-out accuracy where measured, ms per step."""
+    steps = sorted(result.verdicts)
+    names = list(result.entries)
+    label = lambda n: plots.LABELS.get(n, n.replace("lstm_tuned", "LSTM, multiplier tuned").replace("lstm_", "LSTM ").replace("lstm", "LSTM"))
+    columns = {"optimiser": [label(n) for n in names], "runs": [result.entries[n]["loss"][str(steps[0])]["runs"] for n in names]}
+    for s in steps:
+        columns[f"setting for step {s}"] = [_settings_text(n, result.entries[n], s) for n in names]
+        columns[f"loss at step {s}"] = [fmt_interval(result.entries[n]["loss"][str(s)]) for n in names]
+        columns[f"mean loss, steps 1-{s}"] = [fmt_interval(result.entries[n]["trajectory_mean"][str(s)]) for n in names]
+        if all("accuracy" in result.entries[n] for n in names):
+            columns[f"held-out accuracy at step {s}"] = [f"{100 * result.entries[n]['accuracy'][str(s)]['mean']:.1f}%" for n in names]
+    columns["ms per step"] = [f"{result.entries[n]['ms_per_step']:.2f}" for n in names]
+    return pd.DataFrame(columns)
+
+
+def protocol_curves(result, step, objective="final"):
+    """name -> curves [seeds, instances, steps + 1] of every entry's run tuned for `step` and `objective`."""
+    return {name: result.curves[by_step[step][objective]] for name, by_step in result.runs.items()}
+
+
+def protocol_figure(result, step, steps=None, objective="final", log_x=False, grid=None, ax=None, title=None):
+    """Mean loss with 95% bands over runs, every optimiser tuned for `step` and `objective`, to `steps` (or on `grid`)."""
+    fig = plt.figure() if ax is None else ax.figure
+    points = grid if grid is not None else range((steps or result.panel.steps) + 1)
+    lrs = {n: e["settings"][str(step)]["learning_rate"] for n, e in result.entries.items() if e.get("settings")}
+    plots.loss_curves(stats.run_bands(protocol_curves(result, step, objective), points), ax=ax, lrs=lrs, title=title or result.panel.title, log_x=log_x)
+    return fig
+
+
+def protocol_curves_frame(results, seeds):
+    """Each seed's mean curve of every run of every panel: small enough to commit."""
+    return pd.concat([stats.seed_means(r.curves, seeds).assign(panel=name) for name, r in results.items()], ignore_index=True)
+
+
+def protocol_tuning_frame(results):
+    """Every panel's tuned settings: panel, step, objective, optimiser and its keyword arguments (or multipliers)."""
+    rows = [{"panel": name, "step": s, "objective": o, "optimiser": n, **kwargs}
+            for name, r in results.items() for s, by_o in r.settings.items() for o, by_n in by_o.items() for n, kwargs in by_n.items()]
+    rows += [{"panel": name, "step": s, "objective": o, "optimiser": TUNED.format(n), "multipliers": " ".join(f"{f:.4g}" for f in factors)}
+             for name, r in results.items() for n, by_s in r.multipliers.items() for s, by_o in by_s.items() for o, factors in by_o.items()]
+    return pd.DataFrame(rows)
 
 
 def budget_curve(snapshots, lstm_config, panel, instances, seeds, step, baseline=None):

@@ -99,5 +99,16 @@ def adam(learning_rate, beta_1=0.9, beta_2=0.999, epsilon=1e-7):
     return Optimizer(init, update)
 
 
+def scaled(optimizer, multiplier):
+    """`optimizer` with every update multiplied by `multiplier`: a learned optimiser's step-size knob
+    (what `LearnedOptimizer(learning_rate=...)` is in Keras), tuned like a baseline's learning rate."""
+
+    def update(grads, state, params=None):
+        updates, state = optimizer.update(grads, state, params)
+        return _map(lambda u: multiplier * u, updates), state
+
+    return Optimizer(optimizer.init, update)
+
+
 # Name -> factory(learning_rate) for every hand-designed baseline.
 BASELINES = {"sgd": sgd, "rmsprop": rmsprop, "adam": adam, "nag": nag}

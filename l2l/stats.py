@@ -124,3 +124,17 @@ def compare_runs(a, b, level=0.95):
     out["wins"] = int(np.sum(per_run < 0))
     out["verdict"] = "beats" if out["ci95"][1] < 0 else "loses to" if out["ci95"][0] > 0 else "cannot be told apart from"
     return out
+
+
+def run_bands(curves, steps, level=0.95):
+    """Long table (optimiser, step, mean, low, high) for plotting: each run's (seed's) mean curve, a
+    t-interval over runs, as over_runs; a single run gets a band of zero width."""
+    from scipy import stats as scipy_stats
+
+    frames = []
+    for name, values in curves.items():
+        per_run = np.asarray(values, np.float64)[:, :, list(steps)].mean(axis=1)
+        n, mean = per_run.shape[0], per_run.mean(axis=0)
+        half = scipy_stats.t.ppf(0.5 + level / 2, n - 1) * per_run.std(axis=0, ddof=1) / np.sqrt(n) if n > 1 else np.zeros_like(mean)
+        frames.append(pd.DataFrame({"optimiser": name, "step": list(steps), "mean": mean, "low": mean - half, "high": mean + half}))
+    return pd.concat(frames, ignore_index=True)

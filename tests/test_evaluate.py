@@ -95,3 +95,32 @@ def test_two_stage_tuning_per_objective_with_extra_hyperparameters():
     batch, params = rollout.fresh_instances(problem, 0, 4, rollout.TUNE_SEED)
     losses = rollout.trajectory(problem, optimizers.nag(**chosen), batch, params, 10, tf.random.Generator.from_seed(0)).numpy()
     assert losses[1:].mean() == pytest.approx(table[table.optimiser == "nag"]["mean"].min(), rel=1e-5)
+
+
+def test_tuning_for_several_steps_scores_one_trajectory_at_each():
+    problem = problems.Quadratic(dims=3)
+    grid = (0.01, 0.0316, 0.1)
+    settings, table = evaluate.tune(problem, ["sgd", "adam"], steps=(4, 10), instances=4, grid=grid, extra={"adam": {"beta_1": (0.5, 0.9)}})
+    assert set(settings) == {4, 10} and set(settings[4]) == set(evaluate.OBJECTIVES)
+    # Stage 1 at step 4 scores what a run tuned for step 4 alone scores: the first 4 steps of the same run.
+    alone = evaluate.tune(problem, ["sgd", "adam"], steps=4, instances=4, grid=grid, extra={"adam": {"beta_1": (0.5, 0.9)}})[1]
+    first = table[table.stage == 1]
+    np.testing.assert_allclose(first["final@4"].to_numpy(), alone[alone.stage == 1]["final"].to_numpy(), rtol=1e-6)
+    np.testing.assert_allclose(first["mean@4"].to_numpy(), alone[alone.stage == 1]["mean"].to_numpy(), rtol=1e-6)
+    for s in (4, 10):
+        for objective in evaluate.OBJECTIVES:
+            rows = table[table.optimiser == "adam"]
+            best = rows.loc[rows[f"{objective}@{s}"].idxmin()]
+            assert settings[s][objective]["adam"] == {"learning_rate": best.lr, "beta_1": best.beta_1}
+
+
+def test_a_learned_optimisers_multiplier_is_tuned_like_a_learning_rate():
+    problem = problems.Quadratic(dims=3)
+    # SGD at rate 0.01 scaled by m is SGD at rate 0.01 m: the multiplier's scores are the rate's.
+    make = lambda learning_rate: optimizers.scaled(optimizers.sgd(0.01), learning_rate)
+    settings, table = evaluate.tune(problem, ["learned"], steps=6, instances=4, grid=evaluate.MULTIPLIER_GRID, extra={}, makers={"learned": make})
+    direct = evaluate.tune(problem, ["sgd"], steps=6, instances=4, grid=tuple(0.01 * m for m in evaluate.MULTIPLIER_GRID), extra={}, refine=False)[1]
+    np.testing.assert_allclose(table[table.stage == 1]["final"].to_numpy(), direct["final"].to_numpy(), rtol=1e-5)
+    assert 1.0 in evaluate.MULTIPLIER_GRID and settings["final"]["learned"]["learning_rate"] > 0
+    with pytest.raises(ValueError, match=r"unknown optimisers \['lstm'\]"):
+        evaluate.tune(problem, ["lstm"], steps=6, instances=4)

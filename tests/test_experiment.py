@@ -133,23 +133,70 @@ def test_keras_runs_enter_the_chapter_layer_as_a_panel():
 def test_the_rigor_protocol_tunes_per_step_and_metric_and_reports_runs(runs):
     _, problem, out = runs
     panel = experiment.Panel("base", "tiny", problem, problems.Quadratic(dims=3, distribution="uniform"), tune_steps=4, steps=8, report_steps=(4, 8))
-    result = experiment.run_protocol(panel, {"lstm": [out[0], out[1]]}, instances=3, seeds=[0, 1, 2], tune_instances=3,
-                                     baselines=("sgd", "nag"), extra={"nag": {"momentum": (0.5, 0.9)}})
-    # Tuned for each step on the tuning problem, exactly as evaluate.tune says.
-    for step in (4, 8):
-        assert result.settings[step] == evaluate.tune(panel.tuning_problem, ["sgd", "nag"], step, 3, extra={"nag": {"momentum": (0.5, 0.9)}})[0]
+    extra = {"nag": {"momentum": (0.5, 0.9)}}
+    result = experiment.run_protocol(panel, {"lstm": [out[0], out[1]]}, instances=3, seeds=[0, 1, 2], tune_instances=3, baselines=("sgd", "nag"), extra=extra)
+    # Tuned for every reported step on the tuning problem, exactly as evaluate.tune says.
+    assert result.settings == evaluate.tune(panel.tuning_problem, ["sgd", "nag"], (4, 8), 3, extra=extra)[0]
     lstm = result.entries["lstm"]
-    assert lstm["loss"]["8"]["runs"] == 3 and lstm["trajectory_mean"]["4"]["runs"] == 3
+    assert lstm["loss"]["8"]["runs"] == 3 and lstm["trajectory_mean"]["4"]["runs"] == 3 and lstm["lr"] is None
     np.testing.assert_allclose(lstm["trajectory_mean"]["4"]["mean"], result.curves["lstm"][:, :, 1:5].mean())
     # Each baseline's number at a step and metric comes from its run tuned for that step and metric.
-    nag = result.settings[8]["mean"]["nag"]
-    run = next(name for name in result.curves if name.startswith("nag@") and name.split("@")[1] in ("8:mean", "8:final", "4:mean", "4:final")
-               and dict(sorted(nag.items())) == result.settings[int(name.split("@")[1].split(":")[0])][name.split(":")[1]]["nag"])
-    np.testing.assert_allclose(result.entries["nag"]["trajectory_mean"]["8"]["mean"], result.curves[run][:, :, 1:9].mean())
+    for s in (4, 8):
+        for o, key in [("final", "loss"), ("mean", "trajectory_mean")]:
+            run = result.runs["nag"][s][o]
+            assert run.startswith("nag@")
+            step, objective = int(run[4:].split(":")[0]), run.split(":")[1]
+            assert result.settings[step][objective]["nag"] == result.settings[s][o]["nag"]  # the run shares the setting
+            expected = experiment.metric_values(result.curves[run], s, o).mean()
+            np.testing.assert_allclose(result.entries["nag"][key][str(s)]["mean"], expected)
     v = result.verdicts[8]["final"]
-    assert v["best"] in ("sgd", "nag") and 0 <= v["wins"] <= v["runs"] == 3
+    assert v["best"] in ("sgd", "nag") and 0 <= v["wins"] <= v["runs"] == 3 and v["learned"] == "lstm"
     sentence = experiment.protocol_sentence(result, 8, "final", "quadratics")
     assert "training loss at step 8, over 3 runs" in sentence and f"in {v['wins']} of 3 runs" in sentence
+    # Equal wall-clock time: each baseline is read at the step it reaches in the LSTM's time, capped at the panel's end.
+    t = result.verdicts[4]["time"]
+    ratio = result.seconds_per_step["lstm"] / result.seconds_per_step[result.runs[t["best"]][4]["final"]]
+    assert t["step"] == min(8, int(4 * ratio)) and t["capped"] == (4 * ratio > 8)
+    assert "heldout" not in result.verdicts[4]  # quadratics have no held-out data
+    table = experiment.protocol_table(result)
+    assert table.columns[0] == "optimiser" and "mean loss, steps 1-8" in table.columns and list(table.runs) == [3, 3, 3]
+    assert experiment.protocol_verdicts(result).count("\n- ") == 2 * 3 - 1  # 2 steps x (final, mean, time)
+    bands = stats.run_bands(experiment.protocol_curves(result, 8), range(9))
+    np.testing.assert_allclose(bands[bands.optimiser == "lstm"]["mean"], result.curves["lstm"].mean(axis=(0, 1)), rtol=1e-6)
+
+
+def test_a_transferred_learned_optimiser_gets_its_multiplier_tuned_per_run(runs):
+    _, problem, _ = runs
+    fixed = [type("Fixed", (), {"optimizer": lambda self, problem=None, lr=lr: optimizers.sgd(lr)})() for lr in (0.03, 0.003)]
+    panel = experiment.Panel("q", "tiny", problem, problem, tune_steps=4, steps=6, report_steps=(4, 6))
+    result = experiment.run_protocol(panel, {"lstm": fixed}, instances=3, seeds=[0, 1], tune_instances=3, baselines=("sgd",), extra={}, tune_learned=True)
+    # Each run's multiplier is what tuning that run alone gives.
+    for k, run in enumerate(fixed):
+        make = lambda learning_rate, run=run: optimizers.scaled(run.optimizer(), learning_rate)
+        alone = evaluate.tune(problem, ["learned"], (4, 6), 3, grid=evaluate.MULTIPLIER_GRID, extra={}, makers={"learned": make})[0]
+        assert result.multipliers["lstm"][6]["final"][k] == alone[6]["final"]["learned"]["learning_rate"]
+    assert result.multipliers["lstm"][6]["final"][1] > result.multipliers["lstm"][6]["final"][0]  # the timid run is scaled up more
+    tuned = result.entries["lstm_tuned"]
+    assert tuned["lr"] is None and tuned["multiplier"]["6"]["final"] == result.multipliers["lstm"][6]["final"]
+    assert result.verdicts[6]["final"]["learned"] == "lstm_tuned" and result.entries["lstm"]["loss"]["6"]["runs"] == 2
+    assert "(its step multiplier tuned)" in experiment.protocol_sentence(result, 6, "final", "quadratics")
+    frame = experiment.protocol_tuning_frame({"q": result})
+    assert set(frame.optimiser) == {"sgd", "lstm_tuned"}
+
+
+def test_held_out_metrics_enter_the_protocol_with_their_own_verdict():
+    x = np.random.default_rng(0).integers(0, 256, size=(60, 2, 2), dtype=np.uint8)
+    data = problems.image_data(x, np.arange(60) % 10, "tiny")
+    mlp = problems.MLP(data, hidden=(3,), batch_size=8)
+    fixed = type("Fixed", (), {"optimizer": lambda self, problem=None: optimizers.sgd(0.05)})()
+    panel = experiment.Panel("mlp", "tiny MLP", mlp, mlp, tune_steps=4, steps=6, report_steps=(4, 6), heldout=data)
+    result = experiment.run_protocol(panel, {"lstm": [fixed]}, instances=2, seeds=[0, 1], tune_instances=2, baselines=("sgd",), extra={})
+    for entry in result.entries.values():
+        assert set(entry["accuracy"]) == {"4", "6"} and 0 <= entry["accuracy"]["6"]["mean"] <= 1 and entry["heldout_loss"]["6"]["runs"] == 2
+    run = result.runs["sgd"][6]["final"]
+    np.testing.assert_allclose(result.entries["sgd"]["heldout_loss"]["6"]["mean"], result.metrics[run][6][0].mean(), rtol=1e-6)
+    assert result.verdicts[6]["heldout"]["runs"] == 2 and "held-out accuracy at step 6" in experiment.protocol_table(result).columns
+    assert "held-out loss at step 6" in experiment.protocol_sentence(result, 6, "heldout", "MLPs")
 
 
 def test_the_budget_curve_evaluates_every_snapshot_on_the_same_instances(tmp_path):

@@ -86,3 +86,12 @@ def test_contract_shared_by_every_optimiser(name):
     assert np.all(np.isfinite(second.numpy()))
     if name != "sgd":
         assert not np.allclose(second.numpy(), updates.numpy())
+
+
+def test_scaled_multiplies_every_update_and_keeps_the_state():
+    grads = tf.constant([[0.5, -2.0, 1e-3]])
+    plain, scaled = optimizers.adam(0.01), optimizers.scaled(optimizers.adam(0.01), 0.25)
+    u1, s1 = plain.update(grads, plain.init(grads))
+    u2, s2 = scaled.update(grads, scaled.init(grads))
+    np.testing.assert_allclose(u2.numpy(), 0.25 * u1.numpy(), rtol=1e-7)
+    np.testing.assert_array_equal(s1.v.numpy(), s2.v.numpy())
