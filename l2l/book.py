@@ -31,7 +31,7 @@ import time
 from pathlib import Path
 
 from l2l.chapters import CHAPTERS, ParameterError
-from l2l.provenance import PROVENANCE_VARIABLE, provenance
+from l2l.provenance import PROVENANCE_VARIABLE, THREADS_VARIABLE, provenance
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -252,6 +252,7 @@ def main(argv=None):
     runner.add_argument("-f", "--file", help="YAML file of parameters")
     runner.add_argument("--profile", default="full", help="'full' (default) or a profile in notebooks/profiles.yaml")
     runner.add_argument("-o", "--output", help="executed notebook path (default book/<chapter>.ipynb, or _build/<profile>/ for other profiles)")
+    runner.add_argument("--threads", type=int, help="TensorFlow threads for the chapter (default: every core); 1 leaves a core to a long run")
     sub.add_parser("list", help="chapters, profiles and parameters")
     args = parser.parse_args(argv)
     try:
@@ -264,6 +265,10 @@ def main(argv=None):
         overrides = _read_parameter_file(args.file) if args.file else {}
         overrides.update({name: _parse_value(value) for name, value in args.parameter})
         profile = overrides.pop("profile", args.profile)
+        if args.threads is not None:
+            if args.threads < 1:
+                raise ParameterError(f"--threads must be >= 1, got {args.threads}; leave it out for TensorFlow's default")
+            os.environ[THREADS_VARIABLE] = str(args.threads)  # the kernel inherits it; provenance records it
         output = run(args.chapter, profile, overrides, args.output)
     except (ParameterError, ChapterFailed) as error:
         print(f"error: {error}", file=sys.stderr)

@@ -76,26 +76,27 @@ def _at_least(params, **minimums):
 
 @dataclasses.dataclass(frozen=True)
 class Quadratics(ChapterParameters):
-    meta_seeds: int = 3  # meta-training runs; run s is tested on test set s
+    meta_seeds: int = 5  # meta-training runs with the paper's settings; test seed s uses run s (the run is the unit)
+    deepmind_seeds: int = 5  # runs with the DeepMind code's settings: W, y ~ U[0, 1), raw gradients, output scale 1
     meta_epochs: int = 1000  # meta-training epochs per run, each a fresh batch of quadratics (the paper code: 10,000)
     meta_lr: float = 0.001  # learning rate of Adam on the LSTM weights
     clip_norm: float = 0.0  # meta-gradient global-norm clipping; 0: none
     batch: int = 128  # quadratics per meta-training epoch (paper: 128)
-    horizon: int = 100  # optimisee steps per epoch, and the step the baselines are tuned for (paper: 100)
+    horizon: int = 100  # optimisee steps per epoch, the meta-objective's horizon (paper: 100)
     unroll: int = 20  # steps per truncated-BPTT segment (paper: 20)
     valid_every: int = 20  # epochs between validations, for best-by-validation selection
-    preprocess_p: float = 10.0  # p of LogAndSign (paper: 10)
-    scale: float = 0.1  # the LSTM output scale (paper: 0.1)
-    distribution: str = "normal"  # W, y ~ N(0, 1) as the paper; "uniform": U[0, 1) as the DeepMind code
-    eval_instances: int = 128  # unseen test quadratics per seed
-    tune_instances: int = 128  # held-out quadratics for tuning the baseline learning rates
+    preprocess_p: float = 10.0  # p of LogAndSign in the paper-settings runs (paper: 10)
+    scale: float = 0.1  # the LSTM output scale in the paper-settings runs (paper: 0.1)
+    distribution: str = "normal"  # W, y of the paper-settings panel: N(0, 1) as the paper's text; "uniform": U[0, 1)
+    eval_instances: int = 128  # unseen test quadratics per run
+    tune_instances: int = 128  # held-out quadratics for tuning (baselines) and selection (LSTM checkpoints)
     long_steps: int = 1000  # test runs go this far past the training horizon
-    bootstrap: int = 2000  # bootstrap resamples for 95% intervals
+    bootstrap: int = 2000  # bootstrap resamples for the 95% bands of figures drawn per instance
     results_dir: str = "book/results/quadratics"  # summary.json, curves, trained weights
     checkpoint_dir: str = ".cache/checkpoints"  # resumable meta-training runs, one folder per run key; not in git
 
     def check(self):
-        _at_least(self, meta_seeds=1, meta_epochs=1, batch=1, horizon=1, unroll=1, valid_every=1, eval_instances=2,
+        _at_least(self, meta_seeds=1, deepmind_seeds=1, meta_epochs=1, batch=1, horizon=1, unroll=1, valid_every=1, eval_instances=2,
                   tune_instances=1, bootstrap=100, long_steps=self.horizon)
         if self.distribution not in ("normal", "uniform"):
             raise ParameterError(f"Quadratics.distribution must be 'normal' (the paper) or 'uniform' (the DeepMind code), got {self.distribution!r}")

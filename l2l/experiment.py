@@ -29,7 +29,7 @@ import pandas as pd
 
 from l2l import evaluate, learned_optimizer, meta, optimizers, plots, stats
 from l2l.problems import ImageData, Problem
-from l2l.provenance import provenance
+from l2l.provenance import limit_threads, provenance
 
 BASELINES = tuple(optimizers.BASELINES)
 
@@ -54,6 +54,7 @@ class Chapter:
 
     def __init__(self, name, params):
         self.name, self.params = name, params
+        limit_threads()  # before any TensorFlow op runs
         self.started = time.time()
         self.info = provenance()  # the code this run imports, before any edit made while it runs
         self.results_dir = params.results_dir
@@ -347,6 +348,7 @@ class ProtocolResult(NamedTuple):
     metrics: dict  # run name -> step -> (held-out loss, accuracy) [seeds, instances]; empty without held-out data
     entries: dict  # optimiser -> {"lr", "settings", "loss", "trajectory_mean", ["heldout_loss", "accuracy"], "ms_per_step"}
     verdicts: dict  # step -> metric -> {"learned", "best", "mean", "ci95", "runs", "wins", "verdict"[, "step", "capped"]}
+    tuning_s: float  # seconds all the tuning took (baselines and multipliers)
 
 
 def tune_multipliers(problem, runs, steps, instances, grid=evaluate.MULTIPLIER_GRID, used=None):
@@ -382,10 +384,12 @@ def run_protocol(panel, learned, instances, seeds, tune_instances, baselines=BAS
     only flatter the learned optimiser).
     """
     steps = tuple(sorted(set(panel.report_steps)))
+    started = time.time()
     settings = evaluate.tune(panel.tuning_problem, list(baselines), steps, tune_instances, extra=extra)[0]
     used = sorted({s % len(runs) for runs in learned.values() for s in seeds})
     multipliers = ({name: tune_multipliers(panel.tuning_problem, runs, steps, tune_instances, multiplier_grid, used)
                     for name, runs in learned.items()} if tune_learned else {})
+    tuning_s = time.time() - started
 
     made, runs_of = {}, {}
     for name, lruns in learned.items():
@@ -450,7 +454,7 @@ def run_protocol(panel, learned, instances, seeds, tune_instances, baselines=BAS
         verdicts[s]["time"] = {"learned": competitor, "best": best, "step": reach[best],
                                "capped": reach[best] == panel.steps and s * seconds[ours_run] / seconds[runs_of[best][s]["final"]] > panel.steps,
                                **stats.compare_runs(curves[ours_run][:, :, s], curves[runs_of[best][s]["final"]][:, :, reach[best]])}
-    return ProtocolResult(panel, settings, multipliers, curves, runs_of, seconds, metrics, entries, verdicts)
+    return ProtocolResult(panel, settings, multipliers, curves, runs_of, seconds, metrics, entries, verdicts, tuning_s)
 
 
 def protocol_sentence(result, step, metric, unit="problems"):
@@ -461,7 +465,7 @@ def protocol_sentence(result, step, metric, unit="problems"):
     tuned_for = "tuned for this step's final loss" if metric in ("heldout", "time") else "tuned for this step and metric"
     where = ""
     if metric == "time":
-        where = f", which reaches its step {v['step']} in that time" + (" (the panel's end: it would get further)" if v["capped"] else "")
+        where = f", which reaches its step {v['step']} in that time" + (", the panel's end, though it would get further" if v["capped"] else "")
     return (f"On the {METRICS[metric].format(step=step)}, over {v['runs']} runs of {unit}, {who} minus the best tuned baseline "
             f"({best}, {tuned_for}{where}) is {v['mean']:.3g} (95% CI {v['ci95'][0]:.3g} to {v['ci95'][1]:.3g}): "
             f"{who} **{v['verdict']}** it, lower in {v['wins']} of {v['runs']} runs.")

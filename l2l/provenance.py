@@ -14,6 +14,27 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 PROVENANCE_VARIABLE = "L2L_PROVENANCE"
+THREADS_VARIABLE = "L2L_THREADS"  # TF threads per pool for a chapter run; unset: TF's default (every core)
+
+
+def limit_threads():
+    """Applies L2L_THREADS (if set) to TensorFlow's thread pools; call before TensorFlow runs any op.
+
+    One thread leaves the other core to a long run beside it: on this
+    project's 2-core machines two processes that each use both cores slow
+    each other several-fold, and one thread ran MNIST meta-training at about
+    the speed of two (about 1 s per epoch, l2l.recipes).
+    """
+    threads = os.environ.get(THREADS_VARIABLE)
+    if not threads:
+        return None
+    if not threads.isdigit() or int(threads) < 1:
+        raise ValueError(f"{THREADS_VARIABLE} must be a positive integer, got {threads!r}; unset it for TF's default")
+    import tensorflow as tf
+
+    tf.config.threading.set_intra_op_parallelism_threads(int(threads))
+    tf.config.threading.set_inter_op_parallelism_threads(1)
+    return int(threads)
 
 
 def git_commit(root=ROOT):
@@ -47,7 +68,8 @@ def provenance(root=ROOT):
             versions[package] = metadata.version(package)
         except metadata.PackageNotFoundError:
             versions[package] = None
-    hardware = {"machine": platform.machine(), "processor": platform.processor() or platform.machine(), "cpus": os.cpu_count()}
+    hardware = {"machine": platform.machine(), "processor": platform.processor() or platform.machine(), "cpus": os.cpu_count(),
+                "threads": int(os.environ[THREADS_VARIABLE]) if os.environ.get(THREADS_VARIABLE, "").isdigit() else "default"}
     try:
         import tensorflow as tf
 

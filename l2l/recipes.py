@@ -36,7 +36,7 @@ def mnist_paper(seed=0, epochs=10000, clip_norm=0.0, splits=None):
     splits = splits or data.mnist_splits()
     config = meta.MetaConfig(seed=seed, epochs=epochs, batch=1, horizon=100, unroll=20, meta_lr=1e-3, clip_norm=clip_norm,
                              valid_every=100, valid_instances=20, checkpoint_every=50, select_on="mean", snapshot_every=500)
-    return Recipe(problems.MLP(splits["meta_train"]), problems.MLP(splits["valid"]),
+    return Recipe(problems.MLP(splits["budget_meta_train"]), problems.MLP(splits["budget_valid"]),
                   learned_optimizer.LSTMConfig(preprocess_p=10.0, scale=0.1), config)
 
 

@@ -211,3 +211,16 @@ def test_a_failing_run_keeps_the_good_notebook_and_results(tmp_path):
     assert (results / "runs" / "key" / "run.json").read_text() == "{}"
     assert not (tmp_path / "results.before-run").exists() and not (tmp_path / "quadratics.running.ipynb").exists()
     assert (ROOT / "_build" / "failed" / "quadratics.ipynb").exists()
+
+
+def test_a_chapter_can_be_held_to_one_thread_and_says_so():
+    code = ("from l2l import provenance; import tensorflow as tf; n = provenance.limit_threads(); "
+            "print(n, tf.config.threading.get_intra_op_parallelism_threads(), provenance.provenance()['hardware']['threads'])")
+    env = {**__import__("os").environ, provenance.THREADS_VARIABLE: "1"}
+    env.pop(provenance.PROVENANCE_VARIABLE, None)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=ROOT)
+    assert out.stdout.split() == ["1", "1", "1"], out.stderr[-2000:]
+    env[provenance.THREADS_VARIABLE] = "two"
+    bad = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=ROOT)
+    assert "L2L_THREADS must be a positive integer, got 'two'" in bad.stderr
+    assert book.main(["run", "quadratics", "--threads", "0"]) == 2

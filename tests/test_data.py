@@ -21,6 +21,25 @@ def test_mnist_and_fashion_mnist_from_the_data_directory(monkeypatch):
         assert 25 < x_train.mean() < 80  # real images, not zeros
 
 
+
+@needs_mirror
+def test_the_book_splits_are_disjoint_and_the_budget_split_keeps_its_fingerprints(monkeypatch):
+    monkeypatch.setenv(data.DATA_DIR_VARIABLE, SHARED_DATA)
+    split = data.mnist_splits()
+    chapter = ["meta_train", "valid", "test_train", "test_heldout"]
+    size = lambda n: int(split[n].x.shape[0])
+    assert [size(n) for n in chapter] == [40000, 10000, 10000, 10000]
+    # Disjoint images: an image of one part appears in another only as one of MNIST's rare exact duplicates.
+    rows = {n: {bytes(r) for r in np.round(split[n].x.numpy() * 255).astype(np.uint8)} for n in chapter}
+    for i, a in enumerate(chapter):
+        for b in chapter[i + 1 :]:
+            assert len(rows[a] & rows[b]) < 5, (a, b)
+    assert size("fashion_train") == size("fashion_tune") == 10000
+    # The budget runs' keys hash these fingerprints: they must never move.
+    assert split["budget_meta_train"].name == "mnist-train[:50000]" and split["budget_valid"].name == "mnist-train[50000:]"
+    assert split["budget_meta_train"].fingerprint.startswith("fcd4fc49d5faa9ca")
+
+
 @needs_mirror
 def test_cifar10_uses_the_first_1000_test_images_without_test_batch(monkeypatch):
     monkeypatch.setenv(data.DATA_DIR_VARIABLE, SHARED_DATA)
