@@ -48,7 +48,7 @@ profile = "full"  # every parameter is a field of l2l.chapters.Quadratics; the r
 # %% tags=["hide-input"]
 import matplotlib.pyplot as plt
 import numpy as np
-from IPython.display import HTML, Markdown, display
+from IPython.display import HTML, Markdown
 from myst_nb import glue
 
 from l2l import chapters, evaluate, experiment, learned_optimizer, meta, problems
@@ -191,7 +191,6 @@ ms = {name: entry["ms_per_step"] for name, entry in results["base"].entries.item
 glue("lstm_ms", f"{ms['lstm']:.2f}", display=False)
 glue("adam_ms", f"{ms['adam']:.2f}", display=False)
 glue("cost_ratio", f"{ms['lstm'] / ms['adam']:.1f}", display=False)
-time_verdict = results["base"].verdicts[p.horizon]["time"]
 glue("verdict_time", Markdown(experiment.protocol_sentence(results["base"], p.horizon, "time", "quadratics")), display=False)
 
 # %% [markdown]
@@ -215,5 +214,6 @@ for name, result in results.items():
     summary_panels[name] = {"optimisers": result.entries, "architecture": repr(result.panel.problem),
                             "verdicts": {str(s): v for s, v in result.verdicts.items()}}
 glue("tuning_seconds", f"{np.mean([r.tuning_s for r in results.values()]):.0f}", display=False)
-summary = chapter.finish(summary_panels, meta_training_s=meta_seconds, tuning_s={n: r.tuning_s for n, r in results.items()}, paper_figure2_step100=PAPER_FIGURE2_STEP100, lr_grid=list(evaluate.LR_GRID))
+summary = chapter.finish(summary_panels, meta_training_s=meta_seconds, tuning_s={n: r.tuning_s for n, r in results.items()},
+                         paper_figure2_step100=PAPER_FIGURE2_STEP100, lr_grid=list(evaluate.LR_GRID))
 print(f"wrote {chapter.results_dir}/summary.json; chapter wall time {summary['wall_time_s']} s")
