@@ -104,42 +104,56 @@ class Quadratics(ChapterParameters):
 
 @dataclasses.dataclass(frozen=True)
 class Mnist(ChapterParameters):
-    meta_seeds: int = 3  # meta-training runs with the settings of the paper
+    meta_seeds: int = 5  # meta-training runs with the paper's settings; test seed s uses run s (the run is the unit)
     meta_epochs: int = 200  # meta-training epochs per run, each one fresh MLP over the horizon (the paper code: 10,000)
     meta_lr: float = 0.001  # learning rate of Adam on the LSTM weights
     clip_norm: float = 0.0  # meta-gradient global-norm clipping; 0: none
-    horizon: int = 100  # optimisee steps per epoch; the baselines are tuned for this step (paper: 100)
+    horizon: int = 100  # optimisee steps per epoch, the meta-objective's horizon (paper: 100)
     unroll: int = 20  # steps per truncated-BPTT segment (paper: 20)
     valid_every: int = 10  # epochs between validations, for best-by-validation selection
-    valid_instances: int = 4  # MLPs the validation trains on held-out training images
-    deepmind_seeds: int = 3  # meta-training runs with the settings of the DeepMind code: p 5, scale 0.01
-    eval_seeds: int = 5  # evaluation seeds; seed s uses the LSTM of run s mod meta_seeds
-    eval_instances: int = 8  # MLPs per evaluation seed
-    tune_instances: int = 8  # MLPs for tuning the learning rate of each baseline
+    valid_instances: int = 20  # MLPs on held-out training images behind each validation (selection by mean loss over the horizon)
+    deepmind_seeds: int = 5  # meta-training runs with the settings of the DeepMind code: p 5, scale 0.01
+    eval_instances: int = 8  # MLPs per run on the test panels
+    tune_instances: int = 10  # MLPs on held-out training images for tuning every baseline and multiplier
     long_steps: int = 200  # test runs go this far (twice the horizon)
-    bootstrap: int = 2000  # bootstrap resamples for 95% intervals
+    budget_clip_norms: list[float] = (0.0, 700.0)  # the budget runs (l2l.recipes mnist_paper): run k has seed k and this clipping
+    budget_epochs: int = 10000  # their length (the DeepMind code's)
+    budget_every: int = 500  # evaluate their snapshots every this many epochs (a multiple of 500, how often they are kept)
+    budget_seeds: int = 3  # test seeds per snapshot (eval_instances MLPs each)
+    budget_root: str = "book/results/mnist/runs"  # where the budget runs live (committed); the chapter only reads it
+    bootstrap: int = 2000  # bootstrap resamples for 95% intervals drawn per instance
     results_dir: str = "book/results/mnist"  # summary.json, curves, trained weights
     checkpoint_dir: str = ".cache/checkpoints"  # resumable meta-training runs, one folder per run key; not in git
 
     def check(self):
-        _at_least(self, meta_seeds=1, meta_epochs=1, horizon=1, unroll=1, valid_every=1, valid_instances=1, deepmind_seeds=1,
-                  eval_seeds=1, eval_instances=2, tune_instances=1, bootstrap=100, long_steps=self.horizon)
+        _at_least(self, meta_seeds=1, meta_epochs=1, horizon=1, unroll=1, valid_every=1, valid_instances=2, deepmind_seeds=1,
+                  eval_instances=2, tune_instances=1, bootstrap=100, long_steps=self.horizon, budget_epochs=500, budget_every=500, budget_seeds=1)
+        if self.budget_every % 500:
+            raise ParameterError(f"Mnist.budget_every must be a multiple of 500 (the budget runs keep a snapshot every 500 epochs), got {self.budget_every}")
+        if any(c < 0 for c in self.budget_clip_norms):
+            raise ParameterError(f"Mnist.budget_clip_norms must be >= 0 (0: no clipping), got {list(self.budget_clip_norms)}")
 
 
 @dataclasses.dataclass(frozen=True)
 class Keras(ChapterParameters):
     pretrained: str = "mnist"  # which packaged optimiser to use (l2l.pretrained.names())
-    seeds: int = 3  # training runs per optimiser
+    seeds: int = 5  # training runs per optimiser; seed s gives every optimiser the same initial weights and shuffling
     steps: int = 300  # training steps (minibatches) per run
     batch_size: int = 128  # examples per minibatch
-    train_examples: int = 20000  # MNIST training images the CNN trains on
-    adam_grid: list[float] = (0.0003, 0.001, 0.003, 0.01, 0.03, 0.1)  # ADAM learning rates tried on held-out images
+    last: int = 20  # the endpoint: mean training loss over the last this many steps (one minibatch is too noisy)
+    adam_grid: list[float] = (0.0003, 0.001, 0.003, 0.01, 0.03, 0.1)  # ADAM learning rates tried on the tuning images
+    multiplier_grid: list[float] = (0.003, 0.01, 0.03, 0.1, 0.3, 1.0)  # the learned optimiser's step multipliers tried the same way
+    mlp_steps: int = 200  # steps of the MNIST chapter's MLP trained through model.fit, for the cross-check
     results_dir: str = "book/results/keras"  # summary.json and curves
 
     def check(self):
-        _at_least(self, seeds=1, steps=1, batch_size=1, train_examples=self.batch_size)
-        if not self.adam_grid or min(self.adam_grid) <= 0:
-            raise ParameterError(f"Keras.adam_grid needs at least one positive learning rate, got {self.adam_grid}")
+        _at_least(self, seeds=1, steps=1, batch_size=1, last=1, mlp_steps=1)
+        if self.last > self.steps:
+            raise ParameterError(f"Keras.last ({self.last}) cannot exceed steps ({self.steps})")
+        for name in ("adam_grid", "multiplier_grid"):
+            values = getattr(self, name)
+            if not values or min(values) <= 0:
+                raise ParameterError(f"Keras.{name} needs at least one positive value, got {list(values)}")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -532,21 +532,38 @@ def protocol_tuning_frame(results):
     return pd.DataFrame(rows)
 
 
-def budget_curve(snapshots, lstm_config, panel, instances, seeds, step, baseline=None):
+def budget_curve(snapshots, lstm_config, panel, instances, seeds, step, baselines=None):
     """The learned optimiser's standing over meta-training: a row per snapshot epoch.
 
-    snapshots: epoch -> weights file (MetaTrainer.snapshots()); every snapshot
+    snapshots: epoch -> weights file (meta.snapshots_in); every snapshot
     trains the panel's test problem on the same instances and minibatches, and
     the row holds its mean loss at `step` and mean over steps 1..step, each
-    {"mean", "ci95", "runs"} over seeds. baseline: optionally a factory(seed)
-    run once on the same instances, for the line the curve is read against.
+    {"mean", "ci95", "runs"} over seeds. baselines: optionally name ->
+    factory(seed), each run once on the same instances, for the lines the
+    curve is read against.
     """
     epochs = sorted(snapshots)
     made = {f"epoch{e}": (lambda s, e=e: learned_optimizer.learned(learned_optimizer.load_weights(snapshots[e])[0], lstm_config,
                                                                     getattr(panel.problem, "groups", None))) for e in epochs}
-    if baseline is not None:
-        made["baseline"] = baseline
+    made.update({f"baseline:{name}": factory for name, factory in (baselines or {}).items()})
     curves = evaluate.evaluate(panel.problem, made, step, instances, seeds).curves
     row = lambda name: {"final": stats.over_runs(metric_values(curves[name], step, "final")),
                         "mean": stats.over_runs(metric_values(curves[name], step, "mean"))}
-    return {"epochs": epochs, "snapshots": [row(f"epoch{e}") for e in epochs], "baseline": row("baseline") if baseline else None}
+    return {"epochs": epochs, "snapshots": [row(f"epoch{e}") for e in epochs],
+            "baselines": {name: row(f"baseline:{name}") for name in (baselines or {})}}
+
+
+def selection_noise(runs, valid_problem, instances, horizon):
+    """How noisy checkpoint selection was, per run: the standard error over `instances` validation MLPs of
+    the selection signal (mean loss over steps 1..horizon, at the kept weights, on fresh validation
+    instances) beside the validation jitter (validation_jitter of the run). A table: seed, signal, stderr, jitter."""
+    from l2l.rollout import VALID_SEED
+
+    rows = []
+    for seed, run in runs.items():
+        curves = evaluate.evaluate(valid_problem, {"kept": lambda s, run=run: run.optimizer(valid_problem)}, horizon, instances, [seed],
+                                   offset=VALID_SEED + 7919).curves["kept"]  # other instances than the selection's own
+        per_mlp = stats.trajectory_mean(curves, horizon)[0]
+        rows.append({"seed": seed, "signal": float(per_mlp.mean()), "stderr": float(per_mlp.std(ddof=1) / np.sqrt(len(per_mlp))),
+                     "jitter": validation_jitter([run])})
+    return pd.DataFrame(rows)

@@ -58,12 +58,15 @@ def train(build, make_optimizer, seed, x, y, steps, batch_size, loss=None):
 def tune_learning_rate(build, optimizer_class, grid, x, y, steps, batch_size, seed=1000, last=10):
     """The rate in `grid` with the lowest mean loss over the last `last` steps of a run on (x, y).
 
+    optimizer_class: anything that takes the rate, e.g. keras.optimizers.Adam, or
+    `lambda m: l2l.LearnedOptimizer.from_pretrained("mnist", learning_rate=m)` for a learned
+    optimiser's step multiplier, tuned the same way. A run that diverges scores inf.
     Returns (chosen rate, table of lr, final_loss). Tune on held-out data, not the test images.
     """
     rows = []
     for lr in grid:
         losses, _, _ = train(build, lambda lr=lr: optimizer_class(lr), seed, x, y, steps, batch_size)
-        rows.append({"lr": lr, "final_loss": float(np.mean(losses[-last:]))})
+        rows.append({"lr": lr, "final_loss": float(np.mean(losses[-last:])) if np.all(np.isfinite(losses)) else float("inf")})
     table = pd.DataFrame(rows)
     return float(table.loc[table.final_loss.idxmin(), "lr"]), table
 
@@ -75,6 +78,67 @@ def state_floats_per_parameter(model):
     optimizer = model.optimizer
     meta = sum(int(np.prod(v.shape)) for v in getattr(optimizer, "meta_variables", []))
     return (sum(int(np.prod(v.shape)) for v in optimizer.variables) - meta) / params
+
+
+class UpdateRatios(keras.callbacks.Callback):
+    """Per trainable variable and step, the size of the update relative to the weights: ||dw|| / ||w||.
+
+    A diagnostic of what an optimiser does to each layer (about 1e-3 per step
+    is the usual rule of thumb for a healthy rate; much larger means the layer
+    is being thrown around, much smaller that it barely moves). `ratios` is
+    name -> list over steps, names like "conv2d1/kernel" (the second Conv2D
+    layer's kernel), the same for every model built the same way.
+    """
+
+    def on_train_begin(self, logs=None):
+        counts, self.names = {}, []
+        for layer in self.model.layers:
+            if layer.trainable_weights:
+                kind = type(layer).__name__.lower()
+                index = counts[kind] = counts.get(kind, -1) + 1
+                self.names += [f"{kind}{index}/{w.name}" for w in layer.trainable_weights]
+        self.variables = [w for layer in self.model.layers for w in layer.trainable_weights]
+        self.ratios = {n: [] for n in self.names}
+
+    def on_train_batch_begin(self, batch, logs=None):
+        self._before = [np.array(v.numpy()) for v in self.variables]
+
+    def on_train_batch_end(self, batch, logs=None):
+        for name, v, before in zip(self.names, self.variables, self._before):
+            after = np.asarray(v.numpy())
+            self.ratios[name].append(float(np.linalg.norm(after - before) / max(np.linalg.norm(before), 1e-12)))
+
+
+def update_ratios(build, make_optimizer, seed, x, y, steps, batch_size):
+    """UpdateRatios of one run of build(seed): variable name ("conv2d0/kernel") -> [steps] of ||dw|| / ||w||."""
+    model = build(seed)
+    model.compile(optimizer=make_optimizer(), loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    watch = UpdateRatios()
+    model.fit(x, y, batch_size=batch_size, epochs=-(-steps * batch_size // len(x)), callbacks=[watch], verbose=0, shuffle=True)
+    return {name: np.asarray(r[:steps]) for name, r in watch.ratios.items()}
+
+
+def last_mean(curves, last=20):
+    """Per seed, the mean training loss over the last `last` steps of compare()'s curves [seeds, 1, steps]: [seeds, 1]."""
+    return np.asarray(curves, np.float64)[:, :, -last:].mean(axis=-1)
+
+
+def paper_mlp(seed, hidden=20, init_std=0.01):
+    """The MNIST chapter's MLP (784-20-10 sigmoid, weights and biases ~ N(0, 0.01^2)) as a Keras model."""
+    keras.utils.set_random_seed(seed)
+    init = keras.initializers.RandomNormal(stddev=init_std, seed=seed)
+    return keras.Sequential([keras.Input((28, 28, 1)), keras.layers.Flatten(),
+                             keras.layers.Dense(hidden, activation="sigmoid", kernel_initializer=init, bias_initializer=init),
+                             keras.layers.Dense(10, kernel_initializer=init, bias_initializer=init)])
+
+
+def small_cnn(seed, input_shape=(28, 28, 1), channels=(8, 16)):
+    """Two 3x3 ReLU convolutions with 2x2 max pooling, then a linear layer to 10 classes."""
+    keras.utils.set_random_seed(seed)
+    layers = [keras.Input(input_shape)]
+    for c in channels:
+        layers += [keras.layers.Conv2D(c, 3, activation="relu", padding="same"), keras.layers.MaxPooling2D()]
+    return keras.Sequential(layers + [keras.layers.Flatten(), keras.layers.Dense(10)])
 
 
 def compare(build, optimisers, seeds, x, y, x_test, y_test, steps, batch_size):
@@ -117,13 +181,7 @@ def mnist_convnet(seed):
 
 
 def cifar_cnn(seed):
-    keras.utils.set_random_seed(seed)
-    return keras.Sequential([
-        keras.Input((32, 32, 3)),
-        keras.layers.Conv2D(16, 3, activation="relu", padding="same"), keras.layers.MaxPooling2D(),
-        keras.layers.Conv2D(32, 3, activation="relu", padding="same"), keras.layers.MaxPooling2D(),
-        keras.layers.Flatten(), keras.layers.Dense(10),
-    ])
+    return small_cnn(seed, (32, 32, 3), (16, 32))
 
 
 HELD_OUT_MODELS = {"mnist_mlp": mnist_mlp, "mnist_convnet": mnist_convnet, "cifar_cnn": cifar_cnn}

@@ -120,6 +120,14 @@ def _key(description):
     return hashlib.sha256(json.dumps(description, sort_keys=True, separators=(",", ":")).encode()).hexdigest()[:16]
 
 
+def snapshots_in(run_folder):
+    """epoch -> path of every snapshot in a run's folder (<root>/<key>), read without opening its checkpoints,
+    so a chapter can read a run another process is training."""
+    folder = os.path.join(run_folder, "snapshots")
+    names = sorted(os.listdir(folder)) if os.path.isdir(folder) else []
+    return {int(n[5:11]): os.path.join(folder, n) for n in names if n.startswith("epoch") and n.endswith(".weights.h5")}
+
+
 class _State(tf.Module):
     """Everything a checkpoint holds."""
 
@@ -289,9 +297,7 @@ class MetaTrainer:
 
     def snapshots(self):
         """epoch -> path of every snapshot this run has written."""
-        folder = os.path.join(self.checkpoint_dir or "", "snapshots")
-        names = sorted(os.listdir(folder)) if self.checkpoint_dir and os.path.isdir(folder) else []
-        return {int(n[5:11]): os.path.join(folder, n) for n in names if n.endswith(".weights.h5")}
+        return snapshots_in(self.checkpoint_dir) if self.checkpoint_dir else {}
 
     # -- compiled pieces ---------------------------------------------------
     def meta_gradient(self, params, lstm_state, batch):

@@ -52,6 +52,27 @@ def trainer(name, root=BUDGET_ROOT, **options):
     return meta.MetaTrainer(recipe.problem, recipe.lstm_config, recipe.meta_config, checkpoint_root=root, valid_problem=recipe.valid_problem)
 
 
+def snapshots(name, root=BUDGET_ROOT, **options):
+    """(run key, epoch -> snapshot path, epochs trained) of a recipe's run, read only: nothing is opened
+    for writing, so a chapter can read a run that another process is still training."""
+    import json
+    import os
+
+    from l2l import meta
+
+    if name not in RECIPES:
+        raise ValueError(f"unknown recipe {name!r}; recipes: {sorted(RECIPES)}")
+    recipe = RECIPES[name](**options)
+    key = meta.run_key(recipe.problem, recipe.lstm_config, recipe.meta_config, recipe.valid_problem)
+    folder = os.path.join(root, key)
+    try:
+        with open(os.path.join(folder, "run.json")) as f:
+            trained = len(json.load(f).get("history", []))
+    except (OSError, ValueError):
+        trained = 0
+    return key, meta.snapshots_in(folder), trained
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m l2l.recipes", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("command", choices=["train", "status"])

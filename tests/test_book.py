@@ -167,16 +167,18 @@ def test_smoke_chapter_through_papermill_records_its_provenance_and_summary(smok
     assert {"chapter", "profile", "parameters", "versions", "commit", "wall_time_s", "panels"} <= set(summary)
     assert summary["chapter"] == chapter and summary["parameters"] == meta["parameters"]
     for panel in summary["panels"].values():
-        assert "lstm" in panel["optimisers"]
+        assert any(name.startswith("lstm") for name in panel["optimisers"]) or not panel["optimisers"]
         for name, entry in panel["optimisers"].items():
             assert (entry["lr"] is None) == name.startswith("lstm")
-            for value in entry["loss"].values():
-                assert value["ci95"][0] <= value["mean"] <= value["ci95"][1]
+            for value in [*entry["loss"].values(), *entry.get("trajectory_mean", {}).values()]:
+                assert value["ci95"][0] <= value["mean"] <= value["ci95"][1] and value.get("runs", 2) >= 1
     assert (results / "curves.csv").exists()
     if chapter == "quadratics":
         assert set(summary["panels"]["base"]["optimisers"]) == {"lstm", "sgd", "rmsprop", "adam", "nag"}
     if chapter == "mnist":
-        assert set(summary["panels"]) == {"base", "steps200", "hidden40", "layers2", "relu", "fashion", "deepmind_settings"}
+        assert set(summary["panels"]) == {"base", "hidden40", "layers2", "relu", "fashion", "deepmind_settings", "budget"}
+        assert set(summary["panels"]["hidden40"]["optimisers"]) == {"lstm", "lstm_tuned", "sgd", "rmsprop", "adam", "nag"}
+        assert summary["panels"]["base"]["optimisers"]["lstm"]["loss"]["100"]["runs"] == summary["parameters"]["meta_seeds"]
         base = summary["panels"]["base"]["optimisers"]["lstm"]
         assert set(base["accuracy"]) == set(base["loss"]) and 0 <= base["accuracy"]["100"]["mean"] <= 1
 

@@ -32,7 +32,13 @@ def test_ill_typed_values_name_the_field(values, message):
 def test_every_chapter_checks_its_ranges_and_defaults_pass():
     for params in chapters.CHAPTERS.values():
         params()
-    with pytest.raises(chapters.ParameterError, match=r"Mnist needs eval_seeds >= 1 \(got 0\)"):
-        chapters.Mnist(eval_seeds=0)
+    with pytest.raises(chapters.ParameterError, match=r"Mnist needs meta_seeds >= 1 \(got 0\)"):
+        chapters.Mnist(meta_seeds=0)
+    with pytest.raises(chapters.ParameterError, match="budget_every must be a multiple of 500"):
+        chapters.Mnist(budget_every=750)
+    with pytest.raises(chapters.ParameterError, match=r"Keras.last \(40\) cannot exceed steps \(30\)"):
+        chapters.Keras(steps=30, last=40)
+    with pytest.raises(chapters.ParameterError, match="multiplier_grid needs at least one positive"):
+        chapters.Keras(multiplier_grid=[0.0])
     with pytest.raises(chapters.ParameterError, match="adam_grid needs at least one positive"):
         chapters.Keras(adam_grid=[])

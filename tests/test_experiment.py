@@ -205,9 +205,21 @@ def test_the_budget_curve_evaluates_every_snapshot_on_the_same_instances(tmp_pat
                                                                    snapshot_every=2), checkpoint_root=str(tmp_path))
     trainer.run(log=QUIET)
     panel = experiment.Panel("budget", "t", problem, problem, tune_steps=5, steps=5, report_steps=(5,))
-    curve = experiment.budget_curve(trainer.snapshots(), TINY_LSTM, panel, instances=4, seeds=[0, 1], step=5, baseline=lambda s: optimizers.sgd(0.01))
-    assert curve["epochs"] == [2, 4] and curve["snapshots"][0]["final"]["runs"] == 2 and curve["baseline"]["mean"]["runs"] == 2
+    assert meta.snapshots_in(trainer.checkpoint_dir) == trainer.snapshots()
+    curve = experiment.budget_curve(trainer.snapshots(), TINY_LSTM, panel, instances=4, seeds=[0, 1], step=5, baselines={"sgd": lambda s: optimizers.sgd(0.01)})
+    assert curve["epochs"] == [2, 4] and curve["snapshots"][0]["final"]["runs"] == 2 and curve["baselines"]["sgd"]["mean"]["runs"] == 2
     # The epoch-4 snapshot is the run's last weights: its row is what they do.
     last = trainer.result().optimizer()
     direct = evaluate.evaluate(problem, {"last": lambda s: last}, 5, 4, [0, 1]).curves["last"]
     assert curve["snapshots"][1]["final"]["mean"] == pytest.approx(direct[:, :, 5].mean(), rel=1e-6)
+
+
+def test_selection_noise_is_the_standard_error_of_the_signal_over_validation_problems(runs):
+    _, problem, out = runs
+    table = experiment.selection_noise(out, problem, instances=5, horizon=6)
+    assert list(table.seed) == [0, 1] and (table.stderr > 0).all() and (table.signal > 0).all()
+    # Five problems' spread, divided by sqrt(5): recomputed by hand for run 0.
+    from l2l.rollout import VALID_SEED
+    curves = evaluate.evaluate(problem, {"k": lambda s: out[0].optimizer(problem)}, 6, 5, [0], offset=VALID_SEED + 7919).curves["k"]
+    per = curves[0, :, 1:7].mean(axis=1)
+    assert table.stderr[0] == pytest.approx(per.std(ddof=1) / np.sqrt(5), rel=1e-6)

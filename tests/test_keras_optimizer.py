@@ -218,3 +218,35 @@ def test_every_optimizer_variable_has_its_own_path():
     optimizer.build(model.trainable_variables)
     paths = [v.path for v in optimizer.variables]
     assert len(paths) == len(set(paths)) and len([p for p in paths if "lstm_h" in p or "lstm_c" in p]) == 4 * 2 * 2
+
+
+def test_update_ratios_are_the_relative_size_of_each_step():
+    from l2l import keras_training
+
+    x, y = data(40)
+    # SGD's first update of each variable is -lr * grad: its ratio is lr * ||grad|| / ||w|| at the initial weights.
+    ratios = keras_training.update_ratios(model, lambda: keras.optimizers.SGD(0.1), 0, x, y, steps=3, batch_size=40)
+    start = model(0)
+    with tf.GradientTape() as tape:
+        loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)(y, start(x))
+    grads = tape.gradient(loss, start.trainable_variables)
+    kernel = start.trainable_variables[0]
+    expected = 0.1 * np.linalg.norm(grads[0].numpy()) / np.linalg.norm(kernel.numpy())
+    assert list(ratios) == ["dense0/kernel", "dense0/bias", "dense1/kernel", "dense1/bias"] and all(len(r) == 3 for r in ratios.values())
+    assert ratios["dense0/kernel"][0] == pytest.approx(expected, rel=1e-4)
+    none = keras_training.update_ratios(model, lambda: keras.optimizers.SGD(0.0), 0, x, y, steps=2, batch_size=40)
+    assert all(np.all(r == 0) for r in none.values())
+
+
+def test_last_mean_and_the_shared_model_builders():
+    from l2l import keras_training
+
+    curves = np.arange(2 * 1 * 30, dtype=float).reshape(2, 1, 30)
+    np.testing.assert_allclose(keras_training.last_mean(curves, 20)[:, 0], [np.mean(np.arange(10, 30)), np.mean(np.arange(40, 60))])
+    mlp = keras_training.paper_mlp(0)
+    assert [tuple(w.shape) for w in mlp.trainable_weights] == [(784, 20), (20,), (20, 10), (10,)]
+    assert 0.008 < float(np.std(mlp.trainable_weights[0].numpy())) < 0.012 and mlp.layers[1].activation.__name__ == "sigmoid"
+    # cifar_cnn is small_cnn on CIFAR's shape, weight for weight.
+    a, b = keras_training.cifar_cnn(3), keras_training.small_cnn(3, (32, 32, 3), (16, 32))
+    for u, v in zip(a.get_weights(), b.get_weights()):
+        np.testing.assert_array_equal(u, v)
