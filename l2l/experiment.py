@@ -366,7 +366,7 @@ def tune_multipliers(problem, runs, steps, instances, grid=evaluate.MULTIPLIER_G
 
 
 def run_protocol(panel, learned, instances, seeds, tune_instances, baselines=BASELINES, extra=evaluate.EXTRA_GRIDS,
-                 learned_name="lstm", tune_learned=False, multiplier_grid=evaluate.MULTIPLIER_GRID):
+                 learned_name="lstm", tune_learned=False, multiplier_grid=evaluate.MULTIPLIER_GRID, log=terminal_log):
     """The rigor protocol on one panel.
 
     Every baseline is tuned for every reported step and both objectives (two
@@ -385,8 +385,11 @@ def run_protocol(panel, learned, instances, seeds, tune_instances, baselines=BAS
     """
     steps = tuple(sorted(set(panel.report_steps)))
     started = time.time()
+    log(f"panel {panel.name}: tuning {', '.join(baselines)} for steps {steps}")
     settings = evaluate.tune(panel.tuning_problem, list(baselines), steps, tune_instances, extra=extra)[0]
     used = sorted({s % len(runs) for runs in learned.values() for s in seeds})
+    if tune_learned:
+        log(f"panel {panel.name}: tuning the step multiplier of {len(used)} runs of {', '.join(learned)}")
     multipliers = ({name: tune_multipliers(panel.tuning_problem, runs, steps, tune_instances, multiplier_grid, used)
                     for name, runs in learned.items()} if tune_learned else {})
     tuning_s = time.time() - started
@@ -414,6 +417,7 @@ def run_protocol(panel, learned, instances, seeds, tune_instances, baselines=BAS
                 runs_of.setdefault(name, {}).setdefault(s, {})[o] = run
 
     metric = (lambda params: panel.problem.metrics(params, panel.heldout)) if panel.heldout is not None else None
+    log(f"panel {panel.name}: {len(made)} distinct settings on {len(seeds)} seeds x {instances} instances, {panel.steps} steps")
     evaluation = evaluate.evaluate(panel.problem, made, panel.steps, instances, seeds, metric=metric, snapshots=steps if metric else ())
     curves, seconds = evaluation.curves, evaluation.seconds_per_step
     metrics = {run: {s: tuple(np.asarray(v) for v in m[s]) for s in steps} for run, m in evaluation.metrics.items() if m}
