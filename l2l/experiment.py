@@ -229,6 +229,8 @@ def edge_of_grid(lrs, grid=evaluate.LR_GRID):
 
 
 def fmt_interval(value):
+    if value.get("diverged"):
+        return f"diverged in {value['diverged']} of {value['runs']} runs"
     return f"{value['mean']:.3g} [{value['ci95'][0]:.3g}, {value['ci95'][1]:.3g}]"
 
 
@@ -333,8 +335,9 @@ TUNED = "{}_tuned"  # the entry of a learned optimiser with its step multiplier 
 
 
 def metric_values(curves, step, metric):
-    """[seeds, instances]: the loss at `step` ("final") or its mean over steps 1..step ("mean")."""
-    curves = np.asarray(curves, np.float64)
+    """[seeds, instances]: the loss at `step` ("final") or its mean over steps 1..step ("mean"); a NaN loss
+    (a diverged run) is +inf."""
+    curves = np.nan_to_num(np.asarray(curves, np.float64), nan=np.inf)
     return curves[:, :, step] if metric == "final" else stats.trajectory_mean(curves, step)
 
 
@@ -444,20 +447,21 @@ def run_protocol(panel, learned, instances, seeds, tune_instances, baselines=BAS
     for s in steps:
         verdicts[s] = {}
         for o in ("final", "mean"):
-            best = min(baselines, key=lambda n: entries[n]["loss" if o == "final" else "trajectory_mean"][str(s)]["mean"])
+            best = min(baselines, key=lambda n: stats.finite_or_inf(entries[n]["loss" if o == "final" else "trajectory_mean"][str(s)]["mean"]))
             ours = metric_values(curves[runs_of[competitor][s][o]], s, o)
             theirs = metric_values(curves[runs_of[best][s][o]], s, o)
             verdicts[s][o] = {"learned": competitor, "best": best, **stats.compare_runs(ours, theirs)}
         if metrics:
-            best = min(baselines, key=lambda n: entries[n]["heldout_loss"][str(s)]["mean"])
+            best = min(baselines, key=lambda n: stats.finite_or_inf(entries[n]["heldout_loss"][str(s)]["mean"]))
             verdicts[s]["heldout"] = {"learned": competitor, "best": best, **stats.compare_runs(
                 metrics[runs_of[competitor][s]["final"]][s][0], metrics[runs_of[best][s]["final"]][s][0])}
         ours_run = runs_of[competitor][s]["final"]
         reach = {n: min(panel.steps, int(s * seconds[ours_run] / seconds[runs_of[n][s]["final"]])) for n in baselines}
-        best = min(baselines, key=lambda n: float(np.mean(curves[runs_of[n][s]["final"]][:, :, reach[n]])))
+        best = min(baselines, key=lambda n: stats.finite_or_inf(np.mean(metric_values(curves[runs_of[n][s]["final"]], reach[n], "final"))))
         verdicts[s]["time"] = {"learned": competitor, "best": best, "step": reach[best],
                                "capped": reach[best] == panel.steps and s * seconds[ours_run] / seconds[runs_of[best][s]["final"]] > panel.steps,
-                               **stats.compare_runs(curves[ours_run][:, :, s], curves[runs_of[best][s]["final"]][:, :, reach[best]])}
+                               **stats.compare_runs(metric_values(curves[ours_run], s, "final"),
+                                                    metric_values(curves[runs_of[best][s]["final"]], reach[best], "final"))}
     return ProtocolResult(panel, settings, multipliers, curves, runs_of, seconds, metrics, entries, verdicts, tuning_s)
 
 
@@ -470,9 +474,12 @@ def protocol_sentence(result, step, metric, unit="problems"):
     where = ""
     if metric == "time":
         where = f", which reaches its step {v['step']} in that time" + (", the panel's end, though it would get further" if v["capped"] else "")
+    if v.get("diverged"):
+        gap = f"not finite in {v['diverged']} of the {v['runs']} runs (a run diverged), so there is no interval"
+    else:
+        gap = f"{v['mean']:.3g} (95% CI {v['ci95'][0]:.3g} to {v['ci95'][1]:.3g})"
     return (f"On the {METRICS[metric].format(step=step)}, over {v['runs']} runs of {unit}, {who} minus the best tuned baseline "
-            f"({best}, {tuned_for}{where}) is {v['mean']:.3g} (95% CI {v['ci95'][0]:.3g} to {v['ci95'][1]:.3g}): "
-            f"{who} **{v['verdict']}** it, lower in {v['wins']} of {v['runs']} runs.")
+            f"({best}, {tuned_for}{where}) is {gap}: {who} **{v['verdict']}** it, lower in {v['wins']} of {v['runs']} runs.")
 
 
 def protocol_verdicts(result, unit="problems"):

@@ -100,16 +100,34 @@ def trajectory_mean(curves, horizon):
 
 def over_runs(values, level=0.95):
     """{"mean", "ci95", "runs"} of values [runs, instances] (or [runs]): instances averaged within a run,
-    a t-interval over runs. One run gives an interval as wide as the mean's uncertainty allows: none."""
+    a t-interval over runs. One run gives an interval as wide as the mean's uncertainty allows: none.
+
+    A run whose mean is not finite (an optimiser that diverged on one of its
+    instances; NaN counts as +inf, a loss that blew up) makes the mean that
+    infinity, with a zero-width interval at it and "diverged": the number of
+    such runs, rather than a NaN that would compare as anything.
+    """
     from scipy import stats as scipy_stats
 
     values = np.asarray(values, np.float64)
     per_run = values.mean(axis=1) if values.ndim == 2 else values
-    n, mean = len(per_run), float(per_run.mean())
+    n = len(per_run)
+    if not np.all(np.isfinite(per_run)):
+        bad = ~np.isfinite(per_run)
+        signs = {float(np.sign(v)) if not np.isnan(v) else 1.0 for v in per_run[bad]}
+        mean = float("inf") * signs.pop() if len(signs) == 1 else float("nan")
+        return {"mean": mean, "ci95": [mean, mean], "runs": n, "diverged": int(bad.sum())}
+    mean = float(per_run.mean())
     if n < 2:
         return {"mean": mean, "ci95": [-np.inf, np.inf], "runs": n}
     half = float(scipy_stats.t.ppf(0.5 + level / 2, n - 1) * per_run.std(ddof=1) / np.sqrt(n))
     return {"mean": mean, "ci95": [mean - half, mean + half], "runs": n}
+
+
+def finite_or_inf(value):
+    """A score to rank by: NaN (a diverged run) ranks with +inf, after every finite value."""
+    value = float(value)
+    return value if not np.isnan(value) else float("inf")
 
 
 def compare_runs(a, b, level=0.95):
@@ -119,8 +137,11 @@ def compare_runs(a, b, level=0.95):
     (b may be a baseline without runs: its seeds pair with a's). "wins" is
     how many runs have a lower mean than b; the verdict reads the interval.
     """
-    out = over_runs(np.asarray(a, np.float64) - np.asarray(b, np.float64), level)
-    per_run = (np.asarray(a, np.float64) - np.asarray(b, np.float64)).mean(axis=1)
+    a, b = (np.nan_to_num(np.asarray(x, np.float64), nan=np.inf) for x in (a, b))  # a NaN loss is a diverged one
+    with np.errstate(invalid="ignore"):
+        diff = a - b  # inf - inf (both diverged) is NaN: no verdict either way
+    out = over_runs(diff, level)
+    per_run = diff.mean(axis=1) if diff.ndim == 2 else diff
     out["wins"] = int(np.sum(per_run < 0))
     out["verdict"] = "beats" if out["ci95"][1] < 0 else "loses to" if out["ci95"][0] > 0 else "cannot be told apart from"
     return out

@@ -223,3 +223,10 @@ def test_selection_noise_is_the_standard_error_of_the_signal_over_validation_pro
     curves = evaluate.evaluate(problem, {"k": lambda s: out[0].optimizer(problem)}, 6, 5, [0], offset=VALID_SEED + 7919).curves["k"]
     per = curves[0, :, 1:7].mean(axis=1)
     assert table.stderr[0] == pytest.approx(per.std(ddof=1) / np.sqrt(5), rel=1e-6)
+
+
+def test_a_diverged_baseline_reads_as_diverged_in_tables_and_sentences():
+    curves = np.ones((2, 3, 5))
+    curves[0, 1, 3:] = np.nan
+    assert np.isinf(experiment.metric_values(curves, 4, "final")[0, 1]) and np.isinf(experiment.metric_values(curves, 4, "mean")[0, 1])
+    assert experiment.fmt_interval(stats.over_runs(experiment.metric_values(curves, 4, "final"))) == "diverged in 1 of 2 runs"

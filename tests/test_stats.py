@@ -64,3 +64,15 @@ def test_compare_runs_counts_runs_and_reads_the_interval():
 def test_trajectory_mean_averages_steps_one_to_the_horizon():
     curves = np.arange(2 * 3 * 6, dtype=float).reshape(2, 3, 6)  # step 0 .. 5
     np.testing.assert_array_equal(stats.trajectory_mean(curves, 4), curves[:, :, 1:5].mean(axis=-1))
+
+
+def test_a_diverged_run_is_an_infinite_loss_never_a_nan_that_ranks_anywhere():
+    ok = np.array([[1.0, 2.0], [1.5, 1.5], [2.0, 1.0]])
+    blown = ok.copy()
+    blown[1, 0] = np.nan  # one instance of run 1 diverged
+    assert stats.over_runs(blown) == {"mean": np.inf, "ci95": [np.inf, np.inf], "runs": 3, "diverged": 1}
+    # The learned optimiser beats a baseline that diverged, in every run it was finite and the baseline not.
+    v = stats.compare_runs(ok, blown)
+    assert v["mean"] == -np.inf and v["verdict"] == "beats" and v["wins"] == 1 and v["diverged"] == 1
+    assert stats.compare_runs(blown, ok)["verdict"] == "loses to"
+    assert sorted([np.nan, 3.0, np.inf, 1.0], key=stats.finite_or_inf)[:2] == [1.0, 3.0]
