@@ -26,7 +26,9 @@ import logging
 import os
 import re
 import shutil
+import signal
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -131,7 +133,10 @@ def _set_aside(results):
         return None
     backup = results.with_name(results.name + ".before-run")
     if backup.exists():
-        shutil.rmtree(backup)
+        # A run killed outright (SIGKILL, a lost session) left its half-written files beside the good ones
+        # it had set aside: the good ones go back before anything else happens.
+        print(f"a killed run left {backup}; putting its files back into {results} first", file=sys.stderr)
+        _put_back(results, backup)
     backup.mkdir()
     for path in results.iterdir():
         if path.is_file():
@@ -150,6 +155,10 @@ def _put_back(results, backup):
         for path in backup.iterdir():
             os.replace(path, results / path.name)
         backup.rmdir()
+
+
+def _raise_on_sigterm(signum, frame):
+    raise SystemExit(f"terminated by signal {signum}")
 
 
 def _show_parameters_once(notebook):
@@ -179,6 +188,8 @@ def run(chapter, profile="full", overrides=None, output=None, root=ROOT, log_out
     results = Path(root) / parameters["results_dir"] if parameters.get("results_dir") else None
     backup = _set_aside(results)
     os.environ[PROVENANCE_VARIABLE] = json.dumps(info)  # the kernel inherits it
+    # SIGTERM (kill, a stopping session) becomes an exception, so the good files go back as on any failure.
+    previous = signal.signal(signal.SIGTERM, _raise_on_sigterm) if threading.current_thread() is threading.main_thread() else None
     try:
         papermill.execute_notebook(
             notebook, str(running), parameters=parameters, kernel_name="python3", cwd=str(root),
@@ -195,6 +206,8 @@ def run(chapter, profile="full", overrides=None, output=None, root=ROOT, log_out
                             f"{kept}; the failed notebook is {failed}") from error
     finally:
         del os.environ[PROVENANCE_VARIABLE]
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
     if backup:
         shutil.rmtree(backup)
     os.replace(running, output)

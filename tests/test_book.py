@@ -226,3 +226,39 @@ def test_a_chapter_can_be_held_to_one_thread_and_says_so():
     bad = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=ROOT)
     assert "L2L_THREADS must be a positive integer, got 'two'" in bad.stderr
     assert book.main(["run", "quadratics", "--threads", "0"]) == 2
+
+
+def test_a_killed_runs_leftovers_are_put_back_before_the_next_run(tmp_path):
+    results = tmp_path / "results"
+    (results / "runs").mkdir(parents=True)
+    (results / "summary.json").write_text("half written by a killed run")
+    (results / "curves.csv").write_text("half")
+    backup = tmp_path / "results.before-run"
+    backup.mkdir()
+    (backup / "summary.json").write_text("the good summary")
+    again = book._set_aside(results)
+    assert again == backup and (results / "summary.json").read_text() == "the good summary"
+    assert not (results / "curves.csv").exists() and (results / "runs").is_dir()  # the killed run's new file is gone, subfolders kept
+    assert sorted(p.name for p in backup.iterdir()) == ["summary.json"] and (backup / "summary.json").read_text() == "the good summary"
+
+
+@pytest.mark.slow
+def test_sigterm_during_a_run_puts_the_good_results_back(tmp_path):
+    import os
+    import signal
+    import time
+
+    results = tmp_path / "results"
+    results.mkdir()
+    (results / "summary.json").write_text("the good summary")
+    command = [sys.executable, "-m", "l2l.book", "run", "quadratics", "--profile", "smoke", "-p", "results_dir", str(results),
+               "-o", str(tmp_path / "q.ipynb"), "-p", "checkpoint_dir", str(tmp_path / "ckpt")]
+    process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and not (tmp_path / "ckpt").exists():  # the chapter is meta-training
+        time.sleep(0.5)
+    process.send_signal(signal.SIGTERM)
+    _, err = process.communicate(timeout=120)
+    assert process.returncode == 2 and "terminated by signal" in err, err[-2000:]
+    assert sorted(os.listdir(results)) == ["summary.json"] and (results / "summary.json").read_text() == "the good summary"
+    assert not (tmp_path / "results.before-run").exists()
