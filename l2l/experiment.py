@@ -529,9 +529,15 @@ def protocol_figure(result, step, steps=None, objective="final", log_x=False, gr
     return fig
 
 
-def protocol_curves_frame(results, seeds):
-    """Each seed's mean curve of every run of every panel: small enough to commit."""
-    return pd.concat([stats.seed_means(r.curves, seeds).assign(panel=name) for name, r in results.items()], ignore_index=True)
+def protocol_curves_frame(results, seeds, dense_until=None, sparse_points=60):
+    """Each seed's mean curve of every run of every panel, small enough to commit: every step up to
+    `dense_until` (default: all), then `sparse_points` steps spaced evenly in log-step to the end."""
+    frame = pd.concat([stats.seed_means(r.curves, seeds).assign(panel=name) for name, r in results.items()], ignore_index=True)
+    if dense_until is None:
+        return frame
+    last = int(frame.step.max())
+    kept = set(range(dense_until + 1)) | set(np.unique(np.geomspace(max(dense_until, 1), last, sparse_points).astype(int)).tolist()) | {last}
+    return frame[frame.step.isin(kept)].reset_index(drop=True)
 
 
 def protocol_tuning_frame(results):

@@ -137,7 +137,7 @@ results = {name: experiment.run_protocol(pan, {"lstm": paper_runs}, p.eval_insta
 results["deepmind_settings"] = experiment.run_protocol(
     dataclasses.replace(PANELS["base"][0], name="deepmind_settings", title="MNIST: DeepMind settings (LSTM) and paper settings"),
     {"lstm": deepmind_runs, "lstm_paper": paper_runs}, p.eval_instances, list(range(min(p.meta_seeds, p.deepmind_seeds))), p.tune_instances)
-experiment.protocol_curves_frame(results, range(max(p.meta_seeds, p.deepmind_seeds))).to_csv(chapter.path("curves.csv"), index=False, float_format="%.6g")
+experiment.protocol_curves_frame(results, range(max(p.meta_seeds, p.deepmind_seeds)), dense_until=p.horizon).to_csv(chapter.path("curves.csv"), index=False, float_format="%.6g")
 experiment.protocol_tuning_frame(results).to_csv(chapter.path("tuning.csv"), index=False)
 for name, result in results.items():
     glue(f"table_{name}", Markdown(experiment.protocol_table(result).to_markdown(index=False)), display=False)

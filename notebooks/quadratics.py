@@ -109,7 +109,7 @@ glue("best_epochs_deepmind", ", ".join(str(r.best_epoch) for r in trained["deepm
 results = {name: experiment.run_protocol(panel, {"lstm": list(trained[name].values())}, p.eval_instances, list(range(SETTINGS[name][2])),
                                          p.tune_instances)
            for name, panel in panels.items()}
-chapter_curves = experiment.protocol_curves_frame(results, range(max(p.meta_seeds, p.deepmind_seeds)))
+chapter_curves = experiment.protocol_curves_frame(results, range(max(p.meta_seeds, p.deepmind_seeds)), dense_until=p.horizon)
 experiment.protocol_tuning_frame(results).to_csv(chapter.path("tuning.csv"), index=False)
 for name, result in results.items():
     glue(f"table_{name}", Markdown(experiment.protocol_table(result).to_markdown(index=False)), display=False)

@@ -161,6 +161,8 @@ def test_the_rigor_protocol_tunes_per_step_and_metric_and_reports_runs(runs):
     table = experiment.protocol_table(result)
     assert table.columns[0] == "optimiser" and "mean loss, steps 1-8" in table.columns and list(table.runs) == [3, 3, 3]
     assert experiment.protocol_verdicts(result).count("\n- ") == 2 * 3 - 1  # 2 steps x (final, mean, time)
+    thin = experiment.protocol_curves_frame({"base": result}, [0, 1, 2], dense_until=4, sparse_points=3)
+    assert sorted(set(thin.step)) == [0, 1, 2, 3, 4, 5, 8] and len(experiment.protocol_curves_frame({"base": result}, [0, 1, 2]).step.unique()) == 9
     bands = stats.run_bands(experiment.protocol_curves(result, 8), range(9))
     np.testing.assert_allclose(bands[bands.optimiser == "lstm"]["mean"], result.curves["lstm"].mean(axis=(0, 1)), rtol=1e-6)
 
