@@ -368,8 +368,93 @@ def tune_multipliers(problem, runs, steps, instances, grid=evaluate.MULTIPLIER_G
     return {s: {o: [m.get(k, 1.0) for k in range(len(runs))] for o, m in by_o.items()} for s, by_o in tuned.items()}
 
 
+def _weights_digest(run):
+    """sha256 of a learned run's weights (its kept meta-parameters), or None for something without them."""
+    import hashlib
+
+    params = getattr(run, "meta_params", None)
+    if params is None:
+        return None
+    digest = hashlib.sha256()
+    for name in sorted(params):
+        digest.update(name.encode() + np.asarray(params[name]).tobytes())
+    return digest.hexdigest()
+
+
+def protocol_key(panel, learned, instances, seeds, tune_instances, baselines, extra, learned_name, tune_learned, multiplier_grid):
+    """sha256 of everything a run_protocol result depends on: the panel's problems and data, the learned
+    runs' weights, the sizes, seeds and grids, and the code version; None when a learned optimiser has
+    no weights to hash (then nothing is cached)."""
+    import hashlib
+
+    digests = {name: [_weights_digest(r) for r in runs] for name, runs in learned.items()}
+    if any(d is None for ds in digests.values() for d in ds):
+        return None
+    described = {
+        "code_version": meta.CODE_VERSION, "name": panel.name, "problem": panel.problem.describe(), "tuning_problem": panel.tuning_problem.describe(),
+        "tune_steps": panel.tune_steps, "steps": panel.steps, "report_steps": list(panel.report_steps),
+        "heldout": [panel.heldout.name, panel.heldout.fingerprint] if panel.heldout is not None else None,
+        "learned": digests, "instances": instances, "seeds": list(seeds), "tune_instances": tune_instances, "baselines": list(baselines),
+        "extra": {k: {kk: list(vv) for kk, vv in v.items()} for k, v in extra.items()}, "learned_name": learned_name,
+        "tune_learned": tune_learned, "multiplier_grid": list(multiplier_grid), "grid": list(evaluate.LR_GRID),
+    }
+    return hashlib.sha256(json.dumps(described, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _save_protocol(path, result):
+    """A ProtocolResult as <path>.json (everything but arrays) and <path>.npz (curves and held-out metrics), atomically."""
+    arrays = {f"curves/{run}": values for run, values in result.curves.items()}
+    arrays.update({f"metrics/{run}/{s}/{i}": v for run, by_step in result.metrics.items() for s, pair in by_step.items() for i, v in enumerate(pair)})
+    with open(path + ".npz.tmp", "wb") as f:
+        np.savez(f, **arrays)
+    plain = {"settings": result.settings, "multipliers": result.multipliers, "runs": result.runs, "seconds_per_step": result.seconds_per_step,
+             "entries": result.entries, "verdicts": result.verdicts, "tuning_s": result.tuning_s}
+    with open(path + ".json.tmp", "w") as f:
+        json.dump(plain, f, allow_nan=True)
+    os.replace(path + ".npz.tmp", path + ".npz")
+    os.replace(path + ".json.tmp", path + ".json")  # last: its presence says the pair is whole
+
+
+def _load_protocol(path, panel):
+    """The ProtocolResult saved at `path`, or None if it is missing or unreadable (then it is recomputed)."""
+    try:
+        with open(path + ".json") as f:
+            plain = json.load(f)
+        with np.load(path + ".npz", allow_pickle=False) as arrays:
+            loaded = {k: arrays[k] for k in arrays.files}
+    except (OSError, ValueError, KeyError):
+        return None
+    by_int = lambda d: {int(k): v for k, v in d.items()}
+    curves = {k[len("curves/"):]: v for k, v in loaded.items() if k.startswith("curves/")}
+    metrics = {}
+    for k, v in loaded.items():
+        if k.startswith("metrics/"):
+            _, run, s, i = k.split("/")  # run names hold no "/"
+            metrics.setdefault(run, {}).setdefault(int(s), [None, None])[int(i)] = v
+    return ProtocolResult(panel, by_int(plain["settings"]), {n: by_int(m) for n, m in plain["multipliers"].items()}, curves,
+                          {n: by_int(r) for n, r in plain["runs"].items()}, plain["seconds_per_step"],
+                          {run: {s: tuple(pair) for s, pair in by_step.items()} for run, by_step in metrics.items()},
+                          plain["entries"], by_int(plain["verdicts"]), plain["tuning_s"])
+
+
 def run_protocol(panel, learned, instances, seeds, tune_instances, baselines=BASELINES, extra=evaluate.EXTRA_GRIDS,
-                 learned_name="lstm", tune_learned=False, multiplier_grid=evaluate.MULTIPLIER_GRID, log=terminal_log):
+                 learned_name="lstm", tune_learned=False, multiplier_grid=evaluate.MULTIPLIER_GRID, log=terminal_log, cache_dir=None):
+    """The rigor protocol on one panel; with cache_dir, a finished panel is kept under its protocol_key
+    there and reused, so a chapter killed after some panels resumes at the next one."""
+    key = protocol_key(panel, learned, instances, seeds, tune_instances, baselines, extra, learned_name, tune_learned, multiplier_grid) if cache_dir else None
+    path = os.path.join(cache_dir, f"{panel.name}-{key}") if key else None
+    if path and (cached := _load_protocol(path, panel)) is not None:
+        log(f"panel {panel.name}: reused {path}")
+        return cached
+    result = _run_protocol(panel, learned, instances, seeds, tune_instances, baselines, extra, learned_name, tune_learned, multiplier_grid, log)
+    if path:
+        os.makedirs(cache_dir, exist_ok=True)
+        _save_protocol(path, result)
+    return result
+
+
+def _run_protocol(panel, learned, instances, seeds, tune_instances, baselines=BASELINES, extra=evaluate.EXTRA_GRIDS,
+                  learned_name="lstm", tune_learned=False, multiplier_grid=evaluate.MULTIPLIER_GRID, log=terminal_log):
     """The rigor protocol on one panel.
 
     Every baseline is tuned for every reported step and both objectives (two

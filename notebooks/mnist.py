@@ -132,11 +132,14 @@ glue("selection_spread", f"{noise.signal.max() - noise.signal.min():.3g}", displ
 
 # %% tags=["hide-input"]
 paper_runs, deepmind_runs = list(trained["paper"].values()), list(trained["deepmind"].values())
-results = {name: experiment.run_protocol(pan, {"lstm": paper_runs}, p.eval_instances, seeds, p.tune_instances, tune_learned=transferred)
+panel_cache = f"{p.checkpoint_dir}/panels"  # a finished panel is kept here, so a killed chapter resumes at the next one
+results = {name: experiment.run_protocol(pan, {"lstm": paper_runs}, p.eval_instances, seeds, p.tune_instances, tune_learned=transferred,
+                                         cache_dir=panel_cache)
            for name, (pan, transferred) in PANELS.items()}
 results["deepmind_settings"] = experiment.run_protocol(
     dataclasses.replace(PANELS["base"][0], name="deepmind_settings", title="MNIST: DeepMind settings (LSTM) and paper settings"),
-    {"lstm": deepmind_runs, "lstm_paper": paper_runs}, p.eval_instances, list(range(min(p.meta_seeds, p.deepmind_seeds))), p.tune_instances)
+    {"lstm": deepmind_runs, "lstm_paper": paper_runs}, p.eval_instances, list(range(min(p.meta_seeds, p.deepmind_seeds))), p.tune_instances,
+    cache_dir=panel_cache)
 experiment.protocol_curves_frame(results, range(max(p.meta_seeds, p.deepmind_seeds)), dense_until=p.horizon).to_csv(chapter.path("curves.csv"), index=False, float_format="%.6g")
 experiment.protocol_tuning_frame(results).to_csv(chapter.path("tuning.csv"), index=False)
 for name, result in results.items():

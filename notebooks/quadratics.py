@@ -107,7 +107,7 @@ glue("best_epochs_deepmind", ", ".join(str(r.best_epoch) for r in trained["deepm
 
 # %% tags=["hide-input"]
 results = {name: experiment.run_protocol(panel, {"lstm": list(trained[name].values())}, p.eval_instances, list(range(SETTINGS[name][2])),
-                                         p.tune_instances)
+                                         p.tune_instances, cache_dir=f"{p.checkpoint_dir}/panels")
            for name, panel in panels.items()}
 chapter_curves = experiment.protocol_curves_frame(results, range(max(p.meta_seeds, p.deepmind_seeds)), dense_until=p.horizon)
 experiment.protocol_tuning_frame(results).to_csv(chapter.path("tuning.csv"), index=False)

@@ -232,3 +232,28 @@ def test_a_diverged_baseline_reads_as_diverged_in_tables_and_sentences():
     curves[0, 1, 3:] = np.nan
     assert np.isinf(experiment.metric_values(curves, 4, "final")[0, 1]) and np.isinf(experiment.metric_values(curves, 4, "mean")[0, 1])
     assert experiment.fmt_interval(stats.over_runs(experiment.metric_values(curves, 4, "final"))) == "diverged in 1 of 2 runs"
+
+
+def test_a_finished_panel_is_cached_under_its_key_and_reused(runs, tmp_path):
+    _, problem, out = runs
+    x = np.random.default_rng(0).integers(0, 256, size=(60, 2, 2), dtype=np.uint8)
+    data = problems.image_data(x, np.arange(60) % 10, "tiny")
+    mlp = problems.MLP(data, hidden=(3,), batch_size=8)
+    panel = experiment.Panel("mlp", "tiny MLP", mlp, mlp, tune_steps=4, steps=6, report_steps=(4, 6), heldout=data)
+    mlp_runs = experiment.meta_train_runs(mlp, TINY_LSTM, [tiny_config(0)], str(tmp_path / "ckpt"), str(tmp_path), "lstm", log=QUIET)
+    args = dict(instances=2, seeds=[0, 1], tune_instances=2, baselines=("sgd",), extra={})
+    lines = []
+    first = experiment.run_protocol(panel, {"lstm": list(mlp_runs.values())}, **args, tune_learned=True, log=lines.append, cache_dir=str(tmp_path / "panels"))
+    again = experiment.run_protocol(panel, {"lstm": list(mlp_runs.values())}, **args, tune_learned=True, log=lines.append, cache_dir=str(tmp_path / "panels"))
+    assert any("reused" in line for line in lines) and sum("tuning" in line for line in lines) == 2  # baselines and multipliers, once
+    assert again.settings == first.settings and again.multipliers == first.multipliers and again.runs == first.runs
+    assert again.entries == json.loads(json.dumps(first.entries)) and again.verdicts == {s: json.loads(json.dumps(v)) for s, v in first.verdicts.items()}
+    for run in first.curves:
+        np.testing.assert_array_equal(again.curves[run], first.curves[run])
+    for run in first.metrics:
+        np.testing.assert_array_equal(again.metrics[run][6][1], first.metrics[run][6][1])
+    assert experiment.protocol_table(again).equals(experiment.protocol_table(first))
+    # Other weights, or a learned optimiser without weights, is another key (or no caching at all).
+    other = experiment.meta_train_runs(mlp, TINY_LSTM, [tiny_config(1)], str(tmp_path / "ckpt"), str(tmp_path), "lstm", log=QUIET)
+    key = lambda runs: experiment.protocol_key(panel, {"lstm": runs}, 2, [0, 1], 2, ("sgd",), {}, "lstm", True, evaluate.MULTIPLIER_GRID)
+    assert key(list(mlp_runs.values())) != key(list(other.values())) and key([object()]) is None
