@@ -156,10 +156,61 @@ class Keras(ChapterParameters):
                 raise ParameterError(f"Keras.{name} needs at least one positive value, got {list(values)}")
 
 
+
+@dataclasses.dataclass(frozen=True)
+class Cifar(ChapterParameters):
+    meta_seeds: int = 3  # meta-training runs of each learned optimiser; test seed s uses run s (the run is the unit)
+    meta_epochs: int = 30  # meta-training epochs per run, each one fresh ConvNet over the horizon (what 2 CPU cores allow; see the chapter)
+    meta_lr: float = 0.001  # learning rate of Adam on the LSTM weights
+    clip_norm: float = 0.0  # meta-gradient global-norm clipping; 0: none
+    horizon: int = 100  # optimisee steps per epoch, the meta-objective's horizon (the DeepMind code: 100)
+    unroll: int = 20  # steps per truncated-BPTT segment (paper: 20)
+    valid_every: int = 10  # epochs between validations, for best-by-validation selection
+    valid_instances: int = 4  # ConvNets on the selection images behind each validation (selection by mean loss over the horizon)
+    preprocess_p: float = 10.0  # LogAndSign's p (the paper's text; the DeepMind code: 5)
+    scale: float = 0.1  # the LSTM's output scale (the paper's text for MNIST; the DeepMind code: 0.01)
+    long_factors: list[int] = (2, 5)  # CIFAR-10 is also reported at these multiples of the horizon
+    subset_factor: int = 2  # CIFAR-5 and CIFAR-2 run to this multiple of the horizon
+    cifar5_labels: list[int] = (0, 1, 2, 3, 4)  # the CIFAR-5 panel's labels
+    cifar2_labels: list[int] = (0, 1)  # the CIFAR-2 panel's labels
+    sub_labels: list[int] = (5, 6, 7, 8, 9)  # LSTM-sub meta-trains on these labels only, none of them in either subset
+    eval_instances: int = 1  # ConvNets per run on each test panel
+    tune_instances: int = 1  # ConvNets on the selection images for tuning every baseline and multiplier
+    lr_grid: list[float] = (0.0001, 0.0003162, 0.001, 0.003162, 0.01, 0.03162, 0.1, 0.3162, 1.0)  # first-stage rates (half-decades); then quarter-decades beside the best
+    nag_momenta: list[float] = (0.9, 0.99)  # NAG momenta tuned with the rate
+    adam_beta1: list[float] = (0.5, 0.9)  # ADAM beta_1 values tuned with the rate
+    mnist_weights: str = "book/results/mnist/lstm_paper_seed{seed}.weights.h5"  # the MNIST chapter's LSTMs (paper settings), for the transfer panel
+    keras_steps: int = 200  # steps of the Keras panel (model.fit on the same ConvNet built from Keras layers)
+    keras_adam_grid: list[float] = (0.0003, 0.001, 0.003, 0.01, 0.03)  # ADAM learning rates tried on the selection images
+    keras_multiplier_grid: list[float] = (0.1, 0.3162, 1.0, 3.162)  # the LSTM's step multipliers tried the same way
+    results_dir: str = "book/results/cifar"  # summary.json, curves, trained weights
+    checkpoint_dir: str = ".cache/checkpoints"  # resumable meta-training runs and finished panels; not in git
+
+    def check(self):
+        _at_least(self, meta_seeds=1, meta_epochs=1, horizon=1, unroll=1, valid_every=1, valid_instances=2, eval_instances=1, tune_instances=1,
+                  subset_factor=1, keras_steps=1)
+        if self.horizon % self.unroll:
+            raise ParameterError(f"Cifar.horizon ({self.horizon}) must be a multiple of unroll ({self.unroll})")
+        if any(f < 2 for f in self.long_factors):
+            raise ParameterError(f"Cifar.long_factors must be multiples >= 2 of the horizon, got {list(self.long_factors)}")
+        for name in ("cifar5_labels", "cifar2_labels", "sub_labels"):
+            labels = getattr(self, name)
+            if len(labels) < 2 or len(set(labels)) != len(labels) or not all(0 <= k <= 9 for k in labels):
+                raise ParameterError(f"Cifar.{name} needs at least two distinct CIFAR-10 labels in 0..9, got {list(labels)}")
+        shared = sorted(set(self.sub_labels) & (set(self.cifar5_labels) | set(self.cifar2_labels)))
+        if shared:
+            raise ParameterError(f"Cifar.sub_labels must be held out from both subsets, but {shared} are in cifar5_labels or cifar2_labels")
+        for name in ("lr_grid", "nag_momenta", "adam_beta1", "keras_adam_grid", "keras_multiplier_grid"):
+            values = getattr(self, name)
+            if not values or min(values) <= 0:
+                raise ParameterError(f"Cifar.{name} needs at least one positive value, got {list(values)}")
+        if "{seed}" not in self.mnist_weights:
+            raise ParameterError(f"Cifar.mnist_weights must contain {{seed}} (run k of the MNIST chapter), got {self.mnist_weights!r}")
+
 @dataclasses.dataclass(frozen=True)
 class Benchmarks(ChapterParameters):
     benchmark_file: str = "benchmarks/results.json"  # written by make bench
     results_root: str = "book/results"  # where the chapters wrote their summary.json
 
 
-CHAPTERS = {"quadratics": Quadratics, "mnist": Mnist, "keras": Keras, "benchmarks": Benchmarks}
+CHAPTERS = {"quadratics": Quadratics, "mnist": Mnist, "keras": Keras, "cifar": Cifar, "benchmarks": Benchmarks}

@@ -182,6 +182,29 @@ def load_cifar10():
     return (x_train, y_train), (x_test, y_test)
 
 
+def cifar_splits():
+    """The book's CIFAR-10 split as name -> l2l.problems.ImageData.
+
+    The mirror holds the 50,000 training images and only the first 1,000
+    official test images, so: meta_train: data_batch_1-4 less their last
+    4,000 images (training images 0-35,999; the chapter's LSTMs meta-train on
+    these); valid: training images 36,000-39,999 (checkpoint selection and
+    every tuning); test_train: data_batch_5 (training images 40,000-49,999,
+    the test-time optimisees train on these); test_heldout: the official test
+    images (held-out loss and accuracy; 1,000 of them where test_batch is
+    absent). Label subsets are l2l.problems.label_subset of these.
+    """
+    from l2l.problems import image_data
+
+    (x, y), (tx, ty) = load_cifar10()
+    return {
+        "meta_train": image_data(x[:36000], y[:36000], "cifar10-train[:36000]"),
+        "valid": image_data(x[36000:40000], y[36000:40000], "cifar10-train[36000:40000]"),
+        "test_train": image_data(x[40000:], y[40000:], "cifar10-train[40000:]"),
+        "test_heldout": image_data(tx, ty, f"cifar10-test[:{len(tx)}]"),
+    }
+
+
 def mnist_splits():
     """The book's MNIST and Fashion-MNIST splits as name -> l2l.problems.ImageData.
 

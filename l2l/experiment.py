@@ -124,6 +124,26 @@ def meta_train_runs(problem, lstm_config, configs, checkpoint_root, results_dir,
     return runs
 
 
+
+class SavedRun(NamedTuple):
+    """A learned optimiser read from a weights file (another chapter's run), usable wherever a MetaResult is."""
+
+    path: str
+    meta_params: dict
+    lstm_config: object  # LSTMConfig, or group -> LSTMConfig
+    provenance: dict
+
+    def optimizer(self, problem=None):
+        return learned_optimizer.learned(self.meta_params, self.lstm_config, getattr(problem, "groups", None))
+
+
+def saved_runs(paths, made_by):
+    """SavedRun of each weights file; a missing one is named with `made_by`, the command that writes it, before any compute."""
+    missing = [p for p in paths if not os.path.exists(p)]
+    if missing:
+        raise FileNotFoundError(f"missing learned optimiser weights {missing}: {made_by} writes them")
+    return [SavedRun(p, *learned_optimizer.load_weights(p)) for p in paths]
+
 def meta_training_entry(runs):
     """What summary.json records of a group of runs beside the learned optimiser's results."""
     return {"meta_training_s": [r.wall_time_s for r in runs.values()], "best_epoch": [r.best_epoch for r in runs.values()],
@@ -381,7 +401,7 @@ def _weights_digest(run):
     return digest.hexdigest()
 
 
-def protocol_key(panel, learned, instances, seeds, tune_instances, baselines, extra, learned_name, tune_learned, multiplier_grid):
+def protocol_key(panel, learned, instances, seeds, tune_instances, baselines, extra, learned_name, tune_learned, multiplier_grid, grid=evaluate.LR_GRID):
     """sha256 of everything a run_protocol result depends on: the panel's problems and data, the learned
     runs' weights, the sizes, seeds and grids, and the code version; None when a learned optimiser has
     no weights to hash (then nothing is cached)."""
@@ -396,7 +416,8 @@ def protocol_key(panel, learned, instances, seeds, tune_instances, baselines, ex
         "heldout": [panel.heldout.name, panel.heldout.fingerprint] if panel.heldout is not None else None,
         "learned": digests, "instances": instances, "seeds": list(seeds), "tune_instances": tune_instances, "baselines": list(baselines),
         "extra": {k: {kk: list(vv) for kk, vv in v.items()} for k, v in extra.items()}, "learned_name": learned_name,
-        "tune_learned": tune_learned, "multiplier_grid": list(multiplier_grid), "grid": list(evaluate.LR_GRID),
+        "tune_learned": tune_learned if isinstance(tune_learned, bool) else sorted(tune_learned), "multiplier_grid": list(multiplier_grid),
+        "grid": list(grid),
     }
     return hashlib.sha256(json.dumps(described, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
@@ -438,15 +459,17 @@ def _load_protocol(path, panel):
 
 
 def run_protocol(panel, learned, instances, seeds, tune_instances, baselines=BASELINES, extra=evaluate.EXTRA_GRIDS,
-                 learned_name="lstm", tune_learned=False, multiplier_grid=evaluate.MULTIPLIER_GRID, log=terminal_log, cache_dir=None):
+                 learned_name="lstm", tune_learned=False, multiplier_grid=evaluate.MULTIPLIER_GRID, log=terminal_log, cache_dir=None,
+                 grid=evaluate.LR_GRID):
     """The rigor protocol on one panel; with cache_dir, a finished panel is kept under its protocol_key
     there and reused, so a chapter killed after some panels resumes at the next one."""
-    key = protocol_key(panel, learned, instances, seeds, tune_instances, baselines, extra, learned_name, tune_learned, multiplier_grid) if cache_dir else None
+    key = (protocol_key(panel, learned, instances, seeds, tune_instances, baselines, extra, learned_name, tune_learned, multiplier_grid, grid)
+           if cache_dir else None)
     path = os.path.join(cache_dir, f"{panel.name}-{key}") if key else None
     if path and (cached := _load_protocol(path, panel)) is not None:
         log(f"panel {panel.name}: reused {path}")
         return cached
-    result = _run_protocol(panel, learned, instances, seeds, tune_instances, baselines, extra, learned_name, tune_learned, multiplier_grid, log)
+    result = _run_protocol(panel, learned, instances, seeds, tune_instances, baselines, extra, learned_name, tune_learned, multiplier_grid, log, grid)
     if path:
         os.makedirs(cache_dir, exist_ok=True)
         _save_protocol(path, result)
@@ -454,13 +477,14 @@ def run_protocol(panel, learned, instances, seeds, tune_instances, baselines=BAS
 
 
 def _run_protocol(panel, learned, instances, seeds, tune_instances, baselines=BASELINES, extra=evaluate.EXTRA_GRIDS,
-                  learned_name="lstm", tune_learned=False, multiplier_grid=evaluate.MULTIPLIER_GRID, log=terminal_log):
+                  learned_name="lstm", tune_learned=False, multiplier_grid=evaluate.MULTIPLIER_GRID, log=terminal_log, grid=evaluate.LR_GRID):
     """The rigor protocol on one panel.
 
     Every baseline is tuned for every reported step and both objectives (two
-    stages, evaluate.tune, on the panel's tuning problem); with tune_learned,
-    so is each learned run's step multiplier (`<name>_tuned` entries; the
-    plain entry stays at multiplier 1, as meta-trained). Every distinct
+    stages, evaluate.tune over `grid`, on the panel's tuning problem); with
+    tune_learned (True: every learned optimiser; or a collection of their
+    names), so is each learned run's step multiplier (`<name>_tuned` entries;
+    the plain entry stays at multiplier 1, as meta-trained). Every distinct
     setting then runs once to the panel's end on the same test instances
     (seed s uses learned run s mod n). Numbers are over runs (seeds): each
     step and metric reads the run tuned for it. Verdicts compare the learned
@@ -474,12 +498,15 @@ def _run_protocol(panel, learned, instances, seeds, tune_instances, baselines=BA
     steps = tuple(sorted(set(panel.report_steps)))
     started = time.time()
     log(f"panel {panel.name}: tuning {', '.join(baselines)} for steps {steps}")
-    settings = evaluate.tune(panel.tuning_problem, list(baselines), steps, tune_instances, extra=extra)[0]
+    settings = evaluate.tune(panel.tuning_problem, list(baselines), steps, tune_instances, grid=grid, extra=extra)[0]
     used = sorted({s % len(runs) for runs in learned.values() for s in seeds})
-    if tune_learned:
-        log(f"panel {panel.name}: tuning the step multiplier of {len(used)} runs of {', '.join(learned)}")
-    multipliers = ({name: tune_multipliers(panel.tuning_problem, runs, steps, tune_instances, multiplier_grid, used)
-                    for name, runs in learned.items()} if tune_learned else {})
+    tuned_names = [n for n in learned if tune_learned is True or (not isinstance(tune_learned, bool) and n in tune_learned)]
+    unknown = sorted(set(tune_learned) - set(learned)) if not isinstance(tune_learned, bool) else []
+    if unknown:
+        raise ValueError(f"tune_learned names {unknown}, which are not learned optimisers of this panel ({sorted(learned)})")
+    if tuned_names:
+        log(f"panel {panel.name}: tuning the step multiplier of {len(used)} runs of {', '.join(tuned_names)}")
+    multipliers = {name: tune_multipliers(panel.tuning_problem, learned[name], steps, tune_instances, multiplier_grid, used) for name in tuned_names}
     tuning_s = time.time() - started
 
     made, runs_of = {}, {}
@@ -527,6 +554,13 @@ def _run_protocol(panel, learned, instances, seeds, tune_instances, baselines=BA
         entry["ms_per_step"] = 1000 * seconds[final_run]
         entries[name] = entry
 
+    verdicts = _verdicts(panel, list(baselines), entries, curves, runs_of, seconds, metrics, learned_name, multipliers)
+    return ProtocolResult(panel, settings, multipliers, curves, runs_of, seconds, metrics, entries, verdicts, tuning_s)
+
+
+def _verdicts(panel, baselines, entries, curves, runs_of, seconds, metrics, learned_name, multipliers):
+    """step -> metric -> the paired comparison of `learned_name` (its tuned entry, where tuned) with the best baseline."""
+    steps = tuple(sorted(set(panel.report_steps)))
     competitor = TUNED.format(learned_name) if learned_name in multipliers else learned_name
     verdicts = {}
     for s in steps:
@@ -547,13 +581,45 @@ def _run_protocol(panel, learned, instances, seeds, tune_instances, baselines=BA
                                "capped": reach[best] == panel.steps and s * seconds[ours_run] / seconds[runs_of[best][s]["final"]] > panel.steps,
                                **stats.compare_runs(metric_values(curves[ours_run], s, "final"),
                                                     metric_values(curves[runs_of[best][s]["final"]], reach[best], "final"))}
-    return ProtocolResult(panel, settings, multipliers, curves, runs_of, seconds, metrics, entries, verdicts, tuning_s)
+    return verdicts
 
+
+def protocol_view(result, learned_name, name=None, title=None, others=()):
+    """One learned optimiser's panel out of a run_protocol result that evaluated several on the same instances.
+
+    Keeps `learned_name` (and its tuned entry), the `others` learned entries
+    for comparison and every baseline, with the verdicts recomputed for
+    `learned_name`. Panels that share a test problem (CIFAR-10 with two LSTMs,
+    one LSTM, the MNIST-trained LSTM) thus share their baselines' tuning and
+    runs: the same numbers, computed once.
+    """
+    baselines = [n for n, e in result.entries.items() if e.get("settings")]
+    learned = [n for n in result.entries if n not in baselines and not n.endswith(TUNED.format(""))]
+    unknown = [n for n in (learned_name, *others) if n not in learned]
+    if unknown:
+        raise ValueError(f"{unknown} are not learned optimisers of panel {result.panel.name!r}; it has {learned}")
+    keep = [n for base in (learned_name, *others) for n in (base, TUNED.format(base)) if n in result.entries] + baselines
+    panel = dataclasses.replace(result.panel, name=name or result.panel.name, title=title or result.panel.title)
+    runs = {n: result.runs[n] for n in keep}
+    used = {run for by_step in runs.values() for by_o in by_step.values() for run in by_o.values()}
+    verdicts = _verdicts(panel, baselines, result.entries, result.curves, result.runs, result.seconds_per_step, result.metrics, learned_name,
+                         result.multipliers)
+    return result._replace(panel=panel, runs=runs, entries={n: result.entries[n] for n in keep}, verdicts=verdicts,
+                           multipliers={n: m for n, m in result.multipliers.items() if n in keep},
+                           curves={r: c for r, c in result.curves.items() if r in used},
+                           metrics={r: m for r, m in result.metrics.items() if r in used},
+                           seconds_per_step={r: v for r, v in result.seconds_per_step.items() if r in used})
+
+
+
+def protocol_summary(result):
+    """A panel's summary.json entry: every optimiser's entry, the test problem and the verdicts by step."""
+    return {"optimisers": result.entries, "architecture": repr(result.panel.problem), "verdicts": {str(s): v for s, v in result.verdicts.items()}}
 
 def protocol_sentence(result, step, metric, unit="problems"):
     """One sentence for one step and metric: which metric, which step, how many runs, the interval and k of n."""
     v = result.verdicts[step][metric]
-    best = plots.LABELS.get(v["best"], v["best"])
+    best = plots.label(v["best"])
     who = "the LSTM (its step multiplier tuned)" if v["learned"] != "lstm" and v["learned"].endswith("_tuned") else "the LSTM"
     tuned_for = "tuned for this step's final loss" if metric in ("heldout", "time") else "tuned for this step and metric"
     where = ""
@@ -588,8 +654,7 @@ def protocol_table(result):
     final loss and trajectory mean [95% CI over runs], held-out accuracy where measured, ms per step."""
     steps = sorted(result.verdicts)
     names = list(result.entries)
-    label = lambda n: plots.LABELS.get(n, n.replace("lstm_tuned", "LSTM, multiplier tuned").replace("lstm_", "LSTM ").replace("lstm", "LSTM"))
-    columns = {"optimiser": [label(n) for n in names], "runs": [result.entries[n]["loss"][str(steps[0])]["runs"] for n in names]}
+    columns = {"optimiser": [plots.label(n) for n in names], "runs": [result.entries[n]["loss"][str(steps[0])]["runs"] for n in names]}
     for s in steps:
         columns[f"setting for step {s}"] = [_settings_text(n, result.entries[n], s) for n in names]
         columns[f"loss at step {s}"] = [fmt_interval(result.entries[n]["loss"][str(s)]) for n in names]

@@ -31,6 +31,14 @@ def _config_from(value):
     return {g: c if isinstance(c, learned_optimizer.LSTMConfig) else learned_optimizer.LSTMConfig(**c) for g, c in value.items()}
 
 
+
+def conv_kernels(variable):
+    """The paper's CIFAR grouping (section 3.3): convolution kernels (4-D variables) in group "conv", every other variable in "other"."""
+    return "conv" if len(variable.shape) == 4 else "other"
+
+
+GROUP_RULES = {"conv_kernels": conv_kernels}  # rule name (as a registry entry records it) -> variable -> group
+
 @keras.saving.register_keras_serializable(package="l2l")
 class LearnedOptimizer(keras.optimizers.Optimizer):
     """A learned optimiser for model.compile.
@@ -85,6 +93,8 @@ class LearnedOptimizer(keras.optimizers.Optimizer):
         meta_params, config, _ = pretrained.load(name)
         # The step multiplier chosen for this optimiser on held-out Keras models (python -m l2l.pretrained calibrate).
         kwargs.setdefault("learning_rate", pretrained.default_learning_rate(name))
+        if "groups" in pretrained.info(name):  # an optimiser with parameter groups, and the rule its entry names
+            kwargs.setdefault("groups", GROUP_RULES[pretrained.info(name)["groups"]])
         return cls(meta_params, config, pretrained=name, **kwargs)
 
     @classmethod

@@ -6,11 +6,13 @@
 """
 
 import functools
+import inspect
 import time
 
 import keras
 import numpy as np
 import pandas as pd
+import tensorflow as tf
 
 
 class BatchLosses(keras.callbacks.Callback):
@@ -132,6 +134,38 @@ def paper_mlp(seed, hidden=20, init_std=0.01):
                              keras.layers.Dense(10, kernel_initializer=init, bias_initializer=init)])
 
 
+
+def paper_convnet(seed, problem):
+    """The CIFAR chapter's ConvNet (l2l.problems.ConvNet `problem`: its channels, kernel, hidden units,
+    classes and epsilon) as a Keras model, every weight ~ N(0, init_std^2) as there. Layer for layer:
+    Conv2D without bias, BatchNormalization with an offset and no scale (batch statistics in training),
+    ReLU, 2x2 max pooling; Dense without bias, the same normalisation, ReLU; Dense to the classes."""
+    keras.utils.set_random_seed(seed)
+    init = lambda: keras.initializers.RandomNormal(stddev=problem.init_std, seed=seed)
+    norm = lambda: keras.layers.BatchNormalization(scale=False, epsilon=problem.epsilon, beta_initializer=init())
+    layers = [keras.Input(problem.image_shape)]
+    for c in problem.channels:
+        layers += [keras.layers.Conv2D(c, problem.kernel, padding="same", use_bias=False, kernel_initializer=init()), norm(),
+                   keras.layers.ReLU(), keras.layers.MaxPooling2D()]
+    layers += [keras.layers.Flatten(), keras.layers.Dense(problem.hidden, use_bias=False, kernel_initializer=init()), norm(), keras.layers.ReLU(),
+               keras.layers.Dense(problem.classes, kernel_initializer=init(), bias_initializer=init())]
+    return keras.Sequential(layers)
+
+
+def set_convnet_weights(model, problem, flat):
+    """Puts one instance's flat ConvNet parameters [dim] into paper_convnet's model (moving statistics reset)."""
+    w = {k: v.numpy() for k, v in problem.unflatten(tf.convert_to_tensor(flat, tf.float32)).items()}
+    convs = [layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D)]
+    norms = [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
+    dense = [layer for layer in model.layers if isinstance(layer, keras.layers.Dense)]
+    offsets = [f"conv{i}/offset" for i in range(len(convs))] + ["dense/offset"]
+    for i, conv in enumerate(convs):
+        conv.set_weights([w[f"conv{i}/kernel"]])
+    for layer, name in zip(norms, offsets):
+        layer.set_weights([w[name], np.zeros_like(w[name]), np.ones_like(w[name])])
+    dense[0].set_weights([w["dense/kernel"]])
+    dense[1].set_weights([w["out/kernel"], w["out/bias"]])
+
 def small_cnn(seed, input_shape=(28, 28, 1), channels=(8, 16)):
     """Two 3x3 ReLU convolutions with 2x2 max pooling, then a linear layer to 10 classes."""
     keras.utils.set_random_seed(seed)
@@ -141,8 +175,15 @@ def small_cnn(seed, input_shape=(28, 28, 1), channels=(8, 16)):
     return keras.Sequential(layers + [keras.layers.Flatten(), keras.layers.Dense(10)])
 
 
+def _for_seed(make, seed):
+    """A factory that takes the seed (one required argument) gets it, so that seed k can use learned run k."""
+    required = [q for q in inspect.signature(make).parameters.values() if q.default is q.empty and q.kind in (q.POSITIONAL_ONLY, q.POSITIONAL_OR_KEYWORD)]
+    return (lambda: make(seed)) if required else make
+
+
 def compare(build, optimisers, seeds, x, y, x_test, y_test, steps, batch_size):
-    """Trains build(seed) with every optimiser factory for each seed.
+    """Trains build(seed) with every optimiser factory for each seed; a factory that takes an argument gets the
+    seed (a learned optimiser's run k then trains seed k: the run is the unit of replication).
 
     Returns name -> {"curves": [seeds, 1, steps] losses (index t is step t + 1),
     "seconds": per step, "accuracy": per seed on (x_test, y_test),
@@ -150,7 +191,7 @@ def compare(build, optimisers, seeds, x, y, x_test, y_test, steps, batch_size):
     """
     out = {}
     for name, make in optimisers.items():
-        runs = [train(build, make, seed, x, y, steps, batch_size) for seed in range(seeds)]
+        runs = [train(build, _for_seed(make, seed), seed, x, y, steps, batch_size) for seed in range(seeds)]
         out[name] = {
             "curves": np.stack([r[0] for r in runs])[:, None, :],
             "seconds": float(np.mean([r[1] for r in runs])),
@@ -278,3 +319,45 @@ def panel_result(name, title, runs, lrs, steps, n_boot=2000):
         entry["test_accuracy"] = runs[n]["accuracy"]
         entry["floats_per_parameter"] = runs[n]["floats_per_parameter"]
     return experiment.PanelResult(panel, lrs, None, 0.0, evaluation, entries)
+
+
+def fit_panel(name, title, runs, lrs, steps, last, reference="adam", n_boot=2000):
+    """compare()'s runs as a panel, paired by seed: (PanelResult, verdicts, endpoint).
+
+    endpoint: name -> [seeds, 1] mean training loss over the last `last` steps
+    (one minibatch of an oscillating optimiser is too noisy an endpoint).
+    The entries are panel_result's plus the trajectory mean over all steps, the
+    endpoint and the test accuracy, each over seeds (stats.over_runs);
+    verdicts: every other optimiser's stats.compare_runs against `reference`
+    on the endpoint, seed by seed.
+    """
+    from l2l import stats
+
+    endpoint = {n: last_mean(r["curves"], last) for n, r in runs.items()}
+    result = panel_result(name, title, runs, lrs, steps, n_boot)
+    for n, entry in result.entries.items():
+        entry["trajectory_mean"] = {str(steps): stats.over_runs(runs[n]["curves"].mean(axis=-1))}
+        entry[f"last{last}_mean"] = stats.over_runs(endpoint[n])
+        entry["test_accuracy_over_runs"] = stats.over_runs(np.asarray(runs[n]["accuracy"])[:, None])
+    verdicts = {n: stats.compare_runs(endpoint[n], endpoint[reference]) for n in runs if n != reference}
+    return result, verdicts, endpoint
+
+
+def fit_table(runs, endpoint, last, labels):
+    """One row per optimiser (labels: name -> how the row reads): seeds, endpoint and test accuracy [95% CI over
+    seeds], ms per step and optimiser floats per parameter."""
+    from l2l import experiment, stats
+
+    rows = [{"optimiser": labels.get(n, n), "runs": len(r["accuracy"]),
+             f"mean loss, last {last} steps [95% CI]": experiment.fmt_interval(stats.over_runs(endpoint[n])),
+             "test accuracy [95% CI]": experiment.fmt_interval(stats.over_runs(np.asarray(r["accuracy"])[:, None])),
+             "ms per step": f"{1000 * r['seconds']:.2f}", "optimizer floats per parameter": f"{r['floats_per_parameter']:.0f}"} for n, r in runs.items()]
+    return pd.DataFrame(rows)
+
+
+def fit_sentence(verdict, runs, name, reference, last, steps, who, whom):
+    """The paired verdict in words: which metric and steps, how many seeds, the interval and k of n, and test accuracy."""
+    v, accuracy = verdict, {n: 100 * float(np.mean(runs[n]["accuracy"])) for n in (name, reference)}
+    return (f"On the mean training loss over the last {last} of {steps} steps, over {v['runs']} seeds (same initial weights and shuffling), "
+            f"{who} minus {whom} is {v['mean']:.3g} (95% CI {v['ci95'][0]:.3g} to {v['ci95'][1]:.3g}): it **{v['verdict']}** it, lower in "
+            f"{v['wins']} of {v['runs']} seeds (test accuracy {accuracy[name]:.1f}% against {accuracy[reference]:.1f}%).")

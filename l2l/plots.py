@@ -6,7 +6,18 @@ import seaborn as sns
 
 # One colour per optimiser across every chapter.
 COLOURS = dict(zip(["lstm", "sgd", "rmsprop", "adam", "nag"], sns.color_palette("colorblind", 5)))
-LABELS = {"lstm": "LSTM", "sgd": "SGD", "rmsprop": "RMSprop", "adam": "ADAM", "nag": "NAG"}
+LABELS = {"lstm": "LSTM", "sgd": "SGD", "rmsprop": "RMSprop", "adam": "ADAM", "nag": "NAG", "lstm_paper": "LSTM (paper settings)",
+          "lstm_one": "one LSTM for all parameters", "lstm_sub": "LSTM-sub (held-out labels)", "lstm_mnist": "LSTM trained on MNIST"}
+
+
+def label(name):
+    """How an optimiser's entry name reads in tables and legends: LABELS, "<name>_tuned" as the name with its
+    multiplier tuned, and any other "lstm_<x>" as "LSTM (<x>)"."""
+    if name.endswith("_tuned"):
+        return f"{label(name[: -len('_tuned')])}, multiplier tuned"
+    if name in LABELS:
+        return LABELS[name]
+    return f"LSTM ({name[len('lstm_'):]})" if name.startswith("lstm_") else name
 
 
 def style():
@@ -22,7 +33,7 @@ def loss_curves(band_table, ax=None, title=None, log_x=False, lrs=None):
     """
     ax = ax or plt.gca()
     for name, part in band_table.groupby("optimiser", sort=False):
-        label = LABELS.get(name, name) + (f" (lr {lrs[name]:.3g})" if lrs and lrs.get(name) else "")
+        label = globals()["label"](name) + (f" (lr {lrs[name]:.3g})" if lrs and lrs.get(name) else "")
         colour = COLOURS.get(name)
         sns.lineplot(x=part.step, y=part["mean"], ax=ax, label=label, color=colour, linewidth=2 if name == "lstm" else 1.4)
         ax.fill_between(part.step, part.low, part.high, color=colour, alpha=0.2, linewidth=0)

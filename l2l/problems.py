@@ -367,6 +367,27 @@ def image_data(x, y, name="data"):
     return ImageData(tf.constant(flat), tf.constant(y, tf.int32), name, digest.hexdigest())
 
 
+def label_subset(data, labels):
+    """The images of `data` whose label is in `labels`, relabelled 0..len(labels)-1 in that order.
+
+    CIFAR-5 and CIFAR-2 (paper section 3.3) are label subsets; the name and
+    fingerprint say which labels, so run keys tell subsets apart.
+    """
+    labels = [int(k) for k in labels]
+    if not labels or len(set(labels)) != len(labels):
+        raise ValueError(f"label_subset needs distinct labels, got {labels}")
+    y = data.y.numpy()
+    missing = sorted(set(labels) - set(np.unique(y).tolist()))
+    if missing:
+        raise ValueError(f"labels {missing} do not occur in {data.name}; it has {sorted(np.unique(y).tolist())}")
+    keep = np.flatnonzero(np.isin(y, labels))
+    relabel = np.zeros(int(y.max()) + 1, np.int32)
+    relabel[labels] = np.arange(len(labels))
+    digest = hashlib.sha256(f"{data.fingerprint}|labels {labels}".encode()).hexdigest()
+    shown = ",".join(map(str, labels))
+    return ImageData(tf.gather(data.x, keep), tf.constant(relabel[y[keep]], tf.int32), f"{data.name}{{labels {shown}}}", digest)
+
+
 def loss_and_grads(problem, params, instances, rng=None):
     """Per-instance losses [n] and their gradients [n, dim], the gradient a constant.
 

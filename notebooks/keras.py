@@ -108,23 +108,12 @@ glue("lstm_default_how", entry.get("keras_default", {}).get("chosen_by", "none w
 optimisers = {"lstm_tuned": lambda: learned(multiplier), "lstm": lambda: l2l.LearnedOptimizer.from_pretrained(p.pretrained),
               "adam": lambda: keras.optimizers.Adam(adam_lr)}
 runs = keras_training.compare(cnn, optimisers, p.seeds, x_train, y_train, x_test, y_test, p.steps, p.batch_size)
-endpoint = {n: keras_training.last_mean(r["curves"], p.last) for n, r in runs.items()}
-rows = []
-for n, r in runs.items():
-    rows.append({"optimiser": {"lstm_tuned": f"LSTM, multiplier {multiplier:g} (tuned)", "lstm": "LSTM, packaged default multiplier"}.get(n, f"ADAM, lr {adam_lr:g}"),
-                 "runs": p.seeds, f"mean loss, last {p.last} steps [95% CI]": experiment.fmt_interval(stats.over_runs(endpoint[n])),
-                 "test accuracy [95% CI]": experiment.fmt_interval(stats.over_runs(np.asarray(r["accuracy"])[:, None])),
-                 "ms per step": f"{1000 * r['seconds']:.2f}", "optimizer floats per parameter": f"{r['floats_per_parameter']:.0f}"})
-table = pd.DataFrame(rows).to_markdown(index=False)
-glue("keras_table", Markdown(table), display=False)
-verdicts = {n: stats.compare_runs(endpoint[n], endpoint["adam"]) for n in ("lstm_tuned", "lstm")}
-accuracy = {n: np.mean(r["accuracy"]) for n, r in runs.items()}
-v = verdicts["lstm_tuned"]
-keras_verdict = (f"On the mean training loss over the last {p.last} of {p.steps} steps, over {v['runs']} seeds (same initial weights and shuffling), "
-                 f"the learned optimiser at its tuned multiplier ({multiplier:g}) minus tuned ADAM (lr {adam_lr:g}) is {v['mean']:.3g} "
-                 f"(95% CI {v['ci95'][0]:.3g} to {v['ci95'][1]:.3g}): it **{v['verdict']}** ADAM, lower in {v['wins']} of {v['runs']} seeds "
-                 f"(test accuracy {100 * accuracy['lstm_tuned']:.1f}% against {100 * accuracy['adam']:.1f}%).")
-d = verdicts["lstm"]
+result, verdicts, endpoint = keras_training.fit_panel("cnn", "MNIST CNN through model.fit", runs, {"adam": adam_lr}, p.steps, p.last)
+labels = {"lstm_tuned": f"LSTM, multiplier {multiplier:g} (tuned)", "lstm": "LSTM, packaged default multiplier", "adam": f"ADAM, lr {adam_lr:g}"}
+glue("keras_table", Markdown(keras_training.fit_table(runs, endpoint, p.last, labels).to_markdown(index=False)), display=False)
+keras_verdict = keras_training.fit_sentence(verdicts["lstm_tuned"], runs, "lstm_tuned", "adam", p.last, p.steps,
+                                            f"the learned optimiser at its tuned multiplier ({multiplier:g})", f"tuned ADAM (lr {adam_lr:g})")
+d, accuracy = verdicts["lstm"], {n: np.mean(r["accuracy"]) for n, r in runs.items()}
 default_sentence = (f"At the packaged default multiplier the difference is {d['mean']:.3g} (95% CI {d['ci95'][0]:.3g} to {d['ci95'][1]:.3g}; "
                     f"lower in {d['wins']} of {d['runs']} seeds; test accuracy {100 * accuracy['lstm']:.1f}%).")
 glue("keras_verdict", Markdown(keras_verdict), display=False)
@@ -224,11 +213,6 @@ glue("cost_ratio", f"{runs['lstm_tuned']['seconds'] / runs['adam']['seconds']:.1
 glue("floats_lstm", f"{floats['lstm_tuned']:.0f}", display=False)
 glue("bytes_lstm", f"{4 * floats['lstm_tuned']:.0f}", display=False)
 glue("floats_adam", f"{floats['adam']:.0f}", display=False)
-result = keras_training.panel_result("cnn", "MNIST CNN through model.fit", runs, {"adam": adam_lr}, p.steps)
-for n, e in result.entries.items():
-    e["trajectory_mean"] = {str(p.steps): stats.over_runs(runs[n]["curves"].mean(axis=-1))}
-    e[f"last{p.last}_mean"] = stats.over_runs(endpoint[n])
-    e["test_accuracy_over_runs"] = stats.over_runs(np.asarray(runs[n]["accuracy"])[:, None])
 result.entries["lstm_tuned"]["multiplier"] = multiplier
 experiment.curves_frame({"cnn": result}, list(range(p.seeds))).to_csv(chapter.path("curves.csv"), index=False, float_format="%.6g")
 summary = chapter.finish({"cnn": {"optimisers": result.entries, "verdicts": verdicts},

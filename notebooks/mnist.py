@@ -337,8 +337,7 @@ show("deepmind_settings");
 
 # %% tags=["hide-input"]
 glue("paper_scale_hours", f"{10000 * np.mean(meta_seconds['paper']) / p.meta_epochs / 3600:.1f}", display=False)
-panels = {name: {"optimisers": r.entries, "architecture": repr(r.panel.problem), "verdicts": {str(s): v for s, v in r.verdicts.items()}}
-          for name, r in results.items()}
+panels = {name: experiment.protocol_summary(r) for name, r in results.items()}
 for setting, panel_name in [("paper", "base"), ("deepmind", "deepmind_settings")]:
     panels[panel_name]["optimisers"]["lstm"].update(experiment.meta_training_entry(trained[setting]))
 # The budget curve as a panel: each budget run's entry holds, per snapshot epoch, its loss at the horizon and its mean over the horizon.

@@ -211,8 +211,7 @@ chapter_curves.to_csv(chapter.path("curves.csv"), index=False, float_format="%.6
 summary_panels = {}
 for name, result in results.items():
     result.entries["lstm"].update(experiment.meta_training_entry(trained[name]))
-    summary_panels[name] = {"optimisers": result.entries, "architecture": repr(result.panel.problem),
-                            "verdicts": {str(s): v for s, v in result.verdicts.items()}}
+    summary_panels[name] = experiment.protocol_summary(result)
 glue("tuning_seconds", f"{np.mean([r.tuning_s for r in results.values()]):.0f}", display=False)
 summary = chapter.finish(summary_panels, meta_training_s=meta_seconds, tuning_s={n: r.tuning_s for n, r in results.items()},
                          paper_figure2_step100=PAPER_FIGURE2_STEP100, lr_grid=list(evaluate.LR_GRID))

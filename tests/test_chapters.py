@@ -42,3 +42,11 @@ def test_every_chapter_checks_its_ranges_and_defaults_pass():
         chapters.Keras(multiplier_grid=[0.0])
     with pytest.raises(chapters.ParameterError, match="adam_grid needs at least one positive"):
         chapters.Keras(adam_grid=[])
+    with pytest.raises(chapters.ParameterError, match=r"sub_labels must be held out from both subsets, but \[4\]"):
+        chapters.Cifar(sub_labels=[4, 5, 6])
+    with pytest.raises(chapters.ParameterError, match="cifar2_labels needs at least two distinct CIFAR-10 labels"):
+        chapters.Cifar(cifar2_labels=[0, 10])
+    with pytest.raises(chapters.ParameterError, match=r"horizon \(90\) must be a multiple of unroll \(20\)"):
+        chapters.Cifar(horizon=90)
+    with pytest.raises(chapters.ParameterError, match="must contain {seed}"):
+        chapters.Cifar(mnist_weights="book/results/mnist/lstm_paper_seed0.weights.h5")

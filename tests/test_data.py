@@ -49,6 +49,18 @@ def test_cifar10_uses_the_first_1000_test_images_without_test_batch(monkeypatch)
     assert np.bincount(y_train[:, 0]).tolist() == [5000] * 10
 
 
+
+@needs_mirror
+def test_the_cifar_split_keeps_meta_training_selection_and_test_images_apart(monkeypatch):
+    monkeypatch.setenv(data.DATA_DIR_VARIABLE, SHARED_DATA)
+    split = data.cifar_splits()
+    size = lambda n: int(split[n].x.shape[0])
+    assert [size(n) for n in ["meta_train", "valid", "test_train", "test_heldout"]] == [36000, 4000, 10000, 1000]
+    rows = {n: {bytes(r) for r in np.round(split[n].x.numpy() * 255).astype(np.uint8)} for n in split}
+    names = sorted(split)
+    assert all(len(rows[a] & rows[b]) < 3 for i, a in enumerate(names) for b in names[i + 1 :])  # CIFAR has a few exact duplicates
+    assert split["test_train"].x.shape[1] == 32 * 32 * 3 and 0.3 < float(split["valid"].x.numpy().mean()) < 0.6
+
 def test_reads_the_publishers_formats_from_any_directory(tmp_path, monkeypatch, nprng):
     images = nprng.integers(0, 256, size=(5, 28, 28), dtype=np.uint8)
     labels = np.arange(5, dtype=np.uint8)

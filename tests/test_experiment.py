@@ -130,6 +130,23 @@ def test_keras_runs_enter_the_chapter_layer_as_a_panel():
     assert "**loses to** it" in experiment.verdict(result, 5, "seeds", n_boot=200)  # every LSTM loss is above every Adam loss
 
 
+
+def test_keras_runs_pair_by_seed_on_the_mean_of_their_last_steps():
+    from l2l import keras_training
+
+    rng = np.random.default_rng(3)
+    runs = {"lstm": {"curves": 1.0 + rng.random((3, 1, 8)), "seconds": 0.02, "accuracy": [0.8, 0.85, 0.9], "floats_per_parameter": 80.0},
+            "adam": {"curves": rng.random((3, 1, 8)), "seconds": 0.01, "accuracy": [0.95, 0.96, 0.97], "floats_per_parameter": 2.0}}
+    result, verdicts, endpoint = keras_training.fit_panel("cnn", "t", runs, {"adam": 0.001}, 8, last=3, n_boot=200)
+    np.testing.assert_allclose(endpoint["lstm"][:, 0], runs["lstm"]["curves"][:, 0, -3:].mean(axis=-1))
+    assert set(verdicts) == {"lstm"} and verdicts["lstm"] == stats.compare_runs(endpoint["lstm"], endpoint["adam"])
+    assert verdicts["lstm"]["wins"] == 0 and result.entries["lstm"]["last3_mean"]["runs"] == 3  # every LSTM loss is above every Adam loss
+    assert result.entries["adam"]["trajectory_mean"]["8"]["mean"] == pytest.approx(runs["adam"]["curves"].mean())
+    table = keras_training.fit_table(runs, endpoint, 3, {"lstm": "LSTM"})
+    assert list(table.optimiser) == ["LSTM", "adam"] and list(table["ms per step"]) == ["20.00", "10.00"]
+    sentence = keras_training.fit_sentence(verdicts["lstm"], runs, "lstm", "adam", 3, 8, "the LSTM", "ADAM")
+    assert "last 3 of 8 steps, over 3 seeds" in sentence and "lower in 0 of 3 seeds" in sentence and "85.0% against 96.0%" in sentence
+
 def test_the_rigor_protocol_tunes_per_step_and_metric_and_reports_runs(runs):
     _, problem, out = runs
     panel = experiment.Panel("base", "tiny", problem, problems.Quadratic(dims=3, distribution="uniform"), tune_steps=4, steps=8, report_steps=(4, 8))
@@ -185,6 +202,44 @@ def test_a_transferred_learned_optimiser_gets_its_multiplier_tuned_per_run(runs)
     frame = experiment.protocol_tuning_frame({"q": result})
     assert set(frame.optimiser) == {"sgd", "lstm_tuned"}
 
+
+
+def test_panels_sharing_a_test_problem_are_views_of_one_evaluation(runs):
+    _, problem, _ = runs
+    fixed = lambda lr: type("Fixed", (), {"optimizer": lambda self, problem=None: optimizers.sgd(lr)})()
+    panel = experiment.Panel("q", "tiny", problem, problem, tune_steps=4, steps=6, report_steps=(4, 6))
+    learned = {"lstm": [fixed(0.03), fixed(0.02)], "lstm_one": [fixed(0.003), fixed(0.004)]}
+    args = dict(instances=3, seeds=[0, 1], tune_instances=3, baselines=("sgd",), extra={})
+    result = experiment.run_protocol(panel, learned, **args, tune_learned=["lstm_one"])
+    assert set(result.multipliers) == {"lstm_one"} and "lstm_tuned" not in result.entries and "lstm_one_tuned" in result.entries
+    # The view of the learned optimiser the panel was run for is the panel itself.
+    same = experiment.protocol_view(result, "lstm")
+    assert same.verdicts == result.verdicts and set(same.entries) == {"lstm", "sgd"}
+    # Another learned optimiser's view: its own (tuned) verdicts against the same baseline runs, numbers unchanged.
+    one = experiment.protocol_view(result, "lstm_one", name="one", title="one LSTM", others=("lstm",))
+    assert one.panel.name == "one" and list(one.entries) == ["lstm_one", "lstm_one_tuned", "lstm", "sgd"]
+    assert one.entries["sgd"] == result.entries["sgd"] and one.verdicts[6]["final"]["learned"] == "lstm_one_tuned"
+    ours = experiment.metric_values(result.curves[result.runs["lstm_one_tuned"][6]["final"]], 6, "final")
+    theirs = experiment.metric_values(result.curves[result.runs["sgd"][6]["final"]], 6, "final")
+    assert one.verdicts[6]["final"] == {"learned": "lstm_one_tuned", "best": "sgd", **stats.compare_runs(ours, theirs)}
+    assert set(one.curves) == {r for by_s in one.runs.values() for by_o in by_s.values() for r in by_o.values()}
+    assert "one LSTM for all parameters, multiplier tuned" in list(experiment.protocol_table(one).optimiser)
+    with pytest.raises(ValueError, match=r"\['lstm_two'\] are not learned optimisers"):
+        experiment.protocol_view(result, "lstm_two")
+    with pytest.raises(ValueError, match="tune_learned names \\['lstm_x'\\]"):
+        experiment.run_protocol(panel, learned, **args, tune_learned=["lstm_x"])
+
+
+def test_another_chapters_weights_files_stand_in_for_its_runs(runs, tmp_path):
+    root, problem, out = runs
+    saved = experiment.saved_runs([str(root / "lstm_seed0.weights.h5"), str(root / "lstm_seed1.weights.h5")], made_by="the test's fixture")
+    grads = tf.constant([[0.5, -1.0, 2.0]])
+    for k, run in enumerate(saved):
+        mine, theirs = run.optimizer(problem), out[k].optimizer(problem)
+        np.testing.assert_array_equal(mine.update(grads, mine.init(grads))[0].numpy(), theirs.update(grads, theirs.init(grads))[0].numpy())
+        assert experiment._weights_digest(run) == experiment._weights_digest(out[k])  # the same panel cache key as the runs themselves
+    with pytest.raises(FileNotFoundError, match="the MNIST chapter writes them"):
+        experiment.saved_runs([str(tmp_path / "nothing.weights.h5")], made_by="the MNIST chapter")
 
 def test_held_out_metrics_enter_the_protocol_with_their_own_verdict():
     x = np.random.default_rng(0).integers(0, 256, size=(60, 2, 2), dtype=np.uint8)

@@ -142,6 +142,24 @@ def test_state_floats_per_parameter_counts_the_lstm_state_and_not_its_weights():
     assert counts["lstm"] - counts["adam"] == pytest.approx((lstm_state - adam_state) / 9)
 
 
+
+def test_compare_hands_the_seed_to_a_factory_that_takes_it():
+    import keras
+
+    from l2l import keras_training
+
+    x, y = np.random.default_rng(2).normal(size=(20, 2)).astype(np.float32), np.arange(20) % 3
+    asked = []
+    rates = [0.0, 0.5]  # run k of a learned optimiser, standing in: seed 0 never moves, seed 1 does
+    def by_seed(seed):
+        asked.append(seed)
+        return keras.optimizers.SGD(rates[seed])
+    runs = keras_training.compare(_dense, {"per_run": by_seed, "plain": lambda: keras.optimizers.SGD(0.0)}, 2, x, y, x, y, steps=3, batch_size=10)
+    assert asked == [0, 1]
+    same = runs["per_run"]["curves"][:, 0, :]
+    np.testing.assert_allclose(same[0], runs["plain"]["curves"][0, 0, :], rtol=1e-6)  # seed 0 got SGD(0): the plain run's losses
+    assert not np.allclose(same[1], runs["plain"]["curves"][1, 0, :])
+
 def test_batch_losses_recover_each_minibatch_loss_from_keras_running_means():
     import keras
 

@@ -39,6 +39,31 @@ def test_publish_keeps_the_run_with_the_best_validation_loss(tmp_path, monkeypat
         pretrained.publish("none", str(tmp_path / "missing*.h5"))
 
 
+
+def test_an_optimiser_with_parameter_groups_is_published_with_its_keras_grouping(tmp_path, monkeypatch):
+    import keras
+
+    from l2l import LearnedOptimizer, keras_optimizer
+
+    monkeypatch.setattr(pretrained, "HERE", tmp_path)
+    monkeypatch.setattr(pretrained, "REGISTRY", tmp_path / "registry.json")
+    config = {"conv": learned_optimizer.LSTMConfig(hidden=3), "other": learned_optimizer.LSTMConfig(hidden=2, layers=1)}
+    learned_optimizer.save_weights(tmp_path / "run0.weights.h5", learned_optimizer.init_group_params(config, 0), config, best_valid=0.3)
+    with pytest.raises(ValueError, match="--groups, one of \\['conv_kernels'\\]"):
+        pretrained.publish("grouped", str(tmp_path / "run*.weights.h5"))
+    entry = pretrained.publish("grouped", str(tmp_path / "run*.weights.h5"), groups="conv_kernels")
+    assert entry["groups"] == "conv_kernels" and entry["lstm_config"]["other"]["layers"] == 1
+    optimizer = LearnedOptimizer.from_pretrained("grouped")
+    assert optimizer.groups is keras_optimizer.conv_kernels and optimizer.lstm_config == config
+    model = keras.Sequential([keras.Input((6, 6, 1)), keras.layers.Conv2D(2, 3), keras.layers.Flatten(), keras.layers.Dense(3)])
+    model.compile(optimizer=optimizer, loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    model.fit(np.ones((4, 6, 6, 1), np.float32), np.arange(4) % 3, batch_size=4, epochs=1, verbose=0)
+    assert optimizer._var_groups == ["conv", "other", "other", "other"]  # the kernel, then the conv bias and the dense layer
+    plain = learned_optimizer.LSTMConfig(hidden=3)
+    learned_optimizer.save_weights(tmp_path / "flat0.weights.h5", learned_optimizer.init_meta_params(plain, 0), plain, best_valid=0.3)
+    with pytest.raises(ValueError, match="no parameter groups"):
+        pretrained.publish("flat", str(tmp_path / "flat*.weights.h5"), groups="conv_kernels")
+
 def test_calibrate_picks_the_multiplier_with_the_best_worst_case_ratio_and_records_it(tmp_path, monkeypatch):
     import shutil
 

@@ -1,3 +1,4 @@
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -139,26 +140,15 @@ def test_every_problem_meets_the_contract(name):
 
 
 def test_convnet_loss_and_gradients_equal_a_keras_model_with_the_same_weights():
-    import keras
+    """keras_training.paper_convnet is the ConvNet layer for layer: the same loss and gradients from the same weights."""
+    from l2l import keras_optimizer, keras_training
 
     problem = _tiny_convnet()
     assert problem.dim == sum(int(np.prod(s)) for _, s in problem.shapes()) and len(problem.groups["conv"]) == 3 * 3 * 3 * 4 + 3 * 3 * 4 * 5
     params = tf.constant(np.random.default_rng(1).normal(0, 0.3, size=(1, problem.dim)), tf.float32)
-    w = {k: v.numpy() for k, v in problem.unflatten(params[0]).items()}
-    layers = []
-    for c in problem.channels:
-        layers += [keras.layers.Conv2D(c, 3, padding="same", use_bias=False), keras.layers.BatchNormalization(scale=False, epsilon=1e-3),
-                   keras.layers.ReLU(), keras.layers.MaxPooling2D()]
-    layers += [keras.layers.Flatten(), keras.layers.Dense(6, use_bias=False), keras.layers.BatchNormalization(scale=False, epsilon=1e-3),
-               keras.layers.ReLU(), keras.layers.Dense(10)]
-    model = keras.Sequential([keras.Input((8, 8, 3)), *layers])
-    convs, norms, dense = ([layer for layer in model.layers if isinstance(layer, kind)] for kind in (keras.layers.Conv2D, keras.layers.BatchNormalization, keras.layers.Dense))
-    for i, conv in enumerate(convs):
-        conv.set_weights([w[f"conv{i}/kernel"]])
-        norms[i].set_weights([w[f"conv{i}/offset"], np.zeros_like(w[f"conv{i}/offset"]), np.ones_like(w[f"conv{i}/offset"])])
-    dense[0].set_weights([w["dense/kernel"]])
-    norms[-1].set_weights([w["dense/offset"], np.zeros_like(w["dense/offset"]), np.ones_like(w["dense/offset"])])
-    dense[1].set_weights([w["out/kernel"], w["out/bias"]])
+    model = keras_training.paper_convnet(0, problem)
+    assert model.count_params() - sum(int(np.prod(v.shape)) for v in model.non_trainable_variables) == problem.dim
+    keras_training.set_convnet_weights(model, problem, params[0])
     x, y = problem.data.x[:6], problem.data.y[:6]
     with tf.GradientTape() as tape:
         expected = keras.losses.SparseCategoricalCrossentropy(from_logits=True)(y, model(tf.reshape(x, [-1, 8, 8, 3]), training=True))
@@ -168,10 +158,12 @@ def test_convnet_loss_and_gradients_equal_a_keras_model_with_the_same_weights():
         ours = problem.batch_loss(params, x[None], y[None])
     grads = problem.unflatten(tape.gradient(ours, params)[0])
     np.testing.assert_allclose(float(ours[0]), float(expected), rtol=1e-5)
+    convs, norms, dense = ([layer for layer in model.layers if isinstance(layer, kind)] for kind in (keras.layers.Conv2D, keras.layers.BatchNormalization, keras.layers.Dense))
     pairs = [(f"conv{i}/kernel", conv.kernel) for i, conv in enumerate(convs)] + [(f"conv{i}/offset", norms[i].beta) for i in range(len(convs))]
     pairs += [("dense/kernel", dense[0].kernel), ("dense/offset", norms[-1].beta), ("out/kernel", dense[1].kernel), ("out/bias", dense[1].bias)]
     for name, variable in pairs:
         np.testing.assert_allclose(grads[name].numpy(), by_keras[variable.path].numpy(), rtol=1e-3, atol=1e-6, err_msg=name)
+        assert keras_optimizer.conv_kernels(variable) == ("conv" if name.endswith("kernel") and name.startswith("conv") else "other")
 
 
 def test_convnet_instances_in_a_loop_grouped_or_vectorised_agree_in_loss_and_gradient():
@@ -196,3 +188,16 @@ def test_convnet_instances_in_a_loop_grouped_or_vectorised_agree_in_loss_and_gra
         np.testing.assert_allclose(results[mode][1], results["loop"][1], rtol=1e-3, atol=1e-6)
     with pytest.raises(ValueError, match="instances must be 'loop', 'grouped' or 'vmap'"):
         problems.ConvNet(base.data, instances="threads")
+
+
+def test_a_label_subset_keeps_only_its_labels_relabelled_in_their_order():
+    x = np.arange(40, dtype=np.uint8).reshape(10, 2, 2)
+    data = problems.image_data(x, np.arange(10) % 5, "tiny")
+    sub = problems.label_subset(data, [3, 1])
+    np.testing.assert_array_equal(sub.x.numpy(), data.x.numpy()[[1, 3, 6, 8]])
+    assert sub.y.numpy().tolist() == [1, 0, 1, 0] and sub.name == "tiny{labels 3,1}"  # label 3 -> class 0, label 1 -> class 1
+    assert len({data.fingerprint, sub.fingerprint, problems.label_subset(data, [1, 3]).fingerprint}) == 3
+    with pytest.raises(ValueError, match="labels \\[7\\] do not occur in tiny"):
+        problems.label_subset(data, [1, 7])
+    with pytest.raises(ValueError, match="distinct labels"):
+        problems.label_subset(data, [1, 1])

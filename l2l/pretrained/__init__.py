@@ -59,12 +59,25 @@ def load(name):
     return meta_params, config, entry
 
 
-def publish(name, pattern, summary_path=None):
-    """Copies the best-by-validation weights matching `pattern` into the package."""
+def publish(name, pattern, summary_path=None, groups=None):
+    """Copies the best-by-validation weights matching `pattern` into the package.
+
+    An optimiser with parameter groups needs `groups`: the name of the rule in
+    l2l.keras_optimizer.GROUP_RULES that assigns a Keras variable its group
+    (from_pretrained then applies it unless told otherwise).
+    """
+    from l2l.keras_optimizer import GROUP_RULES
+
     paths = sorted(glob.glob(pattern))
     if not paths:
         raise FileNotFoundError(f"no weights files match {pattern!r}: run the chapter first")
     loaded = [(path, *learned_optimizer.load_weights(path)) for path in paths]
+    grouped = not isinstance(loaded[0][2], learned_optimizer.LSTMConfig)
+    if grouped and groups not in GROUP_RULES:
+        raise ValueError(f"{paths[0]} has parameter groups {sorted(loaded[0][2])}: name the rule that assigns Keras variables to them "
+                         f"(--groups, one of {sorted(GROUP_RULES)})")
+    if not grouped and groups is not None:
+        raise ValueError(f"{paths[0]} has no parameter groups, so --groups {groups!r} has nothing to assign")
     # A run that never validated finitely ranks last (NaN would compare as neither better nor worse).
     valid = lambda item: float(item[3].get("best_valid", math.inf))
     path, _, config, provenance = min(loaded, key=lambda item: valid(item) if math.isfinite(valid(item)) else math.inf)
@@ -75,7 +88,8 @@ def publish(name, pattern, summary_path=None):
     entries[name] = {  # no "keras_default": the multiplier of the old weights does not carry over
         "file": target,
         "trained_on": str(provenance.get("trained_on", provenance.get("chapter", "unknown"))),
-        "lstm_config": dataclasses.asdict(config),
+        "lstm_config": {g: dataclasses.asdict(c) for g, c in config.items()} if grouped else dataclasses.asdict(config),
+        **({"groups": groups} if grouped else {}),
         "training": {k: (v.item() if hasattr(v, "item") else v) for k, v in provenance.items()},
         "source": {"weights": path, "summary": summary_path, "chapter": summary.get("chapter"),
                    "profile": summary.get("profile"), "commit": summary.get("commit")},
@@ -144,6 +158,7 @@ def main(argv=None):
     pub.add_argument("name")
     pub.add_argument("pattern")
     pub.add_argument("--summary")
+    pub.add_argument("--groups", help="for an optimiser with parameter groups: the rule in l2l.keras_optimizer.GROUP_RULES")
     cal = sub.add_parser("calibrate", help="choose NAME's default Keras step multiplier on held-out models")
     cal.add_argument("name")
     cal.add_argument("--steps", type=int, default=200)
@@ -156,7 +171,7 @@ def main(argv=None):
     elif args.command == "calibrate":
         print(json.dumps(calibrate(args.name, steps=args.steps), indent=1))
     else:
-        print(json.dumps(publish(args.name, args.pattern, args.summary), indent=1))
+        print(json.dumps(publish(args.name, args.pattern, args.summary, args.groups), indent=1))
     return 0
 
 
