@@ -262,8 +262,20 @@ def partition(config, groups, dim):
 
 
 def _inverse(parts):
-    """Indices that put the groups' updates, concatenated in group order, back in coordinate order."""
+    """Indices that put the groups' updates, concatenated in `parts` order, back in coordinate order."""
     return np.argsort(np.concatenate(list(parts.values())), kind="stable")
+
+
+def _take(x, indices):
+    """x[..., indices]: a slice where the indices are a contiguous run (a ConvNet's kernels, say), else a gather."""
+    if len(indices) and indices[-1] - indices[0] + 1 == len(indices) and np.all(np.diff(indices) == 1):
+        return x[..., int(indices[0]) : int(indices[-1]) + 1]
+    return tf.gather(x, indices, axis=-1)
+
+
+def _in_order(parts):
+    """True where concatenating the groups in `parts` order already gives coordinate order (no gather needed)."""
+    return np.array_equal(np.concatenate(list(parts.values())), np.arange(sum(len(v) for v in parts.values())))
 
 
 def init_group_states(config, parts, instances, dim, dtype=tf.float32):
@@ -277,11 +289,12 @@ def grouped_forward(meta_params, states, grads, config, parts, fused=True):
     """lstm_forward for every group: (updates shaped like grads, states, saved). Coordinates on the last axis of grads."""
     if parts is None:
         return lstm_forward(meta_params, states, grads, config, fused)
-    updates, new_states, saved = [], {}, {}
-    for g, c in as_groups(config).items():
-        u, new_states[g], saved[g] = lstm_forward(group_params(meta_params, g), states[g], tf.gather(grads, parts[g], axis=-1), c, fused)
+    updates, new_states, saved, configs = [], {}, {}, as_groups(config)
+    for g in parts:  # in parts order, the order _inverse undoes (the config's own order may differ)
+        u, new_states[g], saved[g] = lstm_forward(group_params(meta_params, g), states[g], _take(grads, parts[g]), configs[g], fused)
         updates.append(u)
-    return tf.gather(tf.concat(updates, axis=-1), _inverse(parts), axis=-1), new_states, saved
+    joined = tf.concat(updates, axis=-1)
+    return (joined if _in_order(parts) else tf.gather(joined, _inverse(parts), axis=-1)), new_states, saved
 
 
 def grouped_backward(meta_params, saved, d_updates, d_states, config, parts, fused=True):
@@ -290,7 +303,7 @@ def grouped_backward(meta_params, saved, d_updates, d_states, config, parts, fus
         return lstm_backward(meta_params, saved, d_updates, d_states, config, fused)
     d_meta, d_prev = {}, {}
     for g, c in as_groups(config).items():
-        d, d_prev[g] = lstm_backward(group_params(meta_params, g), saved[g], tf.gather(d_updates, parts[g], axis=-1),
+        d, d_prev[g] = lstm_backward(group_params(meta_params, g), saved[g], _take(d_updates, parts[g]),
                                      None if d_states is None else d_states[g], c, fused)
         d_meta.update({_prefix(g) + k: v for k, v in d.items()})
     return d_meta, d_prev

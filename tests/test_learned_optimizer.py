@@ -154,11 +154,14 @@ def test_one_group_reproduces_the_committed_optimiser_bit_for_bit():
 class GroupedQuadratic:
     """A quadratic whose coordinates fall into two interleaved groups."""
 
-    def __init__(self, dims=5, dtype=tf.float64):
+    def __init__(self, dims=5, dtype=tf.float64, layout="interleaved"):
         from l2l import problems
 
         self.base, self.dtype, self.name, self.dim = problems.Quadratic(dims=dims), dtype, "grouped", dims
-        self.groups = {"even": np.arange(0, dims, 2), "odd": np.arange(1, dims, 2)}
+        if layout == "interleaved":
+            self.groups = {"even": np.arange(0, dims, 2), "odd": np.arange(1, dims, 2)}
+        else:  # two contiguous runs, "odd" first: the slicing path, in an order other than the groups' names
+            self.groups = {"even": np.arange(2, dims), "odd": np.arange(0, 2)}
 
     def sample(self, rng, n):
         return tf.nest.map_structure(lambda t: tf.cast(t, self.dtype), self.base.sample(rng, n))
@@ -176,11 +179,15 @@ class GroupedQuadratic:
 TWO = {"even": learned_optimizer.LSTMConfig(hidden=4), "odd": learned_optimizer.LSTMConfig(hidden=3, layers=1, preprocess_p=0.0, scale=0.5)}
 
 
-def test_two_groups_meta_gradient_equals_the_tape_in_float64():
+@pytest.mark.parametrize("layout", ["interleaved", "contiguous"])
+@pytest.mark.parametrize("config", [TWO, dict(reversed(TWO.items()))], ids=["sorted", "reversed"])
+def test_two_groups_meta_gradient_equals_the_tape_in_float64(layout, config):
+    """Each group's coordinates get that group's LSTM, whatever the groups' layout and the config's order."""
     from l2l import meta
     from l2l.problems import loss_and_grads
 
-    problem = GroupedQuadratic()
+    TWO = config
+    problem = GroupedQuadratic(layout=layout)
     rng = tf.random.Generator.from_seed(3)
     batch = problem.sample(rng, 2)
     params = tf.cast(rng.normal([2, 5]), tf.float64)
