@@ -19,6 +19,9 @@ Figures:
   forward_xla                forward-only evaluation of the LSTM with and without XLA
   convnet_instances          the CIFAR ConvNet's loss and gradient for several instances: a loop, a grouped
                              convolution (XLA) and vectorized_map
+  cifar_meta_gradient        one meta-iteration on the CIFAR ConvNet (22,602 coordinates at 32x32): one LSTM
+                             against benchmarks/reference.py, the chapter's two LSTMs over one, GFLOP/s of the
+                             ConvNet's and the LSTM's matrix products against matmul_gflops
   keras_defaults             each packaged optimiser at its from_pretrained defaults on held-out Keras models
                              (l2l.keras_training.HELD_OUT_MODELS): final test loss over default and tuned Adam's
 Benchmarks assert nothing; they measure.
@@ -259,6 +262,39 @@ def convnet_instances(instances, image_side, repeats):
             **{f"{mode}_over_loop": out[f"{mode}_s"] / out["loop_s"] for mode in ["grouped", "vmap"]}}
 
 
+
+def convnet_flops(problem):
+    """Matrix-product FLOPs of one ConvNet loss-and-gradient step on a minibatch: forward, and twice that backward."""
+    h, w, c = problem.image_shape
+    per_image = 0
+    for out in problem.channels:
+        per_image += 2 * h * w * problem.kernel ** 2 * c * out
+        h, w, c = h // 2, w // 2, out
+    per_image += 2 * h * w * c * problem.hidden + 2 * problem.hidden * problem.classes
+    return 3 * per_image * problem.batch_size
+
+
+def cifar_meta_gradient(image_side, unroll, repeats):
+    """One meta-iteration on the CIFAR ConvNet (one network, as the chapter meta-trains): with one LSTM
+    against the plain tape reference of the same math (meta_gradient_pair), and the chapter's two LSTMs
+    (parameter groups conv / other) in train_unroll; GFLOP/s counts the ConvNet's steps and the LSTM's."""
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, size=(512, image_side, image_side, 3), dtype=np.uint8)
+    problem = problems.ConvNet(problems.image_data(x, rng.integers(0, 10, size=512), "random-images"), image_shape=(image_side, image_side, 3))
+    one = meta_gradient_pair(problem, 1, unroll, repeats)
+    config = learned_optimizer.LSTMConfig()
+    groups = {"conv": config, "other": config}
+    trainer = meta.MetaTrainer(problem, groups, meta.MetaConfig(batch=1, horizon=unroll, unroll=unroll, valid_instances=1))
+    rng_tf = tf.random.Generator.from_seed(0)
+    batch = problem.sample(rng_tf, 1)
+    params = problem.init_params(rng_tf, batch)
+    state = learned_optimizer.init_group_states(groups, trainer.parts, 1, problem.dim)
+    two = interleaved_median_seconds({"two_lstm_train_unroll_s": lambda: trainer.train_unroll(params, state, batch)[0]}, repeats)
+    optimisee_flops = convnet_flops(problem) * (unroll + 1)  # every step's loss and gradient, and the segment's last
+    return {**one, **two, "image_side": image_side, "optimisee_gflop": optimisee_flops / 1e9, "lstm_only_gflops": one["gflops"],
+            "gflops": (one["lstm_gflop"] * 1e9 + optimisee_flops) / one["train_unroll_s"] / 1e9,
+            "two_lstm_over_one": two["two_lstm_train_unroll_s"] / one["train_unroll_s"]}
+
 def keras_defaults(steps, examples, adam_grid):
     """Each packaged optimiser at its from_pretrained defaults on the held-out Keras models, against Adam.
 
@@ -320,6 +356,9 @@ def main(argv=None):
     print("xla", results["forward_xla"], flush=True)
     results["convnet_instances"] = convnet_instances(2 if tiny else 8, 8 if tiny else 32, reps)
     print("convnet instances", results["convnet_instances"], flush=True)
+    results["cifar_meta_gradient"] = cifar_meta_gradient(8 if tiny else 32, unroll, reps)
+    results["cifar_meta_gradient"]["fraction_of_matmul_rate"] = results["cifar_meta_gradient"]["gflops"] / results["matmul_gflops"]
+    print("cifar", results["cifar_meta_gradient"], flush=True)
     results["keras_defaults"] = keras_defaults(5 if tiny else 200, 512 if tiny else 10000, [1e-3] if tiny else [3e-4, 1e-3, 3e-3, 1e-2])
     print("keras defaults", results["keras_defaults"], flush=True)
     results["paper_scale_mnist_hours"] = 50000 * results["mnist_meta_gradient"]["train_unroll_s"] / 3600

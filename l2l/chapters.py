@@ -181,14 +181,18 @@ class Cifar(ChapterParameters):
     adam_beta1: list[float] = (0.5, 0.9)  # ADAM beta_1 values tuned with the rate
     mnist_weights: str = "book/results/mnist/lstm_paper_seed{seed}.weights.h5"  # the MNIST chapter's LSTMs (paper settings), for the transfer panel
     keras_steps: int = 200  # steps of the Keras panel (model.fit on the same ConvNet built from Keras layers)
+    keras_last: int = 20  # its endpoint: mean training loss over the last this many steps
     keras_adam_grid: list[float] = (0.0003, 0.001, 0.003, 0.01, 0.03)  # ADAM learning rates tried on the selection images
     keras_multiplier_grid: list[float] = (0.1, 0.3162, 1.0, 3.162)  # the LSTM's step multipliers tried the same way
     results_dir: str = "book/results/cifar"  # summary.json, curves, trained weights
-    checkpoint_dir: str = ".cache/checkpoints"  # resumable meta-training runs and finished panels; not in git
+    checkpoint_dir: str = "book/results/cifar/runs"  # resumable meta-training runs, one folder per run key; committed: they outlast a session
+    panel_dir: str = ".cache/checkpoints/panels"  # finished panels, so a killed chapter resumes at the next one; not in git
 
     def check(self):
         _at_least(self, meta_seeds=1, meta_epochs=1, horizon=1, unroll=1, valid_every=1, valid_instances=2, eval_instances=1, tune_instances=1,
-                  subset_factor=1, keras_steps=1)
+                  subset_factor=1, keras_steps=1, keras_last=1)
+        if self.keras_last > self.keras_steps:
+            raise ParameterError(f"Cifar.keras_last ({self.keras_last}) cannot exceed keras_steps ({self.keras_steps})")
         if self.horizon % self.unroll:
             raise ParameterError(f"Cifar.horizon ({self.horizon}) must be a multiple of unroll ({self.unroll})")
         if any(f < 2 for f in self.long_factors):

@@ -139,10 +139,12 @@ def paper_convnet(seed, problem):
     """The CIFAR chapter's ConvNet (l2l.problems.ConvNet `problem`: its channels, kernel, hidden units,
     classes and epsilon) as a Keras model, every weight ~ N(0, init_std^2) as there. Layer for layer:
     Conv2D without bias, BatchNormalization with an offset and no scale (batch statistics in training),
-    ReLU, 2x2 max pooling; Dense without bias, the same normalisation, ReLU; Dense to the classes."""
+    ReLU, 2x2 max pooling; Dense without bias, the same normalisation, ReLU; Dense to the classes.
+    Training never reads the moving statistics; testing does, and their momentum of 0.9 (Keras: 0.99)
+    lets them follow the last few minibatches of a run of a few hundred steps."""
     keras.utils.set_random_seed(seed)
     init = lambda: keras.initializers.RandomNormal(stddev=problem.init_std, seed=seed)
-    norm = lambda: keras.layers.BatchNormalization(scale=False, epsilon=problem.epsilon, beta_initializer=init())
+    norm = lambda: keras.layers.BatchNormalization(momentum=0.9, scale=False, epsilon=problem.epsilon, beta_initializer=init())
     layers = [keras.Input(problem.image_shape)]
     for c in problem.channels:
         layers += [keras.layers.Conv2D(c, problem.kernel, padding="same", use_bias=False, kernel_initializer=init()), norm(),
