@@ -3,6 +3,7 @@
     python -m l2l.recipes train mnist_paper --seed 0 --threads 1          # resumes from book/results/mnist/runs
     python -m l2l.recipes train mnist_paper --seed 1 --clip-norm 1.0
     python -m l2l.recipes status mnist_paper --seed 0                     # epochs done, snapshots, key
+    python -m l2l.recipes train cifar --learner lstm_sub --seed 2 --threads 1   # the CIFAR chapter's runs, into book/results/cifar/runs
 
 A recipe builds exactly what a chapter builds (problem, validation problem,
 LSTM config, meta config), so the run key is the same and the chapter reuses
@@ -40,15 +41,45 @@ def mnist_paper(seed=0, epochs=10000, clip_norm=0.0, splits=None):
                   learned_optimizer.LSTMConfig(preprocess_p=10.0, scale=0.1), config)
 
 
-RECIPES = {"mnist_paper": mnist_paper}
+CIFAR_ROOT = "book/results/cifar/runs"  # committed: the CIFAR chapter's meta-training outlasts a session
+CIFAR_LEARNERS = ("lstm", "lstm_one", "lstm_sub")
 
 
-def trainer(name, root=BUDGET_ROOT, **options):
+def cifar(learner="lstm", seed=0, epochs=None, clip_norm=None, params=None, splits=None):
+    """The CIFAR chapter's meta-training run of `learner`, built from the chapter's parameters `params`
+    (l2l.chapters.Cifar; default: its full profile), so that the chapter and this command file it under
+    one run key. lstm: two LSTMs (parameter groups "conv", the convolution kernels, and "other");
+    lstm_one: one LSTM for every parameter; lstm_sub: two LSTMs meta-trained on params.sub_labels only."""
+    from l2l import chapters, data, learned_optimizer, meta, problems
+
+    if learner not in CIFAR_LEARNERS:
+        raise ValueError(f"unknown CIFAR learner {learner!r}; learners: {list(CIFAR_LEARNERS)}")
+    p = params or chapters.Cifar()
+    splits = splits or data.cifar_splits()
+    labels = p.sub_labels if learner == "lstm_sub" else None
+
+    def convnet(part):
+        images = splits[part] if labels is None else problems.label_subset(splits[part], labels)
+        return problems.ConvNet(images, classes=10 if labels is None else len(labels))
+
+    lstm = learned_optimizer.LSTMConfig(preprocess_p=p.preprocess_p, scale=p.scale)
+    config = meta.MetaConfig(seed=seed, epochs=epochs or p.meta_epochs, batch=1, horizon=p.horizon, unroll=p.unroll, meta_lr=p.meta_lr,
+                             clip_norm=p.clip_norm if clip_norm is None else clip_norm, valid_every=p.valid_every,
+                             valid_instances=p.valid_instances, select_on="mean", checkpoint_every=5)
+    return Recipe(convnet("meta_train"), convnet("valid"), lstm if learner == "lstm_one" else {"conv": lstm, "other": lstm}, config)
+
+
+RECIPES = {"mnist_paper": mnist_paper, "cifar": cifar}
+ROOTS = {"mnist_paper": BUDGET_ROOT, "cifar": CIFAR_ROOT}  # where each recipe's runs live by default
+
+
+def trainer(name, root=None, **options):
     from l2l import meta
 
     if name not in RECIPES:
         raise SystemExit(f"unknown recipe {name!r}; recipes: {sorted(RECIPES)}")
     recipe = RECIPES[name](**options)
+    root = root or ROOTS[name]
     return meta.MetaTrainer(recipe.problem, recipe.lstm_config, recipe.meta_config, checkpoint_root=root, valid_problem=recipe.valid_problem)
 
 
@@ -78,9 +109,10 @@ def main(argv=None):
     parser.add_argument("command", choices=["train", "status"])
     parser.add_argument("recipe", choices=sorted(RECIPES))
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--epochs", type=int, default=10000)
-    parser.add_argument("--clip-norm", type=float, default=0.0, help="meta-gradient global-norm clipping; 0: none")
-    parser.add_argument("--root", default=BUDGET_ROOT, help=f"checkpoint root (default {BUDGET_ROOT}, committed)")
+    parser.add_argument("--epochs", type=int, default=None, help="default: mnist_paper 10,000; cifar the chapter's meta_epochs")
+    parser.add_argument("--clip-norm", type=float, default=None, help="meta-gradient global-norm clipping; 0: none (default: the recipe's)")
+    parser.add_argument("--learner", choices=CIFAR_LEARNERS, help="cifar only: which of the chapter's learned optimisers")
+    parser.add_argument("--root", default=None, help=f"checkpoint root (default: {ROOTS}, committed)")
     parser.add_argument("--threads", type=int, default=0, help="TF intra-op threads; 1 leaves a core free beside another job; 0: TF's default")
     args = parser.parse_args(argv)
     import tensorflow as tf
@@ -88,9 +120,14 @@ def main(argv=None):
     if args.threads:
         tf.config.threading.set_intra_op_parallelism_threads(args.threads)
         tf.config.threading.set_inter_op_parallelism_threads(1)
-    run = trainer(args.recipe, args.root, seed=args.seed, epochs=args.epochs, clip_norm=args.clip_norm)
+    if (args.learner is not None) != (args.recipe == "cifar"):
+        raise SystemExit("--learner goes with the cifar recipe, and only with it")
+    options = {k: v for k, v in {"seed": args.seed, "epochs": args.epochs, "clip_norm": args.clip_norm, "learner": args.learner}.items() if v is not None}
+    if args.recipe == "mnist_paper":
+        options.setdefault("clip_norm", 0.0)
+    run = trainer(args.recipe, args.root, **options)
     done = int(run.state.epoch.numpy())
-    print(f"{args.recipe} seed {args.seed}: key {run.key}, {done}/{args.epochs} epochs, snapshots {sorted(run.snapshots())}, folder {run.checkpoint_dir}")
+    print(f"{args.recipe} seed {args.seed}: key {run.key}, {done}/{run.config.epochs} epochs, snapshots {sorted(run.snapshots())}, folder {run.checkpoint_dir}")
     if args.command == "train":
         result = run.run(log=lambda line: print(line, flush=True))
         print(f"{result.status}; best epoch {result.best_epoch}, validation {result.best_valid:.4g}", flush=True)

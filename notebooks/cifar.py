@@ -57,6 +57,8 @@
 profile = "full"  # every parameter is a field of l2l.chapters.Cifar; the runner sets them all
 
 # %% tags=["hide-input"]
+import dataclasses
+
 import keras
 import matplotlib.pyplot as plt
 import numpy as np
@@ -64,7 +66,7 @@ from IPython.display import HTML, Markdown
 from myst_nb import glue
 
 import l2l
-from l2l import chapters, data, experiment, keras_optimizer, keras_training, learned_optimizer, meta, problems
+from l2l import chapters, data, experiment, keras_optimizer, keras_training, problems, recipes
 
 p = chapters.Cifar.from_namespace(globals())
 chapter = experiment.Chapter("cifar", p)
@@ -85,14 +87,8 @@ def convnet(part, labels=None):
     return problems.ConvNet(images(part, labels), classes=10 if labels is None else len(labels))
 
 
-lstm = learned_optimizer.LSTMConfig(preprocess_p=p.preprocess_p, scale=p.scale)
-LEARNERS = {  # name -> (LSTM configuration, the labels it meta-trains on; None: all ten)
-    "lstm": ({"conv": lstm, "other": lstm}, None),
-    "lstm_one": (lstm, None),
-    "lstm_sub": ({"conv": lstm, "other": lstm}, p.sub_labels),
-}
-configs = [meta.MetaConfig(seed=s, epochs=p.meta_epochs, batch=1, horizon=H, unroll=p.unroll, meta_lr=p.meta_lr, clip_norm=p.clip_norm,
-                           valid_every=p.valid_every, valid_instances=p.valid_instances, select_on="mean", checkpoint_every=5) for s in seeds]
+# Each learned optimiser's runs, built by l2l.recipes.cifar (one run key for this chapter and `python -m l2l.recipes train cifar`).
+RECIPES = {name: recipes.cifar(name, seed=0, params=p, splits=split) for name in recipes.CIFAR_LEARNERS}
 labels_text = lambda labels: "labels " + ", ".join(str(k) for k in labels)
 for name, value in p.as_dict().items():
     glue(name, value, display=False)
@@ -111,10 +107,10 @@ for name in ("cifar5", "cifar2", "sub"):
 
 # %% tags=["hide-input"]
 trained = {
-    name: experiment.meta_train_runs(convnet("meta_train", labels), config, configs, p.checkpoint_dir, chapter.results_dir, name,
-                                     valid_problem=convnet("valid", labels), chapter="cifar",
-                                     trained_on=f"CIFAR-10 train[:36000]{'' if labels is None else ', ' + labels_text(labels)}, the paper's ConvNet, {H} steps")
-    for name, (config, labels) in LEARNERS.items()
+    name: experiment.meta_train_runs(r.problem, r.lstm_config, [dataclasses.replace(r.meta_config, seed=s) for s in seeds], p.checkpoint_dir,
+                                     chapter.results_dir, name, valid_problem=r.valid_problem, chapter="cifar",
+                                     trained_on=f"{r.problem.data.name}, the paper's ConvNet, {H} steps")
+    for name, r in RECIPES.items()
 }
 meta_seconds = chapter.report_meta_training(trained, H)
 segment_seconds = {name: float(np.mean([r.history.seconds.iloc[1:].mean() for r in runs.values()])) / (H // p.unroll)

@@ -27,3 +27,25 @@ def test_snapshots_are_read_by_key_without_writing(tmp_path, monkeypatch):
     assert other_key != key and none == {} and zero == 0
     with pytest.raises(ValueError, match="unknown recipe 'nope'"):
         recipes.snapshots("nope", str(tmp_path))
+
+
+def test_the_cifar_recipe_builds_each_learner_from_the_chapters_parameters():
+    import numpy as np
+
+    from l2l import chapters
+
+    x = np.random.default_rng(0).integers(0, 256, size=(40, 32, 32, 3), dtype=np.uint8)
+    part = problems.image_data(x, np.arange(40) % 10, "tiny")
+    splits = {"meta_train": part, "valid": part}
+    p = chapters.Cifar(meta_epochs=7, sub_labels=[6, 7, 8])
+    two, one, sub = (recipes.cifar(name, seed=2, params=p, splits=splits) for name in recipes.CIFAR_LEARNERS)
+    assert set(two.lstm_config) == {"conv", "other"} and one.lstm_config == two.lstm_config["conv"]
+    assert two.meta_config.seed == 2 and two.meta_config.epochs == 7 and two.meta_config.select_on == "mean"
+    assert sub.problem.classes == 3 and sub.problem.data.name == "tiny{labels 6,7,8}" and int(sub.problem.data.y.shape[0]) == 12
+    assert sub.valid_problem.data.fingerprint == sub.problem.data.fingerprint  # the same images here: both parts are `part`
+    assert meta.run_key(two.problem, two.lstm_config, two.meta_config, two.valid_problem) != meta.run_key(
+        sub.problem, sub.lstm_config, sub.meta_config, sub.valid_problem)
+    with pytest.raises(ValueError, match="unknown CIFAR learner 'lstm_three'"):
+        recipes.cifar("lstm_three", params=p, splits=splits)
+    with pytest.raises(SystemExit, match="--learner goes with the cifar recipe"):
+        recipes.main(["status", "mnist_paper", "--learner", "lstm"])
