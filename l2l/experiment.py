@@ -720,6 +720,65 @@ def budget_curve(snapshots, lstm_config, panel, instances, seeds, step, baseline
             "baselines": {name: row(f"baseline:{name}") for name in (baselines or {})}}
 
 
+
+def budget_table(curves):
+    """One row per budget run and snapshot epoch: its loss at the step and mean over steps 1..step, each [95% CI].
+
+    curves: run label -> budget_curve(...) (plus "key" and "epochs_trained")."""
+    return pd.DataFrame([{"run": label, "epoch": e, "loss at the step": fmt_interval(r["final"]), "mean loss to the step": fmt_interval(r["mean"])}
+                         for label, curve in curves.items() for e, r in zip(curve["epochs"], curve["snapshots"])])
+
+
+def budget_figure(curves, step, lines):
+    """Loss at `step` (left) and mean loss over steps 1..step (right) against meta-training epoch, a line per
+    run with 95% error bars, and each metric's baseline line: lines is metric -> (label, baseline name)."""
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.2))
+    for ax, metric in zip(axes, ["final", "mean"]):
+        for label, curve in curves.items():
+            rows = [r[metric] for r in curve["snapshots"]]
+            means = np.array([r["mean"] for r in rows])
+            errors = [means - [r["ci95"][0] for r in rows], [r["ci95"][1] for r in rows] - means]
+            ax.errorbar(curve["epochs"], means, yerr=errors, marker="o", capsize=3, label=f"LSTM {label}")
+        name, baseline = lines[metric]
+        ax.axhline(next(iter(curves.values()))["baselines"][baseline][metric]["mean"], color=plots.COLOURS.get(baseline.split()[0]),
+                   linestyle="--", label=name)
+        ax.set(xlabel="meta-training epoch", ylabel=METRICS[metric].format(step=step))
+        ax.legend(frameon=False)
+    return fig
+
+
+def budget_sentence(curves, step, total_epochs, lines, unit="MLPs"):
+    """Each budget run's latest snapshot (no selection on the test panel) against the baseline, on both metrics, with intervals."""
+    if not curves:
+        return "No budget-run snapshot exists yet: start one with `python -m l2l.recipes train mnist_paper`."
+    first = next(iter(curves.values()))
+    runs = first["snapshots"][-1]["final"]["runs"]
+    parts = []
+    for label, curve in curves.items():
+        last = curve["snapshots"][-1]
+        parts.append(f"{label} at epoch {curve['epochs'][-1]} reaches {fmt_interval(last['final'])} on the {METRICS['final'].format(step=step)} "
+                     f"and {fmt_interval(last['mean'])} on the {METRICS['mean'].format(step=step)}")
+    baseline = {m: first["baselines"][lines[m][1]][m] for m in ("final", "mean")}
+    furthest = max(max(c["epochs"]) for c in curves.values())
+    return (f"Over {runs} test seeds of the base panel's {unit} (one meta-training run per line, so these intervals are over test seeds, not runs), "
+            f"the latest snapshot of each budget run: " + "; ".join(parts) + f". {lines['final'][0]} reaches {fmt_interval(baseline['final'])} and "
+            f"{lines['mean'][0]} {fmt_interval(baseline['mean'])} on the same {unit}. The snapshots reach epoch {furthest} of {total_epochs} so far.")
+
+
+def budget_summary(curves, step, settings, lines):
+    """The budget curve as a summary.json panel: per run, per snapshot epoch, its loss at `step` and trajectory mean;
+    the baseline (settings: metric -> its keyword arguments) at `step`; the epochs."""
+    entries = {f"lstm_{label.replace(', ', '_').replace(' ', '')}": {
+        "lr": None, "key": c["key"], "epochs_trained": c["epochs_trained"],
+        "loss": {str(e): r["final"] for e, r in zip(c["epochs"], c["snapshots"])},
+        "trajectory_mean": {str(e): r["mean"] for e, r in zip(c["epochs"], c["snapshots"])}} for label, c in curves.items()}
+    if curves:
+        first = next(iter(curves.values()))["baselines"]
+        name = lines["final"][1].split()[0]
+        entries[name] = {"lr": settings["final"]["learning_rate"], "settings": settings,
+                         "loss": {str(step): first[lines["final"][1]]["final"]}, "trajectory_mean": {str(step): first[lines["mean"][1]]["mean"]}}
+    return {"optimisers": entries, "step": step, "epochs": sorted({e for c in curves.values() for e in c["epochs"]})}
+
 def selection_noise(runs, valid_problem, instances, horizon):
     """How noisy checkpoint selection was, per run: the standard error over `instances` validation MLPs of
     the selection signal (mean loss over steps 1..horizon, at the kept weights, on fresh validation

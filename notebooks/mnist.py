@@ -54,11 +54,10 @@ import dataclasses
 
 import matplotlib.pyplot as plt
 import numpy as np
-import pandas as pd
 from IPython.display import HTML, Markdown, display
 from myst_nb import glue
 
-from l2l import chapters, data, evaluate, experiment, learned_optimizer, meta, optimizers, plots, problems, recipes
+from l2l import chapters, data, evaluate, experiment, learned_optimizer, meta, optimizers, problems, recipes
 
 p = chapters.Mnist.from_namespace(globals())
 chapter = experiment.Chapter("mnist", p)
@@ -149,8 +148,6 @@ for metric in ("final", "mean"):
     sentence = experiment.protocol_sentence(results["base"], p.horizon, metric, "MLPs")
     glue(f"verdict_base_{metric}", Markdown(sentence), display=False)
     glue(f"verdict_base_{metric}_html", HTML(experiment.verdict_html(sentence)), display=False)
-    if metric == "final":
-        glue("verdict_base_html", HTML(experiment.verdict_html(sentence)), display=False)  # the name the introduction has always read
 
 
 def show(name, step=p.long_steps, objective="final"):
@@ -214,41 +211,21 @@ plt.show()
 # %% tags=["hide-input"]
 nag_final, nag_mean = (results["base"].settings[p.horizon][o]["nag"] for o in ("final", "mean"))
 budget_lines = {"nag (final)": lambda s: optimizers.nag(**nag_final), "nag (mean)": lambda s: optimizers.nag(**nag_mean)}
-budget_rows, budget_panel = [], {}
-fig, axes = plt.subplots(1, 2, figsize=(12, 4.2))
+lines = {"final": (f"NAG tuned for the {experiment.METRICS['final'].format(step=p.horizon)}", "nag (final)"),
+         "mean": (f"NAG tuned for the {experiment.METRICS['mean'].format(step=p.horizon)}", "nag (mean)")}
+budget_panel = {}
 for k, (key, snapshots, epochs_done) in enumerate(budget):
     chosen = {e: f for e, f in snapshots.items() if e % p.budget_every == 0}
-    if not chosen:
-        continue
-    curve = experiment.budget_curve(chosen, learned_optimizer.LSTMConfig(preprocess_p=10.0, scale=0.1), PANELS["base"][0],
-                                    p.eval_instances, list(range(p.budget_seeds)), p.horizon, baselines=budget_lines)
-    label = f"seed {k}" + (f", clip {p.budget_clip_norms[k]:g}" if p.budget_clip_norms[k] else ", no clipping")
-    budget_panel[label] = {"key": key, "epochs_trained": epochs_done, **curve}
-    for ax, metric in zip(axes, ["final", "mean"]):
-        means = [r[metric]["mean"] for r in curve["snapshots"]]
-        ax.errorbar(curve["epochs"], means, yerr=[[m - r[metric]["ci95"][0] for m, r in zip(means, curve["snapshots"])],
-                                                  [r[metric]["ci95"][1] - m for m, r in zip(means, curve["snapshots"])]], marker="o", capsize=3, label=f"LSTM {label}")
-    budget_rows += [{"run": label, "epoch": e, "loss at step 100": r["final"]["mean"], "mean loss, steps 1-100": r["mean"]["mean"]}
-                    for e, r in zip(curve["epochs"], curve["snapshots"])]
+    if chosen:
+        label = f"seed {k}" + (f", clip {p.budget_clip_norms[k]:g}" if p.budget_clip_norms[k] else ", no clipping")
+        budget_panel[label] = {"key": key, "epochs_trained": epochs_done, **experiment.budget_curve(
+            chosen, learned_optimizer.LSTMConfig(preprocess_p=10.0, scale=0.1), PANELS["base"][0], p.eval_instances,
+            list(range(p.budget_seeds)), p.horizon, baselines=budget_lines)}
 if budget_panel:
-    lines = next(iter(budget_panel.values()))["baselines"]
-    for ax, metric, line in zip(axes, ["final", "mean"], ["nag (final)", "nag (mean)"]):
-        ax.axhline(lines[line][metric]["mean"], color=plots.COLOURS.get("nag"), linestyle="--", label=f"tuned NAG ({metric} tuning)")
-        ax.set_xlabel("meta-training epoch")
-        ax.set_ylabel(experiment.METRICS[metric].format(step=p.horizon))
-        ax.legend(frameon=False)
+    experiment.budget_figure(budget_panel, p.horizon, lines)
     plt.show()
-    table = pd.DataFrame(budget_rows)
-    display(Markdown(table.to_markdown(index=False, floatfmt=".4g")))
-    furthest = max(max(v["epochs"]) for v in budget_panel.values())
-    best = table.loc[table["loss at step 100"].idxmin()]
-    sentence = (f"So far the budget runs have kept snapshots up to epoch {furthest} of {p.budget_epochs}. The best snapshot on the loss at "
-                f"step {p.horizon} ({best.run}, epoch {best.epoch}) reaches {best['loss at step 100']:.3g}, against {lines['nag (final)']['final']['mean']:.3g} "
-                f"for NAG tuned for that step on the same MLPs; on the mean loss over steps 1-{p.horizon} the best snapshot reaches "
-                f"{table['mean loss, steps 1-100'].min():.3g} against {lines['nag (mean)']['mean']['mean']:.3g}.")
-else:
-    plt.close(fig)
-    sentence = f"No budget-run snapshot exists yet under {p.budget_root}: start one with `python -m l2l.recipes train mnist_paper`."
+    display(Markdown(experiment.budget_table(budget_panel).to_markdown(index=False)))
+sentence = experiment.budget_sentence(budget_panel, p.horizon, p.budget_epochs, lines)
 glue("budget_sentence", Markdown(sentence), display=False)
 glue("budget_sentence_html", HTML(experiment.verdict_html(sentence)), display=False)  # for the introduction
 
@@ -340,14 +317,7 @@ glue("paper_scale_hours", f"{10000 * np.mean(meta_seconds['paper']) / p.meta_epo
 panels = {name: experiment.protocol_summary(r) for name, r in results.items()}
 for setting, panel_name in [("paper", "base"), ("deepmind", "deepmind_settings")]:
     panels[panel_name]["optimisers"]["lstm"].update(experiment.meta_training_entry(trained[setting]))
-# The budget curve as a panel: each budget run's entry holds, per snapshot epoch, its loss at the horizon and its mean over the horizon.
-budget_entries = {f"lstm_{label.replace(', ', '_').replace(' ', '')}": {"lr": None, "key": v["key"], "epochs_trained": v["epochs_trained"],
-                  "loss": {str(e): r["final"] for e, r in zip(v["epochs"], v["snapshots"])},
-                  "trajectory_mean": {str(e): r["mean"] for e, r in zip(v["epochs"], v["snapshots"])}} for label, v in budget_panel.items()}
-if budget_panel:
-    budget_entries["nag"] = {"lr": nag_final["learning_rate"], "settings": {"final": nag_final, "mean": nag_mean},
-                             "loss": {str(p.horizon): lines["nag (final)"]["final"]}, "trajectory_mean": {str(p.horizon): lines["nag (mean)"]["mean"]}}
-panels["budget"] = {"optimisers": budget_entries, "step": p.horizon, "epochs": sorted({e for v in budget_panel.values() for e in v["epochs"]})}
+panels["budget"] = experiment.budget_summary(budget_panel, p.horizon, {"final": nag_final, "mean": nag_mean}, lines)
 summary = chapter.finish(panels, meta_training_s=meta_seconds, paper_figure3_step100=PAPER_FIGURE3_STEP100, lr_grid=list(evaluate.LR_GRID), selection_noise=noise.to_dict(orient="list"),
                          tuning_s={n: r.tuning_s for n, r in results.items()}, data_splits={name: split[name].name for name in split})
 print(f"wrote {chapter.results_dir}/summary.json; chapter wall time {summary['wall_time_s']} s")

@@ -269,6 +269,18 @@ def test_the_budget_curve_evaluates_every_snapshot_on_the_same_instances(tmp_pat
     last = trainer.result().optimizer()
     direct = evaluate.evaluate(problem, {"last": lambda s: last}, 5, 4, [0, 1]).curves["last"]
     assert curve["snapshots"][1]["final"]["mean"] == pytest.approx(direct[:, :, 5].mean(), rel=1e-6)
+    # As the chapter shows it: table, sentence (the latest snapshot, no selection on the test panel), figure, summary panel.
+    curves = {"seed 0, no clipping": {"key": trainer.key, "epochs_trained": 4, **curve}}
+    lines = {"final": ("SGD at 0.01", "sgd"), "mean": ("SGD at 0.01", "sgd")}
+    table = experiment.budget_table(curves)
+    assert list(table.epoch) == [2, 4] and table["loss at the step"][1] == experiment.fmt_interval(curve["snapshots"][1]["final"])
+    sentence = experiment.budget_sentence(curves, 5, 10, lines)
+    assert "Over 2 test seeds" in sentence and "seed 0, no clipping at epoch 4 reaches " + experiment.fmt_interval(curve["snapshots"][1]["final"]) in sentence
+    assert "epoch 4 of 10 so far" in sentence and "No budget-run snapshot" in experiment.budget_sentence({}, 5, 10, lines)
+    assert len(experiment.budget_figure(curves, 5, lines).axes) == 2
+    summary = experiment.budget_summary(curves, 5, {"final": {"learning_rate": 0.01}, "mean": {"learning_rate": 0.01}}, lines)
+    assert summary["epochs"] == [2, 4] and summary["optimisers"]["lstm_seed0_noclipping"]["loss"]["4"] == curve["snapshots"][1]["final"]
+    assert summary["optimisers"]["sgd"]["lr"] == 0.01 and summary["optimisers"]["sgd"]["loss"]["5"] == curve["baselines"]["sgd"]["final"]
 
 
 def test_selection_noise_is_the_standard_error_of_the_signal_over_validation_problems(runs):
