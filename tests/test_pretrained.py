@@ -37,6 +37,13 @@ def test_publish_keeps_the_run_with_the_best_validation_loss(tmp_path, monkeypat
     np.testing.assert_array_equal(loaded["out/kernel"].numpy(), learned_optimizer.init_meta_params(config, 2)["out/kernel"].numpy())
     with pytest.raises(FileNotFoundError, match="run the chapter first"):
         pretrained.publish("none", str(tmp_path / "missing*.h5"))
+    # A calibrated multiplier survives republishing the same weights (a re-executed chapter), not new ones.
+    entries = pretrained.registry()
+    entries["mine"]["keras_default"] = {"learning_rate": 0.03}
+    pretrained.REGISTRY.write_text(json.dumps(entries))
+    assert pretrained.publish("mine", str(tmp_path / "run*.weights.h5"))["keras_default"] == {"learning_rate": 0.03}
+    learned_optimizer.save_weights(tmp_path / "run4.weights.h5", learned_optimizer.init_meta_params(config, 4), config, best_valid=0.1, seed=4)
+    assert "keras_default" not in pretrained.publish("mine", str(tmp_path / "run*.weights.h5"))
 
 
 

@@ -19,7 +19,8 @@ told otherwise) is then chosen on held-out Keras models with
     python -m l2l.pretrained calibrate NAME
 
 and recorded in the entry with every ratio it was chosen from. Publishing new
-weights drops the old multiplier: it belonged to the old weights.
+weights drops the old multiplier: it belonged to the old weights (publishing
+the same weights again, from a re-executed chapter, keeps it).
 """
 
 import argparse
@@ -83,9 +84,12 @@ def publish(name, pattern, summary_path=None, groups=None):
     path, _, config, provenance = min(loaded, key=lambda item: valid(item) if math.isfinite(valid(item)) else math.inf)
     summary = json.loads(Path(summary_path).read_text()) if summary_path else {}
     target = f"{name}.weights.h5"
-    shutil.copy(path, HERE / target)
     entries = registry()
-    entries[name] = {  # no "keras_default": the multiplier of the old weights does not carry over
+    # The calibrated Keras multiplier belongs to the weights: it carries over only to the very same weights
+    # (a chapter re-executed from the same runs), never to new ones.
+    kept = entries.get(name, {}).get("keras_default") if _same_weights(HERE / target, path) else None
+    shutil.copy(path, HERE / target)
+    entries[name] = {
         "file": target,
         "trained_on": str(provenance.get("trained_on", provenance.get("chapter", "unknown"))),
         "lstm_config": {g: dataclasses.asdict(c) for g, c in config.items()} if grouped else dataclasses.asdict(config),
@@ -94,8 +98,20 @@ def publish(name, pattern, summary_path=None, groups=None):
         "source": {"weights": path, "summary": summary_path, "chapter": summary.get("chapter"),
                    "profile": summary.get("profile"), "commit": summary.get("commit")},
     }
+    if kept:
+        entries[name]["keras_default"] = kept
     REGISTRY.write_text(json.dumps(entries, indent=1, sort_keys=True) + "\n")
     return entries[name]
+
+
+def _same_weights(packaged, candidate):
+    """True where the packaged file exists and holds the candidate's meta-parameters and config exactly."""
+    import numpy as np
+
+    if not Path(packaged).exists():
+        return False
+    (a, config_a, _), (b, config_b, _) = learned_optimizer.load_weights(str(packaged)), learned_optimizer.load_weights(str(candidate))
+    return config_a == config_b and set(a) == set(b) and all(np.array_equal(np.asarray(a[k]), np.asarray(b[k])) for k in a)
 
 
 CALIBRATION_GRID = (0.01, 0.03, 0.1, 0.3, 1.0)  # half-decades; the best is then refined by quarter-decades
