@@ -160,7 +160,7 @@ class Keras(ChapterParameters):
 @dataclasses.dataclass(frozen=True)
 class Cifar(ChapterParameters):
     meta_seeds: int = 3  # meta-training runs of each learned optimiser; test seed s uses run s (the run is the unit)
-    meta_epochs: int = 30  # meta-training epochs per run, each one fresh ConvNet over the horizon (what 2 CPU cores allow; see the chapter)
+    meta_epochs: int = 50  # meta-training epochs per run, each one fresh ConvNet over the horizon (what 2 CPU cores allow; see the chapter)
     meta_lr: float = 0.001  # learning rate of Adam on the LSTM weights
     clip_norm: float = 0.0  # meta-gradient global-norm clipping; 0: none
     horizon: int = 100  # optimisee steps per epoch, the meta-objective's horizon (the DeepMind code: 100)
