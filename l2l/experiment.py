@@ -756,7 +756,7 @@ def budget_sentence(curves, step, total_epochs, lines, unit="MLPs"):
     parts = []
     for label, curve in curves.items():
         last = curve["snapshots"][-1]
-        parts.append(f"{label} at epoch {curve['epochs'][-1]} reaches {fmt_interval(last['final'])} on the {METRICS['final'].format(step=step)} "
+        parts.append(f"the run with {label} reaches, at epoch {curve['epochs'][-1]}, {fmt_interval(last['final'])} on the {METRICS['final'].format(step=step)} "
                      f"and {fmt_interval(last['mean'])} on the {METRICS['mean'].format(step=step)}")
     baseline = {m: first["baselines"][lines[m][1]][m] for m in ("final", "mean")}
     furthest = max(max(c["epochs"]) for c in curves.values())

@@ -275,7 +275,7 @@ def test_the_budget_curve_evaluates_every_snapshot_on_the_same_instances(tmp_pat
     table = experiment.budget_table(curves)
     assert list(table.epoch) == [2, 4] and table["loss at the step"][1] == experiment.fmt_interval(curve["snapshots"][1]["final"])
     sentence = experiment.budget_sentence(curves, 5, 10, lines)
-    assert "Over 2 test seeds" in sentence and "seed 0, no clipping at epoch 4 reaches " + experiment.fmt_interval(curve["snapshots"][1]["final"]) in sentence
+    assert "Over 2 test seeds" in sentence and "the run with seed 0, no clipping reaches, at epoch 4, " + experiment.fmt_interval(curve["snapshots"][1]["final"]) in sentence
     assert "epoch 4 of 10 so far" in sentence and "No budget-run snapshot" in experiment.budget_sentence({}, 5, 10, lines)
     assert len(experiment.budget_figure(curves, 5, lines).axes) == 2
     summary = experiment.budget_summary(curves, 5, {"final": {"learning_rate": 0.01}, "mean": {"learning_rate": 0.01}}, lines)
