@@ -16,6 +16,7 @@ meta-training results: evaluation seed s uses run s mod len(runs).
 import dataclasses
 import html
 import json
+import logging
 import math
 import os
 import re
@@ -49,12 +50,19 @@ def terminal_log(line):
         os.write(fd, (line + "\n").encode())
 
 
+def _expected_retracing(record):
+    """Drops TF's "triggered tf.function retracing" warning: every meta-training run and evaluation compiles
+    its own functions by design (one per run and problem), which TF counts as retracing one function."""
+    return "triggered tf.function retracing" not in record.getMessage()
+
+
 class Chapter:
     """A chapter run: its parameters, provenance taken at the start, the clock and the results folder."""
 
     def __init__(self, name, params):
         self.name, self.params = name, params
         limit_threads()  # before any TensorFlow op runs
+        logging.getLogger("tensorflow").addFilter(_expected_retracing)
         self.started = time.time()
         self.info = provenance()  # the code this run imports, before any edit made while it runs
         self.results_dir = params.results_dir

@@ -324,3 +324,12 @@ def test_a_finished_panel_is_cached_under_its_key_and_reused(runs, tmp_path):
     other = experiment.meta_train_runs(mlp, TINY_LSTM, [tiny_config(1)], str(tmp_path / "ckpt"), str(tmp_path), "lstm", log=QUIET)
     key = lambda runs: experiment.protocol_key(panel, {"lstm": runs}, 2, [0, 1], 2, ("sgd",), {}, "lstm", True, evaluate.MULTIPLIER_GRID)
     assert key(list(mlp_runs.values())) != key(list(other.values())) and key([object()]) is None
+
+
+
+def test_a_chapter_drops_only_tfs_retracing_warning():
+    import logging
+
+    retrace = logging.LogRecord("tensorflow", logging.WARNING, "", 0, "5 out of the last 5 calls to <f> triggered tf.function retracing. Tracing is expensive", None, None)
+    other = logging.LogRecord("tensorflow", logging.WARNING, "", 0, "Gradients do not exist for variables", None, None)
+    assert experiment._expected_retracing(retrace) is False and experiment._expected_retracing(other) is True
