@@ -349,6 +349,101 @@ class ConvNet:
         return tf.constant(losses), tf.constant(correct)
 
 
+
+class AlignmentInstances(NamedTuple):
+    example: tf.Tensor  # [n, H, W, C] the image to align to
+    moving: tf.Tensor  # [n, H, W, C] the example warped by a random affine map
+    true_theta: tf.Tensor  # [n, 2, 3] the warp that brings `moving` back onto `example` (l2l.warp conventions)
+
+
+@dataclasses.dataclass(frozen=True, eq=False, repr=False)
+class Alignment:
+    """Image alignment as a small optimisation problem (the spatial-transformer chapter).
+
+    An instance is an example image and a copy of it warped by a random
+    affine map: rotation, scale per axis, shear and translation, each drawn
+    uniformly within its bound, about the image centre. The parameters are
+    the 6 entries of the affine map theta (l2l.warp) that warps the moving
+    image back; they start at the identity. The loss is the photometric mean
+    squared error between the re-warped moving image and the example. The
+    true inverse warp is known, so l2l.warp.corner_error measures the
+    geometric error in pixels.
+    """
+
+    data: ImageData  # images flattened from image_shape, in [0, 1]
+    image_shape: tuple = (28, 28, 1)  # height, width, channels of one image
+    max_rotation: float = 30.0  # degrees
+    max_scale: float = 0.2  # relative change of each axis' scale, up to this
+    max_shear: float = 0.2  # shear factor (x += shear * y), up to this
+    max_shift: float = 3.0  # translation in pixels, up to this, along each axis
+
+    name = "alignment"
+
+    def __post_init__(self):
+        bad = [f for f in ("max_rotation", "max_scale", "max_shear", "max_shift") if getattr(self, f) < 0]
+        if bad or self.max_scale >= 1:
+            raise ValueError(f"Alignment needs non-negative warp bounds and max_scale < 1, got {self}")
+
+    def describe(self) -> dict:
+        fields = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "data"}
+        data = {"name": self.data.name, "examples": int(self.data.y.shape[0]), "fingerprint": self.data.fingerprint}
+        return json_ready({"name": self.name, "data": data, **fields})
+
+    def __repr__(self):
+        return (f"Alignment(data={self.data.name}, rotation<={self.max_rotation:g} deg, scale<={self.max_scale:g}, "
+                f"shear<={self.max_shear:g}, shift<={self.max_shift:g} px)")
+
+    @property
+    def dim(self) -> int:
+        return 6
+
+    def random_warps(self, rng, n):
+        """[n, 3, 3] homogeneous affine maps in normalised coordinates (l2l.warp), drawn within the bounds."""
+        u = lambda bound: (2.0 * rng.uniform([n], dtype=tf.float64) - 1.0) * bound
+        angle = u(np.deg2rad(self.max_rotation))
+        sx, sy, shear = 1.0 + u(self.max_scale), 1.0 + u(self.max_scale), u(self.max_shear)
+        height, width = self.image_shape[:2]
+        tx, ty = u(self.max_shift) * 2.0 / (width - 1), u(self.max_shift) * 2.0 / (height - 1)
+        cos, sin, zero, one = tf.cos(angle), tf.sin(angle), tf.zeros([n], tf.float64), tf.ones([n], tf.float64)
+        rotation = tf.reshape(tf.stack([cos, -sin, zero, sin, cos, zero, zero, zero, one], -1), [n, 3, 3])
+        shearing = tf.reshape(tf.stack([one, shear, zero, zero, one, zero, zero, zero, one], -1), [n, 3, 3])
+        scaling = tf.reshape(tf.stack([sx, zero, zero, zero, sy, zero, zero, zero, one], -1), [n, 3, 3])
+        shift = tf.reshape(tf.stack([one, zero, tx, zero, one, ty, zero, zero, one], -1), [n, 3, 3])
+        return shift @ rotation @ shearing @ scaling
+
+    def sample(self, rng, n):
+        from l2l import warp
+
+        index = rng.uniform([n], 0, tf.shape(self.data.y, out_type=tf.int64)[0], dtype=tf.int64)
+        example = tf.reshape(tf.gather(self.data.x, index), [n, *self.image_shape])
+        forward = self.random_warps(rng, n)  # moving pixel p shows the example at forward(p)
+        moving = warp.warp(example, tf.cast(forward[:, :2], tf.float32))
+        # Re-warping by theta shows the example at forward(theta(q)): theta = forward^-1 brings it back.
+        return AlignmentInstances(example, moving, tf.cast(tf.linalg.inv(forward)[:, :2], tf.float32))
+
+    def init_params(self, rng, instances):
+        from l2l import warp
+
+        return tf.tile(tf.reshape(tf.constant(warp.IDENTITY), [1, 6]), [tf.shape(instances.example)[0], 1])
+
+    def aligned(self, params, instances):
+        """The moving images re-warped by params [n, 6]: [n, H, W, C]."""
+        from l2l import warp
+
+        theta = tf.reshape(params, [-1, 2, 3])
+        return warp.warp(tf.cast(instances.moving, params.dtype), theta)
+
+    def loss(self, params, instances, rng=None):
+        error = self.aligned(params, instances) - tf.cast(instances.example, params.dtype)
+        return tf.reduce_mean(tf.square(error), axis=[1, 2, 3])
+
+    def corner_error(self, params, instances):
+        """Mean distance in pixels between where params and the true inverse warp send the four corners: [n]."""
+        from l2l import warp
+
+        theta = tf.reshape(params, [-1, 2, 3])
+        return warp.corner_error(theta, tf.cast(instances.true_theta, theta.dtype), *self.image_shape[:2])
+
 def json_ready(value):
     """Tuples as lists, recursively: what JSON would give back."""
     if isinstance(value, dict):

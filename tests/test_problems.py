@@ -90,12 +90,20 @@ def _tiny_convnet():
                             kernel=3, hidden=6, batch_size=6)
 
 
+def _tiny_alignment(**bounds):
+    x = np.zeros((6, 12, 12), np.uint8)
+    x[:, 3:9, 4:7] = 255  # a bar: something whose position and angle show
+    x[:, 3:5, 4:10] = 255
+    return problems.Alignment(problems.image_data(x, np.zeros(6), "bars"), image_shape=(12, 12, 1), **bounds)
+
+
 CONTRACT = {
     "quadratic-normal": lambda: problems.Quadratic(dims=4),
     "quadratic-uniform": lambda: problems.Quadratic(dims=4, distribution="uniform"),
     "mlp-sigmoid": lambda: _tiny_images(),
     "mlp-relu-deep": lambda: _tiny_images("relu", (4, 3)),
     "convnet": _tiny_convnet,
+    "alignment": _tiny_alignment,
 }
 
 
@@ -119,7 +127,10 @@ def test_every_problem_meets_the_contract(name):
     assert params.shape == (3, problem.dim) and params.dtype == tf.float32
     np.testing.assert_array_equal(params.numpy(), params2.numpy())
     tf.nest.map_structure(lambda a, b: np.testing.assert_array_equal(a.numpy(), b.numpy()), batch, batch2)
-    assert not np.array_equal(draw(6)[1].numpy(), params.numpy())
+    other_batch, other_params = draw(6)
+    differs = lambda a, b: not np.array_equal(np.asarray(a), np.asarray(b))
+    # Another seed draws other starting points, or, for a problem with a fixed start (alignment: the identity), other instances.
+    assert differs(other_params, params) or any(differs(a, b) for a, b in zip(tf.nest.flatten(other_batch), tf.nest.flatten(batch)))
 
     params = params + 0.3 * tf.random.stateless_normal(params.shape, [1, 2])  # away from the tiny start
     losses, grads = problems.loss_and_grads(problem, params, batch, tf.random.Generator.from_seed(9))
@@ -201,3 +212,32 @@ def test_a_label_subset_keeps_only_its_labels_relabelled_in_their_order():
         problems.label_subset(data, [1, 7])
     with pytest.raises(ValueError, match="distinct labels"):
         problems.label_subset(data, [1, 1])
+
+
+
+def test_alignment_starts_at_the_identity_and_the_true_inverse_warp_undoes_the_random_one():
+    from l2l import warp
+
+    problem = _tiny_alignment(max_rotation=20.0, max_scale=0.1, max_shear=0.1, max_shift=1.5)
+    rng = tf.random.Generator.from_seed(4)
+    batch = problem.sample(rng, 5)
+    start = problem.init_params(rng, batch)
+    np.testing.assert_array_equal(start.numpy(), np.tile(warp.IDENTITY.reshape(1, 6), (5, 1)))
+    truth = tf.reshape(batch.true_theta, [5, 6])
+    np.testing.assert_allclose(problem.corner_error(truth, batch).numpy(), 0.0, atol=1e-5)
+    assert np.all(problem.corner_error(start, batch).numpy() > 0.1)
+    # Re-warping by the true inverse recovers the example up to bilinear blur: far below the misaligned start.
+    assert np.all(problem.loss(truth, batch).numpy() < 0.35 * problem.loss(start, batch).numpy())
+
+
+def test_alignment_warps_stay_within_their_bounds():
+    rng = tf.random.Generator.from_seed(5)
+    rotation = _tiny_alignment(max_rotation=10.0, max_scale=0.0, max_shear=0.0, max_shift=0.0).random_warps(rng, 200).numpy()
+    angles = np.degrees(np.arctan2(rotation[:, 1, 0], rotation[:, 0, 0]))
+    assert np.abs(angles).max() <= 10.0 and np.abs(angles).max() > 8.0 and np.allclose(rotation[:, :2, 2], 0.0)
+    np.testing.assert_allclose(np.linalg.det(rotation[:, :2, :2]), 1.0, rtol=1e-12)  # a pure rotation
+    shift = _tiny_alignment(max_rotation=0.0, max_scale=0.0, max_shear=0.0, max_shift=2.0).random_warps(rng, 200).numpy()
+    pixels = shift[:, :2, 2] * (12 - 1) / 2.0  # normalised units back to pixels
+    assert np.abs(pixels).max() <= 2.0 and np.abs(pixels).max() > 1.6 and np.allclose(shift[:, :2, :2], np.eye(2))
+    with pytest.raises(ValueError, match="max_scale < 1"):
+        _tiny_alignment(max_scale=1.0)
