@@ -19,7 +19,7 @@ import pandas as pd
 import tensorflow as tf
 
 from l2l import optimizers
-from l2l.rollout import TEST_SEED, TUNE_SEED, fresh_instances, steps_of, trajectory
+from l2l.rollout import TEST_SEED, TUNE_SEED, fresh_instances, generator, reset, steps_of, trajectory
 
 # Learning rates tried for every baseline: 1e-4 to 10 in half-decades.
 LR_GRID = tuple(float(f"{10.0 ** e:.4g}") for e in np.arange(-4.0, 1.01, 0.5))
@@ -43,7 +43,7 @@ def run(problem, optimizer, batch, params, steps, seed=0, metric=None, snapshots
     bad = [s for s in snapshots if not 0 < s <= steps]
     if bad:
         raise ValueError(f"snapshot steps {bad} are outside 1..{steps}")
-    rng = tf.random.Generator.from_seed(seed)  # minibatches, identical for every optimiser
+    rng = generator(seed)  # minibatches, identical for every optimiser
     fn = tf.function(functools.partial(steps_of, problem, optimizer, rng=rng))
     bounds = sorted(set(snapshots) | {steps}) if steps else []
     state = optimizer.init(params)
@@ -107,11 +107,11 @@ def tune_learning_rates(problem, names, steps, instances, seed=0, grid=LR_GRID):
     for name in names:
         # The rate is a variable read at run time: one trace serves the whole grid.
         lr = tf.Variable(1.0)
-        rng = tf.random.Generator.from_seed(seed)
+        rng = generator(seed)
         fn = tf.function(functools.partial(trajectory, problem, optimizers.BASELINES[name](lr), steps=steps, rng=rng))
         for value in grid:
             lr.assign(value)
-            rng.reset_from_seed(seed)  # the same minibatches for every rate
+            reset(rng, seed)  # the same minibatches for every rate
             rows.append({"optimiser": name, "lr": value, "final_loss": final_loss(fn(batch, params).numpy().T)})
     table = pd.DataFrame(rows)
     chosen = {name: float(table.loc[table[table.optimiser == name].final_loss.idxmin(), "lr"]) for name in names}
@@ -192,7 +192,7 @@ def _tune_one(problem, name, make, options, steps, batch, params, seed, grid, re
     """tune()'s rows for one optimiser."""
     # Hyperparameters are variables read at run time: one trace serves every setting.
     knobs = {"learning_rate": tf.Variable(1.0), **{k: tf.Variable(float(v[0])) for k, v in options.items()}}
-    rng = tf.random.Generator.from_seed(seed)
+    rng = generator(seed)
     fn = tf.function(functools.partial(trajectory, problem, make(**knobs), steps=steps[-1], rng=rng))
     rows = []
 
@@ -201,7 +201,7 @@ def _tune_one(problem, name, make, options, steps, batch, params, seed, grid, re
             return
         for k, v in setting.items():
             knobs["learning_rate" if k == "lr" else k].assign(v)
-        rng.reset_from_seed(seed)  # the same minibatches for every setting
+        reset(rng, seed)  # the same minibatches for every setting
         scored = _scores(fn(batch, params).numpy(), steps)
         rows.append({"optimiser": name, **setting, **{f"{o}@{s}": scored[s][i] for s in steps for i, o in enumerate(OBJECTIVES)},
                      "stage": stage})

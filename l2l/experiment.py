@@ -425,7 +425,7 @@ def protocol_key(panel, learned, instances, seeds, tune_instances, baselines, ex
         "learned": digests, "instances": instances, "seeds": list(seeds), "tune_instances": tune_instances, "baselines": list(baselines),
         "extra": {k: {kk: list(vv) for kk, vv in v.items()} for k, v in extra.items()}, "learned_name": learned_name,
         "tune_learned": tune_learned if isinstance(tune_learned, bool) else sorted(tune_learned), "multiplier_grid": list(multiplier_grid),
-        "grid": list(grid),
+        "grid": list(grid), "streams": "keyed",  # test, tuning and minibatch streams keyed by seed (l2l.rollout.generator)
     }
     return hashlib.sha256(json.dumps(described, sort_keys=True, default=str).encode()).hexdigest()[:16]
 

@@ -37,7 +37,7 @@ import tensorflow as tf
 
 from l2l import learned_optimizer, optimizers
 from l2l.problems import loss_and_grads
-from l2l.rollout import VALID_SEED, trajectory
+from l2l.rollout import STREAMS, VALID_SEED, generator, trajectory
 
 # Part of every run key: bump it when a change to the code alters what a run
 # computes, so that old checkpoints are not resumed as if nothing changed.
@@ -45,9 +45,10 @@ CODE_VERSION = 1
 # MetaConfig fields that do not change what a run computes, left out of its key:
 # a run continued to more epochs, or checkpointed more often, is the same run.
 NOT_IN_KEY = ("epochs", "checkpoint_every", "snapshot_every")
-# Fields added after runs were first keyed: at these defaults they are left out
-# of the key, so that a run from before they existed keeps its key and resumes.
-OMITTED_AT_DEFAULT = {"select_on": "final"}
+# Fields added after runs were first keyed: at these values (what runs from before
+# the field existed did) they are left out of the key, so such a run keeps its key
+# and resumes. "streams" defaults to the fixed "keyed"; only old runs say "counter".
+OMITTED_AT_DEFAULT = {"select_on": "final", "streams": "counter"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -65,6 +66,7 @@ class MetaConfig:
     checkpoint_every: int = 25  # epochs between checkpoints, when a checkpoint_dir is given
     select_on: str = "final"  # validation metric that picks the kept weights: "final" loss at the horizon, or "mean" over steps 1..horizon
     snapshot_every: int = 0  # also keep the weights every this many epochs (checkpoint_dir/snapshots/); 0: none
+    streams: str = "keyed"  # how seeds become random streams (l2l.rollout.generator); "counter" only for runs made before the fix
 
     def __post_init__(self):
         positive = ["epochs", "batch", "horizon", "unroll", "valid_every", "valid_instances", "checkpoint_every"]
@@ -77,6 +79,8 @@ class MetaConfig:
             raise ValueError(f"MetaConfig needs meta_lr > 0 and clip_norm >= 0, got {self.meta_lr}, {self.clip_norm}")
         if self.select_on not in ("final", "mean") or self.snapshot_every < 0:
             raise ValueError(f"MetaConfig needs select_on 'final' or 'mean' and snapshot_every >= 0, got {self.select_on!r}, {self.snapshot_every}")
+        if self.streams not in STREAMS:
+            raise ValueError(f"MetaConfig.streams must be one of {STREAMS}, got {self.streams!r}")
         if self.meta_optimizer not in optimizers.BASELINES:
             raise ValueError(f"MetaConfig.meta_optimizer {self.meta_optimizer!r} is unknown; choose one of {sorted(optimizers.BASELINES)}")
 
@@ -131,7 +135,7 @@ def snapshots_in(run_folder):
 class _State(tf.Module):
     """Everything a checkpoint holds."""
 
-    def __init__(self, lstm_config, seed, meta_optimizer):
+    def __init__(self, lstm_config, seed, meta_optimizer, streams="keyed"):
         super().__init__()
         initial = learned_optimizer.init_group_params(lstm_config, seed)
         self.weights = {k: tf.Variable(v) for k, v in initial.items()}
@@ -142,7 +146,7 @@ class _State(tf.Module):
         self.best_valid = tf.Variable(math.inf)
         self.best_epoch = tf.Variable(-1, dtype=tf.int64)
         self.wall_time = tf.Variable(0.0, dtype=tf.float64)
-        self.rng = tf.random.Generator.from_seed(seed)
+        self.rng = generator(seed, streams)
         # The per-epoch history and the run's description travel inside the checkpoint,
         # so that run.json (a readable mirror) can be lost or stale without a gap.
         self.history = tf.Variable("[]")
@@ -156,11 +160,11 @@ class MetaTrainer:
         # Validation may use other data (e.g. held-out training images) than training.
         self.valid_problem = valid_problem or problem
         self.meta_optimizer = optimizers.BASELINES[config.meta_optimizer](config.meta_lr)
-        self.state = _State(lstm_config, config.seed, self.meta_optimizer)
+        self.state = _State(lstm_config, config.seed, self.meta_optimizer, config.streams)
         # Which coordinates each LSTM trains (None: one LSTM for all); the validation problem may differ in size.
         self.parts = learned_optimizer.partition(lstm_config, getattr(problem, "groups", None), problem.dim)
         self._optimizer_template = self.meta_optimizer.init(dict(self.state.weights))
-        valid_rng = tf.random.Generator.from_seed(VALID_SEED + config.seed)
+        valid_rng = generator(VALID_SEED + config.seed, config.streams)
         self.valid_batch = self.valid_problem.sample(valid_rng, config.valid_instances)
         self.valid_params = self.valid_problem.init_params(valid_rng, self.valid_batch)
         self.valid_rng = valid_rng
@@ -177,7 +181,7 @@ class MetaTrainer:
         self.validate = tf.function(self._validate)
         # The initial weights' validation draws its minibatches from a generator of its own, so that
         # the run's own validations see the minibatches they would see without it.
-        self._initial_rng = tf.random.Generator.from_seed(VALID_SEED + config.seed)
+        self._initial_rng = generator(VALID_SEED + config.seed, config.streams)
         initial = learned_optimizer.init_group_params(lstm_config, config.seed)
         self.validate_initial = tf.function(lambda: self._validate(self._initial_rng, initial))
 

@@ -140,7 +140,9 @@ def test_one_group_reproduces_the_committed_optimiser_bit_for_bit():
     golden = np.load(DATA / "golden_quadratic.npz")
     meta_params, config, _ = learned_optimizer.load_weights(str(DATA / "quadratic.weights.h5"))
     problem = problems.Quadratic()
-    batch, params = rollout.fresh_instances(problem, 0, 16)
+    rng = rollout.generator(rollout.TEST_SEED, "counter")  # the stream the golden values were drawn from (before keyed seeds)
+    batch = problem.sample(rng, 16)
+    params = problem.init_params(rng, batch)
     losses = tf.function(lambda b, p: rollout.trajectory(problem, learned_optimizer.learned(meta_params, config), b, p, 60))(batch, params)
     np.testing.assert_array_equal(losses.numpy(), golden["losses"])
     state = learned_optimizer.init_state(config, 16 * problem.dim)
@@ -228,7 +230,8 @@ def test_groups_train_end_to_end_and_round_trip_through_weights_files(tmp_path):
     problem = GroupedQuadratic(dtype=tf.float32)
     config = meta.MetaConfig(epochs=2, batch=3, horizon=4, unroll=2, valid_every=1, valid_instances=3)
     result = meta.meta_train(problem, TWO, config, log=lambda line: None)
-    assert result.status == "completed" and set(result.meta_params) == set(learned_optimizer.group_param_shapes(TWO))
+    # Two epochs may or may not beat the initial weights on validation ("diverged"); either way the run went to its end.
+    assert not result.status.startswith("stopped") and set(result.meta_params) == set(learned_optimizer.group_param_shapes(TWO))
     path = tmp_path / "two.weights.h5"
     learned_optimizer.save_weights(path, result.meta_params, TWO, chapter="test")
     loaded, loaded_config, _ = learned_optimizer.load_weights(str(path))

@@ -241,3 +241,27 @@ def test_the_initial_validation_measures_the_initial_weights_even_after_a_resume
     resumed = meta.MetaTrainer(problem, TINY_LSTM, tiny(epochs=4), checkpoint_root=str(tmp_path))
     assert float(resumed.validate_initial()) == first and float(resumed.state.initial_valid.numpy()) == first
     assert float(resumed.validate()) != first  # the trained weights validate differently
+
+
+def test_seeds_are_independent_streams_and_old_runs_keep_their_keys():
+    """tf.random.Generator.from_seed(s + 1) replays seed s's stream one Philox block later: consecutive seeds drew
+    nearly the same instances. Keyed streams do not; runs made before keep their streams and their keys."""
+    import dataclasses
+
+    draw = lambda seed, streams: rollout.generator(seed, streams).uniform([64]).numpy()
+    old0, old1 = draw(7, "counter"), draw(8, "counter")
+    np.testing.assert_array_equal(old1[:60], old0[4:])  # the flaw, measured
+    new0, new1 = draw(7, "keyed"), draw(8, "keyed")
+    assert not np.isin(new1, new0).any() and abs(np.corrcoef(new0, new1)[0, 1]) < 0.4
+    np.testing.assert_array_equal(draw(7, "counter"), tf.random.Generator.from_seed(7).uniform([64]).numpy())
+    g = rollout.generator(9)
+    first = g.normal([5]).numpy()
+    rollout.reset(g, 9)
+    np.testing.assert_array_equal(g.normal([5]).numpy(), first)
+    with pytest.raises(ValueError, match="streams must be one of"):
+        rollout.generator(1, "shared")
+    problem = problems.Quadratic(dims=3)
+    keyed = meta.MetaConfig(epochs=2, batch=2, horizon=4, unroll=2)
+    legacy = dataclasses.replace(keyed, streams="counter")
+    assert "streams" not in meta.describe_run(problem, learned_optimizer.LSTMConfig(), legacy)["meta"]  # as before the field existed
+    assert meta.run_key(problem, learned_optimizer.LSTMConfig(), keyed) != meta.run_key(problem, learned_optimizer.LSTMConfig(), legacy)
