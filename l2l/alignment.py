@@ -1,6 +1,7 @@
 """The image-alignment field's own method, as the baseline a learned optimiser must meet on l2l.problems.Alignment.
 
-    losses, params = alignment.gauss_newton(problem, instances, params, steps=20)
+    losses, path = alignment.gauss_newton(problem, instances, params, steps=20)      # path [steps + 1, n, 6]
+    curves, seconds, corners = alignment.evaluate_gauss_newton(problem, steps=20, instances=8, seeds=range(5))
 
 Gauss-Newton on the photometric residuals (the forward-additive Lucas-Kanade
 algorithm on the 6 affine parameters), damped as Levenberg-Marquardt: each
@@ -12,7 +13,12 @@ gradient-only optimiser (the LSTM, SGD, ADAM, ...) never does: that is the
 comparison an honest alignment chapter owes its reader.
 """
 
+import time
+
+import numpy as np
 import tensorflow as tf
+
+from l2l.rollout import TEST_SEED, fresh_instances
 
 
 def residuals(problem, params, instances):
@@ -38,11 +44,29 @@ def gauss_newton_step(problem, params, instances, damping=1e-3):
 
 
 def gauss_newton(problem, instances, params, steps, damping=1e-3):
-    """`steps` damped Gauss-Newton steps from params [n, 6]: (losses [steps + 1, n] as problem.loss reads them, final params)."""
+    """`steps` damped Gauss-Newton steps from params [n, 6]: (losses [steps + 1, n] as problem.loss reads them,
+    the parameters along the way [steps + 1, n, 6])."""
     step = tf.function(lambda p: gauss_newton_step(problem, p, instances, damping))
-    losses = []
+    losses, path = [], [params]
     for _ in range(steps):
         params, loss = step(params)
         losses.append(loss)
+        path.append(params)
     losses.append(problem.loss(params, instances))
-    return tf.stack(losses), params
+    return tf.stack(losses), tf.stack(path)
+
+
+def evaluate_gauss_newton(problem, steps, instances, seeds, offset=TEST_SEED, damping=1e-3):
+    """Gauss-Newton on the instances l2l.evaluate.evaluate gives every optimiser of each seed, so that its
+    curves pair with theirs: (losses [seeds, instances, steps + 1], seconds per step, corner errors in pixels
+    [seeds, instances, steps + 1])."""
+    curves, corners, seconds = [], [], []
+    for seed in seeds:
+        batch, params = fresh_instances(problem, seed, instances, offset)
+        gauss_newton(problem, batch, params, 1, damping)  # trace outside the timed call
+        began = time.perf_counter()
+        losses, path = gauss_newton(problem, batch, params, steps, damping)
+        seconds.append((time.perf_counter() - began) / max(steps, 1))
+        curves.append(losses.numpy().T)
+        corners.append(np.stack([problem.corner_error(p, batch).numpy() for p in path], axis=-1))
+    return np.stack(curves), float(np.mean(seconds)), np.stack(corners)
