@@ -235,9 +235,7 @@ class ConvNet:
             raise ValueError(f"ConvNet.instances must be 'loop', 'grouped' or 'vmap', got {self.instances!r}")
 
     def describe(self) -> dict:
-        fields = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "data"}
-        data = {"name": self.data.name, "examples": int(self.data.y.shape[0]), "fingerprint": self.data.fingerprint}
-        return json_ready({"name": self.name, "data": data, **fields})
+        return describe_on_images(self)
 
     def __repr__(self):
         return f"ConvNet(data={self.data.name}, channels={tuple(self.channels)}, kernel={self.kernel}, hidden={self.hidden})"
@@ -385,9 +383,7 @@ class Alignment:
             raise ValueError(f"Alignment needs non-negative warp bounds and max_scale < 1, got {self}")
 
     def describe(self) -> dict:
-        fields = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "data"}
-        data = {"name": self.data.name, "examples": int(self.data.y.shape[0]), "fingerprint": self.data.fingerprint}
-        return json_ready({"name": self.name, "data": data, **fields})
+        return describe_on_images(self)
 
     def __repr__(self):
         return (f"Alignment(data={self.data.name}, rotation<={self.max_rotation:g} deg, scale<={self.max_scale:g}, "
@@ -443,6 +439,13 @@ class Alignment:
 
         theta = tf.reshape(params, [-1, 2, 3])
         return warp.corner_error(theta, tf.cast(instances.true_theta, theta.dtype), *self.image_shape[:2])
+
+
+def describe_on_images(problem):
+    """describe() of a dataclass problem on ImageData `data`: its name, the data's name, size and fingerprint, every other field."""
+    fields = {f.name: getattr(problem, f.name) for f in dataclasses.fields(problem) if f.name != "data"}
+    data = {"name": problem.data.name, "examples": int(problem.data.y.shape[0]), "fingerprint": problem.data.fingerprint}
+    return json_ready({"name": problem.name, "data": data, **fields})
 
 def json_ready(value):
     """Tuples as lists, recursively: what JSON would give back."""
