@@ -48,23 +48,33 @@ CIFAR_ROOT = "book/results/cifar/runs"  # committed: the CIFAR chapter's meta-tr
 CIFAR_LEARNERS = ("lstm", "lstm_one", "lstm_sub")
 
 
+def cifar_images(splits, part, labels=None):
+    """A part of the CIFAR split (l2l.data.cifar_splits), on all labels or on a subset of them (relabelled 0..k-1)."""
+    from l2l import problems
+
+    return splits[part] if labels is None else problems.label_subset(splits[part], labels)
+
+
+def cifar_convnet(splits, part, labels=None):
+    """The paper's ConvNet on a part of the CIFAR split, with as many outputs as labels."""
+    from l2l import problems
+
+    return problems.ConvNet(cifar_images(splits, part, labels), classes=10 if labels is None else len(labels))
+
+
 def cifar(learner="lstm", seed=0, epochs=None, clip_norm=None, params=None, splits=None):
     """The CIFAR chapter's meta-training run of `learner`, built from the chapter's parameters `params`
     (l2l.chapters.Cifar; default: its full profile), so that the chapter and this command file it under
     one run key. lstm: two LSTMs (parameter groups "conv", the convolution kernels, and "other");
     lstm_one: one LSTM for every parameter; lstm_sub: two LSTMs meta-trained on params.sub_labels only."""
-    from l2l import chapters, data, learned_optimizer, meta, problems
+    from l2l import chapters, data, learned_optimizer, meta
 
     if learner not in CIFAR_LEARNERS:
         raise ValueError(f"unknown CIFAR learner {learner!r}; learners: {list(CIFAR_LEARNERS)}")
     p = params or chapters.Cifar()
     splits = splits or data.cifar_splits()
     labels = p.sub_labels if learner == "lstm_sub" else None
-
-    def convnet(part):
-        images = splits[part] if labels is None else problems.label_subset(splits[part], labels)
-        return problems.ConvNet(images, classes=10 if labels is None else len(labels))
-
+    convnet = lambda part: cifar_convnet(splits, part, labels)
     lstm = learned_optimizer.LSTMConfig(preprocess_p=p.preprocess_p, scale=p.scale)
     config = meta.MetaConfig(seed=seed, epochs=epochs or p.meta_epochs, batch=1, horizon=p.horizon, unroll=p.unroll, meta_lr=p.meta_lr,
                              clip_norm=p.clip_norm if clip_norm is None else clip_norm, valid_every=p.valid_every,

@@ -66,7 +66,7 @@ from IPython.display import HTML, Markdown
 from myst_nb import glue
 
 import l2l
-from l2l import chapters, data, experiment, keras_optimizer, keras_training, problems, recipes
+from l2l import chapters, data, experiment, keras_optimizer, keras_training, recipes
 
 p = chapters.Cifar.from_namespace(globals())
 chapter = experiment.Chapter("cifar", p)
@@ -77,14 +77,8 @@ H = p.horizon
 seeds = list(range(p.meta_seeds))
 
 
-def images(part, labels=None):
-    """A part of the split, on all labels or on a subset of them (relabelled 0..k-1)."""
-    return split[part] if labels is None else problems.label_subset(split[part], labels)
-
-
-def convnet(part, labels=None):
-    """The paper's ConvNet on a part of the split, with as many outputs as labels."""
-    return problems.ConvNet(images(part, labels), classes=10 if labels is None else len(labels))
+images = lambda part, labels=None: recipes.cifar_images(split, part, labels)
+convnet = lambda part, labels=None: recipes.cifar_convnet(split, part, labels)
 
 
 # Each learned optimiser's runs, built by l2l.recipes.cifar (one run key for this chapter and `python -m l2l.recipes train cifar`).

@@ -45,6 +45,8 @@ def test_the_cifar_recipe_builds_each_learner_from_the_chapters_parameters():
     assert sub.valid_problem.data.fingerprint == sub.problem.data.fingerprint  # the same images here: both parts are `part`
     assert meta.run_key(two.problem, two.lstm_config, two.meta_config, two.valid_problem) != meta.run_key(
         sub.problem, sub.lstm_config, sub.meta_config, sub.valid_problem)
+    five = recipes.cifar_convnet(splits, "valid", [0, 1, 2, 3, 4])
+    assert five.classes == 5 and five.data.name == "tiny{labels 0,1,2,3,4}" and recipes.cifar_convnet(splits, "valid").data is part
     with pytest.raises(ValueError, match="unknown CIFAR learner 'lstm_three'"):
         recipes.cifar("lstm_three", params=p, splits=splits)
     with pytest.raises(SystemExit, match="--learner goes with the cifar recipe"):
