@@ -336,7 +336,10 @@ class MetaTrainer:
         return tf.reduce_mean(losses[-1] if self.config.select_on == "final" else losses[1:])
 
     # -- the loop ----------------------------------------------------------
-    def run(self, log=print):
+    def run(self, log=print, on_validate=None):
+        """Trains to config.epochs (or from where a checkpoint left off). on_validate(epoch, valid_loss),
+        called after each validation, may return True to stop the run there (a sweep's pruner): the run
+        is checkpointed at that epoch first, so it can be resumed later."""
         cfg, state = self.config, self.state
         segments = cfg.horizon // cfg.unroll
         report_every = max(1, cfg.epochs // 20)
@@ -399,8 +402,13 @@ class MetaTrainer:
                 log(self._progress(epoch, started, start_epoch))
             if cfg.snapshot_every and epoch % cfg.snapshot_every == 0:
                 self._snapshot(epoch)
-            if epoch % cfg.checkpoint_every == 0 or epoch == cfg.epochs:
+            stop = on_validate is not None and not math.isnan(row["valid_loss"]) and bool(on_validate(epoch, row["valid_loss"]))
+            if stop or epoch % cfg.checkpoint_every == 0 or epoch == cfg.epochs:
                 self._save()
+            if stop and epoch < cfg.epochs:
+                status = f"stopped early at epoch {epoch} of {cfg.epochs}: on_validate asked to (validation {row['valid_loss']:.4g})"
+                log(status)
+                break
         state.wall_time.assign(elapsed_before + time.perf_counter() - started)
         return self.result(status if status != "completed" else self._diverged() or status)
 

@@ -105,6 +105,21 @@ def test_interrupted_and_resumed_run_equals_an_uninterrupted_one(tmp_path):
     np.testing.assert_array_equal(resumed.history.meta_loss.to_numpy(), whole.history.meta_loss.to_numpy())
 
 
+def test_a_run_stopped_by_on_validate_is_checkpointed_there_and_resumes_as_if_never_stopped(tmp_path):
+    problem = problems.Quadratic(dims=3)
+    whole = meta.meta_train(problem, TINY_LSTM, tiny(epochs=6, checkpoint_every=3), checkpoint_root=str(tmp_path / "whole"), log=lambda line: None)
+    seen = []
+    trainer = meta.MetaTrainer(problem, TINY_LSTM, tiny(epochs=6, checkpoint_every=3), checkpoint_root=str(tmp_path / "split"))
+    stopped = trainer.run(log=lambda line: None, on_validate=lambda epoch, valid: seen.append((epoch, valid)) or epoch == 2)
+    assert stopped.status.startswith("stopped early at epoch 2 of 6") and len(stopped.history) == 2
+    assert seen == [(2, whole.history.valid_loss[1])]  # called with each validation, and the run stops right after it
+    resumed = meta.meta_train(problem, TINY_LSTM, tiny(epochs=6, checkpoint_every=3), checkpoint_root=str(tmp_path / "split"), log=lambda line: None)
+    assert resumed.status == "completed" and resumed.key == whole.key
+    for k in whole.last_params:
+        np.testing.assert_array_equal(resumed.last_params[k].numpy(), whole.last_params[k].numpy())
+    np.testing.assert_array_equal(resumed.history.valid_loss.to_numpy(), whole.history.valid_loss.to_numpy())
+
+
 def test_same_seed_gives_identical_runs_and_curves():
     problem = problems.Quadratic(dims=3)
     runs = [meta.meta_train(problem, TINY_LSTM, tiny(seed=4), log=lambda line: None) for _ in range(2)]
