@@ -6,7 +6,7 @@
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
-CHAPTERS := quadratics mnist keras cifar
+CHAPTERS := quadratics mnist keras cifar hyper
 # Where the datasets are (see README); ../shared/data on the project's machines.
 export L2L_DATA_DIR ?= $(if $(wildcard ../shared/data),$(abspath ../shared/data),)
 export TF_CPP_MIN_LOG_LEVEL ?= 2
@@ -32,7 +32,7 @@ smoke: venv
 	for c in $(CHAPTERS); do $(PY) -m l2l.book run $$c --profile smoke || exit 1; done
 
 # The keras chapter uses the optimiser the mnist chapter trained, published into the package and calibrated for Keras;
-# the cifar chapter reads the mnist chapter's weights for its transfer panel.
+# the cifar chapter reads the mnist chapter's weights for its transfer panel, and the hyper chapter compares with them.
 chapters: venv
 	$(PY) -m l2l.book run quadratics
 	$(PY) -m l2l.pretrained publish quadratic 'book/results/quadratics/lstm_seed*.weights.h5' --summary book/results/quadratics/summary.json
@@ -44,6 +44,7 @@ chapters: venv
 	$(PY) -m l2l.book run cifar
 	$(PY) -m l2l.pretrained publish cifar10 'book/results/cifar/lstm_seed*.weights.h5' --summary book/results/cifar/summary.json --groups conv_kernels
 	$(PY) -m l2l.pretrained calibrate cifar10
+	$(PY) -m l2l.book run hyper
 	$(PY) -m l2l.book run benchmarks
 
 bench: venv

@@ -17,6 +17,7 @@ Modules, flat and each with a test beside it in tests/:
     plots              seaborn figures
     chapters           each chapter's parameters dataclass (no TensorFlow import)
     recipes            named meta-training runs that outlive a session, and their CLI
+    sweep              hyperparameter studies of the meta-learner (Optuna), one worker or many
     provenance         versions, commit and hardware of a run
     book               the papermill runner for the book's chapters
 """

@@ -63,7 +63,7 @@ def provenance(root=ROOT):
     from importlib import metadata
 
     versions = {"python": platform.python_version()}
-    for package in ["l2l", "tensorflow", "keras", "numpy", "pandas", "papermill", "jupytext"]:
+    for package in ["l2l", "tensorflow", "keras", "numpy", "pandas", "papermill", "jupytext", "optuna"]:
         try:
             versions[package] = metadata.version(package)
         except metadata.PackageNotFoundError:

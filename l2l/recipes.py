@@ -44,6 +44,16 @@ def mnist_paper(seed=0, epochs=10000, clip_norm=0.0, splits=None):
                   learned_optimizer.LSTMConfig(preprocess_p=10.0, scale=0.1), config)
 
 
+def mnist_panel(split, name="base", title="MNIST, MLP 784-20-10 sigmoid", horizon=100, long_steps=200, train="test_train", heldout="test_heldout",
+                tune="valid", **architecture):
+    """A test panel of the MNIST chapter: every optimiser tested on `train` images to `long_steps`, measured on
+    `heldout`, tuned on `tune` for the horizon; reported at the horizon and at long_steps."""
+    from l2l import experiment, problems
+
+    return experiment.Panel(name, title, problems.MLP(split[train], **architecture), problems.MLP(split[tune], **architecture),
+                            tune_steps=horizon, steps=long_steps, report_steps=tuple(sorted({horizon, long_steps})), heldout=split[heldout])
+
+
 CIFAR_ROOT = "book/results/cifar/runs"  # committed: the CIFAR chapter's meta-training outlasts a session
 CIFAR_LEARNERS = ("lstm", "lstm_one", "lstm_sub")
 

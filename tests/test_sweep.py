@@ -1,0 +1,259 @@
+"""The sweep machinery: spec validation, worker processes sharing a study on SQLite and PostgreSQL,
+a worker killed mid-trial, and the recorded objective against a recomputation."""
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from l2l import sweep
+
+ROOT = Path(__file__).resolve().parents[1]
+PG_BIN = Path("/usr/lib/postgresql/15/bin")
+
+TINY = {
+    "name": "tiny", "task": "quadratic", "trials": 4, "startup_trials": 2, "valid_every": 2, "valid_instances": 8, "objective_instances": 8,
+    "space": {"meta_lr": {"low": 1e-4, "high": 1e-1, "log": True}, "hidden": {"choices": [4, 8]}},
+    "fixed": {"batch": 8, "horizon": 10, "unroll": 5, "epochs": 4, "layers": 1},
+}
+
+
+def write_spec(folder, **changes):
+    spec = {**TINY, **changes}
+    path = Path(folder) / f"{spec['name']}.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    return path
+
+
+def worker(spec_path, tmp_path, storage, *extra, workers=1):
+    command = [sys.executable, "-m", "l2l.sweep", "run", str(spec_path), "--storage", storage, "--root", str(tmp_path / "runs"),
+               "--threads", "1", "--workers", str(workers), *extra]
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    return subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def load(spec_path, storage):
+    import optuna
+
+    spec = sweep.load_spec(spec_path)
+    return spec, optuna.load_study(study_name=spec.name, storage=storage)
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"task": "cifar"}, "unknown task 'cifar'"),
+    ({"colour": 1}, "unknown field(s) ['colour']"),
+    ({"space": {"learning_rate": {"low": 0.1, "high": 1.0}}}, "unknown setting(s) ['learning_rate']"),
+    ({"space": {"meta_lr": {"low": 0.1, "high": 0.01}}}, "low (0.1) must be below high (0.01)"),
+    ({"space": {"meta_lr": {"low": 0.0, "high": 0.1, "log": True}}}, "meta_lr"),
+    ({"space": {"hidden": {"low": 10, "high": 40.5}}}, "must be a finite int"),
+    ({"space": {"hidden": {"choices": [10, 10]}}}, "repeat a value"),
+    ({"space": {"unroll": {"choices": [3, 5]}}, "fixed": {"horizon": 10}}, "(10, 3)"),
+    ({"space": {"horizon": {"low": 10, "high": 50}}, "fixed": {"unroll": 5}}, "horizon and unroll, when searched, need choices"),
+    ({"fixed": {"batch": 8, "horizon": 10, "unroll": 5, "epochs": 4, "layers": 1, "hidden": 4}}, "both searched and fixed"),
+    ({"sampler": "grid"}, "the grid sampler needs choices"),
+    ({"sampler": "grid", "space": {"hidden": {"choices": [4, 8]}}, "trials": 3}, "exceeds the grid's 2 points"),
+    ({"trials": 0}, "trials must be a positive integer"),
+    ({"objective": "best"}, "objective must be one of ['mean', 'final']"),
+    ({"pruner": "hyperband"}, "pruner must be one of"),
+])
+def test_a_malformed_spec_is_rejected_with_the_field_and_the_fix(tmp_path, changes, message):
+    path = write_spec(tmp_path, **changes)
+    with pytest.raises(sweep.SpecError) as error:
+        sweep.load_spec(path)
+    assert message in str(error.value) and str(path) in str(error.value)
+
+
+def test_missing_and_unreadable_spec_files_name_the_file(tmp_path):
+    with pytest.raises(sweep.SpecError, match="cannot read the sweep spec"):
+        sweep.load_spec(tmp_path / "nope.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: [unclosed\n")
+    with pytest.raises(sweep.SpecError, match="not valid YAML"):
+        sweep.load_spec(bad)
+    (tmp_path / "list.yaml").write_text("- 1\n")
+    with pytest.raises(sweep.SpecError, match="a mapping of fields"):
+        sweep.load_spec(tmp_path / "list.yaml")
+
+
+def test_the_cli_rejects_a_bad_spec_before_any_compute(tmp_path):
+    path = write_spec(tmp_path, space={"nope": {"choices": [1]}})
+    out = subprocess.run([sys.executable, "-m", "l2l.sweep", "run", str(path), "--results", str(tmp_path)], cwd=ROOT, capture_output=True, text=True)
+    assert out.returncode == 2 and "unknown setting(s) ['nope']" in out.stderr
+    assert not list(tmp_path.glob("*.db"))  # nothing created
+
+
+def test_the_book_specs_are_valid():
+    for path in sorted((ROOT / "notebooks" / "sweeps").glob("*.yaml")):
+        spec = sweep.load_spec(path)
+        assert spec.name == path.stem
+
+
+def check_complete(spec_path, storage, trials):
+    """Every trial finished exactly once: `trials` finished trials, none running or waiting, objective = recorded ratio."""
+    spec, study = load(spec_path, storage)
+    frame = sweep.trials_frame(study)
+    done = frame[frame.state.isin(["COMPLETE", "PRUNED"]) | frame.failure.notna()]
+    assert len(done) == trials, frame
+    assert not frame.state.isin(["RUNNING", "WAITING"]).any(), frame
+    complete = [t for t in study.trials if t.state.name == "COMPLETE"]
+    assert complete
+    for t in complete:
+        assert t.value == pytest.approx(t.user_attrs["ratio"][spec.objective], rel=1e-12)
+        assert t.user_attrs["provenance"]["versions"]["optuna"]
+    return spec, study, frame
+
+
+def test_two_workers_share_a_sqlite_study_and_the_recorded_objective_recomputes(tmp_path):
+    spec_path = write_spec(tmp_path)
+    storage = f"sqlite:///{tmp_path / 'tiny.db'}"
+    process = worker(spec_path, tmp_path, storage, workers=2)
+    output, _ = process.communicate(timeout=900)
+    assert process.returncode == 0, output
+    assert output.count("is complete") == 2, output  # both workers ran and both saw the study end
+    spec, study, frame = check_complete(spec_path, storage, 4)
+    assert frame.surplus.sum() == len(frame) - 4  # any extra trial was closed unrun, and says so
+
+    # Recompute one trial's objective: NAG with its recorded tuned settings, and the LSTM read back from its run's checkpoint.
+    from l2l import optimizers
+
+    trial = next(t for t in study.trials if t.state.name == "COMPLETE")
+    settings = trial.user_attrs["settings"]
+    task_problem, valid_problem = sweep.task_problems(spec.task)
+    nag = study.user_attrs[f"nag_h{settings['horizon']}"]
+    for objective in ("final", "mean"):
+        tuned = nag["settings"][objective]
+        scores = sweep.objective_losses(valid_problem, optimizers.nag(tuned["learning_rate"], tuned["momentum"]), settings["horizon"],
+                                        spec.objective_instances, spec.seed)
+        assert scores[0 if objective == "final" else 1] == pytest.approx(nag[objective], rel=1e-6)
+    trainer = sweep.build_run(spec, settings, task_problem, valid_problem, str(tmp_path / "runs"))
+    assert trainer.key == trial.user_attrs["run_key"] and int(trainer.state.epoch.numpy()) == settings["epochs"]  # read back, not recomputed
+    result = trainer.run(log=lambda line: None)
+    final, mean = sweep.objective_losses(valid_problem, result.optimizer(valid_problem), settings["horizon"], spec.objective_instances, spec.seed)
+    assert (final, mean) == pytest.approx((trial.user_attrs["lstm"]["final"], trial.user_attrs["lstm"]["mean"]), rel=1e-6)
+    assert np.isfinite(sweep.importances(study, repeats=3).importance).all()
+
+
+def test_a_worker_killed_mid_trial_is_retried_and_every_trial_finishes_once(tmp_path):
+    spec_path = write_spec(tmp_path, name="killed", trials=2, pruner="none", fixed={**TINY["fixed"], "epochs": 40})
+    storage = f"sqlite:///{tmp_path / 'killed.db'}"
+    first = worker(spec_path, tmp_path, storage, "--heartbeat", "1", "--grace", "3")
+    runs = tmp_path / "runs" / "epochs40"
+    deadline = time.time() + 600
+    while not list(runs.glob("*/ckpt-*.index")):  # the first trial has checkpointed at least once
+        assert first.poll() is None and time.time() < deadline, first.communicate()[0]
+        time.sleep(0.5)
+    first.send_signal(signal.SIGKILL)
+    first.communicate()
+    _, study = load(spec_path, storage)
+    killed = [t for t in study.trials if t.state.name == "RUNNING"]
+    assert len(killed) == 1
+
+    second = worker(spec_path, tmp_path, storage, "--heartbeat", "1", "--grace", "3")
+    output, _ = second.communicate(timeout=900)
+    assert second.returncode == 0, output
+    assert "resumed at epoch" in output, output  # the retry picked the run up from its checkpoint
+    spec, study, frame = check_complete(spec_path, storage, 2)
+    original = study.trials[killed[0].number]
+    assert original.state.name == "FAIL" and "failure" not in original.user_attrs  # the worker's death: not a result, not counted
+    retries = [t for t in study.trials if t.system_attrs.get("failed_trial") == original.number]
+    assert len(retries) == 1 and retries[0].state.name == "COMPLETE"
+    assert retries[0].user_attrs["run_key"] == original.user_attrs["run_key"] and retries[0].params == original.params
+
+
+def test_a_non_finite_run_is_a_failed_trial_with_its_reason(tmp_path):
+    import optuna
+
+    spec = sweep.spec_from_dict({**TINY, "name": "nan", "trials": 1, "pruner": "none", "space": {"meta_lr": {"choices": [1e9]}},
+                                 "fixed": {**TINY["fixed"], "scale": 1e6, "preprocess_p": 0.0, "hidden": 4}})
+    store = sweep.storage(f"sqlite:///{tmp_path / 'nan.db'}")
+    assert sweep.work(spec, store, str(tmp_path / "runs"), log=lambda line: None) == 1
+    (trial,) = optuna.load_study(study_name="nan", storage=store).trials
+    assert trial.state.name == "FAIL" and trial.value is None
+    assert "non-finite" in trial.user_attrs["failure"]
+
+
+def test_a_study_name_made_from_another_spec_is_refused(tmp_path):
+    store = sweep.storage(f"sqlite:///{tmp_path / 's.db'}")
+    sweep.study(sweep.spec_from_dict(TINY), store)
+    with pytest.raises(sweep.SpecError, match="made from another spec"):
+        sweep.study(sweep.spec_from_dict({**TINY, "trials": 5}), store)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def run_checked(*args):
+    out = subprocess.run([*map(str, args)], capture_output=True, text=True)
+    assert out.returncode == 0, f"{' '.join(map(str, args))}: {out.stdout}{out.stderr}"
+
+
+@pytest.fixture
+def postgres():
+    """A PostgreSQL 15 server of our own: initdb and pg_ctl into a temporary folder, loopback only, as the postgres user when root
+    (initdb refuses root); the folder is outside pytest's, which only root may enter."""
+    if not (PG_BIN / "initdb").exists():
+        pytest.skip("PostgreSQL 15 is not installed (apt-get install postgresql; .ci/run does)")
+    folder = Path(tempfile.mkdtemp(prefix="l2l-pg-"))
+    as_user = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+    if as_user:
+        shutil.chown(folder, "postgres")
+    data, port = folder / "data", free_port()
+    run = lambda *args: run_checked(*as_user, *args)
+    run(PG_BIN / "initdb", "-D", data, "-A", "trust", "-U", "postgres")
+    run(PG_BIN / "pg_ctl", "-D", data, "-l", folder / "log", "-w", "-o", f"-h 127.0.0.1 -p {port} -k {folder}", "start")
+    try:
+        run(PG_BIN / "createdb", "-h", "127.0.0.1", "-p", port, "-U", "postgres", "l2l")
+        yield f"postgresql://postgres@127.0.0.1:{port}/l2l"
+    finally:
+        run(PG_BIN / "pg_ctl", "-D", data, "-m", "fast", "stop")
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_two_workers_share_a_study_on_a_postgresql_server(tmp_path, postgres):
+    spec_path = write_spec(tmp_path, name="pg")
+    first, second = worker(spec_path, tmp_path, postgres), worker(spec_path, tmp_path, postgres)  # as if on two machines
+    for process in (first, second):
+        output, _ = process.communicate(timeout=900)
+        assert process.returncode == 0, output
+    check_complete(spec_path, postgres, 4)
+
+
+def test_partial_dependence_is_the_geometric_mean_per_level_with_a_t_interval():
+    import pandas as pd
+    from scipy import stats as st
+
+    frame = pd.DataFrame({"state": ["COMPLETE"] * 6 + ["PRUNED"], "hidden": [4, 4, 4, 8, 8, 8, 4],
+                          "value": [0.5, 1.0, 2.0, 1.0, 1.0, 1.0, 100.0]})
+    table = sweep.partial_dependence(frame, "hidden").set_index("level")
+    assert table.loc["4", "ratio"] == pytest.approx(1.0) and table.loc["4", "trials"] == 3  # the pruned trial is left out
+    half = st.t.ppf(0.975, 2) * np.log([0.5, 1.0, 2.0]).std(ddof=1) / np.sqrt(3)
+    assert (table.loc["4", "low"], table.loc["4", "high"]) == pytest.approx((np.exp(-half), np.exp(half)))
+    assert table.loc["8", "low"] == table.loc["8", "high"] == pytest.approx(1.0)
+    ranged = pd.DataFrame({"state": ["COMPLETE"] * 8, "meta_lr": np.geomspace(1e-4, 1e-2, 8), "value": np.arange(1.0, 9.0)})
+    binned = sweep.partial_dependence(ranged, "meta_lr", bins=4)
+    assert list(binned.trials) == [2, 2, 2, 2]
+    assert binned.ratio.to_numpy() == pytest.approx([np.sqrt(1 * 2), np.sqrt(3 * 4), np.sqrt(5 * 6), np.sqrt(7 * 8)])
+
+
+def test_a_grid_spec_holds_every_other_setting_at_the_given_values_and_round_trips(tmp_path):
+    fixed = {k: v for k, v in TINY["fixed"].items() if k != "layers"}
+    spec = sweep.spec_from_dict({**TINY, "fixed": fixed, "space": {**TINY["space"], "scale": {"low": 0.01, "high": 1.0, "log": True}, "layers": {"low": 1, "high": 3}}})
+    around = {**sweep.DEFAULTS["quadratic"], **TINY["fixed"], "meta_lr": 3e-3, "hidden": 8, "scale": 0.1, "layers": 2}
+    grid = sweep.grid_spec(spec, around, ("scale", "layers"), points=3)
+    assert grid.space == {"scale": {"choices": [0.01, 0.1, 1.0]}, "layers": {"choices": [1, 2, 3]}}
+    assert grid.fixed["meta_lr"] == 3e-3 and grid.fixed["hidden"] == 8 and "scale" not in grid.fixed
+    assert grid.sampler == "grid" and grid.trials == 9 and grid.name == "tiny_grid"
+    assert sweep.grid_points(spec, "hidden", 3) == [4, 8]  # choices stay choices
+    assert sweep.load_spec(sweep.dump_spec(grid, tmp_path / "tiny_grid.yaml")) == grid
