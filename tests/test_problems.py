@@ -97,6 +97,15 @@ def _tiny_alignment(**bounds):
     return problems.Alignment(problems.image_data(x, np.zeros(6), "bars"), image_shape=(12, 12, 1), **bounds)
 
 
+def _tiny_stn(**options):
+    x = np.zeros((6, 12, 12), np.uint8)
+    for k in range(6):
+        x[k, 2 + k % 3 : 9, 3 : 5 + k % 4] = 255  # bars of other sizes: every image differs
+        x[k, 8:10, 2:10] = 128
+    return problems.SpatialTransformer(problems.image_data(x, np.arange(6), "bars"), image_shape=(12, 12, 1), hidden=3, batch_size=4, **options)
+
+
+
 CONTRACT = {
     "quadratic-normal": lambda: problems.Quadratic(dims=4),
     "quadratic-uniform": lambda: problems.Quadratic(dims=4, distribution="uniform"),
@@ -104,6 +113,8 @@ CONTRACT = {
     "mlp-relu-deep": lambda: _tiny_images("relu", (4, 3)),
     "convnet": _tiny_convnet,
     "alignment": _tiny_alignment,
+    "stn": _tiny_stn,
+    "stn-template": lambda: _tiny_stn(template=2),
 }
 
 
@@ -241,3 +252,38 @@ def test_alignment_warps_stay_within_their_bounds():
     assert np.abs(pixels).max() <= 2.0 and np.abs(pixels).max() > 1.6 and np.allclose(shift[:, :2, :2], np.eye(2))
     with pytest.raises(ValueError, match="max_scale < 1"):
         _tiny_alignment(max_scale=1.0)
+
+
+def test_an_untrained_spatial_transformer_leaves_every_image_as_it_is():
+    problem = _tiny_stn()
+    rng = tf.random.Generator.from_seed(3)
+    params = problem.init_params(rng, problem.sample(rng, 2))
+    index = tf.constant([[0, 1, 2], [3, 4, 5]], tf.int64)
+    moving, target, truth = problem.pairs(tf.random.Generator.from_seed(4), index)
+    np.testing.assert_array_equal(problem.theta(params, moving).numpy(), np.broadcast_to(np.eye(2, 3), (2, 3, 2, 3)))
+    np.testing.assert_allclose(problem.aligned(params, moving).numpy(), moving.numpy(), atol=1e-6)
+    # The true inverse warp undoes the random one: re-warping by it recovers the target far better than the identity.
+    from l2l import warp
+
+    undone = warp.warp(tf.reshape(moving, [-1, 12, 12, 1]), tf.reshape(truth, [-1, 2, 3])).numpy().reshape(2, 3, -1)
+    assert np.mean((undone - target.numpy()) ** 2) < 0.5 * np.mean((moving.numpy() - target.numpy()) ** 2)
+
+
+def test_spatial_transformer_metrics_see_the_same_pairs_for_every_instance_and_score_the_identity_as_a_failure():
+    problem = _tiny_stn(max_rotation=20.0, max_shift=2.0)
+    rng = tf.random.Generator.from_seed(3)
+    params = problem.init_params(rng, problem.sample(rng, 3))
+    loss, success = problem.metrics(params, problem.data, pairs=6)
+    np.testing.assert_allclose(loss.numpy(), loss.numpy()[0])  # an untrained network is the identity whatever its first layer
+    assert np.all(success.numpy() < 0.5) and np.all(loss.numpy() > 0)
+    generous = problem.metrics(params, problem.data, pairs=6, tolerance=100.0)[1]
+    np.testing.assert_array_equal(generous.numpy(), 1.0)
+
+
+def test_the_template_setting_targets_one_image_for_every_input():
+    problem = _tiny_stn(template=2)
+    index = tf.constant([[0, 1, 3]], tf.int64)
+    _, target, _ = problem.pairs(tf.random.Generator.from_seed(1), index, source=problem.data)
+    np.testing.assert_array_equal(target.numpy()[0], np.broadcast_to(problem.data.x.numpy()[2], (3, 144)))
+    with pytest.raises(ValueError, match="template must be -1"):
+        _tiny_stn(template=6)
