@@ -28,13 +28,13 @@ LR_GRID = tuple(float(f"{10.0 ** e:.4g}") for e in np.arange(-4.0, 1.01, 0.5))
 class Evaluation(NamedTuple):
     curves: dict  # name -> losses [seeds, instances, steps + 1]; step 0 is the initial loss
     seconds_per_step: dict  # name -> mean wall time of one step on all instances at once
-    metrics: dict  # name -> {step: metric(params) stacked over seeds}, where a metric was asked for
+    metrics: dict  # name -> {step: metric(params, instances) stacked over seeds}, where a metric was asked for
 
 
 def run(problem, optimizer, batch, params, steps, seed=0, metric=None, snapshots=()):
     """One optimiser on one batch of instances.
 
-    Returns (losses [n, steps + 1], seconds per step, {step: metric(params)}
+    Returns (losses [n, steps + 1], seconds per step, {step: metric(params, batch)}
     at each snapshot step). The run is split at the snapshots only to read
     the parameters there; the minibatches are those of an unsplit run.
     """
@@ -56,7 +56,7 @@ def run(problem, optimizer, batch, params, steps, seed=0, metric=None, snapshots
         chunks.append(losses.numpy())
         elapsed += time.perf_counter() - began
         if end in snapshots:
-            measured[end] = metric(params) if metric else params
+            measured[end] = metric(params, batch) if metric else params
         start = end
     chunks.append(problem.loss(params, batch, rng).numpy()[None])
     return np.concatenate(chunks).T, elapsed / max(steps, 1), measured
@@ -66,7 +66,8 @@ def evaluate(problem, factories, steps, instances, seeds, offset=TEST_SEED, metr
     """Runs each `factories[name](seed)` on fresh instances for every seed.
 
     Every optimiser of one seed gets the same instances, starting parameters
-    and minibatches. `metric(params)` (e.g. held-out accuracy) is taken at
+    and minibatches. `metric(params, instances)` (e.g. held-out accuracy, or the
+    corner error of an alignment against its instances' true warps) is taken at
     each step in `snapshots`.
     """
     curves = {name: [] for name in factories}

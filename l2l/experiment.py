@@ -192,11 +192,27 @@ class Panel:
     steps: int  # how far the test runs go
     report_steps: tuple  # steps in tables and summary.json
     heldout: ImageData | None = None  # data the optimisee never trains on: held-out loss and accuracy at report_steps
+    geometry: bool = False  # an alignment panel: the corner error in pixels and the 1-px success rate of its own instances at report_steps
 
     def __post_init__(self):
         bad = [s for s in (self.tune_steps, *self.report_steps) if not 0 < s <= self.steps]
         if bad:
             raise ValueError(f"Panel {self.name!r}: steps {bad} are outside 1..{self.steps}")
+        if self.geometry and self.heldout is not None:
+            raise ValueError(f"Panel {self.name!r}: measures either held-out data or the instances' geometry, not both")
+
+    @property
+    def measures(self):
+        """The names of what metric() returns, as summary.json entries call them: a loss-like first (lower wins), then a rate."""
+        return ("corner_error", "success") if self.geometry else ("heldout_loss", "accuracy")
+
+    def metric(self):
+        """metric(params, instances) -> two arrays [n] at report steps, or None when the panel measures nothing beyond the loss."""
+        if self.geometry:
+            return lambda params, instances: self.problem.geometry(params, instances)
+        if self.heldout is not None:
+            return lambda params, instances: self.problem.metrics(params, self.heldout)
+        return None
 
 
 class PanelResult(NamedTuple):
@@ -226,7 +242,7 @@ def run_panel(panel, learned, instances, seeds, tune_instances, baselines=BASELI
     started = time.time()
     lrs, tuning = evaluate.tune_learning_rates(panel.tuning_problem, list(baselines), panel.tune_steps, tune_instances)
     tuning_s = time.time() - started
-    metric = (lambda params: panel.problem.metrics(params, panel.heldout)) if panel.heldout is not None else None
+    metric = panel.metric()
     snapshots = sorted(set(panel.report_steps)) if metric else ()
     result = evaluate.evaluate(panel.problem, factories(learned, lrs, panel.problem), panel.steps, instances, seeds, metric=metric, snapshots=snapshots)
     return PanelResult(panel, lrs, tuning, tuning_s, result, panel_entries(panel, lrs, result, n_boot))
@@ -239,13 +255,13 @@ def interval(values, n_boot=2000):
 
 
 def panel_entries(panel, lrs, result, n_boot=2000):
-    """optimiser -> {"lr", "loss": {step: interval}, ["heldout_loss", "accuracy"], "ms_per_step"}."""
+    """optimiser -> {"lr", "loss": {step: interval}, [the panel's measures: "heldout_loss", "accuracy" or "corner_error", "success"], "ms_per_step"}."""
     entries = {}
     for name, curve in result.curves.items():
         entry = {"lr": lrs.get(name), "loss": stats.summarize({name: curve}, list(panel.report_steps), n_boot)[name]}
         if result.metrics.get(name):
-            entry["heldout_loss"] = {str(s): interval(result.metrics[name][s][0], n_boot) for s in panel.report_steps}
-            entry["accuracy"] = {str(s): interval(result.metrics[name][s][1], n_boot) for s in panel.report_steps}
+            for i, measure in enumerate(panel.measures):
+                entry[measure] = {str(s): interval(result.metrics[name][s][i], n_boot) for s in panel.report_steps}
         entry["ms_per_step"] = 1000 * result.seconds_per_step[name]
         entries[name] = entry
     return entries
@@ -357,8 +373,10 @@ METRICS = {  # verdict metric -> what it measures, in words
     "final": "training loss at step {step}",
     "mean": "mean training loss over steps 1-{step}",
     "heldout": "held-out loss at step {step}",
+    "corner": "mean corner error in pixels at step {step}",
     "time": "training loss at equal wall-clock time (the LSTM's step {step})",
 }
+VERDICT_OF = {"heldout_loss": "heldout", "corner_error": "corner"}  # a panel's first measure -> the verdict metric it gets
 TUNED = "{}_tuned"  # the entry of a learned optimiser with its step multiplier tuned per step and metric
 
 
@@ -427,6 +445,8 @@ def protocol_key(panel, learned, instances, seeds, tune_instances, baselines, ex
         "tune_learned": tune_learned if isinstance(tune_learned, bool) else sorted(tune_learned), "multiplier_grid": list(multiplier_grid),
         "grid": list(grid), "streams": "keyed",  # test, tuning and minibatch streams keyed by seed (l2l.rollout.generator)
     }
+    if panel.geometry:  # added after panels were first cached: absent from the keys of panels without it
+        described["geometry"] = True
     return hashlib.sha256(json.dumps(described, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
@@ -539,7 +559,7 @@ def _run_protocol(panel, learned, instances, seeds, tune_instances, baselines=BA
                 made.setdefault(run, lambda seed, name=name, kwargs=dict(kwargs): optimizers.BASELINES[name](**kwargs))
                 runs_of.setdefault(name, {}).setdefault(s, {})[o] = run
 
-    metric = (lambda params: panel.problem.metrics(params, panel.heldout)) if panel.heldout is not None else None
+    metric = panel.metric()
     log(f"panel {panel.name}: {len(made)} distinct settings on {len(seeds)} seeds x {instances} instances, {panel.steps} steps")
     evaluation = evaluate.evaluate(panel.problem, made, panel.steps, instances, seeds, metric=metric, snapshots=steps if metric else ())
     curves, seconds = evaluation.curves, evaluation.seconds_per_step
@@ -557,8 +577,8 @@ def _run_protocol(panel, learned, instances, seeds, tune_instances, baselines=BA
         for o, key in [("final", "loss"), ("mean", "trajectory_mean")]:
             entry[key] = {str(s): stats.over_runs(metric_values(curves[by_step[s][o]], s, o)) for s in steps}
         if metrics:
-            entry["heldout_loss"] = {str(s): stats.over_runs(metrics[by_step[s]["final"]][s][0]) for s in steps}
-            entry["accuracy"] = {str(s): stats.over_runs(metrics[by_step[s]["final"]][s][1]) for s in steps}
+            for i, measure in enumerate(panel.measures):
+                entry[measure] = {str(s): stats.over_runs(metrics[by_step[s]["final"]][s][i]) for s in steps}
         entry["ms_per_step"] = 1000 * seconds[final_run]
         entries[name] = entry
 
@@ -579,8 +599,9 @@ def _verdicts(panel, baselines, entries, curves, runs_of, seconds, metrics, lear
             theirs = metric_values(curves[runs_of[best][s][o]], s, o)
             verdicts[s][o] = {"learned": competitor, "best": best, **stats.compare_runs(ours, theirs)}
         if metrics:
-            best = min(baselines, key=lambda n: stats.finite_or_inf(entries[n]["heldout_loss"][str(s)]["mean"]))
-            verdicts[s]["heldout"] = {"learned": competitor, "best": best, **stats.compare_runs(
+            measure = panel.measures[0]
+            best = min(baselines, key=lambda n: stats.finite_or_inf(entries[n][measure][str(s)]["mean"]))
+            verdicts[s][VERDICT_OF[measure]] = {"learned": competitor, "best": best, **stats.compare_runs(
                 metrics[runs_of[competitor][s]["final"]][s][0], metrics[runs_of[best][s]["final"]][s][0])}
         ours_run = runs_of[competitor][s]["final"]
         reach = {n: min(panel.steps, int(s * seconds[ours_run] / seconds[runs_of[n][s]["final"]])) for n in baselines}
@@ -629,7 +650,7 @@ def protocol_sentence(result, step, metric, unit="problems"):
     v = result.verdicts[step][metric]
     best = plots.label(v["best"])
     who = "the LSTM (its step multiplier tuned)" if v["learned"] != "lstm" and v["learned"].endswith("_tuned") else "the LSTM"
-    tuned_for = "tuned for this step's final loss" if metric in ("heldout", "time") else "tuned for this step and metric"
+    tuned_for = "tuned for this step's final loss" if metric in ("heldout", "corner", "time") else "tuned for this step and metric"
     where = ""
     if metric == "time":
         where = f", which reaches its step {v['step']} in that time" + (", the panel's end, though it would get further" if v["capped"] else "")
@@ -669,6 +690,9 @@ def protocol_table(result):
         columns[f"mean loss, steps 1-{s}"] = [fmt_interval(result.entries[n]["trajectory_mean"][str(s)]) for n in names]
         if all("accuracy" in result.entries[n] for n in names):
             columns[f"held-out accuracy at step {s}"] = [f"{100 * result.entries[n]['accuracy'][str(s)]['mean']:.1f}%" for n in names]
+        if all("corner_error" in result.entries[n] for n in names):
+            columns[f"corner error (px) at step {s}"] = [fmt_interval(result.entries[n]["corner_error"][str(s)]) for n in names]
+            columns[f"within 1 px at step {s}"] = [f"{100 * result.entries[n]['success'][str(s)]['mean']:.0f}%" for n in names]
     columns["ms per step"] = [f"{result.entries[n]['ms_per_step']:.2f}" for n in names]
     return pd.DataFrame(columns)
 

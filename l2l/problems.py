@@ -430,6 +430,11 @@ class Alignment:
         theta = tf.reshape(params, [-1, 2, 3])
         return warp.corner_error(theta, tf.cast(instances.true_theta, theta.dtype), *self.image_shape[:2])
 
+    def geometry(self, params, instances, tolerance=1.0):
+        """(corner error in pixels [n], whether it is within `tolerance` pixels [n] as 0 or 1): an alignment panel's measures."""
+        error = self.corner_error(params, instances)
+        return error, tf.cast(error <= tolerance, error.dtype)
+
 
 def random_warps(bounds, rng, n):
     """[n, 3, 3] homogeneous affine maps in normalised coordinates (l2l.warp) within the bounds of `bounds` (an

@@ -35,7 +35,7 @@ def test_snapshots_split_the_run_without_changing_it():
     problem = problems.Quadratic(dims=3)
     batch, params = rollout.fresh_instances(problem, 0, 4)
     whole, _, _ = evaluate.run(problem, optimizers.nag(0.01), batch, params, steps=9)
-    split, _, seen = evaluate.run(problem, optimizers.nag(0.01), batch, params, steps=9, metric=lambda p: problem.loss(p, batch).numpy(), snapshots=(3, 9))
+    split, _, seen = evaluate.run(problem, optimizers.nag(0.01), batch, params, steps=9, metric=lambda p, instances: problem.loss(p, instances).numpy(), snapshots=(3, 9))
     np.testing.assert_allclose(split, whole, rtol=1e-6)
     np.testing.assert_allclose(seen[3], whole[:, 3], rtol=1e-6)
     np.testing.assert_allclose(seen[9], whole[:, 9], rtol=1e-6)

@@ -1,12 +1,13 @@
 """The chapter layer, fast and without papermill: panels, tuning, entries, verdicts, runs, summary."""
 
+import dataclasses
 import json
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from l2l import evaluate, experiment, learned_optimizer, meta, optimizers, problems, stats
+from l2l import evaluate, experiment, learned_optimizer, meta, optimizers, problems, rollout, stats
 
 TINY_LSTM = learned_optimizer.LSTMConfig(hidden=4)
 QUIET = lambda line: None
@@ -254,6 +255,30 @@ def test_held_out_metrics_enter_the_protocol_with_their_own_verdict():
     np.testing.assert_allclose(result.entries["sgd"]["heldout_loss"]["6"]["mean"], result.metrics[run][6][0].mean(), rtol=1e-6)
     assert result.verdicts[6]["heldout"]["runs"] == 2 and "held-out accuracy at step 6" in experiment.protocol_table(result).columns
     assert "held-out loss at step 6" in experiment.protocol_sentence(result, 6, "heldout", "MLPs")
+
+
+def test_an_alignment_panel_measures_corner_errors_of_its_own_instances_with_their_own_verdict():
+    x = np.zeros((4, 12, 12), np.uint8)
+    x[:, 3:9, 4:6] = 255
+    x[:, 7:9, 2:10] = 128
+    align = problems.Alignment(problems.image_data(x, np.zeros(4), "bars"), image_shape=(12, 12, 1), max_rotation=10.0, max_shift=1.0)
+    fixed = type("Fixed", (), {"optimizer": lambda self, problem=None: optimizers.sgd(3.0)})()
+    panel = experiment.Panel("pairs", "tiny alignment", align, align, tune_steps=3, steps=5, report_steps=(3, 5), geometry=True)
+    with pytest.raises(ValueError, match="not both"):
+        experiment.Panel("x", "x", align, align, tune_steps=3, steps=5, report_steps=(5,), geometry=True, heldout=align.data)
+    result = experiment.run_protocol(panel, {"lstm": [fixed]}, instances=3, seeds=[0, 1], tune_instances=2, baselines=("sgd",), extra={},
+                                     grid=(0.3, 3.0))
+    # The corner error the panel records for the learned run is the one of its parameters after 5 steps on the seed's instances.
+    for seed in (0, 1):
+        batch, params = rollout.fresh_instances(align, seed, 3)
+        _, _, measured = evaluate.run(align, optimizers.sgd(3.0), batch, params, 5, seed, metric=lambda p, b: align.corner_error(p, b).numpy(), snapshots=(5,))
+        np.testing.assert_allclose(result.metrics[result.runs["lstm"][5]["final"]][5][0][seed], measured[5], rtol=1e-5)
+    entry = result.entries["lstm"]
+    assert set(entry) >= {"corner_error", "success"} and "heldout_loss" not in entry and 0 <= entry["success"]["5"]["mean"] <= 1
+    assert result.verdicts[5]["corner"]["runs"] == 2 and "corner error (px) at step 5" in experiment.protocol_table(result).columns
+    assert "mean corner error in pixels at step 5" in experiment.protocol_sentence(result, 5, "corner", "pairs")
+    plain = dataclasses.replace(panel, geometry=False)
+    assert experiment.protocol_key(plain, {}, 3, [0], 2, ("sgd",), {}, "lstm", False, ()) != experiment.protocol_key(panel, {}, 3, [0], 2, ("sgd",), {}, "lstm", False, ())
 
 
 def test_the_budget_curve_evaluates_every_snapshot_on_the_same_instances(tmp_path):
