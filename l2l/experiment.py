@@ -497,15 +497,53 @@ def run_protocol(panel, learned, instances, seeds, tune_instances, baselines=BAS
     if path and (cached := _load_protocol(path, panel)) is not None:
         log(f"panel {panel.name}: reused {path}")
         return cached
-    result = _run_protocol(panel, learned, instances, seeds, tune_instances, baselines, extra, learned_name, tune_learned, multiplier_grid, log, grid)
+    # The baselines' tuning and runs depend on the panel, not on the learned optimisers: kept apart, so that a panel
+    # whose learned weights changed (a re-executed chapter upstream) reruns only the learned optimisers.
+    base_key = protocol_key(panel, {}, instances, seeds, tune_instances, baselines, extra, "", False, (), grid) if cache_dir else None
+    base_path = os.path.join(cache_dir, f"{panel.name}-baselines-{base_key}") if base_key else None
+    result = _run_protocol(panel, learned, instances, seeds, tune_instances, baselines, extra, learned_name, tune_learned, multiplier_grid, log, grid,
+                           base_path)
     if path:
         os.makedirs(cache_dir, exist_ok=True)
         _save_protocol(path, result)
     return result
 
 
+def _save_baselines(path, settings, curves, seconds, metrics):
+    """The baselines' part of a panel (tuned settings, curves, seconds per step, measures) as <path>.json and .npz, atomically."""
+    arrays = {f"curves/{run}": v for run, v in curves.items()}
+    arrays.update({f"metrics/{run}/{s}/{i}": v for run, by_step in metrics.items() for s, pair in by_step.items() for i, v in enumerate(pair)})
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    with open(path + ".npz.tmp", "wb") as f:
+        np.savez(f, **arrays)
+    with open(path + ".json.tmp", "w") as f:
+        json.dump({"settings": settings, "seconds_per_step": seconds}, f, allow_nan=True)
+    os.replace(path + ".npz.tmp", path + ".npz")
+    os.replace(path + ".json.tmp", path + ".json")
+
+
+def _load_baselines(path):
+    """(settings, curves, seconds, metrics) saved by _save_baselines, or None when missing or unreadable."""
+    try:
+        with open(path + ".json") as f:
+            plain = json.load(f)
+        with np.load(path + ".npz", allow_pickle=False) as arrays:
+            loaded = {k: arrays[k] for k in arrays.files}
+    except (OSError, ValueError, KeyError):
+        return None
+    curves = {k[len("curves/"):]: v for k, v in loaded.items() if k.startswith("curves/")}
+    metrics = {}
+    for k, v in loaded.items():
+        if k.startswith("metrics/"):
+            _, run, step, i = k.split("/")
+            metrics.setdefault(run, {}).setdefault(int(step), [None, None])[int(i)] = v
+    settings = {int(step): by_o for step, by_o in plain["settings"].items()}
+    return settings, curves, plain["seconds_per_step"], {run: {s: tuple(pair) for s, pair in m.items()} for run, m in metrics.items()}
+
+
 def _run_protocol(panel, learned, instances, seeds, tune_instances, baselines=BASELINES, extra=evaluate.EXTRA_GRIDS,
-                  learned_name="lstm", tune_learned=False, multiplier_grid=evaluate.MULTIPLIER_GRID, log=terminal_log, grid=evaluate.LR_GRID):
+                  learned_name="lstm", tune_learned=False, multiplier_grid=evaluate.MULTIPLIER_GRID, log=terminal_log, grid=evaluate.LR_GRID,
+                  baseline_cache=None):
     """The rigor protocol on one panel.
 
     Every baseline is tuned for every reported step and both objectives (two
@@ -525,8 +563,13 @@ def _run_protocol(panel, learned, instances, seeds, tune_instances, baselines=BA
     """
     steps = tuple(sorted(set(panel.report_steps)))
     started = time.time()
-    log(f"panel {panel.name}: tuning {', '.join(baselines)} for steps {steps}")
-    settings = evaluate.tune(panel.tuning_problem, list(baselines), steps, tune_instances, grid=grid, extra=extra)[0]
+    kept = _load_baselines(baseline_cache) if baseline_cache else None
+    if kept is not None:
+        log(f"panel {panel.name}: reused the baselines' tuning and runs from {baseline_cache}")
+        settings = kept[0]
+    else:
+        log(f"panel {panel.name}: tuning {', '.join(baselines)} for steps {steps}")
+        settings = evaluate.tune(panel.tuning_problem, list(baselines), steps, tune_instances, grid=grid, extra=extra)[0]
     used = sorted({s % len(runs) for runs in learned.values() for s in seeds})
     tuned_names = [n for n in learned if tune_learned is True or (not isinstance(tune_learned, bool) and n in tune_learned)]
     unknown = sorted(set(tune_learned) - set(learned)) if not isinstance(tune_learned, bool) else []
@@ -560,10 +603,20 @@ def _run_protocol(panel, learned, instances, seeds, tune_instances, baselines=BA
                 runs_of.setdefault(name, {}).setdefault(s, {})[o] = run
 
     metric = panel.metric()
-    log(f"panel {panel.name}: {len(made)} distinct settings on {len(seeds)} seeds x {instances} instances, {panel.steps} steps")
-    evaluation = evaluate.evaluate(panel.problem, made, panel.steps, instances, seeds, metric=metric, snapshots=steps if metric else ())
-    curves, seconds = evaluation.curves, evaluation.seconds_per_step
-    metrics = {run: {s: tuple(np.asarray(v) for v in m[s]) for s in steps} for run, m in evaluation.metrics.items() if m}
+    baseline_runs = sorted(set(chosen.values()))
+    todo = {run: make for run, make in made.items() if kept is None or run not in baseline_runs}
+    log(f"panel {panel.name}: {len(todo)} distinct settings on {len(seeds)} seeds x {instances} instances, {panel.steps} steps")
+    # Every run is independent of the others (its own instances, start and minibatch stream per seed), so runs
+    # evaluated in separate calls are the runs one call would make.
+    evaluation = evaluate.evaluate(panel.problem, todo, panel.steps, instances, seeds, metric=metric, snapshots=steps if metric else ())
+    fresh_metrics = {run: {s: tuple(np.asarray(v) for v in m[s]) for s in steps} for run, m in evaluation.metrics.items() if m}
+    if kept is None and baseline_cache:
+        _save_baselines(baseline_cache, settings, {r: evaluation.curves[r] for r in baseline_runs},
+                        {r: evaluation.seconds_per_step[r] for r in baseline_runs}, {r: fresh_metrics[r] for r in baseline_runs if r in fresh_metrics})
+    old_curves, old_seconds, old_metrics = kept[1:] if kept is not None else ({}, {}, {})
+    curves = {run: old_curves[run] if run in old_curves else evaluation.curves[run] for run in made}
+    seconds = {run: old_seconds[run] if run in old_seconds else evaluation.seconds_per_step[run] for run in made}
+    metrics = {run: old_metrics[run] if run in old_metrics else fresh_metrics[run] for run in made if run in old_metrics or run in fresh_metrics}
 
     entries = {}
     for name, by_step in runs_of.items():

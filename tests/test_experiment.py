@@ -349,6 +349,19 @@ def test_a_finished_panel_is_cached_under_its_key_and_reused(runs, tmp_path):
     other = experiment.meta_train_runs(mlp, TINY_LSTM, [tiny_config(1)], str(tmp_path / "ckpt"), str(tmp_path), "lstm", log=QUIET)
     key = lambda runs: experiment.protocol_key(panel, {"lstm": runs}, 2, [0, 1], 2, ("sgd",), {}, "lstm", True, evaluate.MULTIPLIER_GRID)
     assert key(list(mlp_runs.values())) != key(list(other.values())) and key([object()]) is None
+    # A panel of other weights reuses the baselines' tuning and runs, and its every number is what a panel computed afresh gives.
+    lines.clear()
+    reused = experiment.run_protocol(panel, {"lstm": list(other.values())}, **args, tune_learned=True, log=lines.append, cache_dir=str(tmp_path / "panels"))
+    assert any("reused the baselines'" in line for line in lines) and not any("tuning sgd" in line for line in lines)
+    afresh = experiment.run_protocol(panel, {"lstm": list(other.values())}, **args, tune_learned=True, log=QUIET)
+    assert reused.settings == afresh.settings and reused.runs == afresh.runs and list(reused.curves) == list(afresh.curves)
+    for run in afresh.curves:
+        np.testing.assert_array_equal(reused.curves[run], afresh.curves[run])
+        np.testing.assert_array_equal(reused.metrics[run][6][0], afresh.metrics[run][6][0])
+    timeless = lambda entries: {n: {k: v for k, v in e.items() if k != "ms_per_step"} for n, e in entries.items()}  # timings are measured anew
+    assert timeless(reused.entries) == timeless(afresh.entries)
+    assert {s: {m: v for m, v in by.items() if m != "time"} for s, by in reused.verdicts.items()} == \
+        {s: {m: v for m, v in by.items() if m != "time"} for s, by in afresh.verdicts.items()}
 
 
 
