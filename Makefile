@@ -6,7 +6,7 @@
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
-CHAPTERS := quadratics mnist keras cifar hyper
+CHAPTERS := quadratics mnist keras cifar stn hyper
 # Where the datasets are (see README); ../shared/data on the project's machines.
 export L2L_DATA_DIR ?= $(if $(wildcard ../shared/data),$(abspath ../shared/data),)
 export TF_CPP_MIN_LOG_LEVEL ?= 2
@@ -44,6 +44,7 @@ chapters: venv
 	$(PY) -m l2l.book run cifar
 	$(PY) -m l2l.pretrained publish cifar10 'book/results/cifar/lstm_seed*.weights.h5' --summary book/results/cifar/summary.json --groups conv_kernels
 	$(PY) -m l2l.pretrained calibrate cifar10
+	$(PY) -m l2l.book run stn
 	$(PY) -m l2l.book run hyper
 	$(PY) -m l2l.book run benchmarks
 

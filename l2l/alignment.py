@@ -14,6 +14,7 @@ comparison an honest alignment chapter owes its reader.
 """
 
 import time
+from typing import NamedTuple
 
 import numpy as np
 import tensorflow as tf
@@ -70,3 +71,74 @@ def evaluate_gauss_newton(problem, steps, instances, seeds, offset=TEST_SEED, da
         curves.append(losses.numpy().T)
         corners.append(np.stack([problem.corner_error(p, batch).numpy() for p in path], axis=-1))
     return np.stack(curves), float(np.mean(seconds)), np.stack(corners)
+
+
+class GaussNewtonPanel(NamedTuple):
+    entry: dict  # its summary entry, shaped as the protocol's: loss, trajectory_mean, corner_error, success by report step
+    verdicts: dict  # step -> "final" / "mean" / "corner" -> the panel's learned optimiser minus Gauss-Newton (l2l.stats.compare_runs)
+    corners: np.ndarray  # corner errors [seeds, instances, steps + 1]
+    curves: np.ndarray  # losses [seeds, instances, steps + 1]
+
+
+def gauss_newton_panel(result, steps=None, damping=1e-3):
+    """Gauss-Newton on a geometry panel's test instances (l2l.experiment.run_protocol with Panel(geometry=True)), as a
+    GaussNewtonPanel: its entry at every report step, and the comparison of the panel's learned optimiser (the one its
+    verdicts read) with it on the final loss, the trajectory mean and the corner error."""
+    from l2l import experiment, stats
+
+    panel = result.panel
+    seeds = range(next(iter(result.curves.values())).shape[0])
+    instances = next(iter(result.curves.values())).shape[1]
+    curves, seconds, corners = evaluate_gauss_newton(panel.problem, steps or panel.steps, instances, seeds, damping=damping)
+    report = sorted(result.verdicts)
+    entry = {"lr": None, "damping": damping, "ms_per_step": 1000 * seconds,
+             "loss": {str(s): stats.over_runs(experiment.metric_values(curves, s, "final")) for s in report},
+             "trajectory_mean": {str(s): stats.over_runs(experiment.metric_values(curves, s, "mean")) for s in report},
+             "corner_error": {str(s): stats.over_runs(corners[..., s]) for s in report},
+             "success": {str(s): stats.over_runs((corners[..., s] <= 1.0).astype(float)) for s in report}}
+    verdicts = {}
+    for s in report:
+        learned = result.verdicts[s]["final"]["learned"]
+        runs = result.runs[learned][s]
+        ours_corner = result.metrics[runs["final"]][s][0]
+        verdicts[s] = {"final": stats.compare_runs(experiment.metric_values(result.curves[runs["final"]], s, "final"), experiment.metric_values(curves, s, "final")),
+                       "mean": stats.compare_runs(experiment.metric_values(result.curves[runs["mean"]], s, "mean"), experiment.metric_values(curves, s, "mean")),
+                       "corner": stats.compare_runs(ours_corner, corners[..., s])}
+        for v in verdicts[s].values():
+            v["learned"] = learned
+    return GaussNewtonPanel(entry, verdicts, corners, curves)
+
+
+def snapshots(problem, optimizer, batch, params, steps, seed=0):
+    """The re-warped moving images [len(steps), n, H, W, C] of an optimiser after each of `steps` steps."""
+    from l2l import evaluate
+
+    _, _, measured = evaluate.run(problem, optimizer, batch, params, max(steps), seed, metric=lambda p, instances: p, snapshots=tuple(steps))
+    return np.stack([problem.aligned(tf.convert_to_tensor(measured[s]), batch).numpy() for s in steps])
+
+
+def gauss_newton_sentence(verdict, metric, step, unit="pairs"):
+    """One sentence: the panel's learned optimiser minus Gauss-Newton on one metric at one step, over runs."""
+    from l2l import experiment
+
+    what = experiment.METRICS[metric].format(step=step)
+    gap = (f"{verdict['mean']:.3g} (95% CI {verdict['ci95'][0]:.3g} to {verdict['ci95'][1]:.3g})" if not verdict.get("diverged")
+           else f"not finite in {verdict['diverged']} of {verdict['runs']} runs")
+    who = "the LSTM (its step multiplier tuned)" if verdict["learned"].endswith("_tuned") else "the LSTM"
+    return (f"On the {what}, over {verdict['runs']} runs of {unit}, {who} minus Gauss-Newton is {gap}: {who} **{verdict['verdict']}** it, "
+            f"lower in {verdict['wins']} of {verdict['runs']} runs.")
+
+
+def stn_outputs(problem, params, data, pairs=6, seed=0, summary_pairs=500):
+    """What one trained localisation network (params [1, dim]) does to warped images of `data`: (moving images
+    [pairs, H, W, C], their re-warped versions, and the mean determinant of its predicted maps' linear part over
+    summary_pairs pairs: above 1 the network samples a larger region than the image, so the digit it shows shrinks)."""
+    from l2l.rollout import generator
+
+    index = tf.range(min(summary_pairs, int(data.y.shape[0])), dtype=tf.int64)[None]
+    moving, _, _ = problem.pairs(generator(seed), index, params.dtype, source=data)
+    aligned = problem.aligned(params, moving)
+    theta = problem.theta(params, moving)[0]
+    determinant = float(tf.reduce_mean(tf.linalg.det(theta[:, :, :2])))
+    shape = (-1, *problem.image_shape)
+    return tf.reshape(moving[0, :pairs], shape).numpy(), tf.reshape(aligned[0, :pairs], shape).numpy(), determinant

@@ -204,7 +204,9 @@ class Panel:
     @property
     def measures(self):
         """The names of what metric() returns, as summary.json entries call them: a loss-like first (lower wins), then a rate."""
-        return ("corner_error", "success") if self.geometry else ("heldout_loss", "accuracy")
+        if self.geometry:
+            return ("corner_error", "success")
+        return getattr(self.problem, "measures", ("heldout_loss", "accuracy"))
 
     def metric(self):
         """metric(params, instances) -> two arrays [n] at report steps, or None when the panel measures nothing beyond the loss."""
@@ -721,6 +723,8 @@ def protocol_verdicts(result, unit="problems"):
 
 
 def _settings_text(name, entry, step):
+    if "setting_text" in entry:  # an optimiser outside the protocol's tuning (e.g. Gauss-Newton at its damping)
+        return entry["setting_text"]
     if entry.get("settings"):
         kwargs = entry["settings"][str(step)]
         extra = "".join(f", {'m' if k == 'momentum' else 'β1'} {v:.3g}" for k, v in kwargs.items() if k != "learning_rate")
@@ -745,7 +749,9 @@ def protocol_table(result):
             columns[f"held-out accuracy at step {s}"] = [f"{100 * result.entries[n]['accuracy'][str(s)]['mean']:.1f}%" for n in names]
         if all("corner_error" in result.entries[n] for n in names):
             columns[f"corner error (px) at step {s}"] = [fmt_interval(result.entries[n]["corner_error"][str(s)]) for n in names]
-            columns[f"within 1 px at step {s}"] = [f"{100 * result.entries[n]['success'][str(s)]['mean']:.0f}%" for n in names]
+        if all("success" in result.entries[n] for n in names):
+            held = "" if result.panel.geometry else " (held-out)"
+            columns[f"within 1 px at step {s}{held}"] = [f"{100 * result.entries[n]['success'][str(s)]['mean']:.0f}%" for n in names]
     columns["ms per step"] = [f"{result.entries[n]['ms_per_step']:.2f}" for n in names]
     return pd.DataFrame(columns)
 

@@ -7,7 +7,8 @@ import seaborn as sns
 # One colour per optimiser across every chapter.
 COLOURS = dict(zip(["lstm", "sgd", "rmsprop", "adam", "nag"], sns.color_palette("colorblind", 5)))
 LABELS = {"lstm": "LSTM", "sgd": "SGD", "rmsprop": "RMSprop", "adam": "ADAM", "nag": "NAG", "lstm_paper": "LSTM (paper settings)",
-          "lstm_one": "one LSTM for all parameters", "lstm_sub": "LSTM-sub (held-out labels)", "lstm_mnist": "LSTM trained on MNIST"}
+          "lstm_one": "one LSTM for all parameters", "lstm_sub": "LSTM-sub (held-out labels)", "lstm_mnist": "LSTM trained on MNIST",
+          "lstm_align": "LSTM trained on alignment", "gauss_newton": "Gauss-Newton"}
 
 
 def label(name):
@@ -81,3 +82,22 @@ def meta_training(runs, ax=None):
     ax.set_ylabel("validation loss at the horizon")
     ax.legend(frameon=False)
     return ax
+
+
+def image_grid(rows, title=None, size=1.1):
+    """One row per entry of `rows` (label -> images [k, H, W] or [k, H, W, 1] in [0, 1]), k columns, grey levels."""
+    labels = list(rows)
+    k = max(len(v) for v in rows.values())
+    fig, axes = plt.subplots(len(labels), k, figsize=(size * k + 1.6, size * len(labels)), squeeze=False)
+    for i, name in enumerate(labels):
+        for j in range(k):
+            ax = axes[i, j]
+            ax.set_xticks([])
+            ax.set_yticks([])
+            ax.grid(False)
+            if j < len(rows[name]):
+                ax.imshow(np.squeeze(np.clip(rows[name][j], 0.0, 1.0)), cmap="gray", vmin=0.0, vmax=1.0)
+        axes[i, 0].set_ylabel(name, rotation=0, ha="right", va="center", fontsize=9)
+    if title:
+        fig.suptitle(title)
+    return fig

@@ -483,6 +483,7 @@ class SpatialTransformer:
     template: int = -1  # -1: each image's own unwarped version is its target; k >= 0: image k of data is every image's target
 
     name = "stn"
+    measures = ("heldout_loss", "success")  # what metrics() returns, as a panel's entries call them
 
     def __post_init__(self):
         bad = [f for f in ("max_rotation", "max_scale", "max_shear", "max_shift") if getattr(self, f) < 0]

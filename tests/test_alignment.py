@@ -1,6 +1,7 @@
 """The alignment baseline: damped Gauss-Newton on the photometric residuals."""
 
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from l2l import alignment, problems
@@ -52,3 +53,40 @@ def test_gauss_newton_runs_on_the_instances_every_optimiser_of_a_seed_gets():
     # An instance that starts nearly aligned may end a little further from the truth (the photometric optimum
     # is not the true warp: see above); on average Gauss-Newton closes most of the distance.
     assert corners[:, :, -1].mean() < 0.6 * corners[:, :, 0].mean()
+
+
+def test_gauss_newton_enters_a_geometry_panel_on_its_instances_and_is_compared_with_the_learned_optimiser():
+    from l2l import evaluate, experiment, optimizers
+
+    problem = _bars(max_rotation=10.0, max_scale=0.05, max_shear=0.05, max_shift=1.0)
+    fixed = type("Fixed", (), {"optimizer": lambda self, problem=None: optimizers.sgd(3.0)})()
+    panel = experiment.Panel("pairs", "bars", problem, problem, tune_steps=3, steps=5, report_steps=(3, 5), geometry=True)
+    result = experiment.run_protocol(panel, {"lstm": [fixed]}, instances=3, seeds=[0, 1], tune_instances=2, baselines=("sgd",), extra={}, grid=(0.3, 3.0),
+                                     log=lambda line: None)
+    entry, verdicts, corners, gn_curves = alignment.gauss_newton_panel(result)
+    curves, _, again = alignment.evaluate_gauss_newton(problem, 5, 3, [0, 1])
+    np.testing.assert_allclose(corners, again, rtol=1e-6)
+    np.testing.assert_allclose(gn_curves, curves, rtol=1e-6)
+    assert entry["loss"]["5"]["mean"] == pytest.approx(curves[..., 5].mean(), rel=1e-6) and entry["corner_error"]["5"]["runs"] == 2
+    ours = result.curves[result.runs["lstm"][5]["final"]][..., 5]
+    assert verdicts[5]["final"]["mean"] == pytest.approx((ours - curves[..., 5]).mean(), rel=1e-5, abs=1e-9)
+    assert verdicts[5]["corner"]["learned"] == "lstm" and verdicts[5]["corner"]["runs"] == 2
+    # Snapshots are the images the optimiser's parameters give at those steps.
+    batch, params = evaluate.fresh_instances(problem, 0, 3)
+    pictures = alignment.snapshots(problem, optimizers.sgd(3.0), batch, params, (2, 5))
+    _, _, at = evaluate.run(problem, optimizers.sgd(3.0), batch, params, 5, 0, metric=lambda p, b: p, snapshots=(2,))
+    np.testing.assert_allclose(pictures[0], problem.aligned(at[2], batch).numpy(), rtol=1e-6)
+    assert pictures.shape == (2, 3, 16, 16, 1)
+
+
+def test_an_untrained_localisation_network_leaves_images_as_they_are_with_unit_determinant():
+    x = np.zeros((5, 16, 16), np.uint8)
+    x[:, 4:12, 6:9] = 255
+    stn = problems.SpatialTransformer(problems.image_data(x, np.arange(5), "bars"), image_shape=(16, 16, 1), hidden=3, batch_size=2)
+    rng = tf.random.Generator.from_seed(0)
+    params = stn.init_params(rng, stn.sample(rng, 1))
+    moving, aligned, determinant = alignment.stn_outputs(stn, params, stn.data, pairs=3)
+    np.testing.assert_allclose(aligned, moving, atol=1e-6)
+    assert moving.shape == (3, 16, 16, 1) and determinant == pytest.approx(1.0)
+    shrink = tf.concat([params[:, :-6], tf.constant([[1.5, 0.0, 0.0, 0.0, 1.5, 0.0]])], axis=1)  # sample 1.5x the image: the digit shrinks
+    assert alignment.stn_outputs(stn, shrink, stn.data)[2] == pytest.approx(2.25, rel=1e-5)

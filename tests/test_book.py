@@ -121,7 +121,7 @@ def test_native_log_lines_are_dropped_and_real_stderr_kept():
     assert [o.get("text") for o in nb.cells[0].outputs] == ["UserWarning: real warning\n", "hello\n"]
 
 
-CHAPTERS = ["quadratics", "mnist", "keras", "cifar", "hyper", "benchmarks"]
+CHAPTERS = ["quadratics", "mnist", "keras", "cifar", "stn", "hyper", "benchmarks"]
 
 
 SMOKE_PATHS = {
@@ -129,6 +129,7 @@ SMOKE_PATHS = {
     "mnist": lambda site: {"results_dir": str(site / "results/mnist"), "checkpoint_dir": str(site / "ckpt")},
     "keras": lambda site: {"results_dir": str(site / "results/keras")},
     "cifar": lambda site: {"results_dir": str(site / "results/cifar"), "checkpoint_dir": str(site / "ckpt"), "panel_dir": str(site / "panels")},
+    "stn": lambda site: {"results_dir": str(site / "results/stn"), "checkpoint_dir": str(site / "ckpt")},
     "hyper": lambda site: {"results_dir": str(site / "results/hyper"), "checkpoint_dir": str(site / "ckpt-sweeps")},
     "benchmarks": lambda site: {"results_root": str(site / "results")},
 }
@@ -193,6 +194,12 @@ def test_smoke_chapter_through_papermill_records_its_provenance_and_summary(smok
         assert set(summary["panels"]["cifar5"]["optimisers"]) == {"lstm", "lstm_sub", "sgd", "rmsprop", "adam", "nag"}
         assert summary["panels"]["cifar10"]["optimisers"]["lstm"]["loss"]["10"]["runs"] == summary["parameters"]["meta_seeds"]
         assert summary["panels"]["cifar10"]["optimisers"]["adam"] == summary["panels"]["one_lstm"]["optimisers"]["adam"]  # one evaluation
+    if chapter == "stn":
+        assert set(summary["panels"]) == {"pairs", "unseen_digits", "large_warps", "fashion", "amortised", "single_template"}
+        pairs = summary["panels"]["pairs"]
+        assert set(pairs["optimisers"]["lstm"]) >= {"corner_error", "success"} and "corner" in pairs["verdicts"]["10"]
+        assert pairs["gauss_newton"]["entry"]["corner_error"]["20"]["runs"] == summary["parameters"]["meta_seeds"]
+        assert set(summary["panels"]["amortised"]["optimisers"]) >= {"lstm", "lstm_align", "lstm_align_tuned", "nag"}
     if chapter == "hyper":
         assert set(summary["panels"]["best"]["optimisers"]) == {"lstm", "lstm_paper", "sgd", "rmsprop", "adam", "nag"}
         for study, outcomes in summary["studies"].items():
