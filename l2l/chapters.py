@@ -274,6 +274,7 @@ class Hyper(ChapterParameters):
     grid_points: int = 3  # values per setting in the two-way grid study of the top two settings
     importance_repeats: int = 20  # bootstrap refits of each importance estimator, for its interval
     best_seeds: int = 3  # meta-training runs of the best configuration found (the run is the unit)
+    best_epochs: int = 200  # their budget: the MNIST chapter's, so the best settings meet its paper-settings LSTMs at equal meta-training
     eval_instances: int = 8  # MLPs per run on the MNIST chapter's base test panel
     tune_instances: int = 10  # MLPs on held-out training images for tuning every baseline
     horizon: int = 100  # the test panel's tuning and first reported step (the MNIST chapter's horizon)
@@ -283,7 +284,7 @@ class Hyper(ChapterParameters):
     checkpoint_dir: str = ".cache/checkpoints/sweeps"  # every trial's meta-training run, one folder per run key; not in git
 
     def check(self):
-        _at_least(self, workers=1, grid_points=2, importance_repeats=2, best_seeds=1, eval_instances=2, tune_instances=1, horizon=1, long_steps=self.horizon)
+        _at_least(self, workers=1, grid_points=2, importance_repeats=2, best_seeds=1, best_epochs=1, eval_instances=2, tune_instances=1, horizon=1, long_steps=self.horizon)
         for name in ("spec", "second_spec"):
             if not getattr(self, name).endswith((".yaml", ".yml")):
                 raise ParameterError(f"Hyper.{name} must be the path of an l2l.sweep YAML spec, got {getattr(self, name)!r}")
