@@ -68,13 +68,11 @@ configs = [meta.MetaConfig(seed=s, epochs=p.meta_epochs, batch=1, horizon=p.hori
            for s in range(max(p.meta_seeds, p.deepmind_seeds))]
 split = data.mnist_splits()  # fails here, before any compute, if L2L_DATA_DIR holds no MNIST and there is no network
 seeds = list(range(p.meta_seeds))
-report_steps = tuple(sorted({p.horizon, p.long_steps}))
 
 
-def panel(name, title, train="test_train", heldout="test_heldout", tune="valid", **architecture):
-    """A test panel: every optimiser tested on `train` images, measured on `heldout`, tuned on `tune`."""
-    return experiment.Panel(name, title, problems.MLP(split[train], **architecture), problems.MLP(split[tune], **architecture),
-                            tune_steps=p.horizon, steps=p.long_steps, report_steps=report_steps, heldout=split[heldout])
+def panel(name, title, **options):
+    """A test panel (l2l.recipes.mnist_panel): tested on training images 50,000-59,999, measured on the test split, tuned on `valid`."""
+    return recipes.mnist_panel(split, name, title, horizon=p.horizon, long_steps=p.long_steps, **options)
 
 
 PANELS = {  # name -> (panel, whether the LSTM is transferred there, so its multiplier is tuned)
