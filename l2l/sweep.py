@@ -31,6 +31,10 @@ import math
 import os
 import sys
 import time
+import warnings
+
+# Optuna imports tqdm.auto, which inside a notebook kernel without ipywidgets warns on import: nothing here draws a bar.
+warnings.filterwarnings("ignore", message="IProgress not found")
 
 # setting -> (type, where it goes, smallest allowed value, what it is)
 SETTINGS = {
@@ -359,8 +363,6 @@ def default_storage(spec, results):
 
 def storage(url, heartbeat=HEARTBEAT_S, grace=GRACE_S):
     """An Optuna RDB storage with heartbeats; a stale trial is failed and retried once, with its settings."""
-    import warnings
-
     import optuna
 
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)  # heartbeats: experimental since Optuna 2.8, relied on here
