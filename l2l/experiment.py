@@ -543,6 +543,22 @@ def _load_baselines(path):
     return settings, curves, plain["seconds_per_step"], {run: {s: tuple(pair) for s, pair in m.items()} for run, m in metrics.items()}
 
 
+def _save_tuning(path, settings):
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    with open(path + ".tmp", "w") as f:
+        json.dump(settings, f)
+    os.replace(path + ".tmp", path)
+
+
+def _load_tuning(path):
+    """step -> objective -> baseline -> settings saved by _save_tuning, or None when missing or unreadable."""
+    try:
+        with open(path) as f:
+            return {int(step): by_o for step, by_o in json.load(f).items()}
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
 def _run_protocol(panel, learned, instances, seeds, tune_instances, baselines=BASELINES, extra=evaluate.EXTRA_GRIDS,
                   learned_name="lstm", tune_learned=False, multiplier_grid=evaluate.MULTIPLIER_GRID, log=terminal_log, grid=evaluate.LR_GRID,
                   baseline_cache=None):
@@ -566,12 +582,18 @@ def _run_protocol(panel, learned, instances, seeds, tune_instances, baselines=BA
     steps = tuple(sorted(set(panel.report_steps)))
     started = time.time()
     kept = _load_baselines(baseline_cache) if baseline_cache else None
+    tuned = _load_tuning(baseline_cache + "-tuning.json") if baseline_cache and kept is None else None
     if kept is not None:
         log(f"panel {panel.name}: reused the baselines' tuning and runs from {baseline_cache}")
         settings = kept[0]
+    elif tuned is not None:
+        log(f"panel {panel.name}: reused the baselines' tuning from {baseline_cache}-tuning.json")
+        settings = tuned
     else:
         log(f"panel {panel.name}: tuning {', '.join(baselines)} for steps {steps}")
         settings = evaluate.tune(panel.tuning_problem, list(baselines), steps, tune_instances, grid=grid, extra=extra)[0]
+        if baseline_cache:  # tuning can take as long as the runs: a panel killed during its runs keeps it
+            _save_tuning(baseline_cache + "-tuning.json", settings)
     used = sorted({s % len(runs) for runs in learned.values() for s in seeds})
     tuned_names = [n for n in learned if tune_learned is True or (not isinstance(tune_learned, bool) and n in tune_learned)]
     unknown = sorted(set(tune_learned) - set(learned)) if not isinstance(tune_learned, bool) else []

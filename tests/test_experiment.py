@@ -362,6 +362,17 @@ def test_a_finished_panel_is_cached_under_its_key_and_reused(runs, tmp_path):
     assert timeless(reused.entries) == timeless(afresh.entries)
     assert {s: {m: v for m, v in by.items() if m != "time"} for s, by in reused.verdicts.items()} == \
         {s: {m: v for m, v in by.items() if m != "time"} for s, by in afresh.verdicts.items()}
+    # A panel killed after its tuning keeps the tuning: with only the tuning file left, the rerun tunes nothing and agrees.
+    import glob
+    import os
+
+    for path in glob.glob(str(tmp_path / "panels" / "*")):
+        if not path.endswith("-tuning.json"):
+            os.remove(path)
+    lines.clear()
+    resumed = experiment.run_protocol(panel, {"lstm": list(other.values())}, **args, tune_learned=True, log=lines.append, cache_dir=str(tmp_path / "panels"))
+    assert any("reused the baselines' tuning from" in line for line in lines) and not any("tuning sgd" in line for line in lines)
+    assert resumed.settings == afresh.settings and timeless(resumed.entries) == timeless(afresh.entries)
 
 
 
