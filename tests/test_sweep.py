@@ -257,3 +257,25 @@ def test_a_grid_spec_holds_every_other_setting_at_the_given_values_and_round_tri
     assert grid.sampler == "grid" and grid.trials == 9 and grid.name == "tiny_grid"
     assert sweep.grid_points(spec, "hidden", 3) == [4, 8]  # choices stay choices
     assert sweep.load_spec(sweep.dump_spec(grid, tmp_path / "tiny_grid.yaml")) == grid
+
+
+def test_a_trial_asked_for_after_the_study_has_its_trials_is_closed_unrun_as_surplus(tmp_path):
+    import optuna
+
+    spec = sweep.spec_from_dict({**TINY, "name": "full", "trials": 2})
+    store = sweep.storage(f"sqlite:///{tmp_path / 'full.db'}")
+    study = sweep.study(spec, store)
+    distributions = {"meta_lr": optuna.distributions.FloatDistribution(1e-4, 1e-1, log=True),
+                     "hidden": optuna.distributions.CategoricalDistribution([4, 8])}
+    finished_one = optuna.create_trial(params={"meta_lr": 1e-3, "hidden": 4}, distributions=distributions, value=0.9)
+    failed_with_reason = optuna.create_trial(params={"meta_lr": 1e-1, "hidden": 8}, distributions=distributions, state=optuna.trial.TrialState.FAIL,
+                                             user_attrs={"failure": "stopped at epoch 2: non-finite"})
+    died = optuna.create_trial(params={"meta_lr": 1e-2, "hidden": 8}, distributions=distributions, state=optuna.trial.TrialState.FAIL)
+    study.add_trials([finished_one, failed_with_reason, died])
+    assert [sweep.finished(t) for t in study.trials] == [True, True, False]  # a worker's death is retried, not counted
+    objective = sweep.Objective(spec, str(tmp_path / "runs"), log=lambda line: None)
+    study.optimize(objective, n_trials=1, catch=(sweep.Surplus,))
+    last = study.trials[-1]
+    assert last.state.name == "FAIL" and "surplus" in last.user_attrs and "run_key" not in last.user_attrs  # nothing ran
+    assert objective.finished == 0 and not (tmp_path / "runs").exists()
+    assert sweep.work(spec, store, str(tmp_path / "runs"), log=lambda line: None) == 0  # the study is complete: a worker leaves at once
