@@ -452,22 +452,22 @@ def protocol_key(panel, learned, instances, seeds, tune_instances, baselines, ex
     return hashlib.sha256(json.dumps(described, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def _save_protocol(path, result):
-    """A ProtocolResult as <path>.json (everything but arrays) and <path>.npz (curves and held-out metrics), atomically."""
-    arrays = {f"curves/{run}": values for run, values in result.curves.items()}
-    arrays.update({f"metrics/{run}/{s}/{i}": v for run, by_step in result.metrics.items() for s, pair in by_step.items() for i, v in enumerate(pair)})
+def _write_pair(path, plain, curves, metrics):
+    """<path>.npz (curves and measures by run and step) and <path>.json (`plain`), atomically, the JSON last:
+    its presence says the pair is whole."""
+    arrays = {f"curves/{run}": values for run, values in curves.items()}
+    arrays.update({f"metrics/{run}/{s}/{i}": v for run, by_step in metrics.items() for s, pair in by_step.items() for i, v in enumerate(pair)})
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
     with open(path + ".npz.tmp", "wb") as f:
         np.savez(f, **arrays)
-    plain = {"settings": result.settings, "multipliers": result.multipliers, "runs": result.runs, "seconds_per_step": result.seconds_per_step,
-             "entries": result.entries, "verdicts": result.verdicts, "tuning_s": result.tuning_s}
     with open(path + ".json.tmp", "w") as f:
         json.dump(plain, f, allow_nan=True)
     os.replace(path + ".npz.tmp", path + ".npz")
-    os.replace(path + ".json.tmp", path + ".json")  # last: its presence says the pair is whole
+    os.replace(path + ".json.tmp", path + ".json")
 
 
-def _load_protocol(path, panel):
-    """The ProtocolResult saved at `path`, or None if it is missing or unreadable (then it is recomputed)."""
+def _read_pair(path):
+    """(plain, curves, metrics) written by _write_pair, or None when missing or unreadable (then it is recomputed)."""
     try:
         with open(path + ".json") as f:
             plain = json.load(f)
@@ -475,16 +475,31 @@ def _load_protocol(path, panel):
             loaded = {k: arrays[k] for k in arrays.files}
     except (OSError, ValueError, KeyError):
         return None
-    by_int = lambda d: {int(k): v for k, v in d.items()}
     curves = {k[len("curves/"):]: v for k, v in loaded.items() if k.startswith("curves/")}
     metrics = {}
     for k, v in loaded.items():
         if k.startswith("metrics/"):
-            _, run, s, i = k.split("/")  # run names hold no "/"
-            metrics.setdefault(run, {}).setdefault(int(s), [None, None])[int(i)] = v
+            _, run, step, i = k.split("/")  # run names hold no "/"
+            metrics.setdefault(run, {}).setdefault(int(step), [None, None])[int(i)] = v
+    return plain, curves, {run: {s: tuple(pair) for s, pair in by_step.items()} for run, by_step in metrics.items()}
+
+
+def _save_protocol(path, result):
+    """A ProtocolResult as <path>.json (everything but arrays) and <path>.npz (curves and measures)."""
+    plain = {"settings": result.settings, "multipliers": result.multipliers, "runs": result.runs, "seconds_per_step": result.seconds_per_step,
+             "entries": result.entries, "verdicts": result.verdicts, "tuning_s": result.tuning_s}
+    _write_pair(path, plain, result.curves, result.metrics)
+
+
+def _load_protocol(path, panel):
+    """The ProtocolResult saved at `path`, or None if it is missing or unreadable (then it is recomputed)."""
+    read = _read_pair(path)
+    if read is None:
+        return None
+    plain, curves, metrics = read
+    by_int = lambda d: {int(k): v for k, v in d.items()}
     return ProtocolResult(panel, by_int(plain["settings"]), {n: by_int(m) for n, m in plain["multipliers"].items()}, curves,
-                          {n: by_int(r) for n, r in plain["runs"].items()}, plain["seconds_per_step"],
-                          {run: {s: tuple(pair) for s, pair in by_step.items()} for run, by_step in metrics.items()},
+                          {n: by_int(r) for n, r in plain["runs"].items()}, plain["seconds_per_step"], metrics,
                           plain["entries"], by_int(plain["verdicts"]), plain["tuning_s"])
 
 
@@ -512,35 +527,17 @@ def run_protocol(panel, learned, instances, seeds, tune_instances, baselines=BAS
 
 
 def _save_baselines(path, settings, curves, seconds, metrics):
-    """The baselines' part of a panel (tuned settings, curves, seconds per step, measures) as <path>.json and .npz, atomically."""
-    arrays = {f"curves/{run}": v for run, v in curves.items()}
-    arrays.update({f"metrics/{run}/{s}/{i}": v for run, by_step in metrics.items() for s, pair in by_step.items() for i, v in enumerate(pair)})
-    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    with open(path + ".npz.tmp", "wb") as f:
-        np.savez(f, **arrays)
-    with open(path + ".json.tmp", "w") as f:
-        json.dump({"settings": settings, "seconds_per_step": seconds}, f, allow_nan=True)
-    os.replace(path + ".npz.tmp", path + ".npz")
-    os.replace(path + ".json.tmp", path + ".json")
+    """The baselines' part of a panel (tuned settings, curves, seconds per step, measures)."""
+    _write_pair(path, {"settings": settings, "seconds_per_step": seconds}, curves, metrics)
 
 
 def _load_baselines(path):
     """(settings, curves, seconds, metrics) saved by _save_baselines, or None when missing or unreadable."""
-    try:
-        with open(path + ".json") as f:
-            plain = json.load(f)
-        with np.load(path + ".npz", allow_pickle=False) as arrays:
-            loaded = {k: arrays[k] for k in arrays.files}
-    except (OSError, ValueError, KeyError):
+    read = _read_pair(path)
+    if read is None:
         return None
-    curves = {k[len("curves/"):]: v for k, v in loaded.items() if k.startswith("curves/")}
-    metrics = {}
-    for k, v in loaded.items():
-        if k.startswith("metrics/"):
-            _, run, step, i = k.split("/")
-            metrics.setdefault(run, {}).setdefault(int(step), [None, None])[int(i)] = v
-    settings = {int(step): by_o for step, by_o in plain["settings"].items()}
-    return settings, curves, plain["seconds_per_step"], {run: {s: tuple(pair) for s, pair in m.items()} for run, m in metrics.items()}
+    plain, curves, metrics = read
+    return {int(step): by_o for step, by_o in plain["settings"].items()}, curves, plain["seconds_per_step"], metrics
 
 
 def _save_tuning(path, settings):
