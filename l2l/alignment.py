@@ -142,3 +142,57 @@ def stn_outputs(problem, params, data, pairs=6, seed=0, summary_pairs=500):
     determinant = float(tf.reduce_mean(tf.linalg.det(theta[:, :, :2])))
     shape = (-1, *problem.image_shape)
     return tf.reshape(moving[0, :pairs], shape).numpy(), tf.reshape(aligned[0, :pairs], shape).numpy(), determinant
+
+
+def picture_rows(result, run, step, pairs, shots, damping=1e-3, seed=0):
+    """What a geometry panel's optimisers make of its first `pairs` test pairs of `seed`: label -> images
+    [pairs, H, W, C], rows "input", then for the learned optimiser the panel's verdict at `step` read (as
+    meta-trained, or with its tuned multiplier), the best tuned baseline there and Gauss-Newton, one row per step of
+    `shots`, and "example" last. run: the learned optimiser's meta-training run (l2l.meta.MetaResult)."""
+    from l2l import optimizers, plots
+
+    problem = result.panel.problem
+    batch, start = fresh_instances(problem, seed, next(iter(result.curves.values())).shape[1])
+    batch = type(batch)(*(t[:pairs] for t in batch))
+    start = start[:pairs]
+    verdict = result.verdicts[step]["final"]
+    learned = run.optimizer(problem)
+    if verdict["learned"].endswith("_tuned"):
+        name = verdict["learned"][: -len("_tuned")]
+        learned = optimizers.scaled(learned, result.multipliers[name][step]["final"][0])
+    best = optimizers.BASELINES[verdict["best"]](**result.settings[step]["final"][verdict["best"]])
+    shots = sorted(set(shots))
+    rows = {"input": batch.moving.numpy()}
+    for name, optimizer in ((verdict["learned"], learned), (verdict["best"], best)):
+        for s, images in zip(shots, snapshots(problem, optimizer, batch, start, shots, seed)):
+            rows[f"{plots.label(name)}, step {s}"] = images
+    _, path = gauss_newton(problem, batch, start, max(shots), damping)
+    for s in shots:
+        rows[f"Gauss-Newton, step {s}"] = problem.aligned(path[s], batch).numpy()
+    rows["example"] = batch.example.numpy()
+    return rows
+
+
+def template_rows(result, run, step, steps, heldout, pairs, seed=0):
+    """The thesis' setting (a SpatialTransformer panel whose every target is one example image): one localisation
+    network trained by each optimiser for `steps` steps on `seed`'s instance (the learned one with its multiplier
+    tuned for the final loss at `step`, each baseline tuned for it), what it makes of `pairs` warped images of
+    `heldout`, and its maps' mean determinant. Returns (label -> images, label -> determinant); rows "input" first
+    and "target" last."""
+    from l2l import evaluate, optimizers, plots
+
+    problem = result.panel.problem
+    batch, start = fresh_instances(problem, seed, 1)
+    verdict = result.verdicts[step]["final"]
+    name = verdict["learned"][: -len("_tuned")] if verdict["learned"].endswith("_tuned") else verdict["learned"]
+    trained_by = {plots.label(f"{name}_tuned"): optimizers.scaled(run.optimizer(problem), result.multipliers[name][step]["final"][0])}
+    for baseline, settings in result.settings[step]["final"].items():
+        trained_by[plots.label(baseline)] = optimizers.BASELINES[baseline](**settings)
+    rows, determinants = {}, {}
+    for label, optimizer in trained_by.items():
+        _, _, at = evaluate.run(problem, optimizer, batch, start, steps, seed, metric=lambda params, instances: params, snapshots=(steps,))
+        moving, aligned, determinants[label] = stn_outputs(problem, tf.convert_to_tensor(at[steps]), heldout, pairs, seed)
+        rows.setdefault("input", moving)
+        rows[f"{label} (det {determinants[label]:.2f})"] = aligned
+    rows["target"] = np.repeat(problem.data.x.numpy()[problem.template].reshape(1, *problem.image_shape), pairs, axis=0)
+    return rows, determinants

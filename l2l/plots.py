@@ -101,3 +101,102 @@ def image_grid(rows, title=None, size=1.1):
     if title:
         fig.suptitle(title)
     return fig
+
+
+def interval_points(entries, key, steps, ax=None, threshold=None, ylabel=None, title=None):
+    """One point per optimiser and report step with its 95% interval over runs, on a log scale.
+
+    entries: name -> summary entry holding entry[key][str(step)] = {"mean", "ci95"} (l2l.experiment.protocol_summary's
+    entries, or Gauss-Newton's); steps: the report steps, drawn side by side (circles, then squares);
+    threshold: a dotted horizontal line (e.g. 1 pixel of corner error).
+    """
+    ax = ax or plt.gca()
+    names = list(entries)
+    for k, step in enumerate(steps):
+        shift = (k - (len(steps) - 1) / 2) * 0.3
+        for i, name in enumerate(names):
+            v = entries[name][key][str(step)]
+            ax.errorbar([i + shift], [v["mean"]], yerr=[[v["mean"] - v["ci95"][0]], [v["ci95"][1] - v["mean"]]], marker="os^D"[k % 4],
+                        color=COLOURS.get(name.replace("_tuned", ""), "black"), capsize=3, label=f"step {step}" if i == 0 else None)
+    if threshold is not None:
+        ax.axhline(threshold, color="grey", linestyle=":")
+    ax.set_xticks(range(len(names)), [label(n) for n in names], rotation=30, ha="right", fontsize=8)
+    ax.set(yscale="log", ylabel=ylabel or key, title=title)
+    ax.legend(frameon=False, fontsize=8)
+    return ax
+
+
+# How a sweep's trials are drawn, by Optuna state.
+OUTCOMES = {"COMPLETE": ("o", COLOURS["lstm"], "complete"), "PRUNED": ("s", "grey", "pruned"), "FAIL": ("x", "crimson", "failed")}
+
+
+def _by_outcome(frame, draw):
+    """Calls draw(part, marker, colour, label) for the trials of each state that ran (not surplus, not waiting)."""
+    ran = frame[~frame.surplus.astype(bool) & frame.status.notna()]
+    for state, (marker, colour, name) in OUTCOMES.items():
+        part = ran[ran.state == state]
+        if len(part):
+            draw(part, marker, colour, name)
+
+
+def cost_quality(frame, ax=None):
+    """Each trial's CPU seconds against its score (l2l.sweep.trials_frame; pruned trials at the last validation the
+    pruner read), by outcome; the dotted line is a ratio of 1 (tuned NAG's loss)."""
+    ax = ax or plt.gca()
+    _by_outcome(frame, lambda part, marker, colour, name: ax.scatter(part.cpu_s, part.score, marker=marker, color=colour, label=name))
+    ax.axhline(1, color="grey", linestyle=":")
+    ax.set(xscale="log", yscale="log", xlabel="CPU seconds of the trial", ylabel="loss / tuned NAG's", title="Cost and quality")
+    ax.legend(frameon=False)
+    return ax
+
+
+def outcome_map(frame, pair, log=(False, False), ax=None):
+    """The trials over two settings, by outcome: where meta-training completes, is pruned or fails."""
+    ax = ax or plt.gca()
+    a, b = pair
+    _by_outcome(frame, lambda part, marker, colour, name: ax.scatter(part[a], part[b], marker=marker, color=colour, label=name))
+    ax.set(xscale="log" if log[0] else "linear", yscale="log" if log[1] else "linear", xlabel=a, ylabel=b,
+           title="Outcomes over the top two settings")
+    ax.legend(frameon=False)
+    return ax
+
+
+def importance_bars(by, ax=None, title=None):
+    """Two importance estimators side by side per setting (by: {"fanova": frame, "ped_anova": frame} of
+    l2l.sweep.importances), bars to each estimate with the resamples' 2.5-97.5 percentile span, ordered by fANOVA."""
+    ax = ax or plt.gca()
+    table = by["fanova"].merge(by["ped_anova"], on="setting", suffixes=("_fanova", "_ped"), how="outer").fillna(0.0)
+    rows = table.sort_values("importance_fanova").set_index("setting")
+    y = np.arange(len(rows))
+    for shift, suffix, colour, name in ((-0.18, "_fanova", COLOURS["lstm"], "fANOVA"), (0.18, "_ped", COLOURS["nag"], "PED-ANOVA")):
+        value = rows["importance" + suffix].to_numpy()
+        span = np.clip([value - rows["low" + suffix].to_numpy(), rows["high" + suffix].to_numpy() - value], 0, None)
+        ax.barh(y + shift, value, height=0.34, color=colour, label=name, xerr=span)
+    ax.set(yticks=y, yticklabels=list(rows.index), xlabel="importance (normalised)", title=title)
+    ax.legend(frameon=False)
+    return ax
+
+
+def dependence(table, ax=None, title=None):
+    """A partial-dependence table (l2l.sweep.partial_dependence): the geometric-mean ratio per level with its interval."""
+    ax = ax or plt.gca()
+    ratio = table.ratio.to_numpy()
+    ax.errorbar(range(len(table)), ratio, yerr=[ratio - table.low.to_numpy(), table.high.to_numpy() - ratio], marker="o", color=COLOURS["lstm"], capsize=3)
+    ax.set_xticks(range(len(table)), list(table.level), rotation=30, fontsize=8)
+    ax.axhline(1, color="grey", linestyle=":")
+    ax.set(yscale="log", title=title)
+    return ax
+
+
+def ratio_heatmap(heat, ax=None, title="log10(loss / tuned NAG's)"):
+    """A grid study's ratios (a frame: rows one setting's values, columns the other's) coloured by log10, 0 (a tie
+    with NAG) white, each cell written."""
+    ax = ax or plt.gca()
+    values = heat.to_numpy(dtype=float)
+    image = ax.imshow(np.log10(values), cmap="coolwarm", vmin=-1, vmax=1, origin="lower")
+    ax.set(xticks=range(heat.shape[1]), xticklabels=[f"{v:g}" for v in heat.columns], yticks=range(heat.shape[0]),
+           yticklabels=[f"{v:g}" for v in heat.index], xlabel=heat.columns.name, ylabel=heat.index.name, title=title)
+    for (i, j), v in np.ndenumerate(values):
+        ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=8)
+    ax.figure.colorbar(image, ax=ax)
+    return ax

@@ -428,18 +428,67 @@ def work(spec, store, root, log=print, poll_s=None):
 
 
 def trials_frame(s):
-    """One row per trial: number, state, value, settings, ratios, costs, status, failure."""
+    """One row per trial: number, state, value, score (the value, or a pruned trial's last validation), settings,
+    ratios, costs, status, failure."""
     import pandas as pd
 
     rows = []
     for t in s.get_trials(deepcopy=False):
         attrs = t.user_attrs
-        rows.append({"number": t.number, "state": t.state.name, "value": t.value, **t.params,
+        # A pruned trial's score is the last validation the pruner read; a complete trial's is its value.
+        score = t.value if t.value is not None else t.intermediate_values.get(max(t.intermediate_values, default=-1), math.nan)
+        rows.append({"number": t.number, "state": t.state.name, "value": t.value, "score": score, **t.params,
                      "ratio_final": attrs.get("ratio", {}).get("final"), "ratio_mean": attrs.get("ratio", {}).get("mean"),
                      "cpu_s": attrs.get("cpu_s"), "wall_s": attrs.get("wall_s"), "status": attrs.get("status"),
                      "failure": attrs.get("failure"), "surplus": "surplus" in attrs, "retry_of": t.system_attrs.get("failed_trial"),
                      "last_epoch": max(t.intermediate_values, default=None), "run_key": attrs.get("run_key")})
     return pd.DataFrame(rows)
+
+
+def outcomes(frame):
+    """How a study's trials (trials_frame) ended: counts of complete, pruned, failed (with a reason), retries of
+    trials whose worker died, and surplus trials closed unrun."""
+    return {"complete": int((frame.state == "COMPLETE").sum()), "pruned": int((frame.state == "PRUNED").sum()),
+            "failed": int(frame.failure.notna().sum()), "retried": int(frame.retry_of.notna().sum()), "surplus": int(frame.surplus.sum())}
+
+
+def rank_agreement(first, second):
+    """Spearman's rho between two importance rankings (setting names, most important first) over the settings
+    both hold, and that count; rho is NaN below 3 shared settings, where it says nothing."""
+    from scipy.stats import spearmanr
+
+    shared = [name for name in first if name in set(second)]
+    if len(shared) < 3:
+        return math.nan, len(shared)
+    first, second = list(first), list(second)
+    return float(spearmanr([first.index(n) for n in shared], [second.index(n) for n in shared]).statistic), len(shared)
+
+
+def importance_sentence(main, second, complete):
+    """What the importance ranking says: main and second are {"fanova": frame, "ped_anova": frame} (importances) of
+    the main study and of the second task's; complete is the main study's count of complete trials."""
+    head = main["fanova"].iloc[0]
+    estimators, _ = rank_agreement(main["fanova"].setting, main["ped_anova"].setting)
+    tasks, shared = rank_agreement(main["fanova"].setting, second["fanova"].setting)
+    rest = ", ".join(f"{r.setting} {r.importance:.2f}" for r in main["fanova"].iloc[1:4].itertuples())
+    return (f"On MNIST ({complete} complete trials), fANOVA ranks **{head.setting}** first with {head.importance:.2f} of the variance "
+            f"(bootstrap interval {head.low:.2f} to {head.high:.2f}), then {rest}. PED-ANOVA's ranking agrees with fANOVA's with "
+            f"Spearman's ρ = {estimators:.2f}; the quadratics study's fANOVA ranking with ρ = {tasks:.2f} over the {shared} settings both searched.")
+
+
+def grid_heat(frame, pair):
+    """A grid study's complete trials (trials_frame) as a table of their values: rows pair[1], columns pair[0]."""
+    return frame[frame.state == "COMPLETE"].pivot_table(index=pair[1], columns=pair[0], values="value")
+
+
+def grid_sentence(heat, objective):
+    """The best and worst points of a grid table (grid_heat) and how many beat tuned NAG (a ratio below 1)."""
+    cells = heat.stack().dropna()  # pandas 3 keeps the missing cells of a failed point in stack()
+    row, column = cells.idxmin()
+    what = {"mean": "mean loss over the horizon", "final": "loss at the horizon"}[objective]
+    return (f"On the {cells.size} complete grid points ({what} relative to tuned NAG's), the best is "
+            f"{heat.index.name} = {row:g}, {heat.columns.name} = {column:g} at {cells.min():.3g}; the worst {cells.max():.3g}; "
+            f"{int((cells < 1).sum())} of {cells.size} points beat NAG.")
 
 
 def importances(s, evaluator="fanova", repeats=20, seed=0):

@@ -79,9 +79,7 @@ frames = {s.name: sweep.trials_frame(st) for s, st in ((spec, study), (second, s
 frame = frames[spec.name]
 for name, f in frames.items():
     f.drop(columns=["run_key"]).to_csv(chapter.path(f"trials_{name}.csv"), index=False, float_format="%.6g")
-outcome = lambda f: {"complete": int((f.state == "COMPLETE").sum()), "pruned": int((f.state == "PRUNED").sum()),
-                     "failed": int(f.failure.notna().sum()), "retried": int(f.retry_of.notna().sum()), "surplus": int(f.surplus.sum())}
-counts = {name: outcome(f) for name, f in frames.items()}
+counts = {name: sweep.outcomes(f) for name, f in frames.items()}
 done = frame[frame.state == "COMPLETE"]
 cpu_hours = frame.cpu_s.sum() / 3600
 glue("n_complete", counts[spec.name]["complete"], display=False)
@@ -111,25 +109,10 @@ display(Markdown(pd.DataFrame(counts).T.rename_axis("study").reset_index().to_ma
 ranking = {s.name: {e: sweep.importances(st, e, repeats=p.importance_repeats, seed=s.seed) for e in ("fanova", "ped_anova")}
            for s, st in ((spec, study), (second, second_study))}
 top = list(ranking[spec.name]["fanova"].setting[:2])
-last_value = lambda t: t.value if t.value is not None else (t.intermediate_values[max(t.intermediate_values)] if t.intermediate_values else np.nan)
-frame["score"] = [last_value(t) for t in study.get_trials(deepcopy=False)]
 fig, axes = plt.subplots(1, 2, figsize=(12, 4.2))
-styles = {"COMPLETE": ("o", plots.COLOURS["lstm"]), "PRUNED": ("s", "grey"), "FAIL": ("x", "crimson")}
-ran = frame[~frame.surplus & frame.status.notna()]
-for state, (marker, colour) in styles.items():
-    part = ran[ran.state == state]
-    axes[0].scatter(part.cpu_s, part.score, marker=marker, color=colour, label=state.lower())
-    if len(top) == 2:
-        axes[1].scatter(part[top[0]], part[top[1]], marker=marker, color=colour, label=state.lower())
-axes[0].axhline(1, color="grey", linestyle=":")
-axes[0].set(xscale="log", yscale="log", xlabel="CPU seconds of the trial", ylabel="loss / tuned NAG's", title="Cost and quality")
+plots.cost_quality(frame, ax=axes[0])
 if len(top) == 2:
-    for ax_set, name in ((axes[1].set_xscale, top[0]), (axes[1].set_yscale, top[1])):
-        if spec.space[name].get("log"):
-            ax_set("log")
-    axes[1].set(xlabel=top[0], ylabel=top[1], title="Outcomes over the top two settings")
-for ax in axes:
-    ax.legend(frameon=False)
+    plots.outcome_map(frame, top, log=[bool(spec.space[name].get("log")) for name in top], ax=axes[1])
 plt.show()
 
 # %% [markdown]
@@ -146,30 +129,12 @@ plt.show()
 # %% tags=["hide-input"]
 fig, axes = plt.subplots(1, 2, figsize=(12, 4.5), sharex=True)
 for ax, (name, by) in zip(axes, ranking.items()):
-    table = by["fanova"].merge(by["ped_anova"], on="setting", suffixes=("_fanova", "_ped"), how="outer").fillna(0.0)
-    order = table.sort_values("importance_fanova").setting
-    y = np.arange(len(order))
-    for shift, suffix, colour, label in ((-0.18, "_fanova", plots.COLOURS["lstm"], "fANOVA"), (0.18, "_ped", plots.COLOURS["nag"], "PED-ANOVA")):
-        rows = table.set_index("setting").loc[order]
-        ax.barh(y + shift, rows["importance" + suffix], height=0.34, color=colour, label=label,
-                xerr=np.clip([rows["importance" + suffix] - rows["low" + suffix], rows["high" + suffix] - rows["importance" + suffix]], 0, None))
-    ax.set(yticks=y, yticklabels=order, xlabel="importance (normalised)", title=f"study {name}")
-    ax.legend(frameon=False)
+    plots.importance_bars(by, ax=ax, title=f"study {name}")
 plt.show()
 main_rank = list(ranking[spec.name]["fanova"].setting)
-both = [s for s in main_rank if s in set(ranking[second.name]["fanova"].setting)]
-from scipy.stats import spearmanr
-
-rho = lambda a, b: spearmanr([list(a).index(s) for s in both], [list(b).index(s) for s in both]).statistic if len(both) > 2 else float("nan")
-estimators_rho = rho(main_rank, ranking[spec.name]["ped_anova"].setting)
-tasks_rho = rho(main_rank, ranking[second.name]["fanova"].setting)
-head = ranking[spec.name]["fanova"].iloc[0]
-importance_sentence = (
-    f"On MNIST ({counts[spec.name]['complete']} complete trials), fANOVA ranks **{head.setting}** first with {head.importance:.2f} of the variance "
-    f"(bootstrap interval {head.low:.2f} to {head.high:.2f}), then " + ", ".join(f"{r.setting} {r.importance:.2f}" for r in ranking[spec.name]["fanova"].iloc[1:4].itertuples())
-    + f". PED-ANOVA's ranking agrees with fANOVA's with Spearman's ρ = {estimators_rho:.2f}; the quadratics study's fANOVA ranking with ρ = {tasks_rho:.2f}"
-    f" over the {len(both)} settings both searched.")
-glue("importance_sentence", Markdown(importance_sentence), display=False)
+estimators_rho, _ = sweep.rank_agreement(main_rank, ranking[spec.name]["ped_anova"].setting)
+tasks_rho, _ = sweep.rank_agreement(main_rank, ranking[second.name]["fanova"].setting)
+glue("importance_sentence", Markdown(sweep.importance_sentence(ranking[spec.name], ranking[second.name], counts[spec.name]["complete"])), display=False)
 
 # %% [markdown]
 # ## How the objective moves with the top settings
@@ -183,13 +148,9 @@ shown = main_rank[:3]
 fig, axes = plt.subplots(1, len(shown), figsize=(4.2 * len(shown), 3.8), sharey=True)
 dependence = {}
 for ax, name in zip(np.atleast_1d(axes), shown):
-    pd_frame = sweep.partial_dependence(frame, name)
-    dependence[name] = pd_frame.to_dict("records")
-    ax.errorbar(range(len(pd_frame)), pd_frame.ratio, yerr=[pd_frame.ratio - pd_frame.low, pd_frame.high - pd_frame.ratio], marker="o",
-                color=plots.COLOURS["lstm"], capsize=3)
-    ax.set_xticks(range(len(pd_frame)), pd_frame.level, rotation=30, fontsize=8)
-    ax.axhline(1, color="grey", linestyle=":")
-    ax.set(yscale="log", title=name)
+    table = sweep.partial_dependence(frame, name)
+    dependence[name] = table.to_dict("records")
+    plots.dependence(table, ax=ax, title=name)
 np.atleast_1d(axes)[0].set_ylabel("loss / tuned NAG's (geometric mean)")
 plt.show()
 
@@ -209,20 +170,11 @@ grid_path = sweep.dump_spec(grid, chapter.path(f"{grid.name}.yaml"))
 sweep.run_workers(grid_path, store_url(grid), p.checkpoint_dir, workers=p.workers, log=experiment.terminal_log)
 grid_frame = sweep.trials_frame(sweep.study(grid, sweep.storage(store_url(grid))))
 grid_frame.drop(columns=["run_key"]).to_csv(chapter.path("trials_grid.csv"), index=False, float_format="%.6g")
-heat = grid_frame[grid_frame.state == "COMPLETE"].pivot_table(index=top[1], columns=top[0], values="value")
+heat = sweep.grid_heat(grid_frame, top)
 fig, ax = plt.subplots(figsize=(5.5, 4.2))
-image = ax.imshow(np.log10(heat.to_numpy()), cmap="coolwarm", vmin=-1, vmax=1, origin="lower")
-ax.set(xticks=range(heat.shape[1]), xticklabels=[f"{v:g}" for v in heat.columns], yticks=range(heat.shape[0]),
-       yticklabels=[f"{v:g}" for v in heat.index], xlabel=top[0], ylabel=top[1], title="log10(loss / tuned NAG's)")
-for (i, j), v in np.ndenumerate(heat.to_numpy()):
-    ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=8)
-fig.colorbar(image, ax=ax)
+plots.ratio_heatmap(heat, ax=ax)
 plt.show()
-cell = heat.stack().idxmin()
-grid_sentence = (f"On the {heat.size} complete grid points ({grid.objective} loss over the horizon relative to tuned NAG), the best is "
-                 f"{top[1]} = {cell[0]:g}, {top[0]} = {cell[1]:g} at {heat.stack().min():.3g}; the worst "
-                 f"{heat.stack().max():.3g}; {int((heat.to_numpy() < 1).sum())} of {heat.size} points beat NAG.")
-glue("grid_sentence", Markdown(grid_sentence), display=False)
+glue("grid_sentence", Markdown(sweep.grid_sentence(heat, grid.objective)), display=False)
 
 # %% [markdown]
 # ## The best configuration at the MNIST chapter's budget, on its test panel

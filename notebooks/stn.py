@@ -52,12 +52,10 @@ profile = "full"  # every parameter is a field of l2l.chapters.Stn; the runner s
 # %% tags=["hide-input"]
 import matplotlib.pyplot as plt
 import numpy as np
-import tensorflow as tf
 from IPython.display import HTML, Markdown
 from myst_nb import glue
 
-from l2l import alignment, chapters, data, evaluate, experiment, learned_optimizer, meta, optimizers, plots, problems
-from l2l.rollout import fresh_instances
+from l2l import alignment, chapters, data, experiment, learned_optimizer, meta, plots, problems
 
 p = chapters.Stn.from_namespace(globals())
 chapter = experiment.Chapter("stn", p)
@@ -163,28 +161,13 @@ for metric in ("final", "corner"):
     glue(f"verdict_stn_gn_{metric}_html", HTML(experiment.verdict_html(gn_sentence)), display=False)
 
 
-def corner_figure(ax, name):
-    """Corner error at the report steps: each optimiser (tuned for that step's final loss) and Gauss-Newton, 95% over runs."""
-    result, entry = results[name], gauss[name].entry
-    names = list(result.entries) + ["gauss_newton"]
-    for k, s in enumerate(steps):
-        for i, n in enumerate(names):
-            v = (entry if n == "gauss_newton" else result.entries[n])["corner_error"][str(s)]
-            x = i + (k - 0.5) * 0.3
-            ax.errorbar([x], [v["mean"]], yerr=[[v["mean"] - v["ci95"][0]], [v["ci95"][1] - v["mean"]]], marker="o" if k == 0 else "s",
-                        color=plots.COLOURS.get(n.replace("_tuned", ""), "black"), capsize=3, label=f"step {s}" if i == 0 else None)
-    ax.axhline(1.0, color="grey", linestyle=":")
-    ax.set_xticks(range(len(names)), [plots.label(n) for n in names], rotation=30, ha="right", fontsize=8)
-    ax.set(yscale="log", ylabel="corner error (px)", title=result.panel.title)
-    ax.legend(frameon=False, fontsize=8)
-
-
 fig, axes = plt.subplots(2, 4, figsize=(18, 8))
 for k, name in enumerate(results):
     experiment.protocol_figure(results[name], p.horizon, objective="final", ax=axes[0, k])
     axes[0, k].plot(range(p.long_steps + 1), gauss[name].curves.mean(axis=(0, 1)), color="black", linestyle="--", label="Gauss-Newton")
     axes[0, k].legend(frameon=False, fontsize=8)
-    corner_figure(axes[1, k], name)
+    entries = {**results[name].entries, "gauss_newton": gauss[name].entry}
+    plots.interval_points(entries, "corner_error", steps, ax=axes[1, k], threshold=1.0, ylabel="corner error (px)", title=results[name].panel.title)
 plt.tight_layout()
 plt.show()
 
@@ -229,33 +212,14 @@ plt.show()
 # {glue:text}`horizon`, Gauss-Newton), and the example they should match.
 
 # %% tags=["hide-input"]
-def picture(name):
-    result = results[name]
-    problem = result.panel.problem
-    batch, start = fresh_instances(problem, 0, p.eval_instances)
-    batch = type(batch)(*(t[: p.picture_pairs] for t in batch))
-    start = start[: p.picture_pairs]
-    verdict = result.verdicts[p.horizon]["final"]
-    learned = align_runs[0].optimizer(problem)
-    if verdict["learned"].endswith("_tuned"):
-        learned = optimizers.scaled(learned, result.multipliers["lstm"][p.horizon]["final"][0])
-    best = optimizers.BASELINES[verdict["best"]](**result.settings[p.horizon]["final"][verdict["best"]])
-    rows = {"input": batch.moving.numpy()}
-    shots = sorted(set(p.picture_steps))
-    for label, optimizer in ((plots.label(verdict["learned"]), learned), (plots.label(verdict["best"]), best)):
-        for s, images in zip(shots, alignment.snapshots(problem, optimizer, batch, start, shots)):
-            rows[f"{label}, step {s}"] = images
-    _, path = alignment.gauss_newton(problem, batch, start, max(shots), p.gn_damping)
-    for s in shots:
-        rows[f"Gauss-Newton, step {s}"] = problem.aligned(path[s], batch).numpy()
-    rows["example"] = batch.example.numpy()
-    plots.image_grid(rows, title=result.panel.title)
-    plt.show()
+picture = lambda name: plots.image_grid(alignment.picture_rows(results[name], align_runs[0], p.horizon, p.picture_pairs, p.picture_steps, p.gn_damping),
+                                        title=results[name].panel.title)
 
 
 glue("picture_steps_text", ", ".join(map(str, sorted(set(p.picture_steps)))), display=False)
-picture("pairs")
-picture("unseen_digits")
+for name in ("pairs", "unseen_digits"):
+    picture(name)
+    plt.show()
 
 # %% [markdown]
 # ## An amortised spatial transformer
@@ -315,19 +279,7 @@ template = stn_panel("single_template", f"One example (a {p.template_label}) as 
 results["single_template"] = experiment.run_protocol(template, {"lstm": stn_runs}, p.stn_instances, tune_instances=p.stn_instances, tune_learned=True,
                                                      **protocol)
 glue("table_single_template", Markdown(experiment.protocol_table(results["single_template"]).to_markdown(index=False)), display=False)
-problem = template.problem
-batch, start = fresh_instances(problem, 0, 1)
-verdict = results["single_template"].verdicts[p.stn_horizon]["final"]
-trained_by = {plots.label(verdict["learned"]): optimizers.scaled(stn_runs[0].optimizer(problem), results["single_template"].multipliers["lstm"][p.stn_horizon]["final"][0])}
-for name in optimizers.BASELINES:
-    trained_by[plots.label(name)] = optimizers.BASELINES[name](**results["single_template"].settings[p.stn_horizon]["final"][name])
-rows, shrink = {}, {}
-for label, optimizer in trained_by.items():
-    _, _, at = evaluate.run(problem, optimizer, batch, start, p.stn_long_steps, 0, metric=lambda params, instances: params, snapshots=(p.stn_long_steps,))
-    moving, aligned, shrink[label] = alignment.stn_outputs(problem, tf.convert_to_tensor(at[p.stn_long_steps]), split["test_heldout"], p.picture_pairs)
-    rows.setdefault("input", moving)
-    rows[f"{label} (det {shrink[label]:.2f})"] = aligned
-rows["target"] = np.repeat(problem.data.x.numpy()[problem.template].reshape(1, *problem.image_shape), p.picture_pairs, axis=0)
+rows, shrink = alignment.template_rows(results["single_template"], stn_runs[0], p.stn_horizon, p.stn_long_steps, split["test_heldout"], p.picture_pairs)
 plots.image_grid(rows, title=template.title)
 plt.show()
 template_sentence = (f"After {p.stn_long_steps} steps the networks' maps have mean determinants " + ", ".join(f"{k} {v:.2f}" for k, v in shrink.items())

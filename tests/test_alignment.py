@@ -90,3 +90,47 @@ def test_an_untrained_localisation_network_leaves_images_as_they_are_with_unit_d
     assert moving.shape == (3, 16, 16, 1) and determinant == pytest.approx(1.0)
     shrink = tf.concat([params[:, :-6], tf.constant([[1.5, 0.0, 0.0, 0.0, 1.5, 0.0]])], axis=1)  # sample 1.5x the image: the digit shrinks
     assert alignment.stn_outputs(stn, shrink, stn.data)[2] == pytest.approx(2.25, rel=1e-5)
+
+
+def _fixed(lr):
+    from l2l import optimizers
+
+    return type("Fixed", (), {"optimizer": lambda self, problem=None: optimizers.sgd(lr)})()
+
+
+def test_a_panels_picture_rows_are_the_images_each_optimisers_parameters_give():
+    from l2l import evaluate, experiment, optimizers
+
+    problem = _bars(max_rotation=10.0, max_scale=0.05, max_shear=0.05, max_shift=1.0)
+    panel = experiment.Panel("pairs", "bars", problem, problem, tune_steps=3, steps=5, report_steps=(3, 5), geometry=True)
+    result = experiment.run_protocol(panel, {"lstm": [_fixed(3.0)]}, instances=3, seeds=[0], tune_instances=2, baselines=("sgd",), extra={}, grid=(0.3, 3.0),
+                                     log=lambda line: None)
+    rows = alignment.picture_rows(result, _fixed(3.0), 3, pairs=2, shots=(4, 1))
+    assert list(rows) == ["input", "LSTM, step 1", "LSTM, step 4", "SGD, step 1", "SGD, step 4", "Gauss-Newton, step 1", "Gauss-Newton, step 4", "example"]
+    assert all(v.shape == (2, 16, 16, 1) for v in rows.values())
+    batch, start = evaluate.fresh_instances(problem, 0, 3)  # the panel's test pairs of seed 0, the first two of them
+    np.testing.assert_allclose(rows["input"], batch.moving.numpy()[:2])
+    np.testing.assert_allclose(rows["example"], batch.example.numpy()[:2])
+    first = type(batch)(*(t[:2] for t in batch))
+    sgd = optimizers.sgd(result.settings[3]["final"]["sgd"]["learning_rate"])
+    _, _, at = evaluate.run(problem, sgd, first, start[:2], 4, 0, metric=lambda p, b: p, snapshots=(4,))
+    np.testing.assert_allclose(rows["SGD, step 4"], problem.aligned(at[4], first).numpy(), rtol=1e-5, atol=1e-6)
+    _, path = alignment.gauss_newton(problem, first, start[:2], 1)
+    np.testing.assert_allclose(rows["Gauss-Newton, step 1"], problem.aligned(path[1], first).numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_template_rows_train_one_network_per_optimiser_and_report_its_maps_determinant():
+    from l2l import experiment
+
+    x = np.zeros((6, 16, 16), np.uint8)
+    x[:, 4:12, 6:9] = 255
+    data = problems.image_data(x, np.arange(6), "bars")
+    stn = problems.SpatialTransformer(data, image_shape=(16, 16, 1), hidden=3, batch_size=2, template=1, max_rotation=10.0)
+    panel = experiment.Panel("single_template", "one example", stn, stn, tune_steps=2, steps=3, report_steps=(2, 3), heldout=data)
+    result = experiment.run_protocol(panel, {"lstm": [_fixed(0.1)]}, instances=1, seeds=[0], tune_instances=1, baselines=("sgd",), extra={},
+                                     grid=(0.01, 0.1), tune_learned=True, multiplier_grid=(0.5, 1.0), log=lambda line: None)
+    rows, determinants = alignment.template_rows(result, _fixed(0.1), 2, 3, data, pairs=2)
+    assert list(determinants) == ["LSTM, multiplier tuned", "SGD"] and all(np.isfinite(list(determinants.values())))
+    assert list(rows)[0] == "input" and list(rows)[-1] == "target" and len(rows) == 4
+    assert f"SGD (det {determinants['SGD']:.2f})" in rows
+    np.testing.assert_allclose(rows["target"], np.repeat(x[1].reshape(1, 16, 16, 1) / 255.0, 2, axis=0), atol=1e-6)

@@ -279,3 +279,47 @@ def test_a_trial_asked_for_after_the_study_has_its_trials_is_closed_unrun_as_sur
     assert last.state.name == "FAIL" and "surplus" in last.user_attrs and "run_key" not in last.user_attrs  # nothing ran
     assert objective.finished == 0 and not (tmp_path / "runs").exists()
     assert sweep.work(spec, store, str(tmp_path / "runs"), log=lambda line: None) == 0  # the study is complete: a worker leaves at once
+
+
+def _frozen(state, value=None, intermediate=None, **attrs):
+    import optuna
+
+    return optuna.trial.create_trial(state=optuna.trial.TrialState[state], value=value, params={"hidden": 4},
+                                     distributions={"hidden": optuna.distributions.CategoricalDistribution([4, 8])},
+                                     intermediate_values=intermediate or {}, user_attrs=attrs)
+
+
+def test_a_trials_score_is_its_value_or_a_pruned_trials_last_validation_and_outcomes_count_each_end_once():
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    s = optuna.create_study()
+    s.add_trials([_frozen("COMPLETE", 0.8, {2: 1.5, 4: 0.9}, status="complete"),
+                  _frozen("PRUNED", None, {2: 3.0, 6: 2.5}, status="pruned"),
+                  _frozen("FAIL", None, {}, status="failed", failure="non-finite meta-loss at epoch 3"),
+                  _frozen("FAIL", None, {}, surplus=True)])
+    frame = sweep.trials_frame(s)
+    assert frame.score.iloc[0] == 0.8 and frame.score.iloc[1] == 2.5 and np.isnan(frame.score.iloc[2])
+    assert sweep.outcomes(frame) == {"complete": 1, "pruned": 1, "failed": 1, "retried": 0, "surplus": 1}
+
+
+def test_rank_agreement_is_spearmans_rho_over_the_shared_settings():
+    assert sweep.rank_agreement(["a", "b", "c", "d"], ["a", "b", "c", "d"]) == (pytest.approx(1.0), 4)
+    assert sweep.rank_agreement(["a", "b", "c"], ["c", "b", "a"]) == (pytest.approx(-1.0), 3)
+    # "x" is searched in one study only: the comparison is over a, b, c, whose orders are a b c and b a c.
+    rho, shared = sweep.rank_agreement(["a", "x", "b", "c"], ["b", "a", "c"])
+    assert shared == 3 and rho == pytest.approx(1 - 6 * (1 + 1) / (3 * (9 - 1)))
+    rho, shared = sweep.rank_agreement(["a", "b"], ["b", "a", "c"])
+    assert shared == 2 and np.isnan(rho)
+
+
+def test_the_grid_table_and_sentence_read_the_complete_points():
+    import pandas as pd
+
+    frame = pd.DataFrame({"state": ["COMPLETE"] * 3 + ["FAIL"], "unroll": [5, 10, 5, 10], "meta_lr": [1e-3, 1e-3, 1e-2, 1e-2],
+                          "value": [0.9, 1.2, 0.5, None]})
+    heat = sweep.grid_heat(frame, ("unroll", "meta_lr"))
+    assert heat.loc[1e-3, 5] == 0.9 and heat.loc[1e-2, 5] == 0.5 and np.isnan(heat.loc[1e-2, 10])
+    sentence = sweep.grid_sentence(heat, "mean")
+    assert "On the 3 complete grid points (mean loss over the horizon" in sentence
+    assert "meta_lr = 0.01, unroll = 5 at 0.5; the worst 1.2; 2 of 3 points beat NAG." in sentence

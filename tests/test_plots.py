@@ -1,0 +1,77 @@
+"""The shared figures draw what their data says: positions, spans and labels read back from the artists."""
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import pytest
+
+from l2l import plots
+
+
+@pytest.fixture(autouse=True)
+def close():
+    yield
+    plt.close("all")
+
+
+def _segments(ax):
+    """The vertical error-bar segments of an axes, flat as x, low, high, ..., in drawing order."""
+    out = []
+    for collection in ax.collections:
+        for segment in getattr(collection, "get_segments", lambda: [])():
+            (x0, y0), (x1, y1) = segment
+            if x0 == x1:
+                out += [x0, min(y0, y1), max(y0, y1)]
+    return out
+
+
+def test_interval_points_put_each_optimiser_and_step_at_its_mean_with_its_interval():
+    entry = lambda a, b: {"corner_error": {"10": {"mean": a, "ci95": [a / 2, a * 2]}, "50": {"mean": b, "ci95": [b - 0.1, b + 0.1]}}}
+    ax = plots.interval_points({"lstm": entry(4.0, 0.5), "adam": entry(8.0, 2.0)}, "corner_error", (10, 50), threshold=1.0)
+    assert _segments(ax) == pytest.approx([-0.15, 2.0, 8.0, 0.85, 4.0, 16.0, 0.15, 0.4, 0.6, 1.15, 1.9, 2.1])
+    points = [tuple(line.get_xydata()[0]) for line in ax.lines if line.get_marker() in ("o", "s")]
+    assert points == [(-0.15, 4.0), (0.85, 8.0), (0.15, 0.5), (1.15, 2.0)]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["LSTM", "ADAM"] and ax.get_yscale() == "log"
+    assert any(list(line.get_ydata()) == [1.0, 1.0] for line in ax.lines)  # the threshold
+
+
+def _trials():
+    return pd.DataFrame({"state": ["COMPLETE", "COMPLETE", "PRUNED", "FAIL", "FAIL"], "status": ["complete", "complete", "pruned", "failed", None],
+                         "surplus": [False, False, False, False, True], "cpu_s": [10.0, 20.0, 5.0, 3.0, np.nan], "score": [0.8, 1.5, 2.5, np.nan, np.nan],
+                         "meta_lr": [1e-3, 1e-2, 1e-1, 1.0, 1e-4], "unroll": [5, 10, 20, 20, 5]})
+
+
+def test_sweep_figures_draw_every_trial_that_ran_once_by_outcome():
+    ax = plots.cost_quality(_trials())
+    offsets = {c.get_label(): c.get_offsets().data.tolist() for c in ax.collections}
+    assert offsets["complete"] == [[10.0, 0.8], [20.0, 1.5]] and offsets["pruned"] == [[5.0, 2.5]]
+    assert set(offsets) == {"complete", "pruned", "failed"}  # the surplus trial never ran and is not drawn
+    ax = plots.outcome_map(_trials(), ("meta_lr", "unroll"), log=(True, False), ax=plt.figure().gca())
+    offsets = {c.get_label(): c.get_offsets().data.tolist() for c in ax.collections}
+    assert offsets["failed"] == [[1.0, 20.0]] and ax.get_xscale() == "log" and ax.get_yscale() == "linear"
+
+
+def test_importance_bars_are_each_estimators_value_with_its_resample_span_ordered_by_fanova():
+    fanova = pd.DataFrame({"setting": ["meta_lr", "unroll", "hidden"], "importance": [0.6, 0.3, 0.1], "low": [0.5, 0.2, 0.0], "high": [0.7, 0.4, 0.2]})
+    ped = pd.DataFrame({"setting": ["unroll", "meta_lr"], "importance": [0.7, 0.3], "low": [0.6, 0.2], "high": [0.8, 0.5]})
+    ax = plots.importance_bars({"fanova": fanova, "ped_anova": ped})
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["hidden", "unroll", "meta_lr"]  # least important at the bottom
+    widths = [round(p.get_width(), 6) for p in ax.patches]
+    assert widths == [0.1, 0.3, 0.6, 0.0, 0.7, 0.3]  # fANOVA's bars, then PED-ANOVA's (hidden absent there: 0)
+    spans = sorted((round(lo, 6), round(hi, 6)) for collection in ax.collections for (lo, _), (hi, _) in collection.get_segments())
+    assert (0.5, 0.7) in spans and (0.2, 0.5) in spans
+
+
+def test_dependence_and_heatmap_draw_the_tables_values():
+    table = pd.DataFrame({"level": ["4", "8"], "ratio": [1.0, 0.5], "low": [0.8, 0.25], "high": [1.25, 1.0]})
+    ax = plots.dependence(table)
+    assert _segments(ax) == pytest.approx([0, 0.8, 1.25, 1, 0.25, 1.0])
+    heat = pd.DataFrame([[0.5, 2.0], [1.0, np.nan]], index=pd.Index([1e-3, 1e-2], name="meta_lr"), columns=pd.Index([5, 10], name="unroll"))
+    ax = plots.ratio_heatmap(heat, ax=plt.figure().gca())
+    np.testing.assert_allclose(ax.images[0].get_array().filled(np.nan), np.log10(heat.to_numpy()))
+    assert [t.get_text() for t in ax.texts] == ["0.50", "2.00", "1.00", "nan"]
+    assert ax.get_xlabel() == "unroll" and ax.get_ylabel() == "meta_lr"
