@@ -426,6 +426,13 @@ def _weights_digest(run):
     digest = hashlib.sha256()
     for name in sorted(params):
         digest.update(name.encode() + np.asarray(params[name]).tobytes())
+    # The same weights under options beyond the paper (a nominal step, a bounded output...) are another optimiser;
+    # the paper's options add nothing, so panels cached before those options existed keep their keys.
+    config = getattr(run, "lstm_config", None)
+    beyond = {g: {k: v for k, v in c.describe().items() if k in learned_optimizer.BEYOND_PAPER}
+              for g, c in learned_optimizer.as_groups(config).items()} if config is not None else {}
+    if any(beyond.values()):
+        digest.update(json.dumps(beyond, sort_keys=True).encode())
     return digest.hexdigest()
 
 

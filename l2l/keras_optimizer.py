@@ -114,7 +114,7 @@ class LearnedOptimizer(keras.optimizers.Optimizer):
             initial = lambda shape, dtype=None, value=value: tf.constant(value, dtype or tf.float32)
             self._meta[key] = self.add_variable(shape, initializer=initial, name="meta_" + key.replace("/", "_"))
         configs = learned_optimizer.as_groups(self.lstm_config)
-        self._h, self._c, self._var_groups = [], [], []
+        self._h, self._c, self._moments, self._var_groups = [], [], [], []
         for index, var in enumerate(var_list):
             group = self._group_of(var, index)
             self._var_groups.append(group)
@@ -123,6 +123,9 @@ class LearnedOptimizer(keras.optimizers.Optimizer):
             size = learned_optimizer.padded(int(np.prod(var.shape)))
             self._h.append([self.add_variable((hidden, size), name=f"lstm_h{layer}_{index}") for layer in range(layers)])
             self._c.append([self.add_variable((hidden, size), name=f"lstm_c{layer}_{index}") for layer in range(layers)])
+            # Adam's moments and step count, for an LSTM that reads them or adds Adam's step (LSTMConfig.moments).
+            self._moments.append([self.add_variable(shape, name=f"lstm_{kind}_{index}") for kind, shape in (("m", (size,)), ("v", (size,)), ("t", ()))]
+                                 if configs[group].moments else [])
 
     @property
     def meta_variables(self):
@@ -134,11 +137,12 @@ class LearnedOptimizer(keras.optimizers.Optimizer):
         state = learned_optimizer.LSTMState(
             h=tuple(tf.convert_to_tensor(v) for v in self._h[index]),
             c=tuple(tf.convert_to_tensor(v) for v in self._c[index]),
+            moments=tuple(tf.convert_to_tensor(v) for v in self._moments[index]),
         )
         group = self._var_groups[index]
         meta = learned_optimizer.group_params({k: tf.convert_to_tensor(v) for k, v in self._meta.items()}, group)
         updates, state = self._compiled_step[group](meta, state, tf.cast(gradient, tf.float32))
-        for target, value in zip(self._h[index] + self._c[index], state.h + state.c):
+        for target, value in zip(self._h[index] + self._c[index] + self._moments[index], state.h + state.c + state.moments):
             self.assign(target, value)
         self.assign_add(variable, tf.cast(learning_rate, variable.dtype) * tf.cast(updates, variable.dtype))
 

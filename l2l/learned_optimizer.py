@@ -27,16 +27,48 @@ class LSTMConfig:
     layers: int = 2  # stacked LSTM layers (paper: 2)
     preprocess_p: float = 10.0  # LogAndSign's p (paper 10; DeepMind code 5); 0 feeds raw gradients
     scale: float = 0.1  # multiplies the linear output (paper 0.1; DeepMind code 0.01)
+    # Beyond the paper (the defaults are the paper's LSTM, and leave run keys and weights files as they were):
+    features: str = "gradient"  # the LSTM's inputs: "gradient" (preprocessed by preprocess_p) or "adam": g/sqrt(v), m/sqrt(v) (RNNprop, Lv et al. 2017)
+    beta: float = 0.95  # decay of the moments m, v that features="adam" and nominal="adam" keep (RNNprop: 0.95 for both)
+    output: str = "linear"  # the step: "linear", scale * the output layer (paper); "tanh", scale * tanh of it, bounded by scale (RNNprop)
+    nominal: str = "none"  # a hand-designed step the learned one is added to: "none", "sgd" or "adam" (Harrison et al. 2022)
+    nominal_lr: float = 0.0  # that nominal step's learning rate
 
     def __post_init__(self):
         if self.hidden < 1 or self.layers < 1:
             raise ValueError(f"LSTMConfig needs hidden >= 1 and layers >= 1, got {self}")
         if self.preprocess_p < 0:
             raise ValueError(f"LSTMConfig.preprocess_p must be >= 0 (0 disables preprocessing), got {self.preprocess_p}")
+        for field, allowed in (("features", FEATURES), ("output", OUTPUTS), ("nominal", NOMINALS)):
+            if getattr(self, field) not in allowed:
+                raise ValueError(f"LSTMConfig.{field} must be one of {list(allowed)}, got {getattr(self, field)!r}")
+        if self.features == "adam" and self.preprocess_p:
+            raise ValueError("LSTMConfig(features='adam') reads Adam-normalised inputs, which need no LogAndSign: set preprocess_p=0")
+        if not 0.0 < self.beta < 1.0:
+            raise ValueError(f"LSTMConfig.beta must lie in (0, 1), got {self.beta}")
+        if (self.nominal == "none") != (self.nominal_lr == 0.0) or self.nominal_lr < 0:
+            raise ValueError(f"LSTMConfig needs nominal_lr > 0 with a nominal step and 0 without one, got nominal={self.nominal!r}, nominal_lr={self.nominal_lr}")
 
     @property
     def inputs(self):
-        return 2 if self.preprocess_p > 0 else 1
+        return 2 if self.preprocess_p > 0 or self.features == "adam" else 1
+
+    @property
+    def moments(self):
+        """Whether the state keeps Adam's moments (for the inputs or the nominal step)."""
+        return self.features == "adam" or self.nominal == "adam"
+
+    def describe(self):
+        """The fields as plain data, those beyond the paper left out at their defaults: what run keys hash, so that
+        runs made before the fields existed keep their keys."""
+        return {k: v for k, v in dataclasses.asdict(self).items() if BEYOND_PAPER.get(k, ...) != v}
+
+
+FEATURES = ("gradient", "adam")
+OUTPUTS = ("linear", "tanh")
+NOMINALS = ("none", "sgd", "adam")
+BEYOND_PAPER = {"features": "gradient", "beta": 0.95, "output": "linear", "nominal": "none", "nominal_lr": 0.0}
+EPSILON = 1e-8  # Adam's, in the normalised inputs and the nominal step
 
 
 class LSTMState(NamedTuple):
@@ -44,6 +76,7 @@ class LSTMState(NamedTuple):
     # block of rows, and splitting or joining gates copies no strided memory.
     h: tuple  # per layer, [hidden, coordinates]
     c: tuple  # per layer, [hidden, coordinates]
+    moments: tuple = ()  # (m [coordinates], v [coordinates], steps taken []) when config.moments, else empty
 
 
 def meta_param_shapes(config):
@@ -88,7 +121,8 @@ def padded(num_coordinates):
 
 def init_state(config, num_coordinates, dtype=tf.float32):
     zeros = tf.zeros([config.hidden, padded(num_coordinates)], dtype)
-    return LSTMState(h=(zeros,) * config.layers, c=(zeros,) * config.layers)
+    moments = (tf.zeros([padded(num_coordinates)], dtype),) * 2 + (tf.zeros([], dtype),) if config.moments else ()
+    return LSTMState(h=(zeros,) * config.layers, c=(zeros,) * config.layers, moments=moments)
 
 
 class Saved(NamedTuple):
@@ -98,6 +132,7 @@ class Saved(NamedTuple):
     sigmoids: tuple  # [3 hidden, coordinates]: the input, forget and output gates
     candidate: tuple  # [hidden, coordinates]: tanh of the candidate cell state
     tanh_c: tuple  # tanh of the cell state it wrote [hidden, coordinates]
+    squashed: object = None  # with output="tanh", tanh of the output layer [1, coordinates]
 
 
 def _kernel_with_bias(meta_params, layer):
@@ -137,7 +172,18 @@ def lstm_forward(meta_params, state, grads, config, fused=True):
     """lstm_step, also returning the Saved activations lstm_backward needs."""
     flat = tf.reshape(grads, [-1])
     flat = tf.pad(flat, [[0, tf.shape(state.h[0])[1] - tf.size(flat)]])
-    x = tf.transpose(log_and_sign(flat, config.preprocess_p)) if config.preprocess_p > 0 else flat[None, :]
+    moments, direction = state.moments, None
+    if config.moments:  # Adam's moments, bias-corrected: they depend on the gradients only, so the backward pass treats them as constants
+        m, v, steps = moments
+        m, v, steps = config.beta * m + (1.0 - config.beta) * flat, config.beta * v + (1.0 - config.beta) * flat * flat, steps + 1.0
+        moments = (m, v, steps)
+        correction = 1.0 - tf.pow(tf.cast(config.beta, flat.dtype), steps)
+        root = tf.sqrt(v / correction) + EPSILON
+        direction = (m / correction) / root  # Adam's step direction; RNNprop's second input
+    if config.features == "adam":
+        x = tf.stack([flat / root, direction])
+    else:
+        x = tf.transpose(log_and_sign(flat, config.preprocess_p)) if config.preprocess_p > 0 else flat[None, :]
     ones = tf.ones_like(flat)[None, :]
     new_h, new_c, saved = [], [], Saved((), (), (), (), ())
     for layer in range(config.layers):
@@ -149,8 +195,16 @@ def lstm_forward(meta_params, state, grads, config, fused=True):
         new_h.append(x)
         new_c.append(c)
     out = tf.matmul(meta_params["out/kernel"], x, transpose_a=True) + meta_params["out/bias"][:, None]
-    updates = tf.reshape(config.scale * out[:, : tf.size(grads)], tf.shape(grads))
-    return updates, LSTMState(tuple(new_h), tuple(new_c)), saved
+    if config.output == "tanh":
+        out = tf.tanh(out)
+        saved = saved._replace(squashed=out)
+    step = config.scale * out[0]
+    if config.nominal == "sgd":
+        step -= config.nominal_lr * flat
+    elif config.nominal == "adam":
+        step -= config.nominal_lr * direction
+    updates = tf.reshape(step[: tf.size(grads)], tf.shape(grads))
+    return updates, LSTMState(tuple(new_h), tuple(new_c), moments), saved
 
 
 def lstm_step(meta_params, state, grads, config):
@@ -179,6 +233,9 @@ def lstm_backward(meta_params, saved, d_updates, d_state, config, fused=True):
     hidden = config.hidden
     d_out = config.scale * tf.reshape(d_updates, [1, -1])
     d_out = tf.pad(d_out, [[0, 0], [0, tf.shape(saved.c[0])[1] - tf.shape(d_out)[1]]])
+    if config.output == "tanh":
+        d_out *= 1.0 - saved.squashed * saved.squashed
+    # A nominal step depends on the gradients only: it adds nothing here.
     h_top = tf.split(saved.sigmoids[-1], 3, axis=0)[2] * saved.tanh_c[-1]
     d_meta = {
         "out/kernel": tf.matmul(h_top, d_out, transpose_b=True),
@@ -353,7 +410,9 @@ def save_weights(path, meta_params, config, **provenance):
 
 def _config_from_attrs(attrs, group):
     fields = {k.split("/")[-1]: attrs[k] for k in attrs if k.startswith(f"config/{_prefix(group)}") and k.count("/") == 1 + bool(group)}
-    return LSTMConfig(hidden=int(fields["hidden"]), layers=int(fields["layers"]), preprocess_p=float(fields["preprocess_p"]), scale=float(fields["scale"]))
+    types = {f.name: f.type for f in dataclasses.fields(LSTMConfig)}  # int, float, str
+    # Files written before the fields beyond the paper existed do not hold them: their defaults are what those runs used.
+    return LSTMConfig(**{k: types[k](v) for k, v in fields.items() if k in types})
 
 
 def _read_weights(path):

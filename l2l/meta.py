@@ -36,7 +36,7 @@ import pandas as pd
 import tensorflow as tf
 
 from l2l import learned_optimizer, optimizers
-from l2l.problems import loss_and_grads
+from l2l.problems import Mixture, loss_and_grads
 from l2l.rollout import STREAMS, VALID_SEED, generator, trajectory
 
 # Part of every run key: bump it when a change to the code alters what a run
@@ -48,7 +48,8 @@ NOT_IN_KEY = ("epochs", "checkpoint_every", "snapshot_every")
 # Fields added after runs were first keyed: at these values (what runs from before
 # the field existed did) they are left out of the key, so such a run keeps its key
 # and resumes. "streams" defaults to the fixed "keyed"; only old runs say "counter".
-OMITTED_AT_DEFAULT = {"select_on": "final", "streams": "counter"}
+OMITTED_AT_DEFAULT = {"select_on": "final", "streams": "counter", "curriculum": (), "patience": 3, "imitation": 0.0, "teacher": "adam",
+                      "teacher_lr": 0.01}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -67,8 +68,15 @@ class MetaConfig:
     select_on: str = "final"  # validation metric that picks the kept weights: "final" loss at the horizon, or "mean" over steps 1..horizon
     snapshot_every: int = 0  # also keep the weights every this many epochs (checkpoint_dir/snapshots/); 0: none
     streams: str = "keyed"  # how seeds become random streams (l2l.rollout.generator); "counter" only for runs made before the fix
+    # Training techniques beyond the paper (Chen et al. 2020, "Training stronger baselines for learning to optimize"):
+    curriculum: tuple = ()  # training horizons of successive stages, e.g. (100, 200, 500, 1000), the last equal to horizon; empty: horizon throughout
+    patience: int = 3  # with a curriculum: validations without improvement before the next stage starts from the stage's best weights
+    imitation: float = 0.0  # probability that an epoch trains the LSTM to reproduce a teacher's updates along the teacher's path
+    teacher: str = "adam"  # the l2l.optimizers baseline imitated
+    teacher_lr: float = 0.01  # the teacher's learning rate
 
     def __post_init__(self):
+        object.__setattr__(self, "curriculum", tuple(int(h) for h in self.curriculum))  # a list from YAML or JSON reads as the same run
         positive = ["epochs", "batch", "horizon", "unroll", "valid_every", "valid_instances", "checkpoint_every"]
         bad = [f"{name}={getattr(self, name)}" for name in positive if getattr(self, name) < 1]
         if bad:
@@ -83,6 +91,22 @@ class MetaConfig:
             raise ValueError(f"MetaConfig.streams must be one of {STREAMS}, got {self.streams!r}")
         if self.meta_optimizer not in optimizers.BASELINES:
             raise ValueError(f"MetaConfig.meta_optimizer {self.meta_optimizer!r} is unknown; choose one of {sorted(optimizers.BASELINES)}")
+        stages = self.curriculum
+        if stages and (any(h % self.unroll for h in stages) or list(stages) != sorted(set(stages)) or stages[-1] != self.horizon):
+            raise ValueError(f"MetaConfig.curriculum {stages} must rise strictly, hold multiples of unroll ({self.unroll}) and end at horizon ({self.horizon})")
+        if self.patience < 1:
+            raise ValueError(f"MetaConfig.patience must be >= 1, got {self.patience}")
+        if not 0.0 <= self.imitation < 1.0 or not self.teacher_lr > 0:
+            raise ValueError(f"MetaConfig needs 0 <= imitation < 1 and teacher_lr > 0, got {self.imitation}, {self.teacher_lr}")
+        if self.teacher not in optimizers.BASELINES:
+            raise ValueError(f"MetaConfig.teacher {self.teacher!r} is unknown; choose one of {sorted(optimizers.BASELINES)}")
+
+    def stage_horizons(self, stage):
+        """(training horizon, validation horizon) in a curriculum stage: the stage's length and the next stage's
+        (the last stage validates at its own); without a curriculum, horizon for both."""
+        if not self.curriculum:
+            return self.horizon, self.horizon
+        return self.curriculum[stage], self.curriculum[min(stage + 1, len(self.curriculum) - 1)]
 
 
 class MetaResult(NamedTuple):
@@ -106,8 +130,8 @@ def describe_run(problem, lstm_config, config, valid_problem=None):
     described = {
         "code_version": CODE_VERSION,
         "problem": problem.describe(),
-        "lstm": (dataclasses.asdict(lstm_config) if isinstance(lstm_config, learned_optimizer.LSTMConfig)
-                 else {g: dataclasses.asdict(c) for g, c in learned_optimizer.as_groups(lstm_config).items()}),
+        "lstm": (lstm_config.describe() if isinstance(lstm_config, learned_optimizer.LSTMConfig)
+                 else {g: c.describe() for g, c in learned_optimizer.as_groups(lstm_config).items()}),
         "meta": {k: v for k, v in dataclasses.asdict(config).items() if k not in NOT_IN_KEY and OMITTED_AT_DEFAULT.get(k, ...) != v},
     }
     if valid_problem is not None and valid_problem is not problem:
@@ -152,6 +176,8 @@ class _State(tf.Module):
         self.history = tf.Variable("[]")
         self.description = tf.Variable("")
         self.initial_valid = tf.Variable(math.nan)  # validation loss of the initial weights: the bar for "diverged"
+        self.stage = tf.Variable(0, dtype=tf.int64)  # curriculum stage
+        self.stale = tf.Variable(0, dtype=tf.int64)  # validations since the stage's best
 
 
 class MetaTrainer:
@@ -161,12 +187,20 @@ class MetaTrainer:
         self.valid_problem = valid_problem or problem
         self.meta_optimizer = optimizers.BASELINES[config.meta_optimizer](config.meta_lr)
         self.state = _State(lstm_config, config.seed, self.meta_optimizer, config.streams)
-        # Which coordinates each LSTM trains (None: one LSTM for all); the validation problem may differ in size.
-        self.parts = learned_optimizer.partition(lstm_config, getattr(problem, "groups", None), problem.dim)
+        # The problems an epoch may train on (a Mixture's tasks, or the one problem), and which coordinates each
+        # LSTM trains on each (None: one LSTM for all); the validation problem may differ in size.
+        self.tasks = tuple(problem.tasks) if isinstance(problem, Mixture) else (problem,)
+        self.task_parts = [learned_optimizer.partition(lstm_config, getattr(t, "groups", None), t.dim) for t in self.tasks]
+        self.parts = self.task_parts[0]
+        self.teacher = optimizers.BASELINES[config.teacher](config.teacher_lr)
         self._optimizer_template = self.meta_optimizer.init(dict(self.state.weights))
         valid_rng = generator(VALID_SEED + config.seed, config.streams)
-        self.valid_batch = self.valid_problem.sample(valid_rng, config.valid_instances)
-        self.valid_params = self.valid_problem.init_params(valid_rng, self.valid_batch)
+        self.valid_tasks = tuple(self.valid_problem.tasks) if isinstance(self.valid_problem, Mixture) else (self.valid_problem,)
+        self.valid_batches = []
+        for task in self.valid_tasks:
+            batch = task.sample(valid_rng, config.valid_instances)
+            self.valid_batches.append((batch, task.init_params(valid_rng, batch)))
+        self.valid_batch, self.valid_params = self.valid_batches[0]
         self.valid_rng = valid_rng
         self.history = []
         self.manager = None
@@ -178,11 +212,13 @@ class MetaTrainer:
         if self.checkpoint_dir:
             self._open_checkpoints(self.checkpoint_dir)
         self.train_unroll = tf.function(self._train_unroll)
+        self.imitate_unroll = tf.function(self._imitate_unroll)
         self.validate = tf.function(self._validate)
         # The initial weights' validation draws its minibatches from a generator of its own, so that
         # the run's own validations see the minibatches they would see without it.
         self._initial_rng = generator(VALID_SEED + config.seed, config.streams)
         initial = learned_optimizer.init_group_params(lstm_config, config.seed)
+        # At the run's horizon: with a curriculum, what its last stage's validations are compared with.
         self.validate_initial = tf.function(lambda: self._validate(self._initial_rng, initial))
 
     # -- checkpoints -------------------------------------------------------
@@ -249,7 +285,7 @@ class MetaTrainer:
 
     # Variables added to the checkpoint after runs already existed: a checkpoint
     # without them is an older run's, restored as it is (history from run.json).
-    ADDED_LATER = ("history", "description", "initial_valid")
+    ADDED_LATER = ("history", "description", "initial_valid", "stage", "stale")
 
     def _restore_one(self, prefix):
         status = self.manager.checkpoint.restore(prefix)
@@ -304,15 +340,30 @@ class MetaTrainer:
         return snapshots_in(self.checkpoint_dir) if self.checkpoint_dir else {}
 
     # -- compiled pieces ---------------------------------------------------
-    def meta_gradient(self, params, lstm_state, batch):
-        """(meta-loss, its gradient by weight name, params, LSTM state) after one segment."""
+    def meta_gradient(self, params, lstm_state, batch, task=0):
+        """(meta-loss, its gradient by weight name, params, LSTM state) after one segment on task `task`."""
         meta = {k: w.read_value() for k, w in self.state.weights.items()}
-        return segment_meta_gradient(self.problem, self.lstm_config, self.config.unroll, meta, params, lstm_state, batch, self.state.rng, parts=self.parts)
+        return segment_meta_gradient(self.tasks[task], self.lstm_config, self.config.unroll, meta, params, lstm_state, batch, self.state.rng,
+                                     parts=self.task_parts[task])
 
-    def _train_unroll(self, params, lstm_state, batch):
+    def _train_unroll(self, params, lstm_state, batch, task=0):
         """One truncated-BPTT segment and one meta-update; applied only if finite."""
+        meta_loss, grads, params, lstm_state = self.meta_gradient(params, lstm_state, batch, task)
+        meta_loss, finite = self._apply(meta_loss, grads)
+        return meta_loss, params, lstm_state, finite
+
+    def _imitate_unroll(self, params, lstm_state, teacher_state, batch, task=0):
+        """One segment of imitation (segment_imitation_gradient) and one meta-update; applied only if finite."""
+        meta = {k: w.read_value() for k, w in self.state.weights.items()}
+        meta_loss, grads, params, lstm_state, teacher_state = segment_imitation_gradient(
+            self.tasks[task], self.lstm_config, self.config.unroll, self.teacher, meta, params, lstm_state, teacher_state, batch, self.state.rng,
+            parts=self.task_parts[task])
+        meta_loss, finite = self._apply(meta_loss, grads)
+        return meta_loss, params, lstm_state, teacher_state, finite
+
+    def _apply(self, meta_loss, grads):
+        """The meta-update from one segment's gradient, applied only if it and the meta-loss are finite: (meta-loss, finite)."""
         weights = self.state.weights
-        meta_loss, grads, params, lstm_state = self.meta_gradient(params, lstm_state, batch)
         finite = tf.reduce_all([tf.reduce_all(tf.math.is_finite(g)) for g in grads.values()])
         finite = tf.logical_and(finite, tf.math.is_finite(meta_loss))
         if self.config.clip_norm > 0:
@@ -327,13 +378,17 @@ class MetaTrainer:
             w.assign(keep(w + updates[k], w))
         for variable, new, old in zip(variables, tf.nest.flatten(new_state), tf.nest.flatten(old_state)):
             variable.assign(keep(new, old))
-        return meta_loss, params, lstm_state, finite
+        return meta_loss, finite
 
-    def _validate(self, rng=None, weights=None):
+    def _validate(self, rng=None, weights=None, horizon=None):
+        """The validation metric at `horizon` steps (default: the run's): on a Mixture, the geometric mean over its tasks."""
         weights = self.state.weights if weights is None else weights
-        optimizer = learned_optimizer.learned(weights, self.lstm_config, getattr(self.valid_problem, "groups", None))
-        losses = trajectory(self.valid_problem, optimizer, self.valid_batch, self.valid_params, self.config.horizon, rng or self.valid_rng)
-        return tf.reduce_mean(losses[-1] if self.config.select_on == "final" else losses[1:])
+        values = []
+        for task, (batch, params) in zip(self.valid_tasks, self.valid_batches):
+            optimizer = learned_optimizer.learned(weights, self.lstm_config, getattr(task, "groups", None))
+            losses = trajectory(task, optimizer, batch, params, horizon or self.config.horizon, rng or self.valid_rng)
+            values.append(tf.reduce_mean(losses[-1] if self.config.select_on == "final" else losses[1:]))
+        return values[0] if len(values) == 1 else tf.exp(tf.reduce_mean(tf.math.log(tf.stack(values))))
 
     # -- the loop ----------------------------------------------------------
     def run(self, log=print, on_validate=None):
@@ -341,7 +396,6 @@ class MetaTrainer:
         called after each validation, may return True to stop the run there (a sweep's pruner): the run
         is checkpointed at that epoch first, so it can be resumed later."""
         cfg, state = self.config, self.state
-        segments = cfg.horizon // cfg.unroll
         report_every = max(1, cfg.epochs // 20)
         status = "completed"
         start_epoch = int(state.epoch.numpy())
@@ -360,12 +414,23 @@ class MetaTrainer:
             # non-finite; not every variable: the history string alone grows with the run.
             changing = [*state.weights.values(), *state.optimizer_state, state.rng.state]
             good = [v.numpy() for v in changing]
-            batch = self.problem.sample(state.rng, cfg.batch)
-            params = self.problem.init_params(state.rng, batch)
-            lstm_state = learned_optimizer.init_group_states(self.lstm_config, self.parts, cfg.batch, self.problem.dim)
+            stage = int(state.stage.numpy())
+            horizon, valid_horizon = cfg.stage_horizons(stage)
+            segments = horizon // cfg.unroll
+            # Draws only where a technique asks for them, so that runs without one keep their random streams.
+            task = self.problem.pick(state.rng) if len(self.tasks) > 1 else 0
+            imitate = cfg.imitation > 0 and float(state.rng.uniform([], dtype=tf.float64)) < cfg.imitation
+            problem = self.tasks[task]
+            batch = problem.sample(state.rng, cfg.batch)
+            params = problem.init_params(state.rng, batch)
+            lstm_state = learned_optimizer.init_group_states(self.lstm_config, self.task_parts[task], cfg.batch, problem.dim)
+            teacher_state = self.teacher.init(params) if imitate else None
             losses, finites = [], []
             for _ in range(segments):
-                meta_loss, params, lstm_state, finite = self.train_unroll(params, lstm_state, batch)
+                if imitate:
+                    meta_loss, params, lstm_state, teacher_state, finite = self.imitate_unroll(params, lstm_state, teacher_state, batch, task)
+                else:
+                    meta_loss, params, lstm_state, finite = self.train_unroll(params, lstm_state, batch, task)
                 losses.append(meta_loss)
                 finites.append(finite)
             # One host sync per epoch, not per segment. A non-finite segment
@@ -388,14 +453,21 @@ class MetaTrainer:
             state.epoch.assign_add(1)
             epoch += 1
             row = {"epoch": epoch, "meta_loss": total / segments, "valid_loss": math.nan, "seconds": time.perf_counter() - epoch_start}
+            row.update({"stage": stage} if cfg.curriculum else {}, **({"task": task} if len(self.tasks) > 1 else {}),
+                       **({"imitation": imitate} if cfg.imitation else {}))
             if epoch % cfg.valid_every == 0 or epoch == cfg.epochs:
-                valid = float(self.validate())
+                valid = float(self.validate(horizon=valid_horizon) if cfg.curriculum else self.validate())
                 row["valid_loss"] = valid
                 if math.isfinite(valid) and valid < float(state.best_valid.numpy()):
                     state.best_valid.assign(valid)
                     state.best_epoch.assign(epoch)
+                    state.stale.assign(0)
                     for k, w in state.weights.items():
                         state.best[k].assign(w)
+                else:
+                    state.stale.assign_add(1)
+                if cfg.curriculum and stage + 1 < len(cfg.curriculum) and int(state.stale.numpy()) >= cfg.patience and epoch < cfg.epochs:
+                    self._next_stage(log, epoch, stage)
             self.history.append(row)
             state.wall_time.assign(elapsed_before + time.perf_counter() - started)
             if epoch % report_every == 0 or epoch == cfg.epochs:
@@ -412,8 +484,27 @@ class MetaTrainer:
         state.wall_time.assign(elapsed_before + time.perf_counter() - started)
         return self.result(status if status != "completed" else self._diverged() or status)
 
+    def _next_stage(self, log, epoch, stage):
+        """A curriculum's next stage (Chen et al. 2020): training resumes from this stage's best weights, and the best
+        is sought anew, since validation now runs to another horizon."""
+        if int(self.state.best_epoch.numpy()) >= 0:
+            for k, w in self.state.weights.items():
+                w.assign(self.state.best[k])
+        self.state.stage.assign(stage + 1)
+        self.state.stale.assign(0)
+        self.state.best_valid.assign(math.inf)
+        horizon, valid_horizon = self.config.stage_horizons(stage + 1)
+        log(f"epoch {epoch}: {self.config.patience} validations without improvement; curriculum stage {stage + 2} of {len(self.config.curriculum)} "
+            f"(training horizon {horizon}, validation {valid_horizon}) from the best weights of epoch {int(self.state.best_epoch.numpy())}")
+
     def _diverged(self):
-        """Why the run counts as diverged, or "": its best validation is no better than its initial weights'."""
+        """Why the run counts as diverged, or "": its best validation is no better than its initial weights'.
+        A curriculum run that ended before its last stage says so instead: its validations ran to another horizon."""
+        cfg = self.config
+        if cfg.curriculum and int(self.state.stage.numpy()) + 1 < len(cfg.curriculum):
+            stage = int(self.state.stage.numpy())
+            return (f"completed in curriculum stage {stage + 1} of {len(cfg.curriculum)}: training horizon {cfg.stage_horizons(stage)[0]}, "
+                    f"best validation at {cfg.stage_horizons(stage)[1]} steps")
         best, initial = float(self.state.best_valid.numpy()), float(self.state.initial_valid.numpy())
         if int(self.state.best_epoch.numpy()) >= 0 and not best < initial:
             return f"diverged: best validation loss {best:.4g} is no better than the initial weights' {initial:.4g}"
@@ -438,7 +529,8 @@ class MetaTrainer:
 
     def result(self, status="completed"):
         state = self.state
-        history = pd.DataFrame(self.history, columns=["epoch", "meta_loss", "valid_loss", "seconds"])
+        extra = [k for k in ("stage", "task", "imitation") if any(k in r for r in self.history)]
+        history = pd.DataFrame(self.history, columns=["epoch", "meta_loss", "valid_loss", "seconds", *extra])
         best_epoch = int(state.best_epoch.numpy())
         # Never validated finitely: the initial weights, not whatever the last update left.
         best = state.best if best_epoch >= 0 else learned_optimizer.init_group_params(self.lstm_config, self.config.seed)
@@ -490,6 +582,32 @@ def segment_meta_gradient(problem, lstm_config, unroll, meta_params, params, lst
         if t > 0:
             d_params += later_grads[t - 1] / n
     return meta_loss, total, params, lstm_state
+
+
+def segment_imitation_gradient(problem, lstm_config, unroll, teacher, meta_params, params, lstm_state, teacher_state, batch, rng=None, fused=True,
+                               parts=None):
+    """One segment of imitation learning (Chen et al. 2020): the teacher (an l2l.optimizers optimiser) takes the
+    steps, and the LSTM, fed the same gradients, is trained to reproduce its updates. Meta-loss: the sum over the
+    segment's steps of the mean over instances and coordinates of (LSTM update - teacher update)^2. The gradients
+    along the teacher's path do not depend on the LSTM, so the backward pass runs through the LSTM's own state
+    only, never through the optimisee. Returns (meta-loss, its gradient by meta-parameter name, params, LSTM state,
+    teacher state)."""
+    size = tf.cast(tf.size(params), params.dtype)
+    saved, differences, meta_loss = [], [], 0.0
+    for _ in range(unroll):
+        _, grads = loss_and_grads(problem, params, batch, rng)
+        updates, lstm_state, step = learned_optimizer.grouped_forward(meta_params, lstm_state, grads, lstm_config, parts, fused)
+        target, teacher_state = teacher.update(grads, teacher_state, params)
+        difference = updates - target
+        meta_loss += tf.reduce_sum(tf.square(difference)) / size
+        saved.append(step)
+        differences.append(difference)
+        params = params + target
+    d_state, total = None, None
+    for t in reversed(range(unroll)):
+        d_meta, d_state = learned_optimizer.grouped_backward(meta_params, saved[t], 2.0 * differences[t] / size, d_state, lstm_config, parts, fused)
+        total = d_meta if total is None else {k: total[k] + d_meta[k] for k in total}
+    return meta_loss, total, params, lstm_state, teacher_state
 
 
 def meta_train(problem, lstm_config=learned_optimizer.LSTMConfig(), config=MetaConfig(), checkpoint_root: Optional[str] = None, log=print, valid_problem=None):

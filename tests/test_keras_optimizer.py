@@ -268,3 +268,26 @@ def test_last_mean_and_the_shared_model_builders():
     a, b = keras_training.cifar_cnn(3), keras_training.small_cnn(3, (32, 32, 3), (16, 32))
     for u, v in zip(a.get_weights(), b.get_weights()):
         np.testing.assert_array_equal(u, v)
+
+
+def test_fit_follows_the_pure_step_with_moments_a_bounded_output_and_a_nominal_step():
+    """The options beyond the paper keep Adam's moments per variable in the Keras optimizer too."""
+    config = learned_optimizer.LSTMConfig(hidden=4, preprocess_p=0.0, features="adam", output="tanh", nominal="adam", nominal_lr=0.01)
+    meta = learned_optimizer.init_meta_params(config, 1)
+    x, y = data()
+    loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    net = model()
+    weights = [tf.constant(w) for w in net.get_weights()]
+    net.compile(optimizer=l2l.LearnedOptimizer(meta, config, learning_rate=0.5), loss=loss_fn)
+    net.fit(x, y, batch_size=len(x), epochs=4, shuffle=False, verbose=0)
+    reference = model()
+    states = [learned_optimizer.init_state(config, int(tf.size(w))) for w in weights]
+    for _ in range(4):
+        reference.set_weights([w.numpy() for w in weights])
+        with tf.GradientTape() as tape:
+            loss = loss_fn(y, reference(x))
+        for i, g in enumerate(tape.gradient(loss, reference.trainable_variables)):
+            update, states[i] = learned_optimizer.lstm_step(meta, states[i], g, config)
+            weights[i] = weights[i] + 0.5 * update
+    for got, want in zip(net.get_weights(), weights):
+        np.testing.assert_allclose(got, want.numpy(), rtol=1e-5, atol=1e-6)

@@ -284,3 +284,100 @@ def test_unreadable_or_non_finite_weights_files_are_refused_with_the_path(tmp_pa
     with pytest.raises(ValueError, match=message) as caught:
         learned_optimizer.load_weights(str(path))
     assert str(path) in str(caught.value)
+
+
+# -- options beyond the paper ---------------------------------------------------
+
+BEYOND = [
+    learned_optimizer.LSTMConfig(hidden=5, preprocess_p=0.0, features="adam", beta=0.9),
+    learned_optimizer.LSTMConfig(hidden=5, output="tanh", scale=0.2),
+    learned_optimizer.LSTMConfig(hidden=4, layers=1, nominal="sgd", nominal_lr=0.3),
+    learned_optimizer.LSTMConfig(hidden=4, preprocess_p=0.0, features="adam", output="tanh", nominal="adam", nominal_lr=0.05),
+]
+
+
+def reference_beyond(meta, config, grads_sequence):
+    """The options written out in numpy, one coordinate at a time: Adam's bias-corrected moments feeding the LSTM
+    (g / (sqrt(v) + eps), m / (sqrt(v) + eps)), a tanh on the output, a nominal step added to the learned one."""
+    params = {k: v.numpy().astype(np.float64) for k, v in meta.items()}
+    n, H = grads_sequence[0].size, config.hidden
+    h = [np.zeros((n, H)) for _ in range(config.layers)]
+    c = [np.zeros((n, H)) for _ in range(config.layers)]
+    m, v, out = np.zeros(n), np.zeros(n), []
+    for t, grads in enumerate(grads_sequence, start=1):
+        g = grads.reshape(-1).astype(np.float64)
+        m, v = config.beta * m + (1 - config.beta) * g, config.beta * v + (1 - config.beta) * g * g
+        root = np.sqrt(v / (1 - config.beta**t)) + 1e-8
+        direction = m / (1 - config.beta**t) / root
+        if config.features == "adam":
+            x = np.stack([g / root, direction], axis=1)
+        else:
+            x = log_and_sign(g.astype(np.float32), config.preprocess_p).numpy().astype(np.float64) if config.preprocess_p else g[:, None]
+        for layer in range(config.layers):
+            z = np.concatenate([x, h[layer]], axis=1) @ params[f"lstm{layer}/kernel"] + params[f"lstm{layer}/bias"]
+            i, f, o, cand = sigmoid(z[:, :H]), sigmoid(z[:, H : 2 * H]), sigmoid(z[:, 2 * H : 3 * H]), np.tanh(z[:, 3 * H :])
+            c[layer] = f * c[layer] + i * cand
+            h[layer] = o * np.tanh(c[layer])
+            x = h[layer]
+        y = (x @ params["out/kernel"] + params["out/bias"])[:, 0]
+        step = config.scale * (np.tanh(y) if config.output == "tanh" else y)
+        step = step - config.nominal_lr * {"none": 0 * g, "sgd": g, "adam": direction}[config.nominal]
+        out.append(step.reshape(grads.shape))
+    return out
+
+
+@pytest.mark.parametrize("config", BEYOND, ids=["adam_features", "tanh", "nominal_sgd", "all"])
+def test_options_beyond_the_paper_match_a_plain_numpy_optimiser(config, nprng):
+    meta = {k: v + (0.1 * nprng.normal(size=v.shape)).astype(np.float32) for k, v in learned_optimizer.init_meta_params(config, seed=3).items()}
+    grads_sequence = [nprng.normal(size=(4, 5)).astype(np.float32) * 10.0 ** nprng.uniform(-4, 1, size=(4, 5)).astype(np.float32) for _ in range(4)]
+    state = learned_optimizer.init_state(config, 20)
+    assert len(state.moments) == (3 if config.moments else 0)
+    for grads, want in zip(grads_sequence, reference_beyond(meta, config, grads_sequence)):
+        updates, state = learned_optimizer.lstm_step(meta, state, tf.constant(grads), config)
+        np.testing.assert_allclose(updates.numpy(), want, rtol=2e-4, atol=1e-6)
+    if config.output == "tanh" and config.nominal == "none":  # a bounded step: never beyond scale, whatever the weights
+        wild = {k: 100.0 * v for k, v in meta.items()}
+        updates, _ = learned_optimizer.lstm_step(wild, learned_optimizer.init_state(config, 20), tf.constant(1e3 * grads_sequence[0]), config)
+        assert np.abs(updates.numpy()).max() <= config.scale + 1e-6
+
+
+@pytest.mark.parametrize("config", BEYOND, ids=["adam_features", "tanh", "nominal_sgd", "all"])
+def test_hand_written_backward_equals_the_tape_beyond_the_paper(config, nprng):
+    """The moments and the nominal step depend on the gradients only; the tanh on the output is differentiated."""
+    meta = {k: tf.cast(v, tf.float64) + nprng.normal(size=v.shape) * 0.3 for k, v in learned_optimizer.init_meta_params(config, seed=2).items()}
+    n = 7
+    state = learned_optimizer.init_state(config, n, tf.float64)
+    state = state._replace(h=tuple(tf.constant(nprng.normal(size=t.shape)) for t in state.h), c=tuple(tf.constant(nprng.normal(size=t.shape)) for t in state.c))
+    if config.moments:
+        width = learned_optimizer.padded(n)
+        state = state._replace(moments=(tf.constant(nprng.normal(size=width) * 0.1), tf.constant(nprng.uniform(0.01, 1.0, size=width)), tf.constant(3.0, tf.float64)))
+    grads = tf.constant(nprng.normal(size=(n,)) * 10.0 ** nprng.uniform(-3, 0, size=n))
+    d_updates = tf.constant(nprng.normal(size=(n,)))
+    d_h = tuple(tf.constant(nprng.normal(size=t.shape)) for t in state.h)
+    d_c = tuple(tf.constant(nprng.normal(size=t.shape)) for t in state.c)
+    with tf.GradientTape() as tape:
+        tape.watch((meta, state.h, state.c))
+        updates, new = learned_optimizer.lstm_step(meta, state, grads, config)
+        target = tf.reduce_sum(updates * d_updates) + tf.add_n([tf.reduce_sum(a * b) for a, b in zip(new.h + new.c, d_h + d_c)])
+    want_meta, want_h, want_c = tape.gradient(target, (meta, state.h, state.c))
+    _, _, saved = learned_optimizer.lstm_forward(meta, state, grads, config)
+    got_meta, got_state = learned_optimizer.lstm_backward(meta, saved, d_updates, learned_optimizer.LSTMState(d_h, d_c), config)
+    for k in meta:
+        np.testing.assert_allclose(got_meta[k].numpy(), want_meta[k].numpy(), rtol=1e-10, atol=1e-12)
+    for got, want in zip(got_state.h + got_state.c, want_h + want_c):
+        np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-10, atol=1e-12)
+
+
+def test_options_beyond_the_paper_are_validated_described_and_saved(tmp_path):
+    paper = learned_optimizer.LSTMConfig()
+    assert paper.describe() == {"hidden": 20, "layers": 2, "preprocess_p": 10.0, "scale": 0.1}  # what run keys hashed before the options
+    config = learned_optimizer.LSTMConfig(hidden=3, preprocess_p=0.0, features="adam", output="tanh", nominal="adam", nominal_lr=0.01)
+    assert config.describe()["nominal"] == "adam" and "beta" not in config.describe()
+    path = tmp_path / "beyond.weights.h5"
+    learned_optimizer.save_weights(path, learned_optimizer.init_meta_params(config, 0), config)
+    assert learned_optimizer.load_weights(path)[1] == config
+    for bad, message in [(dict(features="momentum"), "features must be one of"), (dict(features="adam"), "set preprocess_p=0"),
+                         (dict(output="clip"), "output must be one of"), (dict(nominal="adam"), "nominal_lr > 0"),
+                         (dict(nominal_lr=0.1), "nominal_lr > 0"), (dict(beta=1.0), "beta must lie in")]:
+        with pytest.raises(ValueError, match=message):
+            learned_optimizer.LSTMConfig(**bad)
