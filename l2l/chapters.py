@@ -293,9 +293,65 @@ class Hyper(ChapterParameters):
 
 
 @dataclasses.dataclass(frozen=True)
+class Beyond(ChapterParameters):
+    ablation_seeds: int = 3  # meta-training runs of each technique added alone to the paper's recipe (the run is the unit)
+    final_seeds: int = 5  # runs of the combination, and of the paper's recipe (the MNIST chapter's published LSTMs)
+    meta_epochs: int = 200  # epochs per run: the MNIST chapter's, so that every row of the ablation meets the paper's recipe at equal epochs
+    meta_lr: float = 0.001  # Adam's learning rate on the LSTM's weights (paper)
+    clip_norm: float = 0.0  # meta-gradient global-norm clipping; 0: none
+    horizon: int = 100  # the paper's training horizon, and the curriculum's first stage
+    unroll: int = 20  # steps per truncated-BPTT segment (paper: 20; Chen et al.: 20)
+    valid_every: int = 10  # epochs between validations
+    valid_instances: int = 20  # MLPs on the selection images behind each validation (selection by the mean loss over the horizon)
+    curriculum: list[int] = (100, 200, 500, 1000)  # the curriculum's training horizons (Chen et al. 2020)
+    patience: int = 3  # validations without improvement before the curriculum's next stage
+    imitation: float = 0.2  # share of epochs that imitate the teacher (Chen et al.: 0.1 to 0.3)
+    log_range: float = 3.0  # random rescaling: log c ~ U[-log_range, log_range] per coordinate (RNNprop: 3)
+    teacher_instances: int = 10  # MLPs on the selection images that tune ADAM's rate: the teacher and the nominal step
+    combined: list[str] = ("inputs", "rescale", "curriculum", "imitation", "nominal")  # the techniques of the combination
+    general_seeds: int = 3  # runs of the general optimiser (the combination on a task mixture with no test panel's task)
+    general_epochs: int = 300  # their epochs
+    eval_instances: int = 8  # MLPs per run on each MLP panel
+    tune_instances: int = 10  # MLPs (or networks) on the selection images tuning every baseline and multiplier, per step and metric
+    report_steps: list[int] = (100, 200, 1000)  # the MNIST MLP panels: baselines re-tuned for each
+    relu_steps: int = 1000  # the ReLU MLP panel's steps
+    cnn_steps: int = 1000  # the MNIST CNN panel's steps
+    cnn_instances: int = 2  # CNNs per run (they run one after another)
+    cifar_steps: int = 200  # the CIFAR-10 ConvNet panel's steps (the CIFAR chapter's 2x horizon)
+    cifar_instances: int = 1  # ConvNets per run
+    calibration_steps: int = 200  # steps per held-out Keras model when choosing the general optimiser's default multiplier (l2l.pretrained's)
+    keras_steps: int = 300  # steps of each Keras model trained through model.fit
+    keras_last: int = 20  # the Keras verdict's endpoint: mean training loss over the last this many steps
+    keras_adam_grid: list[float] = (0.0003, 0.001, 0.003, 0.01, 0.03)  # ADAM rates tried on the selection images for each Keras model
+    mnist_weights: str = "book/results/mnist/lstm_paper_seed{seed}.weights.h5"  # the paper's recipe: the MNIST chapter's LSTMs
+    results_dir: str = "book/results/beyond"  # summary.json, curves, the packaged general optimiser's candidates
+    checkpoint_dir: str = "book/results/beyond/runs"  # resumable meta-training runs; committed: they outlast a session
+    panel_dir: str = ".cache/checkpoints/panels"  # finished panels, so a killed chapter resumes at the next one; not in git
+
+    def check(self):
+        from l2l.recipes import TECHNIQUES
+
+        _at_least(self, ablation_seeds=1, final_seeds=1, meta_epochs=1, horizon=1, unroll=1, valid_every=1, valid_instances=2, patience=1,
+                  teacher_instances=1, general_seeds=1, general_epochs=1, eval_instances=2, tune_instances=1, relu_steps=self.horizon,
+                  cnn_steps=self.horizon, cnn_instances=1, cifar_steps=1, cifar_instances=1, calibration_steps=20, keras_steps=1, keras_last=1)
+        unknown = sorted(set(self.combined) - set(TECHNIQUES))
+        if unknown or not self.combined:
+            raise ParameterError(f"Beyond.combined names techniques {list(TECHNIQUES)}, at least one; unknown: {unknown}")
+        stages = list(self.curriculum)
+        if stages[0] != self.horizon or stages != sorted(set(stages)) or any(h % self.unroll for h in stages):
+            raise ParameterError(f"Beyond.curriculum must start at horizon ({self.horizon}), rise strictly and hold multiples of unroll ({self.unroll}); got {stages}")
+        if self.horizon not in self.report_steps or sorted(self.report_steps) != list(self.report_steps):
+            raise ParameterError(f"Beyond.report_steps must rise and include the horizon ({self.horizon}), got {list(self.report_steps)}")
+        if not 0 <= self.imitation < 1 or not self.log_range > 0 or self.keras_last > self.keras_steps:
+            raise ParameterError("Beyond needs 0 <= imitation < 1, log_range > 0 and keras_last <= keras_steps")
+        if "{seed}" not in self.mnist_weights:
+            raise ParameterError(f"Beyond.mnist_weights must contain {{seed}} (run k of the MNIST chapter), got {self.mnist_weights!r}")
+
+
+@dataclasses.dataclass(frozen=True)
 class Benchmarks(ChapterParameters):
     benchmark_file: str = "benchmarks/results.json"  # written by make bench
     results_root: str = "book/results"  # where the chapters wrote their summary.json
 
 
-CHAPTERS = {"quadratics": Quadratics, "mnist": Mnist, "keras": Keras, "cifar": Cifar, "stn": Stn, "hyper": Hyper, "benchmarks": Benchmarks}
+CHAPTERS = {"quadratics": Quadratics, "mnist": Mnist, "keras": Keras, "cifar": Cifar, "stn": Stn, "hyper": Hyper, "beyond": Beyond, "benchmarks": Benchmarks}

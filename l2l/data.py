@@ -214,7 +214,8 @@ def mnist_splits():
     valid: train 40,000-49,999 (checkpoint selection and every tuning);
     test_train: train 50,000-59,999 (test-time optimisees train on these);
     test_heldout: the official test split (held-out loss and accuracy).
-    Fashion-MNIST the same way: fashion_tune, train 40,000-49,999 (tuning);
+    Fashion-MNIST the same way: fashion_meta_train, train 0-39,999 (only the
+    beyond chapter's general optimiser meta-trains on it); fashion_tune, train 40,000-49,999 (tuning);
     fashion_train, train 50,000-59,999; fashion_heldout, the test split.
     budget_meta_train and budget_valid: train 0-49,999 and 50,000-59,999,
     the split of the long budget runs (l2l.recipes), which started before
@@ -230,6 +231,7 @@ def mnist_splits():
         "valid": image_data(x[40000:50000], y[40000:50000], "mnist-train[40000:50000]"),
         "test_train": image_data(x[50000:], y[50000:], "mnist-train[50000:]"),
         "test_heldout": image_data(tx, ty, "mnist-test"),
+        "fashion_meta_train": image_data(fx[:40000], fy[:40000], "fashion-train[:40000]"),
         "fashion_tune": image_data(fx[40000:50000], fy[40000:50000], "fashion-train[40000:50000]"),
         "fashion_train": image_data(fx[50000:], fy[50000:], "fashion-train[50000:]"),
         "fashion_heldout": image_data(ftx, fty, "fashion-test"),

@@ -726,6 +726,21 @@ def protocol_summary(result):
     """A panel's summary.json entry: every optimiser's entry, the test problem and the verdicts by step."""
     return {"optimisers": result.entries, "architecture": repr(result.panel.problem), "verdicts": {str(s): v for s, v in result.verdicts.items()}}
 
+def versus(result, ours, theirs, step, metric):
+    """One named optimiser of a run_protocol result against another (not the best baseline) on the final loss or the
+    trajectory mean at `step`, paired by run: stats.compare_runs of ours minus theirs, each read from the run tuned
+    for that step and metric, with their names."""
+    values = lambda name: metric_values(result.curves[result.runs[name][step][metric]], step, metric)
+    return {"learned": ours, "best": theirs, **stats.compare_runs(values(ours), values(theirs))}
+
+
+def step_summary(result, step):
+    """A protocol panel's summary.json entry at one reported step only: the entries' values at that step and its verdicts."""
+    key = str(step)
+    entries = {name: {k: ({key: v[key]} if isinstance(v, dict) and key in v else v) for k, v in entry.items()} for name, entry in result.entries.items()}
+    return {"optimisers": entries, "architecture": repr(result.panel.problem), "step": step, "verdicts": {key: result.verdicts[step]}}
+
+
 def protocol_sentence(result, step, metric, unit="problems"):
     """One sentence for one step and metric: which metric, which step, how many runs, the interval and k of n."""
     v = result.verdicts[step][metric]

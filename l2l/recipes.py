@@ -4,6 +4,7 @@
     python -m l2l.recipes train mnist_paper --seed 1 --clip-norm 1.0
     python -m l2l.recipes status mnist_paper --seed 0                     # epochs done, snapshots, key
     python -m l2l.recipes train cifar --learner lstm_sub --seed 2 --threads 1   # the CIFAR chapter's runs, into book/results/cifar/runs
+    python -m l2l.recipes train beyond --variant combined --seed 0 --threads 1  # the beyond chapter's, into book/results/beyond/runs
 
 A recipe builds exactly what a chapter builds (problem, validation problem,
 LSTM config, meta config), so the run key is the same and the chapter reuses
@@ -92,8 +93,75 @@ def cifar(learner="lstm", seed=0, epochs=None, clip_norm=None, params=None, spli
     return Recipe(convnet("meta_train"), convnet("valid"), lstm if learner == "lstm_one" else {"conv": lstm, "other": lstm}, config)
 
 
-RECIPES = {"mnist_paper": mnist_paper, "cifar": cifar}
-ROOTS = {"mnist_paper": BUDGET_ROOT, "cifar": CIFAR_ROOT}  # where each recipe's runs live by default
+BEYOND_ROOT = "book/results/beyond/runs"  # committed: the beyond chapter's meta-training outlasts a session
+# Each technique beyond the paper, added alone to the paper's recipe in the chapter's ablation (l2l.chapters.Beyond).
+TECHNIQUES = {
+    "inputs": "RNNprop's Adam-normalised inputs and bounded output, 0.1 tanh (Lv et al. 2017)",
+    "rescale": "random rescaling of every coordinate of the training MLPs, c = exp(U[-3, 3]) (Lv et al. 2017)",
+    "curriculum": "a curriculum over the training horizon, validated at the next stage's length (Chen et al. 2020)",
+    "imitation": "epochs that imitate tuned ADAM's updates along its path (Chen et al. 2020)",
+    "nominal": "tuned ADAM's step plus the learned one (Harrison et al. 2022)",
+}
+BEYOND_VARIANTS = ("paper", *TECHNIQUES, "combined", "general")
+
+
+_TUNED_ADAM = {}  # (selection images' fingerprint, horizon, instances) -> rate: tuned once per process
+
+
+def tuned_adam_lr(splits, horizon, instances):
+    """ADAM's learning rate (default betas) tuned for the mean loss over `horizon` steps on `instances` MLPs of the
+    selection images (evaluate.tune's two-stage grid): the teacher that imitation copies and the nominal step.
+    Deterministic, so the chapter and `python -m l2l.recipes train beyond` compute the same rate and one run key."""
+    from l2l import evaluate, problems
+
+    key = (splits["valid"].fingerprint, horizon, instances)
+    if key not in _TUNED_ADAM:
+        settings, _ = evaluate.tune(problems.MLP(splits["valid"]), ["adam"], horizon, instances, extra={})
+        _TUNED_ADAM[key] = float(settings["mean"]["adam"]["learning_rate"])
+    return _TUNED_ADAM[key]
+
+
+def beyond(variant="combined", seed=0, epochs=None, clip_norm=None, params=None, splits=None):
+    """The beyond chapter's meta-training run of `variant` (BEYOND_VARIANTS), built from the chapter's parameters
+    `params` (l2l.chapters.Beyond; default its full profile): "paper" is the MNIST chapter's recipe, a technique's
+    name adds that technique alone (TECHNIQUES), "combined" adds params.combined's together, and "general"
+    trains the combination on a mixture of tasks that no test panel belongs to (Fashion-MNIST images 0-39,999,
+    quadratics)."""
+    from l2l import chapters, data, learned_optimizer, meta, problems
+
+    if variant not in BEYOND_VARIANTS:
+        raise ValueError(f"unknown beyond variant {variant!r}; variants: {list(BEYOND_VARIANTS)}")
+    p = params or chapters.Beyond()
+    splits = splits or data.mnist_splits()
+    used = {"paper": (), "combined": tuple(p.combined), "general": tuple(p.combined)}.get(variant, (variant,))
+    lstm = dict(preprocess_p=10.0, scale=0.1)
+    meta_options = dict(seed=seed, epochs=epochs or (p.general_epochs if variant == "general" else p.meta_epochs), batch=1, horizon=p.horizon,
+                        unroll=p.unroll, meta_lr=p.meta_lr, clip_norm=p.clip_norm if clip_norm is None else clip_norm, valid_every=p.valid_every,
+                        valid_instances=p.valid_instances, select_on="mean", checkpoint_every=10)
+    if "inputs" in used:
+        lstm.update(preprocess_p=0.0, features="adam", output="tanh", scale=0.1)
+    if {"imitation", "nominal"} & set(used):
+        adam_lr = tuned_adam_lr(splits, p.horizon, p.teacher_instances)
+        if "imitation" in used:
+            meta_options.update(imitation=p.imitation, teacher="adam", teacher_lr=adam_lr)
+        if "nominal" in used:
+            lstm.update(nominal="adam", nominal_lr=adam_lr)
+    if "curriculum" in used:
+        meta_options.update(curriculum=tuple(p.curriculum), horizon=p.curriculum[-1], patience=p.patience)
+    mlp = lambda part, **options: problems.MLP(splits[part], **options)
+    train, valid = mlp("meta_train"), mlp("valid")
+    if variant == "general":
+        fashion = [mlp("fashion_meta_train", activation=a, hidden=h) for a, h in (("sigmoid", (20,)), ("relu", (20,)), ("relu", (32, 32)))]
+        train = problems.Mixture((*fashion, problems.Quadratic(distribution="uniform")))
+        valid = problems.Mixture((mlp("fashion_tune", activation="relu", hidden=(20,)), problems.Quadratic(distribution="uniform")))
+    if "rescale" in used:
+        train = (problems.Mixture(tuple(problems.Rescaled(t, p.log_range) for t in train.tasks)) if isinstance(train, problems.Mixture)
+                 else problems.Rescaled(train, p.log_range))
+    return Recipe(train, valid, learned_optimizer.LSTMConfig(**lstm), meta.MetaConfig(**meta_options))
+
+
+RECIPES = {"mnist_paper": mnist_paper, "cifar": cifar, "beyond": beyond}
+ROOTS = {"mnist_paper": BUDGET_ROOT, "cifar": CIFAR_ROOT, "beyond": BEYOND_ROOT}  # where each recipe's runs live by default
 
 
 def trainer(name, root=None, **options):
@@ -135,6 +203,7 @@ def main(argv=None):
     parser.add_argument("--epochs", type=int, default=None, help="default: mnist_paper 10,000; cifar the chapter's meta_epochs")
     parser.add_argument("--clip-norm", type=float, default=None, help="meta-gradient global-norm clipping; 0: none (default: the recipe's)")
     parser.add_argument("--learner", choices=CIFAR_LEARNERS, help="cifar only: which of the chapter's learned optimisers")
+    parser.add_argument("--variant", choices=BEYOND_VARIANTS, help="beyond only: the paper's recipe, one technique, the combination or the general optimiser")
     parser.add_argument("--root", default=None, help=f"checkpoint root (default: {ROOTS}, committed)")
     parser.add_argument("--threads", type=int, default=0, help="TF intra-op threads; 1 leaves a core free beside another job; 0: TF's default")
     args = parser.parse_args(argv)
@@ -145,7 +214,10 @@ def main(argv=None):
         tf.config.threading.set_inter_op_parallelism_threads(1)
     if (args.learner is not None) != (args.recipe == "cifar"):
         raise SystemExit("--learner goes with the cifar recipe, and only with it")
-    options = {k: v for k, v in {"seed": args.seed, "epochs": args.epochs, "clip_norm": args.clip_norm, "learner": args.learner}.items() if v is not None}
+    if (args.variant is not None) != (args.recipe == "beyond"):
+        raise SystemExit("--variant goes with the beyond recipe, and only with it")
+    options = {k: v for k, v in {"seed": args.seed, "epochs": args.epochs, "clip_norm": args.clip_norm, "learner": args.learner,
+                                 "variant": args.variant}.items() if v is not None}
     if args.recipe == "mnist_paper":
         options.setdefault("clip_norm", 0.0)
     run = trainer(args.recipe, args.root, **options)

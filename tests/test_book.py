@@ -7,7 +7,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from l2l import book, provenance
+from l2l import book, provenance, recipes
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -121,7 +121,7 @@ def test_native_log_lines_are_dropped_and_real_stderr_kept():
     assert [o.get("text") for o in nb.cells[0].outputs] == ["UserWarning: real warning\n", "hello\n"]
 
 
-CHAPTERS = ["quadratics", "mnist", "keras", "cifar", "stn", "hyper", "benchmarks"]
+CHAPTERS = ["quadratics", "mnist", "keras", "cifar", "stn", "hyper", "beyond", "benchmarks"]
 
 
 SMOKE_PATHS = {
@@ -131,6 +131,7 @@ SMOKE_PATHS = {
     "cifar": lambda site: {"results_dir": str(site / "results/cifar"), "checkpoint_dir": str(site / "ckpt"), "panel_dir": str(site / "panels")},
     "stn": lambda site: {"results_dir": str(site / "results/stn"), "checkpoint_dir": str(site / "ckpt")},
     "hyper": lambda site: {"results_dir": str(site / "results/hyper"), "checkpoint_dir": str(site / "ckpt-sweeps")},
+    "beyond": lambda site: {"results_dir": str(site / "results/beyond"), "checkpoint_dir": str(site / "ckpt"), "panel_dir": str(site / "panels")},
     "benchmarks": lambda site: {"results_root": str(site / "results")},
 }
 
@@ -174,8 +175,8 @@ def test_smoke_chapter_through_papermill_records_its_provenance_and_summary(smok
     assert {"chapter", "profile", "parameters", "versions", "commit", "wall_time_s", "panels"} <= set(summary)
     assert summary["chapter"] == chapter and summary["parameters"] == meta["parameters"]
     for panel in summary["panels"].values():
-        assert any(name.startswith("lstm") for name in panel["optimisers"]) or not panel["optimisers"]
-        for name, entry in panel["optimisers"].items():
+        assert any(name.startswith("lstm") for name in panel.get("optimisers", {})) or not panel.get("optimisers")
+        for name, entry in panel.get("optimisers", {}).items():
             assert (entry["lr"] is None) == name.startswith("lstm")
             for value in [*entry["loss"].values(), *entry.get("trajectory_mean", {}).values()]:
                 assert value["ci95"][0] <= value["mean"] <= value["ci95"][1] and value.get("runs", 2) >= 1
@@ -206,6 +207,14 @@ def test_smoke_chapter_through_papermill_records_its_provenance_and_summary(smok
             assert outcomes["outcomes"]["complete"] + outcomes["outcomes"]["pruned"] + outcomes["outcomes"]["failed"] == 4, study
             assert {"fanova", "ped_anova"} == set(outcomes["importance"])
         assert (results / "smoke_mnist.db").exists() and (results / "trials_grid.csv").exists()
+    if chapter == "beyond":
+        assert set(summary["panels"]) == {"mnist10", "mnist20", "relu", "cnn", "cifar10", "keras", "ablation"}  # the smoke profile's steps
+        assert set(summary["panels"]["mnist20"]["against"]) == {"final/nag", "final/adam", "mean/nag", "mean/adam"}
+        assert set(summary["panels"]["keras"]["models"]) == {"mnist_mlp", "mnist_convnet", "cifar_cnn"}
+        assert {"lstm_paper", "lstm_inputs", "lstm_rescale", "lstm_curriculum", "lstm_imitation", "lstm_nominal", "lstm_combined"} <= set(
+            summary["panels"]["ablation"]["optimisers"])
+        assert summary["panels"]["relu"]["optimisers"]["lstm_tuned"]["loss"]["20"]["runs"] == summary["parameters"]["final_seeds"]
+        assert len(summary["targets"]) == 2 * 2 + 2 + 3 + 1 and set(summary["cost_hours"]) == {*recipes.TECHNIQUES, "combined", "general"}
 
 
 @pytest.mark.slow

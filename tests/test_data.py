@@ -34,7 +34,12 @@ def test_the_book_splits_are_disjoint_and_the_budget_split_keeps_its_fingerprint
     for i, a in enumerate(chapter):
         for b in chapter[i + 1 :]:
             assert len(rows[a] & rows[b]) < 5, (a, b)
-    assert size("fashion_train") == size("fashion_tune") == 10000
+    assert size("fashion_train") == size("fashion_tune") == 10000 and size("fashion_meta_train") == 40000
+    fashion = ["fashion_meta_train", "fashion_tune", "fashion_train"]
+    rows = {n: {bytes(r) for r in np.round(split[n].x.numpy() * 255).astype(np.uint8)} for n in fashion}
+    for i, a in enumerate(fashion):
+        for b in fashion[i + 1 :]:
+            assert len(rows[a] & rows[b]) < 20, (a, b)  # the general optimiser meta-trains on images no panel tests on
     # The budget runs' keys hash these fingerprints: they must never move.
     assert split["budget_meta_train"].name == "mnist-train[:50000]" and split["budget_valid"].name == "mnist-train[50000:]"
     assert split["budget_meta_train"].fingerprint.startswith("fcd4fc49d5faa9ca")

@@ -183,6 +183,17 @@ def test_the_rigor_protocol_tunes_per_step_and_metric_and_reports_runs(runs):
     assert sorted(set(thin.step)) == [0, 1, 2, 3, 4, 5, 8] and len(experiment.protocol_curves_frame({"base": result}, [0, 1, 2]).step.unique()) == 9
     bands = stats.run_bands(experiment.protocol_curves(result, 8), range(9))
     np.testing.assert_allclose(bands[bands.optimiser == "lstm"]["mean"], result.curves["lstm"].mean(axis=(0, 1)), rtol=1e-6)
+    # Against a named baseline rather than the best: its own run tuned for that step and metric, paired by run.
+    against = experiment.versus(result, "lstm", "sgd", 4, "mean")
+    ours = result.curves["lstm"][:, :, 1:5].mean(axis=(1, 2))
+    theirs = result.curves[result.runs["sgd"][4]["mean"]][:, :, 1:5].mean(axis=(1, 2))
+    assert against["best"] == "sgd" and against["mean"] == pytest.approx(float(np.mean(ours - theirs)), rel=1e-5)
+    assert against["wins"] == int(np.sum(ours < theirs))
+    if v["best"] in ("sgd", "nag"):  # the best baseline's comparison is the verdict's
+        assert experiment.versus(result, "lstm", v["best"], 8, "final")["mean"] == pytest.approx(v["mean"])
+    at4 = experiment.step_summary(result, 4)
+    assert at4["verdicts"] == {"4": result.verdicts[4]} and at4["optimisers"]["nag"]["loss"] == {"4": result.entries["nag"]["loss"]["4"]}
+    assert at4["optimisers"]["nag"]["ms_per_step"] == result.entries["nag"]["ms_per_step"]
 
 
 def test_a_transferred_learned_optimiser_gets_its_multiplier_tuned_per_run(runs):

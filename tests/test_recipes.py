@@ -51,3 +51,44 @@ def test_the_cifar_recipe_builds_each_learner_from_the_chapters_parameters():
         recipes.cifar("lstm_three", params=p, splits=splits)
     with pytest.raises(SystemExit, match="--learner goes with the cifar recipe"):
         recipes.main(["status", "mnist_paper", "--learner", "lstm"])
+
+
+def test_the_beyond_recipe_adds_each_technique_alone_and_all_of_them_together():
+    import numpy as np
+
+    from l2l import chapters, evaluate
+
+    x = np.random.default_rng(0).integers(0, 256, size=(60, 28, 28), dtype=np.uint8)
+    part = lambda name: problems.image_data(x, np.arange(60) % 10, name)
+    splits = {name: part(name) for name in ("meta_train", "valid", "fashion_meta_train", "fashion_tune")}
+    p = chapters.Beyond(meta_epochs=7, general_epochs=9, horizon=10, unroll=5, curriculum=[10, 20], teacher_instances=2, report_steps=[10, 20],
+                        relu_steps=20, cnn_steps=20)
+    built = {v: recipes.beyond(v, seed=1, params=p, splits=splits) for v in recipes.BEYOND_VARIANTS}
+    paper = built["paper"]
+    assert paper.lstm_config == learned_optimizer.LSTMConfig(preprocess_p=10.0, scale=0.1) and isinstance(paper.problem, problems.MLP)
+    assert paper.meta_config.seed == 1 and paper.meta_config.epochs == 7 and paper.meta_config.horizon == 10 and paper.meta_config.select_on == "mean"
+    assert built["inputs"].lstm_config.features == "adam" and built["inputs"].lstm_config.output == "tanh" and built["inputs"].meta_config == paper.meta_config
+    assert isinstance(built["rescale"].problem, problems.Rescaled) and built["rescale"].problem.log_range == p.log_range
+    assert built["rescale"].valid_problem.describe() == paper.valid_problem.describe()  # selection on the task itself
+    assert built["curriculum"].meta_config.curriculum == (10, 20) and built["curriculum"].meta_config.horizon == 20
+    # The teacher and the nominal step: ADAM tuned for the mean loss over the horizon on the selection MLPs.
+    tuned = evaluate.tune(problems.MLP(splits["valid"]), ["adam"], 10, 2, extra={})[0]["mean"]["adam"]["learning_rate"]
+    assert built["imitation"].meta_config.teacher_lr == tuned and built["imitation"].meta_config.imitation == p.imitation
+    assert built["nominal"].lstm_config.nominal == "adam" and built["nominal"].lstm_config.nominal_lr == tuned
+    combined = built["combined"]
+    assert combined.lstm_config.features == "adam" and combined.lstm_config.nominal == "adam" and combined.meta_config.imitation == p.imitation
+    assert combined.meta_config.curriculum == (10, 20) and isinstance(combined.problem, problems.Rescaled)
+    general = built["general"]
+    assert isinstance(general.problem, problems.Mixture) and general.meta_config.epochs == 9
+    trained_on = {t.describe().get("inner", t.describe()).get("data", {}).get("name") for t in general.problem.tasks}
+    assert trained_on == {"fashion_meta_train", None}  # Fashion-MNIST MLPs and quadratics: no MNIST image
+    keys = {meta.run_key(r.problem, r.lstm_config, r.meta_config, r.valid_problem) for r in built.values()}
+    assert len(keys) == len(recipes.BEYOND_VARIANTS)
+    with pytest.raises(ValueError, match="unknown beyond variant 'adam'"):
+        recipes.beyond("adam", params=p, splits=splits)
+    with pytest.raises(SystemExit, match="--variant goes with the beyond recipe"):
+        recipes.main(["status", "mnist_paper", "--variant", "combined"])
+    with pytest.raises(chapters.ParameterError, match="combined names techniques"):
+        chapters.Beyond(combined=["inputs", "momentum"])
+    with pytest.raises(chapters.ParameterError, match="curriculum must start at horizon"):
+        chapters.Beyond(curriculum=[200, 1000])

@@ -117,44 +117,52 @@ def _same_weights(packaged, candidate):
 CALIBRATION_GRID = (0.01, 0.03, 0.1, 0.3, 1.0)  # half-decades; the best is then refined by quarter-decades
 
 
-def calibrate(name, steps=200, examples=10000, seeds=(0,), grid=CALIBRATION_GRID, log=print):
-    """Chooses `name`'s default Keras step multiplier and records it in the registry.
+def choose_multiplier(make, steps=200, examples=10000, seeds=(0,), grid=CALIBRATION_GRID, log=print):
+    """The step multiplier calibrate chooses for a learned optimiser: make(learning_rate) builds it for Keras.
 
-    Each multiplier trains every held-out model (l2l.keras_training.HELD_OUT_MODELS)
-    for `steps` minibatches on held-out training images; its score is the
-    worst, over the models, ratio of its training loss (mean of the last 20
-    steps) to that of Keras' default Adam (learning rate 0.001) on the same
-    model, seeds and data. The lowest score wins; half-decades first, then
-    the quarter-decades beside the best.
+    Each multiplier trains every held-out model (l2l.keras_training.HELD_OUT_MODELS) for `steps` minibatches on
+    held-out training images; its score is the worst, over the models, ratio of its training loss (mean of the
+    last 20 steps) to that of Keras' default Adam (learning rate 0.001) on the same model, seeds and data. The
+    lowest score wins; half-decades first, then the quarter-decades beside the best. Returns (multiplier, every
+    multiplier tried -> its ratios, default Adam's training loss per model).
     """
     import keras
 
     from l2l import keras_training
-    from l2l.keras_optimizer import LearnedOptimizer
-    from l2l.provenance import provenance
 
-    info(name)  # an unknown name fails here, before any compute
     adam = keras_training.final_losses(keras.optimizers.Adam, steps=steps, examples=examples, seeds=seeds)
     tried = {}
 
     def score(lr):
-        losses = keras_training.final_losses(lambda: LearnedOptimizer.from_pretrained(name, learning_rate=lr), steps=steps, examples=examples, seeds=seeds)
+        losses = keras_training.final_losses(lambda: make(lr), steps=steps, examples=examples, seeds=seeds)
         ratios = {m: losses[m][0] / adam[m][0] for m in losses}
         tried[lr] = {"worst_ratio": max(ratios.values()), "ratios": ratios}
-        log(f"{name}: learning_rate {lr:g}: training loss / default Adam's {ratios}")
+        log(f"learning_rate {lr:g}: training loss / default Adam's {ratios}")
         return tried[lr]["worst_ratio"]
 
     best = min(grid, key=score)
     for lr in (best / 10 ** 0.25, best * 10 ** 0.25):
         score(float(f"{lr:.3g}"))
     best = min(tried, key=lambda lr: tried[lr]["worst_ratio"])
+    return best, tried, {m: v[0] for m, v in adam.items()}
+
+
+def calibrate(name, steps=200, examples=10000, seeds=(0,), grid=CALIBRATION_GRID, log=print):
+    """Chooses `name`'s default Keras step multiplier (choose_multiplier) and records it in the registry."""
+    from l2l import keras_training
+    from l2l.keras_optimizer import LearnedOptimizer
+    from l2l.provenance import provenance
+
+    info(name)  # an unknown name fails here, before any compute
+    best, tried, adam = choose_multiplier(lambda lr: LearnedOptimizer.from_pretrained(name, learning_rate=lr), steps, examples, seeds, grid,
+                                          log=lambda line: log(f"{name}: {line}"))
     entries = registry()
     entries[name]["keras_default"] = {
         "learning_rate": best,
         "chosen_by": (f"lowest worst-case ratio of training loss (last 20 of {steps} steps, batch 128) to Keras' default Adam, "
                       f"over the held-out models {sorted(keras_training.HELD_OUT_MODELS)} on {examples} held-out training images"),
         "tried": {f"{lr:g}": tried[lr] for lr in sorted(tried)},
-        "default_adam_training_loss": {m: v[0] for m, v in adam.items()},
+        "default_adam_training_loss": adam,
         "commit": provenance()["commit"],
     }
     REGISTRY.write_text(json.dumps(entries, indent=1, sort_keys=True) + "\n")
