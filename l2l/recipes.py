@@ -105,18 +105,18 @@ TECHNIQUES = {
 BEYOND_VARIANTS = ("paper", *TECHNIQUES, "combined", "general")
 
 
-_TUNED_ADAM = {}  # (selection images' fingerprint, horizon, instances) -> rate: tuned once per process
+_TUNED_ADAM = {}  # (images' fingerprint, horizon, instances) -> rate: tuned once per process
 
 
-def tuned_adam_lr(splits, horizon, instances):
-    """ADAM's learning rate (default betas) tuned for the mean loss over `horizon` steps on `instances` MLPs of the
-    selection images (evaluate.tune's two-stage grid): the teacher that imitation copies and the nominal step.
+def tuned_adam_lr(images, horizon, instances):
+    """ADAM's learning rate (default betas) tuned for the mean loss over `horizon` steps on `instances` MLPs
+    784-20-10 of `images` (evaluate.tune's two-stage grid): the teacher that imitation copies and the nominal step.
     Deterministic, so the chapter and `python -m l2l.recipes train beyond` compute the same rate and one run key."""
     from l2l import evaluate, problems
 
-    key = (splits["valid"].fingerprint, horizon, instances)
+    key = (images.fingerprint, horizon, instances)
     if key not in _TUNED_ADAM:
-        settings, _ = evaluate.tune(problems.MLP(splits["valid"]), ["adam"], horizon, instances, extra={})
+        settings, _ = evaluate.tune(problems.MLP(images), ["adam"], horizon, instances, extra={})
         _TUNED_ADAM[key] = float(settings["mean"]["adam"]["learning_rate"])
     return _TUNED_ADAM[key]
 
@@ -141,7 +141,8 @@ def beyond(variant="combined", seed=0, epochs=None, clip_norm=None, params=None,
     if "inputs" in used:
         lstm.update(preprocess_p=0.0, features="adam", output="tanh", scale=0.1)
     if {"imitation", "nominal"} & set(used):
-        adam_lr = tuned_adam_lr(splits, p.horizon, p.teacher_instances)
+        # The general optimiser sees no MNIST image, not even through its teacher's tuned rate: Fashion-MNIST's selection images tune it.
+        adam_lr = tuned_adam_lr(splits["fashion_tune" if variant == "general" else "valid"], p.horizon, p.teacher_instances)
         if "imitation" in used:
             meta_options.update(imitation=p.imitation, teacher="adam", teacher_lr=adam_lr)
         if "nominal" in used:

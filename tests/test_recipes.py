@@ -58,8 +58,7 @@ def test_the_beyond_recipe_adds_each_technique_alone_and_all_of_them_together():
 
     from l2l import chapters, evaluate
 
-    x = np.random.default_rng(0).integers(0, 256, size=(60, 28, 28), dtype=np.uint8)
-    part = lambda name: problems.image_data(x, np.arange(60) % 10, name)
+    part = lambda name: problems.image_data(np.random.default_rng(len(name)).integers(0, 256, size=(60, 28, 28), dtype=np.uint8), np.arange(60) % 10, name)
     splits = {name: part(name) for name in ("meta_train", "valid", "fashion_meta_train", "fashion_tune")}
     p = chapters.Beyond(meta_epochs=7, general_epochs=9, horizon=10, unroll=5, curriculum=[10, 20], teacher_instances=2, report_steps=[10, 20],
                         relu_steps=20, cnn_steps=20)
@@ -80,6 +79,8 @@ def test_the_beyond_recipe_adds_each_technique_alone_and_all_of_them_together():
     assert combined.meta_config.curriculum == (10, 20) and isinstance(combined.problem, problems.Rescaled)
     general = built["general"]
     assert isinstance(general.problem, problems.Mixture) and general.meta_config.epochs == 9
+    on_fashion = evaluate.tune(problems.MLP(splits["fashion_tune"]), ["adam"], 10, 2, extra={})[0]["mean"]["adam"]["learning_rate"]
+    assert general.meta_config.teacher_lr == general.lstm_config.nominal_lr == on_fashion  # its teacher is tuned without MNIST too
     trained_on = {t.describe().get("inner", t.describe()).get("data", {}).get("name") for t in general.problem.tasks}
     assert trained_on == {"fashion_meta_train", None}  # Fashion-MNIST MLPs and quadratics: no MNIST image
     keys = {meta.run_key(r.problem, r.lstm_config, r.meta_config, r.valid_problem) for r in built.values()}
