@@ -58,6 +58,32 @@ def warp(images, theta):
     return bilinear_sample(images, affine_grid(theta, images.shape[1], images.shape[2]))
 
 
+def warp_with_jacobian(images, theta):
+    """(warp(images, theta) [n, H, W, C], its Jacobian in theta's 6 entries [n, H, W, C, 6], row-major as theta).
+
+    Each output pixel reads the image at its own sampling position only, so one reverse pass per channel gives
+    every pixel's derivative in its position, and the position is linear in theta: d x / d theta[0, j] =
+    (W - 1) / 2 * [X, Y, 1][j], d y / d theta[1, j] = (H - 1) / 2 * [X, Y, 1][j], with (X, Y) the output pixel's
+    normalised coordinates. C passes instead of the H * W * C of a reverse-mode Jacobian or the 6 of forward mode:
+    one Gauss-Newton step on 32 MNIST pairs (one thread, beside two other jobs) took 14.6 s by reverse mode
+    (GradientTape.batch_jacobian), 1.57 s by forward mode and 0.28 s this way.
+    """
+    images = tf.convert_to_tensor(images)
+    theta = tf.convert_to_tensor(theta, images.dtype)
+    height, width, channels = images.shape[1], images.shape[2], images.shape[3]
+    grid = affine_grid(theta, height, width)
+    with tf.GradientTape(persistent=channels > 1) as tape:
+        tape.watch(grid)
+        warped = bilinear_sample(images, grid)
+        per_channel = [warped[..., c] for c in range(channels)]
+    slopes = tf.stack([tape.gradient(part, grid) for part in per_channel], axis=3)  # [n, H, W, C, 2]: d value / d (x, y)
+    ys, xs = np.meshgrid(np.linspace(-1.0, 1.0, height), np.linspace(-1.0, 1.0, width), indexing="ij")
+    points = tf.constant(np.stack([xs, ys, np.ones_like(xs)], axis=-1), images.dtype)[None, :, :, None, :]  # [1, H, W, 1, 3]
+    d_x = slopes[..., 0:1] * (width - 1) / 2.0 * points
+    d_y = slopes[..., 1:2] * (height - 1) / 2.0 * points
+    return warped, tf.concat([d_x, d_y], axis=-1)
+
+
 def corner_error(theta, true_theta, height, width):
     """Mean distance in pixels between where theta and true_theta send the image's four corner pixels: [n]."""
     a, b = affine_grid(theta, height, width), affine_grid(true_theta, height, width)

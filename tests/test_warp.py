@@ -75,3 +75,24 @@ def test_values_and_position_gradients_equal_keras_map_coordinates():
         a, b = tf.reduce_sum(weights * ours), tf.reduce_sum(weights * theirs)
     np.testing.assert_allclose(ours.numpy(), theirs.numpy(), atol=1e-12)
     np.testing.assert_allclose(tape.gradient(a, grid).numpy(), tape.gradient(b, grid).numpy(), atol=1e-10)
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_the_warps_jacobian_equals_the_tapes_and_finite_differences_in_float64(channels):
+    x = tf.constant(images(n=2, h=10, w=8, c=channels, seed=7))
+    theta = tf.constant([[[0.9513, 0.1037, 0.0311], [-0.0829, 1.0471, 0.0193]], [[1.1017, -0.2043, -0.0419], [0.1187, 0.8963, 0.0517]]], tf.float64)
+    warped, jacobian = warp.warp_with_jacobian(x, theta)
+    assert jacobian.shape == (2, 10, 8, channels, 6)
+    np.testing.assert_allclose(warped.numpy(), warp.warp(x, theta).numpy(), rtol=1e-12)
+    flat = tf.reshape(theta, [2, 6])
+    with tf.GradientTape() as tape:
+        tape.watch(flat)
+        out = tf.reshape(warp.warp(x, tf.reshape(flat, [2, 2, 3])), [2, -1])
+    expected = tape.batch_jacobian(out, flat).numpy().reshape(2, 10, 8, channels, 6)
+    np.testing.assert_allclose(jacobian.numpy(), expected, rtol=1e-10, atol=1e-12)
+    eps = 1e-7
+    for k in range(6):
+        step = np.zeros((2, 6))
+        step[:, k] = eps
+        numeric = (warp.warp(x, tf.reshape(flat + step, [2, 2, 3])) - warp.warp(x, tf.reshape(flat - step, [2, 2, 3]))).numpy() / (2 * eps)
+        np.testing.assert_allclose(jacobian.numpy()[..., k], numeric, rtol=1e-5, atol=1e-7)
