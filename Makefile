@@ -6,7 +6,7 @@
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
-CHAPTERS := quadratics mnist keras cifar stn hyper
+CHAPTERS := quadratics mnist keras cifar stn hyper beyond
 # Where the datasets are (see README); ../shared/data on the project's machines.
 export L2L_DATA_DIR ?= $(if $(wildcard ../shared/data),$(abspath ../shared/data),)
 export TF_CPP_MIN_LOG_LEVEL ?= 2
@@ -45,7 +45,12 @@ chapters: venv
 	$(PY) -m l2l.pretrained publish cifar10 'book/results/cifar/lstm_seed*.weights.h5' --summary book/results/cifar/summary.json --groups conv_kernels
 	$(PY) -m l2l.pretrained calibrate cifar10
 	$(PY) -m l2l.book run stn
+	$(PY) -m l2l.pretrained publish alignment 'book/results/stn/lstm_align_seed*.weights.h5' --summary book/results/stn/summary.json
+	$(PY) -m l2l.pretrained calibrate alignment
 	$(PY) -m l2l.book run hyper
+	$(PY) -m l2l.book run beyond
+	$(PY) -m l2l.pretrained publish general 'book/results/beyond/lstm_general_seed*.weights.h5' --summary book/results/beyond/summary.json
+	$(PY) -m l2l.pretrained calibrate general
 	$(PY) -m l2l.book run benchmarks
 
 bench: venv
