@@ -224,10 +224,10 @@ for name, result in transfer.items():
 glue("transfer_verdicts", Markdown("\n".join(f"- {TRANSFER[n][0].title}: {experiment.protocol_sentence(r, last_step(r), 'final', 'networks')}"
                                              for n, r in transfer.items())), display=False)
 fig, axes = plt.subplots(1, len(transfer), figsize=(6 * len(transfer), 4.2))
-for ax, (name, result) in zip(np.atleast_1d(axes), transfer.items()):
+for ax, result in zip(np.atleast_1d(axes), transfer.values()):
     experiment.protocol_figure(result, last_step(result), objective="final", ax=ax)
 plt.show()
-for name, result in transfer.items():
+for result in transfer.values():
     display(Markdown(f"**{result.panel.title}**\n\n" + experiment.protocol_table(result).to_markdown(index=False)))
 
 # %% [markdown]
