@@ -14,6 +14,7 @@ from l2l import plots
 
 @pytest.fixture(autouse=True)
 def close():
+    plt.close("all")  # a figure another test module left open would be plt.gca()'s
     yield
     plt.close("all")
 
