@@ -387,14 +387,31 @@ def storage(url, heartbeat=HEARTBEAT_S, grace=GRACE_S):
             time.sleep(0.5 * (attempt + 1))
 
 
+def sampler_seed(spec, store):
+    """The sampler's seed in this process: from the spec's seed, this worker's index (L2L_SWEEP_WORKER, set by
+    --workers) and how many trials the study held when the process opened it. Every process seeded with the spec's
+    seed alone replays the same random startup trials: a worker started on a study with 5 trials re-sampled trials
+    0-3 as trials 8-11. A study run from scratch by one worker keeps one seed sequence, so it is reproducible."""
+    import numpy as np
+    import optuna
+
+    try:
+        existing = len(optuna.load_study(study_name=spec.name, storage=store).trials)
+    except KeyError:  # no such study yet
+        existing = 0
+    worker = int(os.environ.get("L2L_SWEEP_WORKER", "0"))
+    return int(np.random.SeedSequence([spec.seed, worker, existing]).generate_state(1)[0])
+
+
 def study(spec, store):
     """The spec's study in `store`, created on first use; a study of that name made from another spec is refused."""
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
 
-    sampler = (optuna.samplers.GridSampler({n: d["choices"] for n, d in spec.space.items()}, seed=spec.seed) if spec.sampler == "grid"
-               else optuna.samplers.TPESampler(seed=spec.seed, n_startup_trials=spec.startup_trials))
+    seed = sampler_seed(spec, store)
+    sampler = (optuna.samplers.GridSampler({n: d["choices"] for n, d in spec.space.items()}, seed=seed) if spec.sampler == "grid"
+               else optuna.samplers.TPESampler(seed=seed, n_startup_trials=spec.startup_trials))
     pruner = optuna.pruners.MedianPruner(n_startup_trials=spec.startup_trials, n_warmup_steps=0) if spec.pruner == "median" else optuna.pruners.NopPruner()
     s = optuna.create_study(study_name=spec.name, storage=store, sampler=sampler, pruner=pruner, direction="minimize", load_if_exists=True)
     described = dataclasses.asdict(spec)
@@ -607,7 +624,7 @@ def _spawn(args, count):
     gpus = [g for g in (args.gpus or "").split(",") if g]
     processes = []
     for i in range(count):
-        env = dict(os.environ)
+        env = dict(os.environ, L2L_SWEEP_WORKER=str(i))
         if gpus:
             env["CUDA_VISIBLE_DEVICES"] = gpus[i % len(gpus)]
         command = [sys.executable, "-m", "l2l.sweep", "run", args.spec, "--workers", "1", "--storage", args.storage,

@@ -323,3 +323,25 @@ def test_the_grid_table_and_sentence_read_the_complete_points():
     sentence = sweep.grid_sentence(heat, "mean")
     assert "On the 3 complete grid points (mean loss over the horizon" in sentence
     assert "meta_lr = 0.01, unroll = 5 at 0.5; the worst 1.2; 2 of 3 points beat NAG." in sentence
+
+
+def test_a_worker_joining_or_resuming_a_study_does_not_replay_its_random_trials(tmp_path, monkeypatch):
+    """Seeded by the spec alone, every worker process re-sampled the startup trials the first one had run."""
+    spec = sweep.load_spec(write_spec(tmp_path, trials=20, startup_trials=20))
+    store = sweep.storage(f"sqlite:///{tmp_path / 'seeds.db'}")
+    first = sweep.study(spec, store)
+    def sampled(s):
+        trial = s.ask()
+        sweep.suggest(trial, spec)
+        s.tell(trial, 1.0)
+        return trial.params
+
+    monkeypatch.delenv("L2L_SWEEP_WORKER", raising=False)
+    before = [sampled(first) for _ in range(3)]
+    later = sweep.study(spec, store)  # a worker opening the study after 3 trials
+    after = [sampled(later) for _ in range(3)]
+    assert len(before[0]) == 2 and not any(a == b for a in after for b in before)
+    monkeypatch.setenv("L2L_SWEEP_WORKER", "1")
+    assert sweep.sampler_seed(spec, store) != (monkeypatch.setenv("L2L_SWEEP_WORKER", "0") or sweep.sampler_seed(spec, store))
+    # From scratch, one worker's sequence is reproducible: the same seed for the same study state.
+    assert sweep.sampler_seed(spec, store) == sweep.sampler_seed(spec, store)
