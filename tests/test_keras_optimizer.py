@@ -30,24 +30,30 @@ def model(seed=0):
     return keras.Sequential([keras.Input((5,)), keras.layers.Dense(4, activation="tanh"), keras.layers.Dense(3)])
 
 
-def test_fit_follows_the_pure_step_exactly():
+# The paper's LSTM, and every option beyond the paper at once (the Keras optimizer then keeps Adam's moments per variable).
+BEYOND = learned_optimizer.LSTMConfig(hidden=4, preprocess_p=0.0, features="adam", output="tanh", nominal="adam", nominal_lr=0.01)
+
+
+@pytest.mark.parametrize("config", [CONFIG, BEYOND], ids=["paper", "beyond"])
+def test_fit_follows_the_pure_step_exactly(config):
     """model.fit with the optimizer equals lstm_step applied by hand, variable by variable."""
+    meta = learned_optimizer.init_meta_params(config, 0)
     x, y = data()
     loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
     net = model()
     weights = [tf.constant(w) for w in net.get_weights()]
-    net.compile(optimizer=l2l.LearnedOptimizer(meta_params(), CONFIG, learning_rate=0.5), loss=loss_fn)
+    net.compile(optimizer=l2l.LearnedOptimizer(meta, config, learning_rate=0.5), loss=loss_fn)
     net.fit(x, y, batch_size=len(x), epochs=6, shuffle=False, verbose=0)
 
     reference = model()
-    states = [learned_optimizer.init_state(CONFIG, int(tf.size(w))) for w in weights]
+    states = [learned_optimizer.init_state(config, int(tf.size(w))) for w in weights]
     for _ in range(6):
         reference.set_weights([w.numpy() for w in weights])
         with tf.GradientTape() as tape:
             loss = loss_fn(y, reference(x))
         grads = tape.gradient(loss, reference.trainable_variables)
         for i, g in enumerate(grads):
-            update, states[i] = learned_optimizer.lstm_step(meta_params(), states[i], g, CONFIG)
+            update, states[i] = learned_optimizer.lstm_step(meta, states[i], g, config)
             weights[i] = weights[i] + 0.5 * update
     for got, want in zip(net.get_weights(), weights):
         np.testing.assert_allclose(got, want.numpy(), rtol=1e-5, atol=1e-6)
@@ -269,25 +275,3 @@ def test_last_mean_and_the_shared_model_builders():
     for u, v in zip(a.get_weights(), b.get_weights()):
         np.testing.assert_array_equal(u, v)
 
-
-def test_fit_follows_the_pure_step_with_moments_a_bounded_output_and_a_nominal_step():
-    """The options beyond the paper keep Adam's moments per variable in the Keras optimizer too."""
-    config = learned_optimizer.LSTMConfig(hidden=4, preprocess_p=0.0, features="adam", output="tanh", nominal="adam", nominal_lr=0.01)
-    meta = learned_optimizer.init_meta_params(config, 1)
-    x, y = data()
-    loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-    net = model()
-    weights = [tf.constant(w) for w in net.get_weights()]
-    net.compile(optimizer=l2l.LearnedOptimizer(meta, config, learning_rate=0.5), loss=loss_fn)
-    net.fit(x, y, batch_size=len(x), epochs=4, shuffle=False, verbose=0)
-    reference = model()
-    states = [learned_optimizer.init_state(config, int(tf.size(w))) for w in weights]
-    for _ in range(4):
-        reference.set_weights([w.numpy() for w in weights])
-        with tf.GradientTape() as tape:
-            loss = loss_fn(y, reference(x))
-        for i, g in enumerate(tape.gradient(loss, reference.trainable_variables)):
-            update, states[i] = learned_optimizer.lstm_step(meta, states[i], g, config)
-            weights[i] = weights[i] + 0.5 * update
-    for got, want in zip(net.get_weights(), weights):
-        np.testing.assert_allclose(got, want.numpy(), rtol=1e-5, atol=1e-6)

@@ -14,23 +14,8 @@ def sigmoid(x):
 
 
 def reference_lstm(meta, config, grads_sequence):
-    """A plain numpy LSTM, gates [i, f, o, g], one coordinate at a time."""
-    params = {k: v.numpy().astype(np.float64) for k, v in meta.items()}
-    n = grads_sequence[0].size
-    h = [np.zeros((n, config.hidden)) for _ in range(config.layers)]
-    c = [np.zeros((n, config.hidden)) for _ in range(config.layers)]
-    H = config.hidden
-    out = []
-    for grads in grads_sequence:
-        x = log_and_sign(grads.reshape(-1), config.preprocess_p).numpy().astype(np.float64)
-        for layer in range(config.layers):
-            z = np.concatenate([x, h[layer]], axis=1) @ params[f"lstm{layer}/kernel"] + params[f"lstm{layer}/bias"]
-            i, f, o, g = sigmoid(z[:, :H]), sigmoid(z[:, H : 2 * H]), sigmoid(z[:, 2 * H : 3 * H]), np.tanh(z[:, 3 * H :])
-            c[layer] = f * c[layer] + i * g
-            h[layer] = o * np.tanh(c[layer])
-            x = h[layer]
-        out.append((config.scale * (x @ params["out/kernel"] + params["out/bias"])).reshape(grads.shape))
-    return out
+    """A plain numpy LSTM, gates [i, f, o, g], one coordinate at a time (reference_beyond with the paper's options)."""
+    return reference_beyond(meta, config, grads_sequence)
 
 
 @pytest.mark.parametrize("config", [learned_optimizer.LSTMConfig(), learned_optimizer.LSTMConfig(hidden=7, layers=3, preprocess_p=5.0, scale=0.01)])
