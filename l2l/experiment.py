@@ -110,6 +110,22 @@ def write_summary(results_dir, chapter, profile, parameters, panels, wall_time_s
     return summary
 
 
+def meta_training_seconds(summary):
+    """Seconds of meta-training behind a chapter's summary.json, summed over every run it used.
+
+    A chapter records them at the top level, as label -> seconds per run
+    (`meta_training_s`) or label -> meta_training_entry (`meta_training`);
+    a chapter that trains nothing (Keras: packaged optimisers) records
+    neither, and costs 0. Panels are not read: a run shared by several
+    panels would be counted once per panel.
+    """
+    if "meta_training_s" in summary:
+        return float(sum(x for runs in summary["meta_training_s"].values() for x in runs))
+    if "meta_training" in summary:
+        return float(sum(x for entry in summary["meta_training"].values() for x in entry["meta_training_s"]))
+    return 0.0
+
+
 # -- meta-training -----------------------------------------------------------
 
 def meta_train_runs(problem, lstm_config, configs, checkpoint_root, results_dir, label, valid_problem=None, log=terminal_log, **about):

@@ -35,7 +35,7 @@ import pandas as pd
 from IPython.display import Markdown, display
 from myst_nb import glue
 
-from l2l import chapters
+from l2l import chapters, experiment
 
 p = chapters.Benchmarks.from_namespace(globals())
 bench = json.loads(Path(p.benchmark_file).read_text())
@@ -126,17 +126,10 @@ glue("keras_steps", kd["steps"], display=False)
 # sessions that trained it.
 
 # %% tags=["hide-input"]
-def meta_training_seconds(summary):
-    """Every run's meta-training seconds, summed: the chapter-level record (label -> runs) where there is one, else the LSTM entries'."""
-    if "meta_training_s" in summary:
-        return sum(x for runs in summary["meta_training_s"].values() for x in runs)
-    return sum(x for panel in summary["panels"].values() for e in panel["optimisers"].values() for x in e.get("meta_training_s", []))
-
-
 rows = []
 for path in sorted(Path(p.results_root).glob("*/summary.json")):
     summary = json.loads(path.read_text())
     rows.append({"chapter": summary["chapter"], "profile": summary["profile"], "this run, minutes": round(summary["wall_time_s"] / 60, 1),
-                 "meta-training, minutes": round(meta_training_seconds(summary) / 60, 1),
+                 "meta-training, minutes": round(experiment.meta_training_seconds(summary) / 60, 1),
                  "commit": summary["commit"][:10], "CPUs": summary.get("hardware", {}).get("cpus")})
 display(Markdown(pd.DataFrame(rows).to_markdown(index=False)))

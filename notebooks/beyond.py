@@ -321,7 +321,7 @@ panels.update({name: experiment.protocol_summary(result) for name, result in tra
 panels["keras"] = {"models": keras_runs, "general_multiplier": multiplier, "multipliers_tried": {f"{k:g}": v for k, v in multiplier_tried.items()},
                    "general_run": getattr(general, "key", None)}
 panels["ablation"] = {**experiment.protocol_summary(ablation), "table": rows}
-summary = chapter.finish(panels, meta_training={k: experiment.meta_training_entry(v) for k, v in trained.items()},
+summary = chapter.finish(panels, meta_training_s=meta_seconds, meta_training={k: experiment.meta_training_entry(v) for k, v in trained.items()},
                          cost_hours=cost.set_index("variant")["total hours"].to_dict(),
                          targets=targets.to_dict("records"), adam_lr=adam_lr)
 print(f"wrote {chapter.results_dir}/summary.json; chapter wall time {summary['wall_time_s']} s")

@@ -216,5 +216,7 @@ summary = chapter.finish(
     studies={s: {"outcomes": counts[s], "importance": {e: r.to_dict("records") for e, r in ranking[s].items()}} for s in ranking},
     best_trial={"number": best.number, "value": best.value, "settings": best_settings, "full_epochs": full_epochs},
     dependence=dependence, grid={"pair": top, "values": grid_frame[["number", "state", "value", *top]].to_dict("records")},
-    rank_agreement={"estimators": estimators_rho, "tasks": tasks_rho}, cpu_hours=cpu_hours)
+    rank_agreement={"estimators": estimators_rho, "tasks": tasks_rho}, cpu_hours=cpu_hours,
+    meta_training_s={"lstm_best": [r.wall_time_s for r in best_runs.values()],
+                     **{f"trials_{name}": f.wall_s.dropna().tolist() for name, f in frames.items()}})
 print(f"wrote {chapter.results_dir}/summary.json; chapter wall time {summary['wall_time_s']} s")

@@ -294,5 +294,5 @@ panels = {name: experiment.protocol_summary(result) for name, result in results.
 for name, gn in gauss.items():
     panels[name]["gauss_newton"] = {"entry": gn.entry, "verdicts": {str(s): v for s, v in gn.verdicts.items()}}
 panels["single_template"]["determinants"] = shrink
-summary = chapter.finish(panels, meta_training={k: experiment.meta_training_entry(v) for k, v in trained.items()})
+summary = chapter.finish(panels, meta_training_s=meta_seconds, meta_training={k: experiment.meta_training_entry(v) for k, v in trained.items()})
 print(f"wrote {chapter.results_dir}/summary.json; chapter wall time {summary['wall_time_s']} s")

@@ -393,3 +393,20 @@ def test_a_chapter_drops_only_tfs_retracing_warning():
     retrace = logging.LogRecord("tensorflow", logging.WARNING, "", 0, "5 out of the last 5 calls to <f> triggered tf.function retracing. Tracing is expensive", None, None)
     other = logging.LogRecord("tensorflow", logging.WARNING, "", 0, "Gradients do not exist for variables", None, None)
     assert experiment._expected_retracing(retrace) is False and experiment._expected_retracing(other) is True
+
+
+def test_meta_training_seconds_reads_every_chapters_summary_shape():
+    # label -> seconds per run (quadratics, MNIST, CIFAR), label -> entry (STN before it also wrote the first),
+    # and a chapter that trains nothing (Keras); panels without optimisers (beyond's keras panel) are never read.
+    per_run = {"meta_training_s": {"lstm": [60.0, 120.0], "lstm_one": [30.0]}, "panels": {"keras": {"models": {}}}}
+    entries = {"meta_training": {"lstm": experiment.meta_training_entry({0: _Run(90.0), 1: _Run(30.0)})}, "panels": {}}
+    assert experiment.meta_training_seconds(per_run) == 210.0
+    assert experiment.meta_training_seconds(entries) == 120.0
+    assert experiment.meta_training_seconds({"panels": {"cnn": {"optimisers": {"lstm": {"mean": 1.0}}}}}) == 0.0
+    # both keys: the per-run record wins, so a run is never counted twice
+    assert experiment.meta_training_seconds({**per_run, **entries}) == 210.0
+
+
+class _Run:
+    def __init__(self, wall_time_s):
+        self.wall_time_s, self.best_epoch, self.status = wall_time_s, 0, "finished"
