@@ -105,6 +105,8 @@ def gauss_newton_panel(result, steps=None, damping=1e-3):
              "trajectory_mean": {str(s): stats.over_runs(experiment.metric_values(curves, s, "mean")) for s in report},
              "corner_error": {str(s): stats.over_runs(corners[..., s]) for s in report},
              "success": {str(s): stats.over_runs((corners[..., s] <= 1.0).astype(float)) for s in report}}
+    for s in report:  # nothing is tuned per step: the same figure under each report step, as the protocol's entries have it
+        entry.update(experiment.reaching(corners[..., 1:], seconds, s, entry))
     verdicts = {}
     for s in report:
         learned = result.verdicts[s]["final"]["learned"]
@@ -136,6 +138,34 @@ def gauss_newton_sentence(verdict, metric, step, unit="pairs"):
     who = "the LSTM (its step multiplier tuned)" if verdict["learned"].endswith("_tuned") else "the LSTM"
     return (f"On the {what}, over {verdict['runs']} runs of {unit}, {who} minus Gauss-Newton is {gap}: {who} **{verdict['verdict']}** it, "
             f"lower in {verdict['wins']} of {verdict['runs']} runs.")
+
+
+def reach_sentence(result, gauss_entry, step, unit="pairs"):
+    """One sentence: how many steps, and how much wall-clock, the median pair takes to come within 1 px with the
+    panel's learned optimiser, the fastest tuned baseline (by wall-clock) and Gauss-Newton, over runs."""
+    from l2l import experiment, plots
+
+    learned = result.verdicts[step]["final"]["learned"]
+    baselines = [n for n, e in result.entries.items() if e.get("settings")]
+    fastest = min(baselines, key=lambda n: stats_key(result.entries[n]["seconds_to_1px"][str(step)]))
+
+    def part(entry, who):
+        steps, seconds = entry["steps_to_1px"][str(step)], entry["seconds_to_1px"][str(step)]
+        if steps.get("diverged"):
+            return f"{who}: not reached in {steps['diverged']} of {steps['runs']} runs"
+        return f"{who}: {steps['mean']:.0f} steps ({experiment.fmt_reach(seconds, '{:.0f}', 1000)} ms)"
+
+    who = "the LSTM (its step multiplier tuned)" if learned.endswith("_tuned") else "the LSTM"
+    runs = result.entries[learned]["steps_to_1px"][str(step)]["runs"]
+    return (f"Steps for the median one of the {unit} to come within 1 px (runs tuned for the loss at step {step}; "
+            f"mean over {runs} runs, wall-clock with its 95% CI): "
+            + "; ".join([part(result.entries[learned], who), part(result.entries[fastest], f"{plots.LABELS.get(fastest, fastest)}, the fastest tuned baseline"),
+                         part(gauss_entry, "Gauss-Newton")]) + ".")
+
+
+def stats_key(value):
+    """Sort key of an interval: its mean, with runs that never got there last."""
+    return float("inf") if value.get("diverged") else value["mean"]
 
 
 def stn_outputs(problem, params, data, pairs=6, seed=0, summary_pairs=500):

@@ -31,18 +31,25 @@ class Evaluation(NamedTuple):
     metrics: dict  # name -> {step: metric(params, instances) stacked over seeds}, where a metric was asked for
 
 
-def run(problem, optimizer, batch, params, steps, seed=0, metric=None, snapshots=()):
+def run(problem, optimizer, batch, params, steps, seed=0, metric=None, snapshots=(), every_step=False):
     """One optimiser on one batch of instances.
 
     Returns (losses [n, steps + 1], seconds per step, {step: metric(params, batch)}
     at each snapshot step). The run is split at the snapshots only to read
     the parameters there; the minibatches are those of an unsplit run.
+    every_step: the metric at every step 1..steps instead, read from the
+    parameters' path kept in one unsplit run (for small optimisees: an
+    alignment's 6 parameters), so that the timing is that of an unsplit run.
     """
     if steps < 0:
         raise ValueError(f"steps must be >= 0, got {steps}")
     bad = [s for s in snapshots if not 0 < s <= steps]
     if bad:
         raise ValueError(f"snapshot steps {bad} are outside 1..{steps}")
+    if every_step:
+        if metric is None:
+            raise ValueError("every_step measures the metric at every step: pass a metric")
+        return _run_with_path(problem, optimizer, batch, params, steps, seed, metric)
     rng = generator(seed)  # minibatches, identical for every optimiser
     fn = tf.function(functools.partial(steps_of, problem, optimizer, rng=rng))
     bounds = sorted(set(snapshots) | {steps}) if steps else []
@@ -62,21 +69,36 @@ def run(problem, optimizer, batch, params, steps, seed=0, metric=None, snapshots
     return np.concatenate(chunks).T, elapsed / max(steps, 1), measured
 
 
-def evaluate(problem, factories, steps, instances, seeds, offset=TEST_SEED, metric=None, snapshots=()):
+def _run_with_path(problem, optimizer, batch, params, steps, seed, metric):
+    """run() with the metric at every step, from the path of parameters of one unsplit run."""
+    rng = generator(seed)
+    fn = tf.function(functools.partial(steps_of, problem, optimizer, rng=rng, keep_path=True))
+    state = optimizer.init(params)
+    fn.get_concrete_function(batch, params, state, steps)  # trace outside the timed call
+    began = time.perf_counter()
+    losses, params, state, path = fn(batch, params, state, steps)
+    losses = losses.numpy()
+    elapsed = time.perf_counter() - began
+    measured = {t + 1: metric(path[t], batch) for t in range(steps)}
+    last = problem.loss(params, batch, rng).numpy()[None]
+    return np.concatenate([losses, last]).T, elapsed / max(steps, 1), measured
+
+
+def evaluate(problem, factories, steps, instances, seeds, offset=TEST_SEED, metric=None, snapshots=(), every_step=False):
     """Runs each `factories[name](seed)` on fresh instances for every seed.
 
     Every optimiser of one seed gets the same instances, starting parameters
     and minibatches. `metric(params, instances)` (e.g. held-out accuracy, or the
     corner error of an alignment against its instances' true warps) is taken at
-    each step in `snapshots`.
+    each step in `snapshots`, or with every_step at every step (see run).
     """
     curves = {name: [] for name in factories}
     cost = {name: [] for name in factories}
-    metrics = {name: {s: [] for s in snapshots} for name in factories}
+    metrics = {name: {s: [] for s in (range(1, steps + 1) if every_step else snapshots)} for name in factories}
     for seed in seeds:
         batch, params = fresh_instances(problem, seed, instances, offset)
         for name, factory in factories.items():
-            losses, seconds, measured = run(problem, factory(seed), batch, params, steps, seed, metric, snapshots)
+            losses, seconds, measured = run(problem, factory(seed), batch, params, steps, seed, metric, snapshots, every_step)
             curves[name].append(losses)
             cost[name].append(seconds)
             for s, value in measured.items():

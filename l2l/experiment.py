@@ -296,6 +296,14 @@ def fmt_interval(value):
     return f"{value['mean']:.3g} [{value['ci95'][0]:.3g}, {value['ci95'][1]:.3g}]"
 
 
+def fmt_reach(value, form, scale=1.0):
+    """An interval of steps or seconds to a threshold; runs that never got there are named, not averaged."""
+    if value.get("diverged"):
+        return f"not reached in {value['diverged']} of {value['runs']} runs"
+    low, high = value["ci95"]
+    return f"{form.format(scale * value['mean'])} [{form.format(scale * low)}, {form.format(scale * high)}]"
+
+
 def results_table(result, extra_columns=None):
     """Markdown-ready table: learning rate, loss [95% CI] at each reported step, accuracy if measured, ms per step."""
     entries, steps = result.entries, result.panel.report_steps
@@ -533,16 +541,20 @@ def run_protocol(panel, learned, instances, seeds, tune_instances, baselines=BAS
     there and reused, so a chapter killed after some panels resumes at the next one."""
     key = (protocol_key(panel, learned, instances, seeds, tune_instances, baselines, extra, learned_name, tune_learned, multiplier_grid, grid)
            if cache_dir else None)
-    path = os.path.join(cache_dir, f"{panel.name}-{key}") if key else None
+    # A geometry panel's files hold its measures at every step ("-path"); those cached before that hold them at the
+    # report steps only, and are not read. Its baselines' tuning does not depend on it and is shared.
+    path_tag = "-path" if panel.geometry else ""
+    path = os.path.join(cache_dir, f"{panel.name}{path_tag}-{key}") if key else None
     if path and (cached := _load_protocol(path, panel)) is not None:
         log(f"panel {panel.name}: reused {path}")
         return cached
     # The baselines' tuning and runs depend on the panel, not on the learned optimisers: kept apart, so that a panel
     # whose learned weights changed (a re-executed chapter upstream) reruns only the learned optimisers.
     base_key = protocol_key(panel, {}, instances, seeds, tune_instances, baselines, extra, "", False, (), grid) if cache_dir else None
-    base_path = os.path.join(cache_dir, f"{panel.name}-baselines-{base_key}") if base_key else None
+    base_path = os.path.join(cache_dir, f"{panel.name}-baselines{path_tag}-{base_key}") if base_key else None
+    tuning_path = os.path.join(cache_dir, f"{panel.name}-baselines-{base_key}-tuning.json") if base_key else None
     result = _run_protocol(panel, learned, instances, seeds, tune_instances, baselines, extra, learned_name, tune_learned, multiplier_grid, log, grid,
-                           base_path)
+                           base_path, tuning_path)
     if path:
         os.makedirs(cache_dir, exist_ok=True)
         _save_protocol(path, result)
@@ -581,7 +593,7 @@ def _load_tuning(path):
 
 def _run_protocol(panel, learned, instances, seeds, tune_instances, baselines=BASELINES, extra=evaluate.EXTRA_GRIDS,
                   learned_name="lstm", tune_learned=False, multiplier_grid=evaluate.MULTIPLIER_GRID, log=terminal_log, grid=evaluate.LR_GRID,
-                  baseline_cache=None):
+                  baseline_cache=None, tuning_cache=None):
     """The rigor protocol on one panel.
 
     Every baseline is tuned for every reported step and both objectives (two
@@ -602,18 +614,19 @@ def _run_protocol(panel, learned, instances, seeds, tune_instances, baselines=BA
     steps = tuple(sorted(set(panel.report_steps)))
     started = time.time()
     kept = _load_baselines(baseline_cache) if baseline_cache else None
-    tuned = _load_tuning(baseline_cache + "-tuning.json") if baseline_cache and kept is None else None
+    tuning_cache = tuning_cache or (baseline_cache + "-tuning.json" if baseline_cache else None)
+    tuned = _load_tuning(tuning_cache) if tuning_cache and kept is None else None
     if kept is not None:
         log(f"panel {panel.name}: reused the baselines' tuning and runs from {baseline_cache}")
         settings = kept[0]
     elif tuned is not None:
-        log(f"panel {panel.name}: reused the baselines' tuning from {baseline_cache}-tuning.json")
+        log(f"panel {panel.name}: reused the baselines' tuning from {tuning_cache}")
         settings = tuned
     else:
         log(f"panel {panel.name}: tuning {', '.join(baselines)} for steps {steps}")
         settings = evaluate.tune(panel.tuning_problem, list(baselines), steps, tune_instances, grid=grid, extra=extra)[0]
-        if baseline_cache:  # tuning can take as long as the runs: a panel killed during its runs keeps it
-            _save_tuning(baseline_cache + "-tuning.json", settings)
+        if tuning_cache:  # tuning can take as long as the runs: a panel killed during its runs keeps it
+            _save_tuning(tuning_cache, settings)
     used = sorted({s % len(runs) for runs in learned.values() for s in seeds})
     tuned_names = [n for n in learned if tune_learned is True or (not isinstance(tune_learned, bool) and n in tune_learned)]
     unknown = sorted(set(tune_learned) - set(learned)) if not isinstance(tune_learned, bool) else []
@@ -652,8 +665,10 @@ def _run_protocol(panel, learned, instances, seeds, tune_instances, baselines=BA
     log(f"panel {panel.name}: {len(todo)} distinct settings on {len(seeds)} seeds x {instances} instances, {panel.steps} steps")
     # Every run is independent of the others (its own instances, start and minibatch stream per seed), so runs
     # evaluated in separate calls are the runs one call would make.
-    evaluation = evaluate.evaluate(panel.problem, todo, panel.steps, instances, seeds, metric=metric, snapshots=steps if metric else ())
-    fresh_metrics = {run: {s: tuple(np.asarray(v) for v in m[s]) for s in steps} for run, m in evaluation.metrics.items() if m}
+    # A geometry panel keeps its measures at every step, for the steps each pair takes to come within 1 px.
+    evaluation = evaluate.evaluate(panel.problem, todo, panel.steps, instances, seeds, metric=metric, snapshots=steps if metric else (),
+                                   every_step=panel.geometry)
+    fresh_metrics = {run: {s: tuple(np.asarray(v) for v in m[s]) for s in m} for run, m in evaluation.metrics.items() if m}
     if kept is None and baseline_cache:
         _save_baselines(baseline_cache, settings, {r: evaluation.curves[r] for r in baseline_runs},
                         {r: evaluation.seconds_per_step[r] for r in baseline_runs}, {r: fresh_metrics[r] for r in baseline_runs if r in fresh_metrics})
@@ -677,10 +692,31 @@ def _run_protocol(panel, learned, instances, seeds, tune_instances, baselines=BA
             for i, measure in enumerate(panel.measures):
                 entry[measure] = {str(s): stats.over_runs(metrics[by_step[s]["final"]][s][i]) for s in steps}
         entry["ms_per_step"] = 1000 * seconds[final_run]
+        if panel.geometry:
+            for s in steps:
+                run = by_step[s]["final"]
+                entry.update(reaching(corner_path(metrics[run], panel.steps), seconds[run], s, entry))
         entries[name] = entry
 
     verdicts = _verdicts(panel, list(baselines), entries, curves, runs_of, seconds, metrics, learned_name, multipliers)
     return ProtocolResult(panel, settings, multipliers, curves, runs_of, seconds, metrics, entries, verdicts, tuning_s)
+
+
+def corner_path(metrics, steps):
+    """Corner errors [seeds, instances, steps] at steps 1..steps, from a geometry run's measures by step."""
+    return np.stack([np.asarray(metrics[t][0]) for t in range(1, steps + 1)], axis=-1)
+
+
+def reaching(corners, seconds_per_step, step, entry=None, tolerance=1.0):
+    """`entry`'s "steps_to_1px" and "seconds_to_1px" with `step`'s interval added: over runs, the median pair's
+    first step within `tolerance` pixels (corners [seeds, instances, steps] at steps 1..steps), and that many
+    steps' wall-clock. A run whose median pair never gets there counts as inf ("diverged" in the interval:
+    read it as not reached)."""
+    first = stats.first_within(corners, tolerance)
+    per_run = np.median(first, axis=1)
+    entry = entry or {}
+    return {"steps_to_1px": {**entry.get("steps_to_1px", {}), str(step): stats.over_runs(per_run)},
+            "seconds_to_1px": {**entry.get("seconds_to_1px", {}), str(step): stats.over_runs(per_run * seconds_per_step)}}
 
 
 def _verdicts(panel, baselines, entries, curves, runs_of, seconds, metrics, learned_name, multipliers):
@@ -809,6 +845,9 @@ def protocol_table(result):
         if all("success" in result.entries[n] for n in names):
             held = "" if result.panel.geometry else " (held-out)"
             columns[f"within 1 px at step {s}{held}"] = [f"{100 * result.entries[n]['success'][str(s)]['mean']:.0f}%" for n in names]
+        if all("steps_to_1px" in result.entries[n] for n in names):
+            columns[f"steps to 1 px, median pair (tuned for step {s})"] = [fmt_reach(result.entries[n]["steps_to_1px"][str(s)], "{:.0f}") for n in names]
+            columns[f"wall-clock to 1 px, ms (tuned for step {s})"] = [fmt_reach(result.entries[n]["seconds_to_1px"][str(s)], "{:.0f}", 1000) for n in names]
     columns["ms per step"] = [f"{result.entries[n]['ms_per_step']:.2f}" for n in names]
     return pd.DataFrame(columns)
 

@@ -41,17 +41,25 @@ def reset(rng, seed, streams="keyed"):
         rng.reset_from_key_counter(key=seed, counter=[0, 0])
 
 
-def steps_of(problem, optimizer, instances, params, state, steps, rng=None):
-    """Runs `steps` steps from (params, state); returns (losses [steps, n], params, state).
+def steps_of(problem, optimizer, instances, params, state, steps, rng=None, keep_path=False):
+    """Runs `steps` steps from (params, state); returns (losses [steps, n], params, state), and with
+    keep_path the parameters after every step [steps, n, d] as a fourth value.
 
-    losses[t] is the loss at the parameters before step t. Call inside tf.function.
+    losses[t] is the loss at the parameters before step t; path[t] the parameters after it.
+    Call inside tf.function.
     """
     losses = tf.TensorArray(tf.float32, size=steps, element_shape=[params.shape[0]])
+    # Size 0 unless asked for: the path of an MLP's parameters would hold steps x n x d floats.
+    path = tf.TensorArray(params.dtype, size=steps if keep_path else 0, element_shape=params.shape)
     for t in tf.range(steps):
         loss, grads = loss_and_grads(problem, params, instances, rng)
         losses = losses.write(t, loss)
         updates, state = optimizer.update(grads, state, params)
         params = params + updates
+        if keep_path:
+            path = path.write(t, params)
+    if keep_path:
+        return losses.stack(), params, state, path.stack()
     return losses.stack(), params, state
 
 

@@ -93,6 +93,15 @@ def seed_means(curves, seeds):
 # bootstrap over so few values is too narrow).
 
 
+def first_within(values, threshold):
+    """[..., T] -> [...]: the first step (1-based: values[..., 0] is step 1) at which values <= threshold;
+    inf where it never is. NaN is never within."""
+    values = np.asarray(values, np.float64)
+    within = values <= threshold
+    first = np.argmax(within, axis=-1).astype(np.float64) + 1.0
+    return np.where(within.any(axis=-1), first, np.inf)
+
+
 def trajectory_mean(curves, horizon):
     """Mean loss over steps 1..horizon per seed and instance: the quantity meta-training minimises. [seeds, instances]."""
     return np.asarray(curves, np.float64)[:, :, 1 : horizon + 1].mean(axis=-1)

@@ -71,6 +71,16 @@ def test_gauss_newton_enters_a_geometry_panel_on_its_instances_and_is_compared_w
     ours = result.curves[result.runs["lstm"][5]["final"]][..., 5]
     assert verdicts[5]["final"]["mean"] == pytest.approx((ours - curves[..., 5]).mean(), rel=1e-5, abs=1e-9)
     assert verdicts[5]["corner"]["learned"] == "lstm" and verdicts[5]["corner"]["runs"] == 2
+    # Steps to 1 px from Gauss-Newton's own corner errors at steps 1..5: the median pair's first step within 1 px.
+    first = [[next((t for t in range(1, 6) if c[t] <= 1.0), np.inf) for c in run] for run in corners]
+    medians = np.median(first, axis=1)
+    reach = entry["steps_to_1px"]["3"]
+    assert reach == entry["steps_to_1px"]["5"]  # nothing tuned per step
+    if np.all(np.isfinite(medians)):
+        assert reach["mean"] == pytest.approx(medians.mean())
+        assert entry["seconds_to_1px"]["5"]["mean"] == pytest.approx(medians.mean() * entry["ms_per_step"] / 1000, rel=1e-6)
+    sentence = alignment.reach_sentence(result, entry, 5)
+    assert "LSTM" in sentence and "SGD, the fastest tuned baseline" in sentence and "Gauss-Newton" in sentence and "over 2 runs" in sentence
     # Snapshots are the images the optimiser's parameters give at those steps.
     batch, params = evaluate.fresh_instances(problem, 0, 3)
     pictures = alignment.snapshots(problem, optimizers.sgd(3.0), batch, params, (2, 5))

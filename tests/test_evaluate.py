@@ -43,6 +43,23 @@ def test_snapshots_split_the_run_without_changing_it():
         evaluate.run(problem, optimizers.nag(0.01), batch, params, steps=9, snapshots=(12,))
 
 
+def test_every_step_reads_the_metric_off_one_unsplit_runs_path():
+    # A stochastic problem (minibatches) so that the path must follow the same stream as the plain run.
+    x = np.random.default_rng(0).integers(0, 256, size=(60, 2, 2), dtype=np.uint8)
+    problem = problems.MLP(problems.image_data(x, np.arange(60) % 10, "tiny"), hidden=(3,), batch_size=8)
+    batch, params = rollout.fresh_instances(problem, 0, 2)
+    loss_at = lambda p, instances: problem.loss(p, instances, rollout.generator(99)).numpy()
+    whole, _, _ = evaluate.run(problem, optimizers.adam(0.01), batch, params, steps=6, seed=2)
+    split, _, seen = evaluate.run(problem, optimizers.adam(0.01), batch, params, steps=6, seed=2, metric=loss_at, snapshots=(1, 2, 3, 4, 5, 6))
+    traced, _, path = evaluate.run(problem, optimizers.adam(0.01), batch, params, steps=6, seed=2, metric=loss_at, every_step=True)
+    np.testing.assert_allclose(traced, whole, rtol=1e-6)
+    assert sorted(path) == [1, 2, 3, 4, 5, 6]
+    for t in range(1, 7):
+        np.testing.assert_allclose(path[t], seen[t], rtol=1e-6)
+    with pytest.raises(ValueError, match="pass a metric"):
+        evaluate.run(problem, optimizers.adam(0.01), batch, params, steps=6, every_step=True)
+
+
 def test_negative_steps_rejected():
     problem = problems.Quadratic(dims=3)
     batch, params = rollout.fresh_instances(problem, 0, 2)

@@ -290,6 +290,31 @@ def test_an_alignment_panel_measures_corner_errors_of_its_own_instances_with_the
     assert "mean corner error in pixels at step 5" in experiment.protocol_sentence(result, 5, "corner", "pairs")
     plain = dataclasses.replace(panel, geometry=False)
     assert experiment.protocol_key(plain, {}, 3, [0], 2, ("sgd",), {}, "lstm", False, ()) != experiment.protocol_key(panel, {}, 3, [0], 2, ("sgd",), {}, "lstm", False, ())
+    # Steps to 1 px: the measures are kept at every step; each run's median pair's first step within 1 px, from a
+    # direct split run at each step, and its wall-clock at the run's seconds per step.
+    run = result.runs["lstm"][5]["final"]
+    assert sorted(result.metrics[run]) == [1, 2, 3, 4, 5]
+    medians = []
+    for seed in (0, 1):
+        batch, params = rollout.fresh_instances(align, seed, 3)
+        _, _, measured = evaluate.run(align, optimizers.sgd(3.0), batch, params, 5, seed, metric=lambda p, b: align.corner_error(p, b).numpy(),
+                                      snapshots=(1, 2, 3, 4, 5))
+        corners = np.stack([measured[t] for t in range(1, 6)], axis=-1)
+        first = [next((t + 1 for t in range(5) if c[t] <= 1.0), np.inf) for c in corners]
+        medians.append(np.median(first))
+    reach = entry["steps_to_1px"]["5"]
+    if np.all(np.isfinite(medians)):
+        assert reach["mean"] == pytest.approx(np.mean(medians), rel=1e-6) and reach["runs"] == 2
+        assert entry["seconds_to_1px"]["5"]["mean"] == pytest.approx(np.mean(medians) * result.seconds_per_step[run], rel=1e-6)
+    else:
+        assert reach["diverged"] == int(np.sum(~np.isfinite(medians)))
+    assert any(c.startswith("steps to 1 px") for c in experiment.protocol_table(result).columns)
+
+
+def test_first_within_is_the_first_one_based_step_at_or_under_the_threshold():
+    values = np.array([[3.0, 1.0, 0.5, 2.0], [2.0, 2.0, np.nan, 1.5], [0.9, 5.0, 5.0, 5.0]])
+    np.testing.assert_array_equal(stats.first_within(values, 1.0), [2.0, np.inf, 1.0])
+    assert experiment.fmt_reach(stats.over_runs(np.array([3.0, np.inf])), "{:.0f}") == "not reached in 1 of 2 runs"
 
 
 def test_the_budget_curve_evaluates_every_snapshot_on_the_same_instances(tmp_path):
