@@ -641,7 +641,7 @@ def main(argv=None):
     parser.add_argument("--results", default="book/results/hyper", help="folder of the default SQLite study file")
     parser.add_argument("--root", default=".cache/checkpoints/sweeps", help="checkpoint root of the trials' runs (shared by every worker of a machine)")
     parser.add_argument("--workers", type=int, default=1, help="worker processes on this machine")
-    parser.add_argument("--gpus", default="", help="comma-separated GPU ids; worker i gets CUDA_VISIBLE_DEVICES = gpus[i % len]")
+    parser.add_argument("--gpus", default="", help="comma-separated GPU ids; worker i gets CUDA_VISIBLE_DEVICES = gpus[i %% len]")
     parser.add_argument("--threads", type=int, default=0, help="TF threads per worker (1: one core each); 0: TF's default")
     parser.add_argument("--heartbeat", type=int, default=HEARTBEAT_S, help="seconds between a worker's heartbeats")
     parser.add_argument("--grace", type=int, default=GRACE_S, help="seconds without a heartbeat before a running trial is retried")
