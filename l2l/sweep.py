@@ -404,7 +404,8 @@ def sampler_seed(spec, store):
 
 
 def study(spec, store):
-    """The spec's study in `store`, created on first use; a study of that name made from another spec is refused."""
+    """The spec's study in `store`, created on first use; a study of that name made from another spec is refused.
+    Its budget (`trials`) may change: a study is extended, or cut to what has finished, without a new name."""
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -416,7 +417,8 @@ def study(spec, store):
     s = optuna.create_study(study_name=spec.name, storage=store, sampler=sampler, pruner=pruner, direction="minimize", load_if_exists=True)
     described = dataclasses.asdict(spec)
     recorded = s.user_attrs.get("spec")
-    if recorded is None:
+    budget = lambda d: {k: v for k, v in d.items() if k != "trials"}
+    if recorded is None or (budget(recorded) == budget(described) and recorded != described):
         s.set_user_attr("spec", described)
     elif recorded != described:
         raise SpecError(f"study {spec.name!r} in this storage was made from another spec ({recorded}); give the spec a new name, or restore the old one")

@@ -185,7 +185,10 @@ def test_a_study_name_made_from_another_spec_is_refused(tmp_path):
     store = sweep.storage(f"sqlite:///{tmp_path / 's.db'}")
     sweep.study(sweep.spec_from_dict(TINY), store)
     with pytest.raises(sweep.SpecError, match="made from another spec"):
-        sweep.study(sweep.spec_from_dict({**TINY, "trials": 5}), store)
+        sweep.study(sweep.spec_from_dict({**TINY, "objective": "final"}), store)
+    # The budget is not the study's identity: a study is extended (or cut) under its name, and records its new budget.
+    extended = sweep.study(sweep.spec_from_dict({**TINY, "trials": TINY["trials"] + 5}), store)
+    assert extended.user_attrs["spec"]["trials"] == TINY["trials"] + 5
 
 
 def free_port():
