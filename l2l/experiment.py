@@ -786,6 +786,58 @@ def versus(result, ours, theirs, step, metric):
     return {"learned": ours, "best": theirs, **stats.compare_runs(values(ours), values(theirs))}
 
 
+def ablation_rows(result, names, steps):
+    """One row per learned optimiser of a run_protocol result: at each step, its mean final loss and trajectory mean,
+    with (its difference to the best baseline for that step and metric, runs lower / runs)."""
+    rows = []
+    for name in names:
+        row = {"variant": plots.label(name)}
+        for s in steps:
+            for metric, key in (("final", "loss"), ("mean", "trajectory_mean")):
+                v = versus(result, name, result.verdicts[s][metric]["best"], s, metric)
+                row[f"step {s}" if metric == "final" else f"mean 1-{s}"] = (
+                    f"{result.entries[name][key][str(s)]['mean']:.3g} ({v['mean']:+.2g}, {v['wins']}/{v['runs']})")
+        rows.append(row)
+    return rows
+
+
+def within_interval(result, ours, theirs="adam", step=None):
+    """Whether `ours` ends at or below the top of `theirs`' 95% interval on the final loss at `step` (default: the
+    last reported): a transfer target, "as good as tuned ADAM or better", that one panel's few runs can meet."""
+    step = max(result.verdicts) if step is None else step
+    mine, other = result.entries[ours]["loss"][str(step)], result.entries[theirs]["loss"][str(step)]
+    return {"step": step, "lstm": mine["mean"], "adam_ci95": other["ci95"], "met": bool(mine["mean"] <= other["ci95"][1])}
+
+
+def beats(verdict, share=0.8):
+    """A win target: lower in at least `share` of the runs, and the 95% interval of the difference below 0."""
+    return verdict["wins"] >= share * verdict["runs"] and verdict["ci95"][1] < 0
+
+
+def targets_table(against, within, keras, hours, steps, titles, keras_last, keras_ratio=1.1, hours_target=6.0, hours_slack=0.5):
+    """The beyond chapter's targets, set before any run, against what was measured: one row each, met "yes" or "no".
+
+    against: (step, "final", baseline) -> versus(); within: panel -> within_interval(); keras: model -> {"ratio": loss over
+    tuned ADAM's}; hours: meta-training CPU-hours; titles: panel -> its title.
+    """
+    rows = []
+    for s in steps:
+        for b in ("nag", "adam"):
+            v = against[s, "final", b]
+            rows.append({"target": f"MNIST MLP, training loss at step {s}: lower than tuned {plots.label(b)} in >= 80% of runs, interval excluding 0",
+                         "measured": f"{v['mean']:+.3g} (95% CI {v['ci95'][0]:.3g} to {v['ci95'][1]:.3g}), lower in {v['wins']} of {v['runs']}",
+                         "met": "yes" if beats(v) else "no"})
+    for name, w in within.items():
+        rows.append({"target": f"{titles[name]}, training loss at step {w['step']}: within tuned ADAM's 95% interval or better",
+                     "measured": f"{w['lstm']:.3g} against ADAM's {w['adam_ci95'][0]:.3g} to {w['adam_ci95'][1]:.3g}", "met": "yes" if w["met"] else "no"})
+    for model_name, k in keras.items():
+        rows.append({"target": f"Keras {model_name}, defaults: training loss (last {keras_last} steps) at most {keras_ratio:g}x tuned ADAM's",
+                     "measured": f"{k['ratio']:.3f}x", "met": "yes" if k["ratio"] <= keras_ratio else "no"})
+    rows.append({"target": f"meta-training for the chapter within about {hours_target:g} CPU-hours", "measured": f"{hours:.1f} hours of one thread",
+                 "met": "yes" if hours <= hours_target + hours_slack else "no"})
+    return pd.DataFrame(rows)
+
+
 def step_summary(result, step):
     """A protocol panel's summary.json entry at one reported step only: the entries' values at that step and its verdicts."""
     key = str(step)

@@ -131,16 +131,7 @@ ablation = experiment.run_protocol(
     dataclasses.replace(mnist_panel, name="ablation", title="MNIST MLP: the ablation"),
     {name: rs[: p.ablation_seeds] for name, rs in ablation_names.items()}, p.eval_instances, list(range(p.ablation_seeds)), p.tune_instances,
     learned_name="lstm_combined", cache_dir=p.panel_dir)
-rows = []
-for name in ablation_names:
-    row = {"variant": plots.label(name)}
-    for s in p.report_steps:
-        for metric, key in (("final", "loss"), ("mean", "trajectory_mean")):
-            best = ablation.verdicts[s][metric]["best"]
-            v = experiment.versus(ablation, name, best, s, metric)
-            what = f"step {s}" if metric == "final" else f"mean 1-{s}"
-            row[what] = f"{ablation.entries[name][key][str(s)]['mean']:.3g} ({v['mean']:+.2g}, {v['wins']}/{v['runs']})"
-    rows.append(row)
+rows = experiment.ablation_rows(ablation, ablation_names, p.report_steps)
 glue("ablation_table", Markdown(pd.DataFrame(rows).to_markdown(index=False)), display=False)
 fig, axes = plt.subplots(1, 2, figsize=(12, 4.2), sharey=True)
 for ax, objective in zip(axes, ("final", "mean")):
@@ -215,12 +206,7 @@ transfer = {name: experiment.run_protocol(panel, {"lstm": runs["combined"], "lst
                                           tune_learned=True, **{**protocol, "instances": instances})
             for name, (panel, instances) in TRANSFER.items()}
 last_step = lambda result: max(result.verdicts)
-within = {}
-for name, result in transfer.items():
-    s = last_step(result)
-    adam = result.entries["adam"]["loss"][str(s)]
-    ours = result.entries["lstm_tuned"]["loss"][str(s)]
-    within[name] = {"step": s, "lstm": ours["mean"], "adam_ci95": adam["ci95"], "met": bool(ours["mean"] <= adam["ci95"][1])}
+within = {name: experiment.within_interval(result, "lstm_tuned") for name, result in transfer.items()}
 glue("transfer_verdicts", Markdown("\n".join(f"- {TRANSFER[n][0].title}: {experiment.protocol_sentence(r, last_step(r), 'final', 'networks')}"
                                              for n, r in transfer.items())), display=False)
 fig, axes = plt.subplots(1, len(transfer), figsize=(6 * len(transfer), 4.2))
@@ -286,24 +272,8 @@ glue("keras_verdicts", Markdown("\n".join(f"- {s}" for s in keras_sentences)), d
 # {glue:md}`outcome`
 
 # %% tags=["hide-input"]
-targets = []
-for s in p.report_steps:
-    for b in ("nag", "adam"):
-        v = against[s, "final", b]
-        met = v["wins"] >= 0.8 * v["runs"] and v["ci95"][1] < 0
-        targets.append({"target": f"MNIST MLP, training loss at step {s}: lower than tuned {plots.label(b)} in >= 80% of runs, interval excluding 0",
-                        "measured": f"{v['mean']:+.3g} (95% CI {v['ci95'][0]:.3g} to {v['ci95'][1]:.3g}), lower in {v['wins']} of {v['runs']}",
-                        "met": "yes" if met else "no"})
-for name in ("relu", "cnn"):
-    w = within[name]
-    targets.append({"target": f"{TRANSFER[name][0].title}, training loss at step {w['step']}: within tuned ADAM's 95% interval or better",
-                    "measured": f"{w['lstm']:.3g} against ADAM's {w['adam_ci95'][0]:.3g} to {w['adam_ci95'][1]:.3g}", "met": "yes" if w["met"] else "no"})
-for model_name, k in keras_runs.items():
-    targets.append({"target": f"Keras {model_name}, defaults: training loss (last {p.keras_last} steps) at most 1.1x tuned ADAM's",
-                    "measured": f"{k['ratio']:.3f}x", "met": "yes" if k["ratio"] <= 1.1 else "no"})
-targets.append({"target": "meta-training for the chapter within about 6 CPU-hours", "measured": f"{cost['total hours'].sum():.1f} hours of one thread",
-                "met": "yes" if cost["total hours"].sum() <= 6.5 else "no"})
-targets = pd.DataFrame(targets)
+targets = experiment.targets_table(against, {n: within[n] for n in ("relu", "cnn")}, keras_runs, cost["total hours"].sum(), p.report_steps,
+                                   {n: panel.title for n, (panel, _) in TRANSFER.items()}, p.keras_last)
 glue("targets_table", Markdown(targets.to_markdown(index=False)), display=False)
 outcome = (f"{int((targets.met == 'yes').sum())} of {len(targets)} targets met. "
            + experiment.protocol_sentence(mnist, p.horizon, "final", "MLPs").replace("the LSTM", "the combination"))

@@ -435,3 +435,33 @@ def test_meta_training_seconds_reads_every_chapters_summary_shape():
 class _Run:
     def __init__(self, wall_time_s):
         self.wall_time_s, self.best_epoch, self.status = wall_time_s, 0, "finished"
+
+
+def test_ablation_rows_read_each_variant_against_the_best_baseline_paired_by_run():
+    curves = {"lstm_a": np.array([[[1.0, 0.5, 0.2]], [[1.0, 0.6, 0.5]]]), "sgd@2:final": np.array([[[1.0, 0.7, 0.3]], [[1.0, 0.7, 0.3]]]),
+              "sgd@2:mean": np.array([[[1.0, 0.6, 0.5]], [[1.0, 0.6, 0.5]]])}
+    runs = {"lstm_a": {2: {"final": "lstm_a", "mean": "lstm_a"}}, "sgd": {2: {"final": "sgd@2:final", "mean": "sgd@2:mean"}}}
+    entries = {"lstm_a": {"loss": {"2": {"mean": 0.3}}, "trajectory_mean": {"2": {"mean": 0.425}}}}
+    verdicts = {2: {"final": {"best": "sgd"}, "mean": {"best": "sgd"}}}
+    result = experiment.ProtocolResult(None, {}, {}, curves, runs, {}, {}, entries, verdicts, 0.0)
+    (row,) = experiment.ablation_rows(result, ["lstm_a"], [2])
+    # final: runs 0.2 and 0.5 against 0.3 and 0.3, mean difference +0.05, one run lower; trajectory mean over steps 1-2:
+    # (0.35, 0.55) against (0.55, 0.55), mean difference -0.1, one run lower (a tie is not lower)
+    assert row["step 2"] == "0.3 (+0.05, 1/2)" and row["mean 1-2"] == "0.425 (-0.1, 1/2)"
+
+
+def test_the_beyond_targets_are_met_exactly_at_their_thresholds():
+    win = lambda wins, high: {"mean": -0.1, "ci95": [-0.2, high], "wins": wins, "runs": 5}
+    against = {(100, "final", "nag"): win(4, -0.01), (100, "final", "adam"): win(4, 0.0)}
+    within = {"relu": {"step": 200, "lstm": 0.3, "adam_ci95": [0.2, 0.3], "met": True}}
+    table = experiment.targets_table(against, within, {"mlp": {"ratio": 1.1}, "cnn": {"ratio": 1.1001}}, 6.5, [100], {"relu": "ReLU MLP"}, 20)
+    assert list(table.met) == ["yes", "no", "yes", "yes", "no", "yes"]
+    assert experiment.targets_table({**against, (100, "final", "nag"): win(3, -0.01)}, {}, {}, 6.6, [100], {}, 20).met.tolist() == ["no", "no", "no"]
+    assert "ReLU MLP, training loss at step 200" in table.target[2]
+
+
+def test_within_interval_reads_the_last_reported_step_by_default():
+    entries = {"lstm_tuned": {"loss": {"100": {"mean": 0.5}, "200": {"mean": 0.31}}}, "adam": {"loss": {"100": {"ci95": [0.1, 0.2]}, "200": {"ci95": [0.25, 0.3]}}}}
+    result = experiment.ProtocolResult(None, {}, {}, {}, {}, {}, {}, entries, {100: {}, 200: {}}, 0.0)
+    assert experiment.within_interval(result, "lstm_tuned") == {"step": 200, "lstm": 0.31, "adam_ci95": [0.25, 0.3], "met": False}
+    assert experiment.within_interval(result, "lstm_tuned", step=100)["met"] is False
