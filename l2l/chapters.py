@@ -271,7 +271,7 @@ class Hyper(ChapterParameters):
     spec: str = "notebooks/sweeps/mnist.yaml"  # the main study's l2l.sweep spec (the MNIST chapter's MLP)
     second_spec: str = "notebooks/sweeps/quadratic.yaml"  # the fast second study: do its conclusions carry over?
     workers: int = 2  # worker processes per study on this machine, one thread each
-    grid_points: int = 3  # values per setting in the two-way grid study of the top two settings
+    grid_points: int = 2  # values per setting in the two-way grid study of the top two settings: the ends, so its runs fit the two hours
     importance_repeats: int = 20  # bootstrap refits of each importance estimator, for its interval
     best_seeds: int = 3  # meta-training runs of the best configuration found (the run is the unit)
     best_epochs: int = 200  # their budget: the MNIST chapter's, so the best settings meet its paper-settings LSTMs at equal meta-training

@@ -425,6 +425,30 @@ def study(spec, store):
     return s
 
 
+def enqueue_grid(spec, s):
+    """A grid study's points, each enqueued once unless a trial already holds it (any state but a worker's death):
+    workers then take points from the queue, where Optuna's GridSampler, asked by two workers at once, can give
+    both the same point (found in the hyper chapter: two workers trained one point side by side). Call it from one
+    process before the workers start. Returns the number enqueued."""
+    import itertools
+
+    from optuna.trial import TrialState
+
+    if spec.sampler != "grid":
+        return 0
+    # A waiting trial holds its point in system_attrs["fixed_params"] until a worker takes it.
+    held = {tuple(sorted((t.params or t.system_attrs.get("fixed_params", {})).items())) for t in s.get_trials(deepcopy=False)
+            if t.state != TrialState.FAIL or "failure" in t.user_attrs}
+    names = sorted(spec.space)
+    added = 0
+    for values in itertools.product(*(spec.space[n]["choices"] for n in names)):
+        point = dict(zip(names, values))
+        if tuple(sorted(point.items())) not in held:
+            s.enqueue_trial(point)
+            added += 1
+    return added
+
+
 def work(spec, store, root, log=print, poll_s=None):
     """One worker: runs trials until the study has `spec.trials` finished ones, retrying trials whose worker
     died. Returns the number of trials this worker finished."""
@@ -562,13 +586,14 @@ def dump_spec(spec, path):
 
 
 def grid_points(spec, name, points):
-    """`points` values of a searched setting for a grid: its choices, or points spread over its range (log-spaced
-    where the range is log), rounded for integers."""
+    """`points` values of a searched setting for a grid: its choices (`points` of them, from the first to the last,
+    when there are more), or points spread over its range (log-spaced where the range is log), rounded for integers."""
     import numpy as np
 
     dim = spec.space[name]
-    if "choices" in dim:
-        return list(dim["choices"])
+    if "choices" in dim:  # all of them, or `points` of them spread from the first to the last
+        choices = list(dim["choices"])
+        return choices if points >= len(choices) else [choices[i] for i in sorted({int(round(i)) for i in np.linspace(0, len(choices) - 1, points)})]
     low, high = dim["low"], dim["high"]
     values = np.geomspace(low, high, points) if dim.get("log") else np.linspace(low, high, points)
     if SETTINGS[name][0] is int:
@@ -660,6 +685,8 @@ def main(argv=None):
     except SpecError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    if args.command == "run" and os.environ.get("L2L_SWEEP_WORKER") is None:  # the launching process, before any worker
+        enqueue_grid(spec, study(spec, store))
     if args.command == "run" and args.workers > 1:
         return _spawn(args, args.workers)
     if args.command == "run":

@@ -259,6 +259,8 @@ def test_a_grid_spec_holds_every_other_setting_at_the_given_values_and_round_tri
     assert grid.fixed["meta_lr"] == 3e-3 and grid.fixed["hidden"] == 8 and "scale" not in grid.fixed
     assert grid.sampler == "grid" and grid.trials == 9 and grid.name == "tiny_grid"
     assert sweep.grid_points(spec, "hidden", 3) == [4, 8]  # choices stay choices
+    three = sweep.spec_from_dict({**TINY, "space": {**TINY["space"], "hidden": {"choices": [4, 8, 16]}}})
+    assert sweep.grid_points(three, "hidden", 2) == [4, 16] and sweep.grid_points(three, "hidden", 3) == [4, 8, 16]
     assert sweep.load_spec(sweep.dump_spec(grid, tmp_path / "tiny_grid.yaml")) == grid
 
 
@@ -348,3 +350,20 @@ def test_a_worker_joining_or_resuming_a_study_does_not_replay_its_random_trials(
     assert sweep.sampler_seed(spec, store) != (monkeypatch.setenv("L2L_SWEEP_WORKER", "0") or sweep.sampler_seed(spec, store))
     # From scratch, one worker's sequence is reproducible: the same seed for the same study state.
     assert sweep.sampler_seed(spec, store) == sweep.sampler_seed(spec, store)
+
+
+def test_two_workers_on_a_grid_study_run_every_point_exactly_once(tmp_path):
+    # Optuna's GridSampler, asked by two workers at once, can give both the same point: the launcher enqueues them.
+    around = {**sweep.DEFAULTS["quadratic"], **TINY["fixed"], "meta_lr": 3e-3, "hidden": 4}
+    grid = sweep.grid_spec(sweep.spec_from_dict(TINY), around, ("meta_lr", "hidden"), points=2)
+    spec_path = sweep.dump_spec(grid, tmp_path / f"{grid.name}.yaml")
+    storage = f"sqlite:///{tmp_path / 'grid.db'}"
+    store = sweep.storage(storage)
+    assert sweep.enqueue_grid(grid, sweep.study(grid, store)) == 4
+    assert sweep.enqueue_grid(grid, sweep.study(grid, store)) == 0  # idempotent: each point is held once
+    process = worker(spec_path, tmp_path, storage, workers=2)
+    output, _ = process.communicate(timeout=900)
+    assert process.returncode == 0, output
+    _, study, frame = check_complete(spec_path, storage, 4)
+    points = sorted((t.params["meta_lr"], t.params["hidden"]) for t in study.trials if t.state.name == "COMPLETE")
+    assert points == sorted((a, b) for a in grid.space["meta_lr"]["choices"] for b in grid.space["hidden"]["choices"])
