@@ -515,8 +515,22 @@ def importance_sentence(main, second, complete):
     tasks, shared = rank_agreement(main["fanova"].setting, second["fanova"].setting)
     rest = ", ".join(f"{r.setting} {r.importance:.2f}" for r in main["fanova"].iloc[1:4].itertuples())
     return (f"On MNIST ({complete} complete trials), fANOVA ranks **{head.setting}** first with {head.importance:.2f} of the variance "
-            f"(bootstrap interval {head.low:.2f} to {head.high:.2f}), then {rest}. PED-ANOVA's ranking agrees with fANOVA's with "
-            f"Spearman's ρ = {estimators:.2f}; the quadratics study's fANOVA ranking with ρ = {tasks:.2f} over the {shared} settings both searched.")
+            f"(bootstrap interval {head.low:.2f} to {head.high:.2f}), then {rest}. Against it, PED-ANOVA's ranking (first: "
+            f"{main['ped_anova'].setting.iloc[0]}) has Spearman's ρ = {estimators:.2f}: {agreement(estimators)}; the quadratics study's "
+            f"fANOVA ranking, over the {shared} settings both searched, ρ = {tasks:.2f}: {agreement(tasks)}.")
+
+
+def agreement(rho):
+    """Spearman's ρ between two rankings, in words."""
+    if not math.isfinite(rho):
+        return "not measurable"
+    if rho >= 0.7:
+        return "they agree"
+    if rho >= 0.3:
+        return "they agree in part"
+    if rho > -0.3:
+        return "they are unrelated"
+    return "they disagree"
 
 
 def grid_heat(frame, pair):

@@ -1,6 +1,7 @@
 """The sweep machinery: spec validation, worker processes sharing a study on SQLite and PostgreSQL,
 a worker killed mid-trial, and the recorded objective against a recomputation."""
 
+import math
 import os
 import shutil
 import signal
@@ -316,6 +317,14 @@ def test_rank_agreement_is_spearmans_rho_over_the_shared_settings():
     assert shared == 3 and rho == pytest.approx(1 - 6 * (1 + 1) / (3 * (9 - 1)))
     rho, shared = sweep.rank_agreement(["a", "b"], ["b", "a", "c"])
     assert shared == 2 and np.isnan(rho)
+    # In words: a negative rho is a disagreement, never "agrees" (the chapter's first sentence said so of rho = -0.62).
+    assert [sweep.agreement(r) for r in (1.0, 0.5, 0.0, -0.62, math.nan)] == [
+        "they agree", "they agree in part", "they are unrelated", "they disagree", "not measurable"]
+    import pandas as pd
+
+    frame = lambda order: pd.DataFrame({"setting": order, "importance": [0.5, 0.3, 0.2], "low": [0.1] * 3, "high": [0.9] * 3})
+    sentence = sweep.importance_sentence({"fanova": frame(["a", "b", "c"]), "ped_anova": frame(["c", "b", "a"])}, {"fanova": frame(["a", "b", "c"])}, 7)
+    assert "ρ = -1.00: they disagree" in sentence and "ρ = 1.00: they agree" in sentence and "(first: c)" in sentence
 
 
 def test_the_grid_table_and_sentence_read_the_complete_points():
