@@ -143,11 +143,11 @@ def gauss_newton_sentence(verdict, metric, step, unit="pairs"):
 def reach_sentence(result, gauss_entry, step, unit="pairs"):
     """One sentence: how many steps, and how much wall-clock, the median pair takes to come within 1 px with the
     panel's learned optimiser, the fastest tuned baseline (by wall-clock) and Gauss-Newton, over runs."""
-    from l2l import experiment, plots
+    from l2l import experiment, plots, stats
 
     learned = result.verdicts[step]["final"]["learned"]
     baselines = [n for n, e in result.entries.items() if e.get("settings")]
-    fastest = min(baselines, key=lambda n: stats_key(result.entries[n]["seconds_to_1px"][str(step)]))
+    fastest = min(baselines, key=lambda n: stats.finite_or_inf(result.entries[n]["seconds_to_1px"][str(step)]["mean"]))
 
     def part(entry, who):
         steps, seconds = entry["steps_to_1px"][str(step)], entry["seconds_to_1px"][str(step)]
@@ -161,11 +161,6 @@ def reach_sentence(result, gauss_entry, step, unit="pairs"):
             f"mean over {runs} runs, wall-clock with its 95% CI): "
             + "; ".join([part(result.entries[learned], who), part(result.entries[fastest], f"{plots.LABELS.get(fastest, fastest)}, the fastest tuned baseline"),
                          part(gauss_entry, "Gauss-Newton")]) + ".")
-
-
-def stats_key(value):
-    """Sort key of an interval: its mean, with runs that never got there last."""
-    return float("inf") if value.get("diverged") else value["mean"]
 
 
 def stn_outputs(problem, params, data, pairs=6, seed=0, summary_pairs=500):
