@@ -87,9 +87,39 @@ class Chapter:
         tuning_frame(results).to_csv(self.path("tuning.csv"), index=False)
         curves_frame(results, seeds).to_csv(self.path("curves.csv"), index=False, float_format="%.6g")
 
+    def save_protocols(self, results, seeds, dense_until=None):
+        """curves.csv (each seed's mean curve, dense up to `dense_until`) and tuning.csv of protocol panels name -> ProtocolResult."""
+        protocol_curves_frame(results, seeds, dense_until=dense_until).to_csv(self.path("curves.csv"), index=False, float_format="%.6g")
+        protocol_tuning_frame(results).to_csv(self.path("tuning.csv"), index=False)
+
+    def glue_protocols(self, results, unit, glue=None):
+        """Glues each protocol panel's table as table_{name} and its verdicts at every step and metric as verdicts_{name}."""
+        from IPython.display import Markdown
+
+        glue = glue or _myst_glue()
+        for name, result in results.items():
+            glue(f"table_{name}", Markdown(protocol_table(result).to_markdown(index=False)), display=False)
+            glue(f"verdicts_{name}", Markdown(protocol_verdicts(result, unit)), display=False)
+
+    def glue_verdict(self, name, sentence, glue=None):
+        """Glues a verdict as Markdown under `name`, for its own page, and as HTML under name_html, for the
+        introduction, whose {glue} directive renders only HTML and images from another page (verdict_html)."""
+        from IPython.display import HTML, Markdown
+
+        glue = glue or _myst_glue()
+        glue(name, Markdown(sentence), display=False)
+        glue(f"{name}_html", HTML(verdict_html(sentence)), display=False)
+
     def finish(self, panels, **extra):
         return write_summary(self.results_dir, self.name, self.params.profile, self.params.as_dict(), panels,
                              round(time.time() - self.started, 1), self.info, **extra)
+
+
+def _myst_glue():
+    """myst-nb's glue, imported when a chapter first glues: the package imports without the book's extras."""
+    from myst_nb import glue
+
+    return glue
 
 
 def write_summary(results_dir, chapter, profile, parameters, panels, wall_time_s, info=None, **extra):
@@ -957,6 +987,30 @@ def budget_curve(snapshots, lstm_config, panel, instances, seeds, step, baseline
                         "mean": stats.over_runs(metric_values(curves[name], step, "mean"))}
     return {"epochs": epochs, "snapshots": [row(f"epoch{e}") for e in epochs],
             "baselines": {name: row(f"baseline:{name}") for name in (baselines or {})}}
+
+
+def budget_label(seed, clip_norm):
+    """A budget run's name on the page: its seed and its meta-gradient clipping."""
+    return f"seed {seed}" + (f", clip {clip_norm:g}" if clip_norm else ", no clipping")
+
+
+def budget_panel(budget, clip_norms, every, lstm_config, panel, instances, seeds, step, baselines=None):
+    """Every budget run's curve over the snapshots whose epoch is a multiple of `every`, keyed by budget_label.
+
+    budget: per run k, (run key, epoch -> weights file, epochs trained) as
+    l2l.recipes.snapshots gives it, with clip_norms[k] its clipping; a run
+    with no such snapshot yet is left out. Returns label -> budget_curve(...)
+    plus "key" and "epochs_trained".
+    """
+    if len(budget) != len(clip_norms):
+        raise ValueError(f"{len(budget)} budget runs but {len(clip_norms)} clip norms: give one clip norm per run (0: none)")
+    curves = {}
+    for k, ((key, snapshots, epochs_done), clip) in enumerate(zip(budget, clip_norms)):
+        chosen = {e: f for e, f in snapshots.items() if e % every == 0}
+        if chosen:
+            curves[budget_label(k, clip)] = {"key": key, "epochs_trained": epochs_done,
+                                             **budget_curve(chosen, lstm_config, panel, instances, seeds, step, baselines=baselines)}
+    return curves
 
 
 

@@ -51,7 +51,7 @@ import keras
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-from IPython.display import HTML, Markdown, display
+from IPython.display import Markdown, display
 from myst_nb import glue
 
 import l2l
@@ -85,14 +85,14 @@ glue("combined_text", ", ".join(p.combined), display=False)
 # paper's recipe is the MNIST chapter's
 # {glue:text}`final_seeds` published runs; each technique alone gets
 # {glue:text}`ablation_seeds` runs; the combination
-# ({glue:text}`combined_text`) and the general optimiser get
-# {glue:text}`final_seeds` each. Runs are filed under their settings' hash in
+# ({glue:text}`combined_text`) {glue:text}`final_seeds` and the general
+# optimiser {glue:text}`general_seeds`. Runs are filed under their settings' hash in
 # `book/results/beyond/runs/` and resume across sittings.
 
 # %% tags=["hide-input"]
 TRAINED_ON = {"mnist": "MNIST train[:40000], MLP 784-20-10 sigmoid, 100 steps",
               "general": "a task mixture: Fashion-MNIST train[:40000] MLPs (784-20-10 sigmoid and ReLU, 784-32-32-10 ReLU) and quadratics"}
-counts = {**{name: p.ablation_seeds for name in recipes.TECHNIQUES}, "combined": p.final_seeds, "general": p.final_seeds}
+counts = {**{name: p.ablation_seeds for name in recipes.TECHNIQUES}, "combined": p.final_seeds, "general": p.general_seeds}
 trained = {}
 for variant, count in counts.items():
     made = [recipes.beyond(variant, seed=s, params=p, splits=split) for s in range(count)]
@@ -156,7 +156,7 @@ plt.show()
 #
 # {glue:md}`mnist_verdicts`
 #
-# ```{glue:md} mnist_table
+# ```{glue:md} table_mnist
 # ```
 
 # %% tags=["hide-input"]
@@ -170,8 +170,7 @@ sentence = lambda s, m, b: (f"On the {experiment.METRICS[m].format(step=s)}, the
                             f"lower in {against[s, m, b]['wins']} of {against[s, m, b]['runs']} runs.")
 glue("mnist_verdicts", Markdown("\n".join(f"- {sentence(s, m, b)}" for s in p.report_steps for m in ("final", "mean") for b in ("nag", "adam"))),
      display=False)
-glue("mnist_table", Markdown(experiment.protocol_table(mnist).to_markdown(index=False)), display=False)
-glue("mnist_all_verdicts", Markdown(experiment.protocol_verdicts(mnist, "MLPs")), display=False)
+chapter.glue_protocols({"mnist": mnist}, "MLPs")
 fig = experiment.protocol_figure(mnist, max(p.report_steps), objective="final", title="MNIST MLP: the combination, the paper's recipe, tuned baselines")
 fig.axes[0].set_xscale("log")
 plt.show()
@@ -180,7 +179,7 @@ plt.show()
 # Every step and metric against the best tuned baseline, including held-out
 # loss and equal wall-clock time:
 #
-# {glue:md}`mnist_all_verdicts`
+# {glue:md}`verdicts_mnist`
 #
 # ## Transfer: a ReLU MLP, a CNN on MNIST, the CIFAR-10 ConvNet
 #
@@ -219,7 +218,7 @@ for result in transfer.values():
 # %% [markdown]
 # ## Through Keras with its defaults: the general optimiser
 #
-# The general optimiser is the run of the {glue:text}`final_seeds` with the
+# The general optimiser is the run of the {glue:text}`general_seeds` with the
 # best validation. Its default step multiplier is chosen as the package
 # chooses every packaged optimiser's (`l2l.pretrained.choose_multiplier`:
 # the lowest worst-case ratio to Keras' default Adam on three held-out models
@@ -269,7 +268,7 @@ glue("keras_verdicts", Markdown("\n".join(f"- {s}" for s in keras_sentences)), d
 # ```{glue:md} targets_table
 # ```
 #
-# {glue:md}`outcome`
+# {glue:md}`verdict_beyond`
 
 # %% tags=["hide-input"]
 targets = experiment.targets_table(against, {n: within[n] for n in ("relu", "cnn")}, keras_runs, cost["total hours"].sum(), p.report_steps,
@@ -277,13 +276,10 @@ targets = experiment.targets_table(against, {n: within[n] for n in ("relu", "cnn
 glue("targets_table", Markdown(targets.to_markdown(index=False)), display=False)
 outcome = (f"{int((targets.met == 'yes').sum())} of {len(targets)} targets met. "
            + experiment.protocol_sentence(mnist, p.horizon, "final", "MLPs").replace("the LSTM", "the combination"))
-glue("outcome", Markdown(outcome), display=False)
-glue("verdict_beyond_html", HTML(experiment.verdict_html(outcome)), display=False)
+chapter.glue_verdict("verdict_beyond", outcome)
 
 # %% tags=["hide-input"]
-experiment.protocol_curves_frame({"mnist": mnist, "ablation": ablation, **transfer}, seeds, dense_until=p.horizon).to_csv(
-    chapter.path("curves.csv"), index=False, float_format="%.6g")
-experiment.protocol_tuning_frame({"mnist": mnist, "ablation": ablation, **transfer}).to_csv(chapter.path("tuning.csv"), index=False)
+chapter.save_protocols({"mnist": mnist, "ablation": ablation, **transfer}, seeds, dense_until=p.horizon)
 panels = {f"mnist{s}": experiment.step_summary(mnist, s) for s in p.report_steps}
 for s in p.report_steps:
     panels[f"mnist{s}"]["against"] = {f"{m}/{b}": against[s, m, b] for m in ("final", "mean") for b in ("nag", "adam")}

@@ -46,7 +46,7 @@ profile = "full"  # every parameter is a field of l2l.chapters.Hyper; the runner
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-from IPython.display import HTML, Markdown, display
+from IPython.display import Markdown, display
 from myst_nb import glue
 
 from l2l import chapters, data, experiment, learned_optimizer, meta, plots, problems, recipes, sweep
@@ -186,9 +186,9 @@ glue("grid_sentence", Markdown(sweep.grid_sentence(heat, grid.objective)), displ
 # images the study never saw, every baseline tuned for each step and metric,
 # the MNIST chapter's paper-settings LSTMs beside it.
 #
-# {glue:md}`best_final`
+# {glue:md}`verdict_hyper_final`
 #
-# {glue:md}`best_mean`
+# {glue:md}`verdict_hyper_mean`
 
 # %% tags=["hide-input"]
 full_epochs = p.best_epochs
@@ -207,10 +207,8 @@ display(Markdown(experiment.protocol_table(result).to_markdown(index=False)))
 glue("best_text", ", ".join(f"{k} {v:g}" for k, v in sorted(best_settings.items())), display=False)
 glue("best_seeds_last", p.best_seeds - 1, display=False)
 for metric in ("final", "mean"):
-    sentence = experiment.protocol_sentence(result, p.horizon, metric, "MLPs")
-    glue(f"best_{metric}", Markdown(sentence), display=False)
-    glue(f"verdict_hyper_{metric}_html", HTML(experiment.verdict_html(sentence)), display=False)
-experiment.protocol_curves_frame({"best": result}, range(p.best_seeds), dense_until=p.horizon).to_csv(chapter.path("curves.csv"), index=False, float_format="%.6g")
+    chapter.glue_verdict(f"verdict_hyper_{metric}", experiment.protocol_sentence(result, p.horizon, metric, "MLPs"))
+chapter.save_protocols({"best": result}, range(p.best_seeds), dense_until=p.horizon)
 summary = chapter.finish(
     {"best": experiment.protocol_summary(result)},
     studies={s: {"outcomes": counts[s], "importance": {e: r.to_dict("records") for e, r in ranking[s].items()}} for s in ranking},

@@ -54,7 +54,7 @@ import dataclasses
 
 import matplotlib.pyplot as plt
 import numpy as np
-from IPython.display import HTML, Markdown, display
+from IPython.display import Markdown, display
 from myst_nb import glue
 
 from l2l import chapters, data, evaluate, experiment, learned_optimizer, meta, optimizers, problems, recipes
@@ -137,15 +137,10 @@ results["deepmind_settings"] = experiment.run_protocol(
     dataclasses.replace(PANELS["base"][0], name="deepmind_settings", title="MNIST: DeepMind settings (LSTM) and paper settings"),
     {"lstm": deepmind_runs, "lstm_paper": paper_runs}, p.eval_instances, list(range(min(p.meta_seeds, p.deepmind_seeds))), p.tune_instances,
     cache_dir=panel_cache)
-experiment.protocol_curves_frame(results, range(max(p.meta_seeds, p.deepmind_seeds)), dense_until=p.horizon).to_csv(chapter.path("curves.csv"), index=False, float_format="%.6g")
-experiment.protocol_tuning_frame(results).to_csv(chapter.path("tuning.csv"), index=False)
-for name, result in results.items():
-    glue(f"table_{name}", Markdown(experiment.protocol_table(result).to_markdown(index=False)), display=False)
-    glue(f"verdicts_{name}", Markdown(experiment.protocol_verdicts(result, "MLPs")), display=False)
+chapter.save_protocols(results, range(max(p.meta_seeds, p.deepmind_seeds)), dense_until=p.horizon)
+chapter.glue_protocols(results, "MLPs")
 for metric in ("final", "mean"):
-    sentence = experiment.protocol_sentence(results["base"], p.horizon, metric, "MLPs")
-    glue(f"verdict_base_{metric}", Markdown(sentence), display=False)
-    glue(f"verdict_base_{metric}_html", HTML(experiment.verdict_html(sentence)), display=False)
+    chapter.glue_verdict(f"verdict_base_{metric}", experiment.protocol_sentence(results["base"], p.horizon, metric, "MLPs"))
 
 
 def show(name, step=p.long_steps, objective="final"):
@@ -211,21 +206,13 @@ nag_final, nag_mean = (results["base"].settings[p.horizon][o]["nag"] for o in ("
 budget_lines = {"nag (final)": lambda s: optimizers.nag(**nag_final), "nag (mean)": lambda s: optimizers.nag(**nag_mean)}
 lines = {"final": (f"NAG tuned for the {experiment.METRICS['final'].format(step=p.horizon)}", "nag (final)"),
          "mean": (f"NAG tuned for the {experiment.METRICS['mean'].format(step=p.horizon)}", "nag (mean)")}
-budget_panel = {}
-for k, (key, snapshots, epochs_done) in enumerate(budget):
-    chosen = {e: f for e, f in snapshots.items() if e % p.budget_every == 0}
-    if chosen:
-        label = f"seed {k}" + (f", clip {p.budget_clip_norms[k]:g}" if p.budget_clip_norms[k] else ", no clipping")
-        budget_panel[label] = {"key": key, "epochs_trained": epochs_done, **experiment.budget_curve(
-            chosen, learned_optimizer.LSTMConfig(preprocess_p=10.0, scale=0.1), PANELS["base"][0], p.eval_instances,
-            list(range(p.budget_seeds)), p.horizon, baselines=budget_lines)}
+budget_panel = experiment.budget_panel(budget, p.budget_clip_norms, p.budget_every, learned_optimizer.LSTMConfig(preprocess_p=10.0, scale=0.1),
+                                      PANELS["base"][0], p.eval_instances, list(range(p.budget_seeds)), p.horizon, baselines=budget_lines)
 if budget_panel:
     experiment.budget_figure(budget_panel, p.horizon, lines)
     plt.show()
     display(Markdown(experiment.budget_table(budget_panel).to_markdown(index=False)))
-sentence = experiment.budget_sentence(budget_panel, p.horizon, p.budget_epochs, lines)
-glue("budget_sentence", Markdown(sentence), display=False)
-glue("budget_sentence_html", HTML(experiment.verdict_html(sentence)), display=False)  # for the introduction
+chapter.glue_verdict("budget_sentence", experiment.budget_sentence(budget_panel, p.horizon, p.budget_epochs, lines))
 
 # %% [markdown]
 # ## Figure 4: generalisation

@@ -2,8 +2,10 @@
 
 import dataclasses
 import json
+import types
 
 import numpy as np
+import pandas as pd
 import pytest
 import tensorflow as tf
 
@@ -148,7 +150,7 @@ def test_keras_runs_pair_by_seed_on_the_mean_of_their_last_steps():
     sentence = keras_training.fit_sentence(verdicts["lstm"], runs, "lstm", "adam", 3, 8, "the LSTM", "ADAM")
     assert "last 3 of 8 steps, over 3 seeds" in sentence and "lower in 0 of 3 seeds" in sentence and "85.0% against 96.0%" in sentence
 
-def test_the_rigor_protocol_tunes_per_step_and_metric_and_reports_runs(runs):
+def test_the_rigor_protocol_tunes_per_step_and_metric_and_reports_runs(runs, tmp_path, monkeypatch):
     _, problem, out = runs
     panel = experiment.Panel("base", "tiny", problem, problems.Quadratic(dims=3, distribution="uniform"), tune_steps=4, steps=8, report_steps=(4, 8))
     extra = {"nag": {"momentum": (0.5, 0.9)}}
@@ -194,6 +196,19 @@ def test_the_rigor_protocol_tunes_per_step_and_metric_and_reports_runs(runs):
     at4 = experiment.step_summary(result, 4)
     assert at4["verdicts"] == {"4": result.verdicts[4]} and at4["optimisers"]["nag"]["loss"] == {"4": result.entries["nag"]["loss"]["4"]}
     assert at4["optimisers"]["nag"]["ms_per_step"] == result.entries["nag"]["ms_per_step"]
+    # As a chapter saves and glues it: curves.csv and tuning.csv, a table and the verdicts per panel, a verdict twice (page and introduction).
+    monkeypatch.delenv("L2L_THREADS", raising=False)  # TF is running already: a thread limit could no longer apply
+    chapter = experiment.Chapter("t", types.SimpleNamespace(results_dir=str(tmp_path)))
+    chapter.save_protocols({"base": result}, [0, 1, 2], dense_until=4)
+    saved = pd.read_csv(tmp_path / "curves.csv")
+    assert len(saved) == len(experiment.protocol_curves_frame({"base": result}, [0, 1, 2], dense_until=4)) and set(saved.panel) == {"base"}
+    assert set(pd.read_csv(tmp_path / "tuning.csv").optimiser) >= {"sgd", "nag"}
+    glued = {}
+    chapter.glue_protocols({"base": result}, "quadratics", glue=lambda name, value, display: glued.setdefault(name, value))
+    assert glued["table_base"].data == experiment.protocol_table(result).to_markdown(index=False)
+    assert glued["verdicts_base"].data == experiment.protocol_verdicts(result, "quadratics")
+    chapter.glue_verdict("verdict_x", sentence, glue=lambda name, value, display: glued.setdefault(name, value))
+    assert glued["verdict_x"].data == sentence and glued["verdict_x_html"].data == experiment.verdict_html(sentence)
 
 
 def test_a_transferred_learned_optimiser_gets_its_multiplier_tuned_per_run(runs):
@@ -342,6 +357,14 @@ def test_the_budget_curve_evaluates_every_snapshot_on_the_same_instances(tmp_pat
     summary = experiment.budget_summary(curves, 5, {"final": {"learning_rate": 0.01}, "mean": {"learning_rate": 0.01}}, lines)
     assert summary["epochs"] == [2, 4] and summary["optimisers"]["lstm_seed0_noclipping"]["loss"]["4"] == curve["snapshots"][1]["final"]
     assert summary["optimisers"]["sgd"]["lr"] == 0.01 and summary["optimisers"]["sgd"]["loss"]["5"] == curve["baselines"]["sgd"]["final"]
+    # budget_panel: snapshots at multiples of `every` only, labelled by seed and clipping; a run without one is left out.
+    budget = [(trainer.key, trainer.snapshots(), 4), ("other", {}, 0)]
+    panel_curves = experiment.budget_panel(budget, [0.0, 700.0], 4, TINY_LSTM, panel, 4, [0, 1], 5, baselines={"sgd": lambda s: optimizers.sgd(0.01)})
+    assert list(panel_curves) == ["seed 0, no clipping"] and panel_curves["seed 0, no clipping"]["epochs"] == [4]
+    assert panel_curves["seed 0, no clipping"]["snapshots"][0] == curve["snapshots"][1] and panel_curves["seed 0, no clipping"]["key"] == trainer.key
+    assert experiment.budget_label(1, 700.0) == "seed 1, clip 700"
+    with pytest.raises(ValueError, match="one clip norm per run"):
+        experiment.budget_panel(budget, [0.0], 4, TINY_LSTM, panel, 4, [0, 1], 5)
 
 
 def test_selection_noise_is_the_standard_error_of_the_signal_over_validation_problems(runs):
