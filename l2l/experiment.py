@@ -1040,22 +1040,43 @@ def budget_figure(curves, step, lines):
     return fig
 
 
+def budget_crossing(curve, baseline, metric="final"):
+    """When a budget run's snapshots cross the baseline's mean on `metric`: (first epoch whose mean is below it or
+    None, the later epochs whose mean is back at or above it). The second answers whether the run collapses."""
+    below = [r[metric]["mean"] < baseline[metric]["mean"] for r in curve["snapshots"]]
+    if True not in below:
+        return None, []
+    k = below.index(True)
+    return curve["epochs"][k], [e for e, b in zip(curve["epochs"][k + 1:], below[k + 1:]) if not b]
+
+
 def budget_sentence(curves, step, total_epochs, lines, unit="MLPs"):
-    """Each budget run's latest snapshot (no selection on the test panel) against the baseline, on both metrics, with intervals."""
+    """Each budget run's latest snapshot (no selection on the test panel) against the baseline, on both metrics, with intervals,
+    and on the loss at `step` when its snapshots first went below the baseline's mean and whether a later one went back above."""
     if not curves:
         return "No budget-run snapshot exists yet: start one with `python -m l2l.recipes train mnist_paper`."
     first = next(iter(curves.values()))
     runs = first["snapshots"][-1]["final"]["runs"]
-    parts = []
+    baseline = {m: first["baselines"][lines[m][1]][m] for m in ("final", "mean")}
+    parts, crossings = [], []
     for label, curve in curves.items():
         last = curve["snapshots"][-1]
         parts.append(f"the run with {label} reaches, at epoch {curve['epochs'][-1]}, {fmt_interval(last['final'])} on the {METRICS['final'].format(step=step)} "
                      f"and {fmt_interval(last['mean'])} on the {METRICS['mean'].format(step=step)}")
-    baseline = {m: first["baselines"][lines[m][1]][m] for m in ("final", "mean")}
+        crossed, back = budget_crossing(curve, baseline)
+        if crossed is None:
+            crossings.append(f"the run with {label} stays above it at every snapshot")
+        else:
+            crossings.append(f"the run with {label} is below it from epoch {crossed} on" if not back else
+                             f"the run with {label} goes below it at epoch {crossed} and back above it at epoch{'s' if len(back) > 1 else ''} "
+                             + ", ".join(str(e) for e in back))
     furthest = max(max(c["epochs"]) for c in curves.values())
+    reach = (f"The snapshots reach epoch {furthest} of {total_epochs} so far." if furthest < total_epochs
+             else f"The snapshots reach the full {total_epochs} epochs.")
     return (f"Over {runs} test seeds of the base panel's {unit} (one meta-training run per line, so these intervals are over test seeds, not runs), "
             f"the latest snapshot of each budget run: " + "; ".join(parts) + f". {lines['final'][0]} reaches {fmt_interval(baseline['final'])} and "
-            f"{lines['mean'][0]} {fmt_interval(baseline['mean'])} on the same {unit}. The snapshots reach epoch {furthest} of {total_epochs} so far.")
+            f"{lines['mean'][0]} {fmt_interval(baseline['mean'])} on the same {unit}. Read snapshot by snapshot against its mean on the "
+            f"{METRICS['final'].format(step=step)}, " + "; ".join(crossings) + f". {reach}")
 
 
 def budget_summary(curves, step, settings, lines):

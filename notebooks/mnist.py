@@ -197,7 +197,12 @@ plt.show()
 # they meta-train on MNIST training images 0-49,999 (before this chapter's
 # split existed; disjoint from the test images here). Each kept snapshot
 # trains the base panel's test MLPs, {glue:text}`budget_seeds` seeds of
-# {glue:text}`eval_instances`, against the baselines tuned above.
+# {glue:text}`eval_instances`, against the baselines tuned above. The two runs
+# are two settings, not replicates: they differ in clipping and in the LSTM's
+# initial weights, and they keep the random streams of the code they started
+# on, in which consecutive seeds drew nearly the same training MLPs
+# (`l2l.recipes.mnist_paper`). Whether clipping matters is read from one pair
+# of runs, not from an interval over runs.
 #
 # {glue:md}`budget_sentence`
 

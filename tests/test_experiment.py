@@ -332,6 +332,22 @@ def test_first_within_is_the_first_one_based_step_at_or_under_the_threshold():
     assert experiment.fmt_reach(stats.over_runs(np.array([3.0, np.inf])), "{:.0f}") == "not reached in 1 of 2 runs"
 
 
+def test_the_budget_sentence_says_when_a_run_crosses_the_baseline_and_whether_it_goes_back():
+    row = lambda m: {"final": {"mean": m, "ci95": [m - 0.01, m + 0.01], "runs": 3}, "mean": {"mean": 2 * m, "ci95": [2 * m - 0.01, 2 * m + 0.01], "runs": 3}}
+    nag = row(0.35)
+    curve = lambda means: {"epochs": [500, 1000, 1500, 2000], "snapshots": [row(m) for m in means], "baselines": {"nag": nag}}
+    assert experiment.budget_crossing(curve([0.5, 0.3, 0.4, 0.2]), nag) == (1000, [1500])
+    assert experiment.budget_crossing(curve([0.5, 0.3, 0.2, 0.1]), nag) == (1000, [])
+    assert experiment.budget_crossing(curve([0.5, 0.4, 0.36, 0.35]), nag) == (None, [])  # equal to the baseline is not below it
+    lines = {"final": ("NAG", "nag"), "mean": ("NAG", "nag")}
+    curves = {"seed 0": curve([0.5, 0.3, 0.4, 0.2]), "seed 1": curve([0.5, 0.3, 0.2, 0.1]), "seed 2": curve([0.5, 0.4, 0.4, 0.4])}
+    sentence = experiment.budget_sentence(curves, 100, 2000, lines)
+    assert "the run with seed 0 goes below it at epoch 1000 and back above it at epoch 1500;" in sentence
+    assert "the run with seed 1 is below it from epoch 1000 on;" in sentence and "the run with seed 2 stays above it at every snapshot." in sentence
+    assert sentence.endswith("The snapshots reach the full 2000 epochs.")
+    assert experiment.budget_sentence(curves, 100, 10000, lines).endswith("The snapshots reach epoch 2000 of 10000 so far.")
+
+
 def test_the_budget_curve_evaluates_every_snapshot_on_the_same_instances(tmp_path):
     problem = problems.Quadratic(dims=3)
     trainer = meta.MetaTrainer(problem, TINY_LSTM, meta.MetaConfig(epochs=4, batch=3, horizon=6, unroll=3, valid_every=2, valid_instances=3,
