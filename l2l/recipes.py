@@ -16,8 +16,11 @@ committed, so any machine continues from the last commit.
 
 import argparse
 import dataclasses
+import os
 import sys
 from typing import NamedTuple
+
+from l2l import provenance
 
 BUDGET_ROOT = "book/results/mnist/runs"  # committed: small checkpoints and snapshots of the budget runs
 
@@ -208,11 +211,12 @@ def main(argv=None):
     parser.add_argument("--root", default=None, help=f"checkpoint root (default: {ROOTS}, committed)")
     parser.add_argument("--threads", type=int, default=0, help="TF intra-op threads; 1 leaves a core free beside another job; 0: TF's default")
     args = parser.parse_args(argv)
-    import tensorflow as tf
-
+    if args.threads < 0:
+        raise SystemExit(f"--threads must be >= 0 (0: TensorFlow's default), got {args.threads}")
     if args.threads:
-        tf.config.threading.set_intra_op_parallelism_threads(args.threads)
-        tf.config.threading.set_inter_op_parallelism_threads(1)
+        # Through the variable, as the book runner and the sweep do, so that the run's provenance records the limit.
+        os.environ[provenance.THREADS_VARIABLE] = str(args.threads)
+    provenance.limit_threads()
     if (args.learner is not None) != (args.recipe == "cifar"):
         raise SystemExit("--learner goes with the cifar recipe, and only with it")
     if (args.variant is not None) != (args.recipe == "beyond"):

@@ -93,3 +93,18 @@ def test_the_beyond_recipe_adds_each_technique_alone_and_all_of_them_together():
         chapters.Beyond(combined=["inputs", "momentum"])
     with pytest.raises(chapters.ParameterError, match="curriculum must start at horizon"):
         chapters.Beyond(curriculum=[200, 1000])
+
+
+def test_threads_go_through_the_variable_so_provenance_records_them(monkeypatch):
+    from l2l import provenance
+
+    applied = []
+    monkeypatch.setattr(provenance, "limit_threads", lambda: applied.append(os.environ.get(provenance.THREADS_VARIABLE)))
+    monkeypatch.setenv(provenance.THREADS_VARIABLE, "")  # recorded, so the value main sets is undone after the test
+    monkeypatch.delenv(provenance.THREADS_VARIABLE)
+    with pytest.raises(SystemExit, match="--threads must be >= 0"):
+        recipes.main(["train", "mnist_paper", "--threads", "-1"])
+    assert applied == []  # refused before anything is applied
+    with pytest.raises(SystemExit, match="--learner goes with the cifar recipe"):  # stops after the threads, before any training
+        recipes.main(["train", "mnist_paper", "--threads", "1", "--learner", "lstm"])
+    assert applied == ["1"] and provenance.provenance()["hardware"]["threads"] == 1
