@@ -198,6 +198,22 @@ def saved_runs(paths, made_by):
         raise FileNotFoundError(f"missing learned optimiser weights {missing}: {made_by} writes them")
     return [SavedRun(p, *learned_optimizer.load_weights(p)) for p in paths]
 
+def curriculum_stages(groups):
+    """label -> the curriculum stage (1-based) each run ended in, for the groups whose runs have a curriculum
+    (a "stage" column in their history); groups without one are left out."""
+    return {label: [int(r.history["stage"].max()) + 1 for r in runs.values()] for label, runs in groups.items()
+            if runs and all("stage" in r.history for r in runs.values())}
+
+
+def curriculum_sentence(groups, stages):
+    """Which stage of the curriculum `stages` (training horizons) each run ended in, run by run, per group."""
+    ended = curriculum_stages(groups)
+    if not ended:
+        return "No run here has a curriculum."
+    return (f"The curriculum has {len(stages)} stages ({', '.join(str(h) for h in stages)} training steps); the stage each run ended in, "
+            f"run by run: " + "; ".join(f"{label} {', '.join(str(s) for s in stages_of)}" for label, stages_of in ended.items()) + ".")
+
+
 def meta_training_entry(runs):
     """What summary.json records of a group of runs beside the learned optimiser's results."""
     return {"meta_training_s": [r.wall_time_s for r in runs.values()], "best_epoch": [r.best_epoch for r in runs.values()],

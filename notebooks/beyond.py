@@ -104,6 +104,7 @@ cost = pd.DataFrame([{"variant": v, "runs": len(s), "hours per run (one thread)"
                      for v, s in meta_seconds.items()])
 glue("cost_table", Markdown(cost.to_markdown(index=False, floatfmt=".2f")), display=False)
 glue("total_hours", f"{cost['total hours'].sum():.1f}", display=False)
+glue("curriculum_sentence", Markdown(experiment.curriculum_sentence(trained, p.curriculum)), display=False)
 
 # %% [markdown]
 # Meta-training cost, in hours of one CPU thread (the runs ran at one thread
@@ -111,6 +112,11 @@ glue("total_hours", f"{cost['total hours'].sum():.1f}", display=False)
 #
 # ```{glue:md} cost_table
 # ```
+#
+# A run advances to the curriculum's next stage after
+# {glue:text}`patience` validations without improvement, so within
+# a run's epochs it may not reach the last stage.
+# {glue:md}`curriculum_sentence`
 #
 # ## The ablation: each technique alone, then together
 #

@@ -504,3 +504,14 @@ def test_within_interval_reads_the_last_reported_step_by_default():
     result = experiment.ProtocolResult(None, {}, {}, {}, {}, {}, {}, entries, {100: {}, 200: {}}, 0.0)
     assert experiment.within_interval(result, "lstm_tuned") == {"step": 200, "lstm": 0.31, "adam_ci95": [0.25, 0.3], "met": False}
     assert experiment.within_interval(result, "lstm_tuned", step=100)["met"] is False
+
+
+def test_the_curriculum_sentence_reads_the_stage_each_run_ended_in():
+    run = lambda stages: types.SimpleNamespace(history=pd.DataFrame({"epoch": range(1, len(stages) + 1), "stage": stages}))
+    plain = types.SimpleNamespace(history=pd.DataFrame({"epoch": [1, 2]}))
+    groups = {"lstm_curriculum": {0: run([0, 0, 1]), 1: run([0, 1, 2, 2])}, "lstm_inputs": {0: plain}}
+    assert experiment.curriculum_stages(groups) == {"lstm_curriculum": [2, 3]}
+    sentence = experiment.curriculum_sentence(groups, (100, 200, 500, 1000))
+    assert sentence == ("The curriculum has 4 stages (100, 200, 500, 1000 training steps); the stage each run ended in, run by run: "
+                        "lstm_curriculum 2, 3.")
+    assert experiment.curriculum_sentence({"lstm_inputs": {0: plain}}, (100, 200)) == "No run here has a curriculum."
