@@ -31,6 +31,11 @@ import os
 import time
 from typing import NamedTuple, Optional
 
+try:  # the run folder's lock (MetaTrainer.run); POSIX only, and without it a run trains unlocked as before
+    import fcntl
+except ImportError:  # pragma: no cover - Windows
+    fcntl = None
+
 import numpy as np
 import pandas as pd
 import tensorflow as tf
@@ -238,6 +243,7 @@ class MetaTrainer:
             os.replace(index, index + ".unreadable")
             self.log_later.append(f"checkpoint index {index!r} unreadable; kept as checkpoint.unreadable, checkpoints found by name")
         self.restored_from = self._restore(directory, saved)
+        self._newest_known = self._newest_on_disk()
 
     def _read_run_file(self):
         """run.json's content, or {} when it is missing or unreadable (the checkpoint holds what matters)."""
@@ -262,6 +268,33 @@ class MetaTrainer:
         on_disk = [p[: -len(".index")] for p in glob.glob(os.path.join(directory, "ckpt-*.index"))]
         number = lambda prefix: int(re.search(r"ckpt-(\d+)$", prefix).group(1))
         return sorted(set(listed) | set(on_disk), key=number, reverse=True)
+
+    def _newest_on_disk(self):
+        """The highest N of a ckpt-N.index in the run folder (-1: none), damaged or not."""
+        import glob
+        import re
+
+        names = glob.glob(os.path.join(self.checkpoint_dir, "ckpt-*.index"))
+        return max((int(re.search(r"ckpt-(\d+)\.index$", n).group(1)) for n in names), default=-1)
+
+    def _hold_folder(self, log):
+        """Takes the run folder for this process while it trains, by an advisory lock on the folder, and returns its
+        descriptor (None: no folder, or no fcntl). Two processes training one run at once would each overwrite the
+        other's checkpoints: the second waits until the first ends (two sweep workers may draw the same settings).
+        If another process trained the run further after this trainer opened it, the trainer opens it again, so
+        that it resumes from the newest checkpoint instead of overwriting it with a stale state."""
+        if self.checkpoint_dir is None or fcntl is None:
+            return None
+        fd = os.open(self.checkpoint_dir, os.O_RDONLY)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            log(f"run folder {self.checkpoint_dir!r} is being trained by another process; waiting until it ends, then resuming from its checkpoint")
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        if self._newest_on_disk() > self._newest_known:
+            self.log_later = [f"opened again: another process trained the run after this trainer opened it at ckpt-{self._newest_known}"]
+            self._open_checkpoints(self.checkpoint_dir)
+        return fd
 
     def _restore(self, directory, saved):
         """Restores the newest readable checkpoint; returns its path (None: a fresh run)."""
@@ -323,6 +356,7 @@ class MetaTrainer:
         with open(tmp, "w") as f:
             json.dump({"key": self.key, "config": self.description, "sessions": self.sessions, "history": self.history}, f)
         os.replace(tmp, self.run_file)
+        self._newest_known = max(self._newest_known, int(self.state.epoch.numpy()))
 
     def _snapshot(self, epoch):
         """The weights at this epoch, for curves over meta-training (written whole, then renamed)."""
@@ -394,7 +428,16 @@ class MetaTrainer:
     def run(self, log=print, on_validate=None):
         """Trains to config.epochs (or from where a checkpoint left off). on_validate(epoch, valid_loss),
         called after each validation, may return True to stop the run there (a sweep's pruner): the run
-        is checkpointed at that epoch first, so it can be resumed later."""
+        is checkpointed at that epoch first, so it can be resumed later. The run folder is held for this
+        process meanwhile (another process training the same run waits for it)."""
+        held = self._hold_folder(log)
+        try:
+            return self._run(log, on_validate)
+        finally:
+            if held is not None:
+                os.close(held)
+
+    def _run(self, log, on_validate):
         cfg, state = self.config, self.state
         report_every = max(1, cfg.epochs // 20)
         status = "completed"

@@ -135,3 +135,31 @@ def test_a_run_checkpointed_before_the_history_travelled_inside_it_resumes_bit_i
     trainer = meta.MetaTrainer(PROBLEM, TINY_LSTM, legacy, checkpoint_root=str(tmp_path / "root"))
     assert trainer.restored_from.endswith("ckpt-4") and len(trainer.history) == 4
     assert_same_run(trainer.run(log=QUIET), meta.meta_train(PROBLEM, TINY_LSTM, legacy, log=QUIET))
+
+
+def test_a_trainer_waits_for_a_run_folder_another_process_holds_then_resumes_from_its_newer_checkpoint(tmp_path, uninterrupted):
+    import fcntl
+    import threading
+    import time
+
+    run = trained_four_epochs(tmp_path)
+    stale = meta.MetaTrainer(PROBLEM, TINY_LSTM, config(6), checkpoint_root=str(tmp_path))  # opened at ckpt-4
+    meta.MetaTrainer(PROBLEM, TINY_LSTM, config(6), checkpoint_root=str(tmp_path)).run(log=QUIET)  # another trainer finishes it
+    finished = {p.name: p.read_bytes() for p in run.iterdir()}
+    held = os.open(run, os.O_RDONLY)  # as a training process holds it (flock: separate opens conflict, in one process too)
+    fcntl.flock(held, fcntl.LOCK_EX)
+    lines, results = [], []
+    waiting = threading.Thread(target=lambda: results.append(stale.run(log=lines.append)))
+    waiting.start()
+    for _ in range(200):
+        if lines:
+            break
+        time.sleep(0.05)
+    assert lines and "is being trained by another process; waiting until it ends" in lines[0]
+    time.sleep(0.3)
+    assert waiting.is_alive() and {p.name: p.read_bytes() for p in run.iterdir()} == finished  # it waits, writing nothing
+    os.close(held)
+    waiting.join(timeout=120)
+    assert any("opened again: another process trained the run after this trainer opened it at ckpt-4" in line for line in lines), lines
+    assert_same_run(results[0], uninterrupted[6])  # the finished run, not the stale one trained on from epoch 4
+    assert stale._read_run_file()["history"] == meta.MetaTrainer(PROBLEM, TINY_LSTM, config(6), checkpoint_root=str(tmp_path)).history
