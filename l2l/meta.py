@@ -293,7 +293,11 @@ class MetaTrainer:
             fcntl.flock(fd, fcntl.LOCK_EX)
         if self._newest_on_disk() > self._newest_known:
             self.log_later = [f"opened again: another process trained the run after this trainer opened it at ckpt-{self._newest_known}"]
-            self._open_checkpoints(self.checkpoint_dir)
+            try:
+                self._open_checkpoints(self.checkpoint_dir)
+            except BaseException:
+                os.close(fd)  # the folder's errors reach the caller with the lock released
+                raise
         return fd
 
     def _restore(self, directory, saved):
