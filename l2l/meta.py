@@ -185,6 +185,19 @@ class _State(tf.Module):
         self.stale = tf.Variable(0, dtype=tf.int64)  # validations since the stage's best
 
 
+def _checkpoints_on_disk(directory):
+    """The prefixes of every ckpt-N.index in a run folder, readable or not."""
+    import glob
+
+    return [p[: -len(".index")] for p in glob.glob(os.path.join(directory, "ckpt-*.index"))]
+
+
+def _checkpoint_number(prefix):
+    import re
+
+    return int(re.search(r"ckpt-(\d+)$", prefix).group(1))
+
+
 class MetaTrainer:
     def __init__(self, problem, lstm_config=learned_optimizer.LSTMConfig(), config=MetaConfig(), checkpoint_root=None, valid_problem=None):
         self.problem, self.lstm_config, self.config = problem, lstm_config, config
@@ -261,21 +274,11 @@ class MetaTrainer:
 
     def _candidates(self, directory):
         """Checkpoint prefixes, newest first: those the index lists, and any ckpt-N.index on disk it does not."""
-        import glob
-        import re
-
-        listed = list(self.manager.checkpoints)
-        on_disk = [p[: -len(".index")] for p in glob.glob(os.path.join(directory, "ckpt-*.index"))]
-        number = lambda prefix: int(re.search(r"ckpt-(\d+)$", prefix).group(1))
-        return sorted(set(listed) | set(on_disk), key=number, reverse=True)
+        return sorted(set(self.manager.checkpoints) | set(_checkpoints_on_disk(directory)), key=_checkpoint_number, reverse=True)
 
     def _newest_on_disk(self):
         """The highest N of a ckpt-N.index in the run folder (-1: none), damaged or not."""
-        import glob
-        import re
-
-        names = glob.glob(os.path.join(self.checkpoint_dir, "ckpt-*.index"))
-        return max((int(re.search(r"ckpt-(\d+)\.index$", n).group(1)) for n in names), default=-1)
+        return max(map(_checkpoint_number, _checkpoints_on_disk(self.checkpoint_dir)), default=-1)
 
     def _hold_folder(self, log):
         """Takes the run folder for this process while it trains, by an advisory lock on the folder, and returns its

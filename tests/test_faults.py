@@ -149,16 +149,18 @@ def test_a_trainer_waits_for_a_run_folder_another_process_holds_then_resumes_fro
     held = os.open(run, os.O_RDONLY)  # as a training process holds it (flock: separate opens conflict, in one process too)
     fcntl.flock(held, fcntl.LOCK_EX)
     lines, results = [], []
-    waiting = threading.Thread(target=lambda: results.append(stale.run(log=lines.append)))
-    waiting.start()
-    for _ in range(200):
-        if lines:
-            break
-        time.sleep(0.05)
-    assert lines and "is being trained by another process; waiting until it ends" in lines[0]
-    time.sleep(0.3)
-    assert waiting.is_alive() and {p.name: p.read_bytes() for p in run.iterdir()} == finished  # it waits, writing nothing
-    os.close(held)
+    waiting = threading.Thread(target=lambda: results.append(stale.run(log=lines.append)), daemon=True)
+    try:
+        waiting.start()
+        for _ in range(200):
+            if lines:
+                break
+            time.sleep(0.05)
+        assert lines and "is being trained by another process; waiting until it ends" in lines[0]
+        time.sleep(0.3)
+        assert waiting.is_alive() and {p.name: p.read_bytes() for p in run.iterdir()} == finished  # it waits, writing nothing
+    finally:
+        os.close(held)  # released even if an assertion failed, so the waiting thread ends
     waiting.join(timeout=120)
     assert any("opened again: another process trained the run after this trainer opened it at ckpt-4" in line for line in lines), lines
     assert_same_run(results[0], uninterrupted[6])  # the finished run, not the stale one trained on from epoch 4
