@@ -179,6 +179,12 @@ def meta_train_runs(problem, lstm_config, configs, checkpoint_root, results_dir,
 
 
 
+def best_run(runs):
+    """The run (a MetaResult or anything with best_valid) with the lowest validation; one that never validated
+    finitely ranks last, as l2l.pretrained.publish ranks weights files (NaN compares as neither better nor worse)."""
+    return min(runs, key=lambda r: r.best_valid if np.isfinite(r.best_valid) else np.inf)
+
+
 class SavedRun(NamedTuple):
     """A learned optimiser read from a weights file (another chapter's run), usable wherever a MetaResult is."""
 
@@ -832,6 +838,28 @@ def versus(result, ours, theirs, step, metric):
     return {"learned": ours, "best": theirs, **stats.compare_runs(values(ours), values(theirs))}
 
 
+def versus_grid(result, ours, steps, baselines=("nag", "adam"), metrics=("final", "mean")):
+    """(step, metric, baseline) -> versus(result, ours, baseline, step, metric): one learned optimiser against each
+    named baseline, each tuned for that step and metric, at every step and metric."""
+    return {(s, m, b): versus(result, ours, b, s, m) for s in steps for m in metrics for b in baselines}
+
+
+def versus_sentences(against, who):
+    """Markdown, one item per entry of versus_grid: which metric and step, the difference with its 95% interval over
+    runs, and in how many runs `who` was lower."""
+    def sentence(step, metric, baseline, v):
+        return (f"On the {METRICS[metric].format(step=step)}, {who} minus {plots.label(baseline)} (tuned for it) is {v['mean']:.3g} "
+                f"(95% CI {v['ci95'][0]:.3g} to {v['ci95'][1]:.3g}), lower in {v['wins']} of {v['runs']} runs.")
+
+    return "\n".join(f"- {sentence(s, m, b, v)}" for (s, m, b), v in against.items())
+
+
+def cost_table(meta_seconds):
+    """Meta-training cost per label (label -> wall seconds per run): runs, hours per run and total hours."""
+    return pd.DataFrame([{"variant": label, "runs": len(s), "hours per run (one thread)": float(np.mean(s)) / 3600, "total hours": float(np.sum(s)) / 3600}
+                         for label, s in meta_seconds.items()], columns=["variant", "runs", "hours per run (one thread)", "total hours"])
+
+
 def ablation_rows(result, names, steps):
     """One row per learned optimiser of a run_protocol result: at each step, its mean final loss and trajectory mean,
     with (its difference to the best baseline for that step and metric, runs lower / runs)."""
@@ -891,11 +919,24 @@ def step_summary(result, step):
     return {"optimisers": entries, "architecture": repr(result.panel.problem), "step": step, "verdicts": {key: result.verdicts[step]}}
 
 
-def protocol_sentence(result, step, metric, unit="problems"):
-    """One sentence for one step and metric: which metric, which step, how many runs, the interval and k of n."""
+def step_summaries(result, prefix, against=None):
+    """summary.json entries `prefix<step>`, one per reported step of a protocol panel (step_summary), each with
+    the versus_grid entries at its step under "against" as "metric/baseline"."""
+    panels = {}
+    for step in sorted(result.verdicts):
+        panels[f"{prefix}{step}"] = step_summary(result, step)
+        if against:
+            panels[f"{prefix}{step}"]["against"] = {f"{m}/{b}": v for (s, m, b), v in against.items() if s == step}
+    return panels
+
+
+def protocol_sentence(result, step, metric, unit="problems", who=None):
+    """One sentence for one step and metric: which metric, which step, how many runs, the interval and k of n;
+    `who` names the learned optimiser (default: the LSTM, saying whether its step multiplier was tuned)."""
     v = result.verdicts[step][metric]
     best = plots.label(v["best"])
-    who = "the LSTM (its step multiplier tuned)" if v["learned"] != "lstm" and v["learned"].endswith("_tuned") else "the LSTM"
+    tuned = v["learned"] != "lstm" and v["learned"].endswith("_tuned")
+    who = who or ("the LSTM (its step multiplier tuned)" if tuned else "the LSTM")
     tuned_for = "tuned for this step's final loss" if metric in ("heldout", "corner", "time") else "tuned for this step and metric"
     where = ""
     if metric == "time":

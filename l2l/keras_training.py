@@ -363,3 +363,26 @@ def fit_sentence(verdict, runs, name, reference, last, steps, who, whom):
     return (f"On the mean training loss over the last {last} of {steps} steps, over {v['runs']} seeds (same initial weights and shuffling), "
             f"{who} minus {whom} is {v['mean']:.3g} (95% CI {v['ci95'][0]:.3g} to {v['ci95'][1]:.3g}): it **{v['verdict']}** it, lower in "
             f"{v['wins']} of {v['runs']} seeds (test accuracy {accuracy[name]:.1f}% against {accuracy[reference]:.1f}%).")
+
+
+def against_tuned_adam(name, build, make_optimizer, images, adam_grid, seeds, steps, batch_size, last, who, short="ours"):
+    """One standard model trained through model.fit by `make_optimizer` and by ADAM at its tuned rate.
+
+    images: part -> (x, y) for "valid" (where ADAM's rate is tuned over `adam_grid`, the mean loss over the
+    last `last` steps), "test_train" (the compared runs, `seeds` of them, paired by seed) and "test_heldout"
+    (test accuracy). Returns (entry, row, sentence): entry for summary.json (fit_panel's optimisers and verdicts,
+    the tuned rate, and the ratio of the mean endpoints, ours over ADAM's), a table row (ours named `short`),
+    and fit_sentence's verdict (ours named `who`).
+    """
+    from keras.optimizers import Adam
+
+    (x_tune, y_tune), (x_train, y_train), (x_test, y_test) = images("valid"), images("test_train"), images("test_heldout")
+    lr, _ = tune_learning_rate(build, Adam, adam_grid, x_tune, y_tune, steps, batch_size, last=last)
+    runs = compare(build, {"lstm": make_optimizer, "adam": lambda: Adam(lr)}, seeds, x_train, y_train, x_test, y_test, steps, batch_size)
+    result, verdicts, endpoint = fit_panel(name, name, runs, {"adam": lr}, steps, last)
+    ratio = float(np.mean(endpoint["lstm"]) / np.mean(endpoint["adam"]))
+    entry = {"optimisers": result.entries, "verdicts": verdicts, "adam_lr": lr, "ratio": ratio}
+    row = {"model": name, "ADAM rate (tuned)": f"{lr:g}", f"{short} / ADAM, last {last} steps": f"{ratio:.3f}",
+           f"test accuracy, {short}": f"{100 * np.mean(runs['lstm']['accuracy']):.1f}%", "test accuracy, ADAM": f"{100 * np.mean(runs['adam']['accuracy']):.1f}%"}
+    sentence = f"{name}: " + fit_sentence(verdicts["lstm"], runs, "lstm", "adam", last, steps, who, "tuned ADAM")
+    return entry, row, sentence

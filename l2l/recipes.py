@@ -164,6 +164,66 @@ def beyond(variant="combined", seed=0, epochs=None, clip_norm=None, params=None,
     return Recipe(train, valid, learned_optimizer.LSTMConfig(**lstm), meta.MetaConfig(**meta_options))
 
 
+BEYOND_TRAINED_ON = {  # what each beyond run's weights file says it was meta-trained on
+    "mnist": "MNIST train[:40000], MLP 784-20-10 sigmoid, 100 steps",
+    "general": "a task mixture: Fashion-MNIST train[:40000] MLPs (784-20-10 sigmoid and ReLU, 784-32-32-10 ReLU) and quadratics",
+}
+
+
+def beyond_counts(params):
+    """variant -> how many meta-training runs the beyond chapter trains: each technique alone params.ablation_seeds,
+    the combination params.final_seeds, the general optimiser params.general_seeds (the paper's recipe is the
+    MNIST chapter's, not trained here)."""
+    return {**{name: params.ablation_seeds for name in TECHNIQUES}, "combined": params.final_seeds, "general": params.general_seeds}
+
+
+def beyond_runs(params, splits, results_dir, **log):
+    """variant -> seed -> MetaResult of every run beyond_counts asks for, each built by `beyond` (so the chapter and
+    `python -m l2l.recipes train beyond` share run keys), resumed or reused from params.checkpoint_dir, with its
+    best weights written to results_dir/lstm_<variant>_seed<seed>.weights.h5."""
+    from l2l import experiment
+
+    trained = {}
+    for variant, count in beyond_counts(params).items():
+        made = [beyond(variant, seed=s, params=params, splits=splits) for s in range(count)]
+        about = BEYOND_TRAINED_ON["general" if variant == "general" else "mnist"] + f"; variant {variant}"
+        trained[variant] = experiment.meta_train_runs(made[0].problem, made[0].lstm_config, [r.meta_config for r in made], params.checkpoint_dir,
+                                                      results_dir, f"lstm_{variant}", valid_problem=made[0].valid_problem, chapter="beyond",
+                                                      trained_on=about, **log)
+    return trained
+
+
+def beyond_panels(params, splits, cifar_splits):
+    """The beyond chapter's test panels, name -> (Panel, instances per run): "mnist" (the MNIST chapter's MLP,
+    reported at params.report_steps), then the transfer panels "relu" (the same MLP with ReLU), "cnn" (3x3
+    convolutions of 8 and 16 channels and a dense layer of 32, on MNIST) and "cifar10" (the CIFAR chapter's
+    ConvNet). Every panel tunes on its selection images for the horizon and measures on held-out images."""
+    import dataclasses
+
+    from l2l import experiment, problems
+
+    p = params
+    mlp = lambda name, title, steps, **architecture: mnist_panel(splits, name, title, p.horizon, steps, **architecture)
+    cnn = lambda part: problems.ConvNet(splits[part], image_shape=(28, 28, 1), channels=(8, 16), kernel=3, hidden=32)
+    convnet = lambda part: cifar_convnet(cifar_splits, part)
+    mnist = dataclasses.replace(mlp("mnist", "MNIST, MLP 784-20-10 sigmoid", max(p.report_steps)), report_steps=tuple(p.report_steps))
+    return {
+        "mnist": (mnist, p.eval_instances),
+        "relu": (mlp("relu", "MNIST, MLP 784-20-10 ReLU", p.relu_steps, activation="relu"), p.eval_instances),
+        "cnn": (experiment.Panel("cnn", "MNIST, CNN (3x3 convolutions of 8 and 16 channels, dense 32)", cnn("test_train"), cnn("valid"),
+                                 tune_steps=p.horizon, steps=p.cnn_steps, report_steps=(p.horizon, p.cnn_steps), heldout=splits["test_heldout"]),
+                p.cnn_instances),
+        "cifar10": (experiment.Panel("cifar10", "CIFAR-10, the CIFAR chapter's ConvNet", convnet("test_train"), convnet("valid"), tune_steps=p.horizon,
+                                     steps=p.cifar_steps, report_steps=tuple(sorted({p.horizon, p.cifar_steps})), heldout=cifar_splits["test_heldout"]),
+                    p.cifar_instances),
+    }
+
+
+def keras_images(splits, image_shape):
+    """part -> (images shaped [n, *image_shape], labels) of a split (l2l.data.mnist_splits or cifar_splits), for model.fit."""
+    return lambda part: (splits[part].x.numpy().reshape(-1, *image_shape), splits[part].y.numpy())
+
+
 RECIPES = {"mnist_paper": mnist_paper, "cifar": cifar, "beyond": beyond}
 ROOTS = {"mnist_paper": BUDGET_ROOT, "cifar": CIFAR_ROOT, "beyond": BEYOND_ROOT}  # where each recipe's runs live by default
 

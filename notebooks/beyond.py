@@ -47,7 +47,6 @@ profile = "full"  # every parameter is a field of l2l.chapters.Beyond; the runne
 # %% tags=["hide-input"]
 import dataclasses
 
-import keras
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
@@ -55,7 +54,7 @@ from IPython.display import Markdown, display
 from myst_nb import glue
 
 import l2l
-from l2l import chapters, data, experiment, keras_training, plots, pretrained, problems, recipes
+from l2l import chapters, data, experiment, keras_training, pretrained, recipes
 
 p = chapters.Beyond.from_namespace(globals())
 chapter = experiment.Chapter("beyond", p)
@@ -90,18 +89,9 @@ glue("combined_text", ", ".join(p.combined), display=False)
 # `book/results/beyond/runs/` and resume across sittings.
 
 # %% tags=["hide-input"]
-TRAINED_ON = {"mnist": "MNIST train[:40000], MLP 784-20-10 sigmoid, 100 steps",
-              "general": "a task mixture: Fashion-MNIST train[:40000] MLPs (784-20-10 sigmoid and ReLU, 784-32-32-10 ReLU) and quadratics"}
-counts = {**{name: p.ablation_seeds for name in recipes.TECHNIQUES}, "combined": p.final_seeds, "general": p.general_seeds}
-trained = {}
-for variant, count in counts.items():
-    made = [recipes.beyond(variant, seed=s, params=p, splits=split) for s in range(count)]
-    trained[variant] = experiment.meta_train_runs(
-        made[0].problem, made[0].lstm_config, [r.meta_config for r in made], p.checkpoint_dir, chapter.results_dir, f"lstm_{variant}",
-        valid_problem=made[0].valid_problem, chapter="beyond", trained_on=TRAINED_ON.get(variant, TRAINED_ON["mnist"]) + f"; variant {variant}")
+trained = recipes.beyond_runs(p, split, chapter.results_dir)
 meta_seconds = chapter.report_meta_training(trained, p.horizon)
-cost = pd.DataFrame([{"variant": v, "runs": len(s), "hours per run (one thread)": np.mean(s) / 3600, "total hours": np.sum(s) / 3600}
-                     for v, s in meta_seconds.items()])
+cost = experiment.cost_table(meta_seconds)
 glue("cost_table", Markdown(cost.to_markdown(index=False, floatfmt=".2f")), display=False)
 glue("total_hours", f"{cost['total hours'].sum():.1f}", display=False)
 glue("curriculum_sentence", Markdown(experiment.curriculum_sentence(trained, p.curriculum)), display=False)
@@ -129,8 +119,8 @@ glue("curriculum_sentence", Markdown(experiment.curriculum_sentence(trained, p.c
 # the number of runs in which the variant was lower.
 
 # %% tags=["hide-input"]
-panel_for = lambda name, title, steps, **mlp: recipes.mnist_panel(split, name, title, horizon=p.horizon, long_steps=steps, **mlp)
-mnist_panel = dataclasses.replace(panel_for("mnist", "MNIST, MLP 784-20-10 sigmoid", max(p.report_steps)), report_steps=tuple(p.report_steps))
+PANELS = recipes.beyond_panels(p, split, cifar_split)
+mnist_panel = PANELS["mnist"][0]
 runs = {v: list(r.values()) for v, r in trained.items()}
 ablation_names = {"lstm_paper": paper_runs, **{f"lstm_{v}": runs[v] for v in recipes.TECHNIQUES}, "lstm_combined": runs["combined"]}
 ablation = experiment.run_protocol(
@@ -170,12 +160,8 @@ seeds = list(range(p.final_seeds))
 protocol = dict(instances=p.eval_instances, seeds=seeds, tune_instances=p.tune_instances, cache_dir=p.panel_dir)
 mnist = experiment.run_protocol(mnist_panel, {"lstm": runs["combined"], "lstm_paper": paper_runs, "lstm_general": runs["general"]},
                                 tune_learned=["lstm_general"], **protocol)
-against = {(s, m, b): experiment.versus(mnist, "lstm", b, s, m) for s in p.report_steps for m in ("final", "mean") for b in ("nag", "adam")}
-sentence = lambda s, m, b: (f"On the {experiment.METRICS[m].format(step=s)}, the combination minus {plots.label(b)} (tuned for it) is "
-                            f"{against[s, m, b]['mean']:.3g} (95% CI {against[s, m, b]['ci95'][0]:.3g} to {against[s, m, b]['ci95'][1]:.3g}), "
-                            f"lower in {against[s, m, b]['wins']} of {against[s, m, b]['runs']} runs.")
-glue("mnist_verdicts", Markdown("\n".join(f"- {sentence(s, m, b)}" for s in p.report_steps for m in ("final", "mean") for b in ("nag", "adam"))),
-     display=False)
+against = experiment.versus_grid(mnist, "lstm", p.report_steps)
+glue("mnist_verdicts", Markdown(experiment.versus_sentences(against, "the combination")), display=False)
 chapter.glue_protocols({"mnist": mnist}, "MLPs")
 fig = experiment.protocol_figure(mnist, max(p.report_steps), objective="final", title="MNIST MLP: the combination, the paper's recipe, tuned baselines")
 fig.axes[0].set_xscale("log")
@@ -196,17 +182,7 @@ plt.show()
 # {glue:md}`transfer_verdicts`
 
 # %% tags=["hide-input"]
-cnn_problem = lambda part: problems.ConvNet(split[part], image_shape=(28, 28, 1), channels=(8, 16), kernel=3, hidden=32)
-cifar_net = lambda part: recipes.cifar_convnet(cifar_split, part)
-TRANSFER = {
-    "relu": (panel_for("relu", "MNIST, MLP 784-20-10 ReLU", p.relu_steps, activation="relu"), p.eval_instances),
-    "cnn": (experiment.Panel("cnn", "MNIST, CNN (3x3 convolutions of 8 and 16 channels, dense 32)", cnn_problem("test_train"), cnn_problem("valid"),
-                             tune_steps=p.horizon, steps=p.cnn_steps, report_steps=(p.horizon, p.cnn_steps), heldout=split["test_heldout"]),
-            p.cnn_instances),
-    "cifar10": (experiment.Panel("cifar10", "CIFAR-10, the CIFAR chapter's ConvNet", cifar_net("test_train"), cifar_net("valid"), tune_steps=p.horizon,
-                                 steps=p.cifar_steps, report_steps=tuple(sorted({p.horizon, p.cifar_steps})), heldout=cifar_split["test_heldout"]),
-                p.cifar_instances),
-}
+TRANSFER = {name: PANELS[name] for name in ("relu", "cnn", "cifar10")}
 transfer = {name: experiment.run_protocol(panel, {"lstm": runs["combined"], "lstm_paper": paper_runs, "lstm_general": runs["general"]},
                                           tune_learned=True, **{**protocol, "instances": instances})
             for name, (panel, instances) in TRANSFER.items()}
@@ -241,30 +217,19 @@ for result in transfer.values():
 # ```
 
 # %% tags=["hide-input"]
-general = min(runs["general"], key=lambda r: r.best_valid if np.isfinite(r.best_valid) else np.inf)
+general = experiment.best_run(runs["general"])
 make_general = lambda m=1.0: l2l.LearnedOptimizer(general.meta_params, general.lstm_config, learning_rate=m)
 multiplier, multiplier_tried, _ = pretrained.choose_multiplier(make_general, steps=p.calibration_steps, log=experiment.terminal_log)
 glue("general_multiplier", f"{multiplier:g}", display=False)
-mnist_images = lambda part: (split[part].x.numpy().reshape(-1, 28, 28, 1), split[part].y.numpy())
-cifar_images = lambda part: (cifar_split[part].x.numpy().reshape(-1, 32, 32, 3), cifar_split[part].y.numpy())
-KERAS = {"mnist_mlp": mnist_images, "mnist_convnet": mnist_images, "cifar_cnn": cifar_images}
-keras_runs, keras_rows, keras_sentences = {}, [], []
-for model_name, images in KERAS.items():
-    build = keras_training.HELD_OUT_MODELS[model_name]
-    (x_tune, y_tune), (x_train, y_train), (x_test, y_test) = images("valid"), images("test_train"), images("test_heldout")
-    lr, _ = keras_training.tune_learning_rate(build, keras.optimizers.Adam, p.keras_adam_grid, x_tune, y_tune, p.keras_steps, 128, last=p.keras_last)
-    fit = keras_training.compare(build, {"lstm": lambda: make_general(multiplier), "adam": lambda lr=lr: keras.optimizers.Adam(lr)},
-                                 p.final_seeds, x_train, y_train, x_test, y_test, p.keras_steps, 128)
-    result, verdicts, endpoint = keras_training.fit_panel(model_name, model_name, fit, {"adam": lr}, p.keras_steps, p.keras_last)
-    ratio = float(np.mean(endpoint["lstm"]) / np.mean(endpoint["adam"]))
-    keras_runs[model_name] = {"optimisers": result.entries, "verdicts": verdicts, "adam_lr": lr, "ratio": ratio}
-    keras_rows.append({"model": model_name, "ADAM rate (tuned)": f"{lr:g}", f"general / ADAM, last {p.keras_last} steps": f"{ratio:.3f}",
-                       "test accuracy, general": f"{100 * np.mean(fit['lstm']['accuracy']):.1f}%",
-                       "test accuracy, ADAM": f"{100 * np.mean(fit['adam']['accuracy']):.1f}%"})
-    keras_sentences.append(f"{model_name}: " + keras_training.fit_sentence(verdicts["lstm"], fit, "lstm", "adam", p.keras_last, p.keras_steps,
-                                                                          f"the general optimiser (multiplier {multiplier:g})", "tuned ADAM"))
-glue("keras_table", Markdown(pd.DataFrame(keras_rows).to_markdown(index=False)), display=False)
-glue("keras_verdicts", Markdown("\n".join(f"- {s}" for s in keras_sentences)), display=False)
+images = {"mnist_mlp": recipes.keras_images(split, (28, 28, 1)), "mnist_convnet": recipes.keras_images(split, (28, 28, 1)),
+          "cifar_cnn": recipes.keras_images(cifar_split, (32, 32, 3))}
+keras_panel = {name: keras_training.against_tuned_adam(name, keras_training.HELD_OUT_MODELS[name], lambda: make_general(multiplier), images[name],
+                                                       p.keras_adam_grid, p.final_seeds, p.keras_steps, 128, p.keras_last,
+                                                       f"the general optimiser (multiplier {multiplier:g})", short="general")
+               for name in images}
+keras_runs = {name: entry for name, (entry, _, _) in keras_panel.items()}
+glue("keras_table", Markdown(pd.DataFrame([row for _, row, _ in keras_panel.values()]).to_markdown(index=False)), display=False)
+glue("keras_verdicts", Markdown("\n".join(f"- {sentence}" for _, _, sentence in keras_panel.values())), display=False)
 
 # %% [markdown]
 # ## Against the targets
@@ -281,14 +246,12 @@ targets = experiment.targets_table(against, {n: within[n] for n in ("relu", "cnn
                                    {n: panel.title for n, (panel, _) in TRANSFER.items()}, p.keras_last)
 glue("targets_table", Markdown(targets.to_markdown(index=False)), display=False)
 outcome = (f"{int((targets.met == 'yes').sum())} of {len(targets)} targets met. "
-           + experiment.protocol_sentence(mnist, p.horizon, "final", "MLPs").replace("the LSTM", "the combination"))
+           + experiment.protocol_sentence(mnist, p.horizon, "final", "MLPs", who="the combination"))
 chapter.glue_verdict("verdict_beyond", outcome)
 
 # %% tags=["hide-input"]
 chapter.save_protocols({"mnist": mnist, "ablation": ablation, **transfer}, seeds, dense_until=p.horizon)
-panels = {f"mnist{s}": experiment.step_summary(mnist, s) for s in p.report_steps}
-for s in p.report_steps:
-    panels[f"mnist{s}"]["against"] = {f"{m}/{b}": against[s, m, b] for m in ("final", "mean") for b in ("nag", "adam")}
+panels = experiment.step_summaries(mnist, "mnist", against)
 panels.update({name: experiment.protocol_summary(result) for name, result in transfer.items()})
 panels["keras"] = {"models": keras_runs, "general_multiplier": multiplier, "multipliers_tried": {f"{k:g}": v for k, v in multiplier_tried.items()},
                    "general_run": getattr(general, "key", None)}

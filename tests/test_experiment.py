@@ -173,6 +173,8 @@ def test_the_rigor_protocol_tunes_per_step_and_metric_and_reports_runs(runs, tmp
     assert v["best"] in ("sgd", "nag") and 0 <= v["wins"] <= v["runs"] == 3 and v["learned"] == "lstm"
     sentence = experiment.protocol_sentence(result, 8, "final", "quadratics")
     assert "training loss at step 8, over 3 runs" in sentence and f"in {v['wins']} of 3 runs" in sentence
+    named = experiment.protocol_sentence(result, 8, "final", "quadratics", who="the combination")
+    assert named == sentence.replace("the LSTM", "the combination") and "LSTM" not in named
     # Equal wall-clock time: each baseline is read at the step it reaches in the LSTM's time, capped at the panel's end.
     t = result.verdicts[4]["time"]
     ratio = result.seconds_per_step["lstm"] / result.seconds_per_step[result.runs[t["best"]][4]["final"]]
@@ -515,3 +517,43 @@ def test_the_curriculum_sentence_reads_the_stage_each_run_ended_in():
     assert sentence == ("The curriculum has 4 stages (100, 200, 500, 1000 training steps); the stage each run ended in, run by run: "
                         "lstm_curriculum 2, 3.")
     assert experiment.curriculum_sentence({"lstm_inputs": {0: plain}}, (100, 200)) == "No run here has a curriculum."
+
+
+def _two_step_protocol():
+    """Two runs, steps 1-2; the LSTM ends at (0.2, 0.5), NAG tuned per metric, ADAM worse everywhere."""
+    curves = {"lstm": np.array([[[1.0, 0.5, 0.2]], [[1.0, 0.6, 0.5]]]),
+              "nag@2:final": np.array([[[1.0, 0.7, 0.3]], [[1.0, 0.7, 0.3]]]), "nag@2:mean": np.array([[[1.0, 0.6, 0.5]], [[1.0, 0.6, 0.5]]]),
+              "adam@2:final": np.array([[[1.0, 0.9, 0.8]], [[1.0, 0.9, 0.9]]]), "adam@2:mean": np.array([[[1.0, 0.9, 0.8]], [[1.0, 0.9, 0.9]]])}
+    runs = {"lstm": {2: {"final": "lstm", "mean": "lstm"}}, **{b: {2: {m: f"{b}@2:{m}" for m in ("final", "mean")}} for b in ("nag", "adam")}}
+    entries = {"lstm": {"loss": {"2": {"mean": 0.35}}}, "adam": {"loss": {"2": {"mean": 0.85}}}}
+    verdicts = {2: {"final": {"best": "nag"}, "mean": {"best": "nag"}}}
+    return experiment.ProtocolResult(experiment.Panel("p", "t", problems.Quadratic(dims=2), None, 2, 2, (2,)), {}, {}, curves, runs, {}, {},
+                                     entries, verdicts, 0.0)
+
+
+def test_versus_grid_pairs_the_learned_optimiser_with_each_baseline_at_each_step_and_metric():
+    result = _two_step_protocol()
+    against = experiment.versus_grid(result, "lstm", [2])
+    assert list(against) == [(2, "final", "nag"), (2, "final", "adam"), (2, "mean", "nag"), (2, "mean", "adam")]
+    # final: (0.2, 0.5) against NAG's (0.3, 0.3): +0.05, one run lower; against ADAM's (0.8, 0.9): -0.5, both lower
+    assert against[2, "final", "nag"]["mean"] == pytest.approx(0.05) and against[2, "final", "nag"]["wins"] == 1
+    assert against[2, "final", "adam"]["mean"] == pytest.approx(-0.5) and against[2, "final", "adam"]["wins"] == 2
+    text = experiment.versus_sentences(against, "the combination").splitlines()
+    assert len(text) == 4 and text[1].startswith("- On the training loss at step 2, the combination minus ADAM (tuned for it) is -0.5 (95% CI")
+    assert text[1].endswith("lower in 2 of 2 runs.") and "mean training loss over steps 1-2" in text[2]
+    panels = experiment.step_summaries(result, "mnist", against)
+    assert list(panels) == ["mnist2"] and panels["mnist2"]["against"]["final/adam"] == against[2, "final", "adam"]
+    assert set(panels["mnist2"]["against"]) == {"final/nag", "final/adam", "mean/nag", "mean/adam"}
+
+
+def test_cost_table_turns_seconds_per_run_into_hours():
+    table = experiment.cost_table({"inputs": [3600.0, 7200.0], "general": [1800.0]})
+    assert table.to_dict("records") == [{"variant": "inputs", "runs": 2, "hours per run (one thread)": 1.5, "total hours": 3.0},
+                                        {"variant": "general", "runs": 1, "hours per run (one thread)": 0.5, "total hours": 0.5}]
+    assert experiment.cost_table({})["total hours"].sum() == 0
+
+
+def test_the_best_run_is_the_lowest_validation_and_a_nan_one_ranks_last():
+    run = lambda v: types.SimpleNamespace(best_valid=v)
+    nan, low, high = run(float("nan")), run(0.2), run(0.3)
+    assert experiment.best_run([nan, high, low]) is low and experiment.best_run([nan, high]) is high

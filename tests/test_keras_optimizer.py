@@ -275,3 +275,24 @@ def test_last_mean_and_the_shared_model_builders():
     for u, v in zip(a.get_weights(), b.get_weights()):
         np.testing.assert_array_equal(u, v)
 
+
+
+def test_against_tuned_adam_tunes_on_the_selection_images_then_pairs_the_runs_by_seed():
+    import keras
+
+    from l2l import keras_training
+
+    rng = np.random.default_rng(5)
+    parts = {}
+    for k, part in enumerate(("valid", "test_train", "test_heldout")):
+        x = rng.normal(size=(40, 2)).astype(np.float32) + 0.1 * k
+        parts[part] = (x, (x[:, 0] > 0).astype(int) + (x[:, 1] > 0).astype(int))
+    grid, frozen = (0.001, 0.1), lambda: keras.optimizers.SGD(0.0)  # "ours" never moves, so ADAM must end lower
+    entry, row, sentence = keras_training.against_tuned_adam("dense", _dense, frozen, parts.get, grid, 2, 6, 10, 3, "the frozen one", short="frozen")
+    lr, _ = keras_training.tune_learning_rate(_dense, keras.optimizers.Adam, grid, *parts["valid"], 6, 10, last=3)
+    assert entry["adam_lr"] == lr and entry["optimisers"]["adam"]["lr"] == lr
+    means = {n: entry["optimisers"][n]["last3_mean"]["mean"] for n in ("lstm", "adam")}
+    assert entry["ratio"] == pytest.approx(means["lstm"] / means["adam"]) and entry["ratio"] > 1
+    assert entry["verdicts"]["lstm"]["runs"] == 2 and entry["verdicts"]["lstm"]["wins"] == 0
+    assert row["model"] == "dense" and row["frozen / ADAM, last 3 steps"] == f"{entry['ratio']:.3f}" and row["ADAM rate (tuned)"] == f"{lr:g}"
+    assert sentence.startswith("dense: On the mean training loss over the last 3 of 6 steps, over 2 seeds") and "the frozen one minus tuned ADAM" in sentence

@@ -108,3 +108,52 @@ def test_threads_go_through_the_variable_so_provenance_records_them(monkeypatch)
     with pytest.raises(SystemExit, match="--learner goes with the cifar recipe"):  # stops after the threads, before any training
         recipes.main(["train", "mnist_paper", "--threads", "1", "--learner", "lstm"])
     assert applied == ["1"] and provenance.provenance()["hardware"]["threads"] == 1
+
+
+def _random_splits(shape, names):
+    import numpy as np
+
+    part = lambda name: problems.image_data(np.random.default_rng(len(name)).integers(0, 256, size=(30, *shape), dtype=np.uint8), np.arange(30) % 10, name)
+    return {name: part(name) for name in names}
+
+
+def test_the_beyond_chapter_trains_every_variant_under_the_recipes_run_keys(monkeypatch):
+    from l2l import chapters, experiment
+
+    splits = _random_splits((28, 28), ("meta_train", "valid", "fashion_meta_train", "fashion_tune"))
+    p = chapters.Beyond(ablation_seeds=2, final_seeds=3, general_seeds=1, meta_epochs=7, general_epochs=9, horizon=10, unroll=5, curriculum=[10, 20],
+                        teacher_instances=2, report_steps=[10, 20], relu_steps=20, cnn_steps=20)
+    assert recipes.beyond_counts(p) == {**{t: 2 for t in recipes.TECHNIQUES}, "combined": 3, "general": 1}
+    calls = []
+    monkeypatch.setattr(experiment, "meta_train_runs", lambda problem, lstm, configs, root, results, label, valid_problem, **about: (
+        calls.append((label, [meta.run_key(problem, lstm, c, valid_problem) for c in configs], root, results, about)) or {c.seed: label for c in configs}))
+    trained = recipes.beyond_runs(p, splits, "out")
+    assert list(trained) == [*recipes.TECHNIQUES, "combined", "general"] and trained["combined"] == {0: "lstm_combined", 1: "lstm_combined", 2: "lstm_combined"}
+    for label, keys, root, results, about in calls:
+        variant = label.removeprefix("lstm_")
+        made = [recipes.beyond(variant, seed=s, params=p, splits=splits) for s in range(recipes.beyond_counts(p)[variant])]
+        # The keys `python -m l2l.recipes train beyond` files its runs under: the chapter reuses them.
+        assert keys == [meta.run_key(r.problem, r.lstm_config, r.meta_config, r.valid_problem) for r in made]
+        assert root == p.checkpoint_dir and results == "out" and about["chapter"] == "beyond" and about["trained_on"].endswith(f"; variant {variant}")
+        assert about["trained_on"].startswith("a task mixture" if variant == "general" else "MNIST train[:40000]")
+
+
+def test_the_beyond_panels_test_each_network_on_its_own_images_tuned_on_the_selection_images():
+    from l2l import chapters
+
+    splits = _random_splits((28, 28), ("test_train", "valid", "test_heldout"))
+    cifar = _random_splits((32, 32, 3), ("test_train", "valid", "test_heldout"))
+    p = chapters.Beyond(horizon=10, unroll=5, curriculum=[10, 20], report_steps=[10, 20, 40], relu_steps=30, cnn_steps=50, cifar_steps=60,
+                        eval_instances=3, cnn_instances=2, cifar_instances=1)
+    panels = recipes.beyond_panels(p, splits, cifar)
+    assert {n: (panel.steps, panel.report_steps, k) for n, (panel, k) in panels.items()} == {
+        "mnist": (40, (10, 20, 40), 3), "relu": (30, (10, 30), 3), "cnn": (50, (10, 50), 2), "cifar10": (60, (10, 60), 1)}
+    for name, (panel, _) in panels.items():
+        images = cifar if name == "cifar10" else splits
+        assert panel.tune_steps == 10 and panel.problem.data is images["test_train"] and panel.tuning_problem.data is images["valid"]
+        assert panel.heldout is images["test_heldout"]
+    assert panels["relu"][0].problem.activation == "relu" and panels["mnist"][0].problem.activation == "sigmoid"
+    assert panels["cnn"][0].problem.channels == (8, 16) and panels["cnn"][0].problem.image_shape == (28, 28, 1)
+    assert panels["cifar10"][0].problem.image_shape == (32, 32, 3)
+    x, y = recipes.keras_images(cifar, (32, 32, 3))("valid")
+    assert x.shape == (30, 32, 32, 3) and list(y[:3]) == [0, 1, 2]
