@@ -26,13 +26,15 @@ def uninterrupted():
     return {epochs: meta.meta_train(PROBLEM, TINY_LSTM, config(epochs), log=QUIET) for epochs in (6, 12)}
 
 
-def assert_same_run(result, reference):
+def assert_same_run(result, reference, rtol=0.0):
+    """Bit-identical by default; rtol > 0 only where part of a run was computed on another machine."""
+    same = np.testing.assert_array_equal if rtol == 0 else (lambda a, b: np.testing.assert_allclose(a, b, rtol=rtol, atol=0))
     assert result.status == reference.status and result.best_epoch == reference.best_epoch
     for k in reference.last_params:
-        np.testing.assert_array_equal(result.last_params[k].numpy(), reference.last_params[k].numpy())
-        np.testing.assert_array_equal(result.meta_params[k].numpy(), reference.meta_params[k].numpy())
-    np.testing.assert_array_equal(result.history.meta_loss.to_numpy(), reference.history.meta_loss.to_numpy())
-    np.testing.assert_array_equal(result.history.valid_loss.to_numpy(), reference.history.valid_loss.to_numpy())
+        same(result.last_params[k].numpy(), reference.last_params[k].numpy())
+        same(result.meta_params[k].numpy(), reference.meta_params[k].numpy())
+    same(result.history.meta_loss.to_numpy(), reference.history.meta_loss.to_numpy())
+    same(result.history.valid_loss.to_numpy(), reference.history.valid_loss.to_numpy())
 
 
 CHILD = """
@@ -125,16 +127,23 @@ def test_a_checkpoint_of_another_run_copied_into_a_keyed_folder_is_refused(tmp_p
         meta.MetaTrainer(PROBLEM, TINY_LSTM, config(6), checkpoint_root=str(tmp_path))
 
 
-def test_a_run_checkpointed_before_the_history_travelled_inside_it_resumes_bit_identical(tmp_path, uninterrupted):
+def test_a_run_checkpointed_before_the_history_travelled_inside_it_resumes_where_it_stopped(tmp_path, uninterrupted):
     """tests/data/legacy_run: 4 epochs written by commit 344ef5b (history only in run.json)."""
     import dataclasses
+    import json
     import shutil
 
     shutil.copytree(ROOT / "tests" / "data" / "legacy_run", tmp_path / "root")
     legacy = dataclasses.replace(config(6), streams="counter")  # it predates keyed seeds, and keeps its key and streams
     trainer = meta.MetaTrainer(PROBLEM, TINY_LSTM, legacy, checkpoint_root=str(tmp_path / "root"))
     assert trainer.restored_from.endswith("ckpt-4") and len(trainer.history) == 4
-    assert_same_run(trainer.run(log=QUIET), meta.meta_train(PROBLEM, TINY_LSTM, legacy, log=QUIET))
+    written = json.loads((ROOT / "tests/data/legacy_run/c0a7c43f1f236200/run.json").read_text())["history"]
+    result = trainer.run(log=QUIET)
+    np.testing.assert_array_equal(result.history.meta_loss.to_numpy()[:4], [h["meta_loss"] for h in written])  # read back, not recomputed
+    # Its four epochs were computed on the machine that wrote it. Another CPU's kernels round differently: on a CI
+    # machine the fresh run's LSTM weights after 6 epochs differed from the resumed one's by 1.1e-7 relative at most
+    # (1 ulp), so the two are compared to 1e-5; resuming at a wrong epoch or state differs by far more.
+    assert_same_run(result, meta.meta_train(PROBLEM, TINY_LSTM, legacy, log=QUIET), rtol=1e-5)
 
 
 def test_a_trainer_waits_for_a_run_folder_another_process_holds_then_resumes_from_its_newer_checkpoint(tmp_path, uninterrupted):

@@ -118,24 +118,37 @@ def test_hand_written_backward_equals_the_tape(config, nprng):
 DATA = Path(__file__).resolve().parent / "data"
 
 
-def test_one_group_reproduces_the_committed_optimiser_bit_for_bit():
-    """Golden values written by the code before parameter groups existed (tests/data, commit 33b8292)."""
+def test_one_group_reproduces_the_committed_optimiser():
+    """Golden values written by the code before parameter groups existed (commit 33b8292): the trajectory's losses
+    (golden_quadratic.npz) and a 3-step segment's meta-loss, parameters and meta-gradient (golden_quadratic_unroll3.npz).
+
+    On the machine that wrote a file the code reproduces it bit for bit (checked for the segment file, written by
+    33b8292 on an AVX2 machine). Another CPU's matmul kernels round differently and the LSTM's dynamics amplify
+    that: oneDNN's AVX and SSE4.1 kernels against its AVX2 ones moved step 3's losses by 1.2e-6 relative, the
+    3-step meta-gradient by 3.3e-5 of its scale, and after 20 steps the meta-gradient by O(1). So the first three
+    steps are compared to 1e-5 and the 3-step segment to 1e-4 of each array's scale. Scaling one weight array
+    (out/bias) by 1.01 moves the segment's meta-gradient by 5.6e-4 of its scale, and fails this test.
+    """
     from l2l import meta, problems, rollout
 
-    golden = np.load(DATA / "golden_quadratic.npz")
+    def close(got, want, tolerance=1e-4):
+        np.testing.assert_allclose(got, want, rtol=tolerance, atol=tolerance * np.abs(want).max())
+
     meta_params, config, _ = learned_optimizer.load_weights(str(DATA / "quadratic.weights.h5"))
     problem = problems.Quadratic()
     rng = rollout.generator(rollout.TEST_SEED, "counter")  # the stream the golden values were drawn from (before keyed seeds)
     batch = problem.sample(rng, 16)
     params = problem.init_params(rng, batch)
-    losses = tf.function(lambda b, p: rollout.trajectory(problem, learned_optimizer.learned(meta_params, config), b, p, 60))(batch, params)
-    np.testing.assert_array_equal(losses.numpy(), golden["losses"])
+    losses = tf.function(lambda b, p: rollout.trajectory(problem, learned_optimizer.learned(meta_params, config), b, p, 3))(batch, params)
+    close(losses.numpy(), np.load(DATA / "golden_quadratic.npz")["losses"][:4], tolerance=1e-5)
+    golden = np.load(DATA / "golden_quadratic_unroll3.npz")
     state = learned_optimizer.init_state(config, 16 * problem.dim)
-    loss, grads, after, _ = tf.function(lambda: meta.segment_meta_gradient(problem, config, 20, meta_params, params, state, batch))()
-    assert loss.numpy() == golden["meta_loss"]
-    np.testing.assert_array_equal(after.numpy(), golden["params_after"])
+    loss, grads, after, _ = tf.function(lambda: meta.segment_meta_gradient(problem, config, 3, meta_params, params, state, batch))()
+    close(loss.numpy(), golden["meta_loss"])
+    close(after.numpy(), golden["params_after"])
+    assert set(golden.files) == {"meta_loss", "params_after", *("grad_" + k.replace("/", "_") for k in grads)}
     for k, g in grads.items():
-        np.testing.assert_array_equal(g.numpy(), golden["grad_" + k.replace("/", "_")])
+        close(g.numpy(), golden["grad_" + k.replace("/", "_")])
 
 
 class GroupedQuadratic:
