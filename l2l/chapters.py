@@ -313,6 +313,11 @@ class Beyond(ChapterParameters):
     general_epochs: int = 300  # their epochs
     eval_instances: int = 8  # MLPs per run on each MLP panel
     tune_instances: int = 10  # MLPs (or networks) on the selection images tuning every baseline and multiplier, per step and metric
+    lr_grid: list[float] = (0.0001, 0.0003162, 0.001, 0.003162, 0.01, 0.03162, 0.1, 0.3162, 1.0, 3.162, 10.0)  # baselines' first-stage rates (evaluate.LR_GRID); then quarter-decades beside the best
+    nag_momenta: list[float] = (0.5, 0.9, 0.99)  # NAG momenta tuned with the rate (l2l.evaluate.EXTRA_GRIDS)
+    adam_beta1: list[float] = (0.5, 0.9)  # ADAM beta_1 values tuned with the rate (l2l.evaluate.EXTRA_GRIDS)
+    multiplier_grid: list[float] = (0.1, 0.3162, 1.0, 3.162)  # learned optimisers' step multipliers tried on transfer (l2l.evaluate.MULTIPLIER_GRID)
+    calibration_grid: list[float] = (0.01, 0.03, 0.1, 0.3, 1.0)  # the general optimiser's Keras multipliers, first stage (l2l.pretrained.CALIBRATION_GRID)
     report_steps: list[int] = (100, 200, 1000)  # the MNIST MLP panels: baselines re-tuned for each
     relu_steps: int = 1000  # the ReLU MLP panel's steps
     cnn_steps: int = 1000  # the MNIST CNN panel's steps
@@ -344,6 +349,10 @@ class Beyond(ChapterParameters):
             raise ParameterError(f"Beyond.report_steps must rise and include the horizon ({self.horizon}), got {list(self.report_steps)}")
         if not 0 <= self.imitation < 1 or not self.log_range > 0 or self.keras_last > self.keras_steps:
             raise ParameterError("Beyond needs 0 <= imitation < 1, log_range > 0 and keras_last <= keras_steps")
+        for name in ("lr_grid", "nag_momenta", "adam_beta1", "multiplier_grid", "calibration_grid", "keras_adam_grid"):
+            values = getattr(self, name)
+            if not values or min(values) <= 0:
+                raise ParameterError(f"Beyond.{name} needs at least one positive value, got {list(values)}")
         if "{seed}" not in self.mnist_weights:
             raise ParameterError(f"Beyond.mnist_weights must contain {{seed}} (run k of the MNIST chapter), got {self.mnist_weights!r}")
 

@@ -122,11 +122,13 @@ glue("curriculum_sentence", Markdown(experiment.curriculum_sentence(trained, p.c
 PANELS = recipes.beyond_panels(p, split, cifar_split)
 mnist_panel = PANELS["mnist"][0]
 runs = {v: list(r.values()) for v, r in trained.items()}
+grids = dict(grid=tuple(p.lr_grid), extra={"nag": {"momentum": tuple(p.nag_momenta)}, "adam": {"beta_1": tuple(p.adam_beta1)}},
+             multiplier_grid=tuple(p.multiplier_grid))
 ablation_names = {"lstm_paper": paper_runs, **{f"lstm_{v}": runs[v] for v in recipes.TECHNIQUES}, "lstm_combined": runs["combined"]}
 ablation = experiment.run_protocol(
     dataclasses.replace(mnist_panel, name="ablation", title="MNIST MLP: the ablation"),
     {name: rs[: p.ablation_seeds] for name, rs in ablation_names.items()}, p.eval_instances, list(range(p.ablation_seeds)), p.tune_instances,
-    learned_name="lstm_combined", cache_dir=p.panel_dir)
+    learned_name="lstm_combined", cache_dir=p.panel_dir, **grids)
 rows = experiment.ablation_rows(ablation, ablation_names, p.report_steps)
 glue("ablation_table", Markdown(pd.DataFrame(rows).to_markdown(index=False)), display=False)
 fig, axes = plt.subplots(1, 2, figsize=(12, 4.2), sharey=True)
@@ -157,7 +159,7 @@ plt.show()
 
 # %% tags=["hide-input"]
 seeds = list(range(p.final_seeds))
-protocol = dict(instances=p.eval_instances, seeds=seeds, tune_instances=p.tune_instances, cache_dir=p.panel_dir)
+protocol = dict(instances=p.eval_instances, seeds=seeds, tune_instances=p.tune_instances, cache_dir=p.panel_dir, **grids)
 mnist = experiment.run_protocol(mnist_panel, {"lstm": runs["combined"], "lstm_paper": paper_runs, "lstm_general": runs["general"]},
                                 tune_learned=["lstm_general"], **protocol)
 against = experiment.versus_grid(mnist, "lstm", p.report_steps)
@@ -219,7 +221,8 @@ for result in transfer.values():
 # %% tags=["hide-input"]
 general = experiment.best_run(runs["general"])
 make_general = lambda m=1.0: l2l.LearnedOptimizer(general.meta_params, general.lstm_config, learning_rate=m)
-multiplier, multiplier_tried, _ = pretrained.choose_multiplier(make_general, steps=p.calibration_steps, log=experiment.terminal_log)
+multiplier, multiplier_tried, _ = pretrained.choose_multiplier(make_general, steps=p.calibration_steps, grid=tuple(p.calibration_grid),
+                                                               log=experiment.terminal_log)
 glue("general_multiplier", f"{multiplier:g}", display=False)
 images = {"mnist_mlp": recipes.keras_images(split, (28, 28, 1)), "mnist_convnet": recipes.keras_images(split, (28, 28, 1)),
           "cifar_cnn": recipes.keras_images(cifar_split, (32, 32, 3))}
