@@ -10,6 +10,11 @@ CHAPTERS := quadratics mnist keras cifar stn hyper beyond
 # Where the datasets are (see README); ../shared/data on the project's machines.
 export L2L_DATA_DIR ?= $(if $(wildcard ../shared/data),$(abspath ../shared/data),)
 export TF_CPP_MIN_LOG_LEVEL ?= 2
+# Chapters run under jemalloc where it is installed (Debian: libjemalloc2): under glibc's malloc a meta-training
+# run spent half its CPU time in page faults (l2l/provenance.py, jemalloc_environment; make bench: allocator).
+comma := ,
+JEMALLOC := $(firstword $(wildcard /usr/lib/x86_64-linux-gnu/libjemalloc.so.2 /usr/lib/aarch64-linux-gnu/libjemalloc.so.2))
+RUN := $(if $(JEMALLOC),env LD_PRELOAD=$(JEMALLOC) MALLOC_CONF=dirty_decay_ms:-1$(comma)muzzy_decay_ms:-1 )$(PY)
 
 .PHONY: venv book test smoke chapters bench clean
 
@@ -29,29 +34,29 @@ test: venv
 	$(PY) -m pytest
 
 smoke: venv
-	for c in $(CHAPTERS); do $(PY) -m l2l.book run $$c --profile smoke || exit 1; done
+	for c in $(CHAPTERS); do $(RUN) -m l2l.book run $$c --profile smoke || exit 1; done
 
 # The keras chapter uses the optimiser the mnist chapter trained, published into the package and calibrated for Keras;
 # the cifar chapter reads the mnist chapter's weights for its transfer panel, and the hyper chapter compares with them.
 chapters: venv
-	$(PY) -m l2l.book run quadratics
+	$(RUN) -m l2l.book run quadratics
 	$(PY) -m l2l.pretrained publish quadratic 'book/results/quadratics/lstm_seed*.weights.h5' --summary book/results/quadratics/summary.json
 	$(PY) -m l2l.pretrained calibrate quadratic
-	$(PY) -m l2l.book run mnist
+	$(RUN) -m l2l.book run mnist
 	$(PY) -m l2l.pretrained publish mnist 'book/results/mnist/lstm_paper_seed*.weights.h5' --summary book/results/mnist/summary.json
 	$(PY) -m l2l.pretrained calibrate mnist
-	$(PY) -m l2l.book run keras
-	$(PY) -m l2l.book run cifar
+	$(RUN) -m l2l.book run keras
+	$(RUN) -m l2l.book run cifar
 	$(PY) -m l2l.pretrained publish cifar10 'book/results/cifar/lstm_seed*.weights.h5' --summary book/results/cifar/summary.json --groups conv_kernels
 	$(PY) -m l2l.pretrained calibrate cifar10
-	$(PY) -m l2l.book run stn
+	$(RUN) -m l2l.book run stn
 	$(PY) -m l2l.pretrained publish alignment 'book/results/stn/lstm_align_seed*.weights.h5' --summary book/results/stn/summary.json
 	$(PY) -m l2l.pretrained calibrate alignment
-	$(PY) -m l2l.book run hyper
-	$(PY) -m l2l.book run beyond
+	$(RUN) -m l2l.book run hyper
+	$(RUN) -m l2l.book run beyond
 	$(PY) -m l2l.pretrained publish general 'book/results/beyond/lstm_general_seed*.weights.h5' --summary book/results/beyond/summary.json
 	$(PY) -m l2l.pretrained calibrate general
-	$(PY) -m l2l.book run benchmarks
+	$(RUN) -m l2l.book run benchmarks
 
 bench: venv
 	$(PY) benchmarks/run.py

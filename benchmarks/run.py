@@ -13,6 +13,8 @@ Figures:
   mnist_matmul_ceiling       the segment's matrix products alone at their shapes: the rate it could reach
                              if its elementwise work were free
   threads                    the meta-iteration under TF's default thread pools and two alternatives
+  allocator                  the meta-iteration under glibc's malloc and under jemalloc (LD_PRELOAD), and the
+                             share of each process's CPU time spent in the kernel
   quadratic_meta_gradient    the same as mnist_meta_gradient on 128 quadratics of 10 dimensions
   keras_step                 model.train_on_batch with l2l.LearnedOptimizer against keras.optimizers.Adam
   memory_per_parameter       peak resident memory per optimised coordinate during a meta-iteration (Linux)
@@ -31,6 +33,7 @@ import argparse
 import dataclasses
 import json
 import math
+import os
 import statistics
 import subprocess
 import sys
@@ -153,9 +156,11 @@ def matmul_ceiling(coordinates, unroll, repeats, config=learned_optimizer.LSTMCo
     return {"seconds": seconds, "gflops": lstm_flops(config, coordinates, unroll) / seconds / 1e9}
 
 
-def in_subprocess(code):
-    """The last line a fresh Python process prints after running `code` with this repository importable."""
-    out = subprocess.run([sys.executable, "-c", f"import sys; sys.path.insert(0, {str(ROOT)!r})\n" + code], capture_output=True, text=True, check=True).stdout
+def in_subprocess(code, env=None):
+    """The last line a fresh Python process prints after running `code` with this repository importable
+    (env: variables added to this process's environment)."""
+    out = subprocess.run([sys.executable, "-c", f"import sys; sys.path.insert(0, {str(ROOT)!r})\n" + code], capture_output=True, text=True, check=True,
+                         env={**os.environ, **(env or {})}).stdout
     return out.strip().splitlines()[-1]
 
 
@@ -184,6 +189,35 @@ def thread_settings(examples, unroll, repeats, rounds=2):
             key = f"intra{intra}_inter{inter}_s"
             out[key] = min(out.get(key, math.inf), float(in_subprocess(code)))
     out["note"] = "0 means TF's default (one thread per core)"
+    return out
+
+
+def allocator(examples, unroll, repeats, rounds=2):
+    """A MNIST meta-iteration under glibc's malloc and under jemalloc (l2l.provenance.jemalloc_environment).
+
+    Each allocator runs in its own process, alternating over `rounds`; each keeps its fastest round's median,
+    and the share of its process's CPU time spent in the kernel (glibc returns large freed blocks to the system
+    and takes them back page by page: page faults, counted as system time).
+    """
+    import resource
+
+    from l2l.provenance import jemalloc_environment
+
+    preload = jemalloc_environment()
+    if not preload:
+        return {"note": "jemalloc is not installed (Debian: apt-get install libjemalloc2): nothing to compare"}
+    code = f"from benchmarks.run import meta_iteration_seconds\nprint(meta_iteration_seconds({examples}, {unroll}, {repeats}))\n"
+    out = {}
+    for _ in range(rounds):
+        for name, env in [("glibc", {}), ("jemalloc", preload)]:
+            before = resource.getrusage(resource.RUSAGE_CHILDREN)
+            seconds = float(in_subprocess(code, env))
+            after = resource.getrusage(resource.RUSAGE_CHILDREN)
+            system, user = after.ru_stime - before.ru_stime, after.ru_utime - before.ru_utime
+            if seconds < out.get(f"{name}_s", math.inf):
+                out[f"{name}_s"], out[f"{name}_system_share"] = seconds, system / max(system + user, 1e-9)
+    out["glibc_over_jemalloc"] = out["glibc_s"] / out["jemalloc_s"]
+    out["environment"] = preload
     return out
 
 
@@ -346,6 +380,8 @@ def main(argv=None):
     print("ceiling", ceiling, flush=True)
     results["threads"] = thread_settings(examples, unroll, reps)
     print("threads", results["threads"], flush=True)
+    results["allocator"] = allocator(examples, unroll, reps)
+    print("allocator", results["allocator"], flush=True)
     results["quadratic_meta_gradient"] = meta_gradient_pair(problems.Quadratic(), 8 if tiny else 128, unroll, reps)
     print("quadratic", results["quadratic_meta_gradient"], flush=True)
     results["keras_step"] = keras_step(reps * (3 if tiny else 10))

@@ -262,6 +262,24 @@ def test_a_chapter_can_be_held_to_one_thread_and_says_so():
     assert book.main(["run", "quadratics", "--threads", "0"]) == 2
 
 
+def test_jemalloc_changes_no_number_and_the_provenance_names_the_allocator(tmp_path):
+    """make chapters runs the chapters under jemalloc where it is installed: the same meta-training must end bit for bit where glibc's malloc ends it."""
+    import os
+
+    preload = provenance.jemalloc_environment()
+    assert provenance.jemalloc_environment(paths=[str(tmp_path / "missing.so")]) == {}
+    if not preload:
+        pytest.skip("jemalloc is not installed (Debian: libjemalloc2; .ci/run installs it)")
+    code = ("import hashlib, numpy as np; from l2l import learned_optimizer, meta, problems, provenance; "
+            "r = meta.meta_train(problems.Quadratic(dims=10), learned_optimizer.LSTMConfig(hidden=8), meta.MetaConfig(seed=0, epochs=4, batch=16, horizon=12, "
+            "unroll=4, valid_every=2, valid_instances=8), log=lambda line: None); "
+            "print(provenance.provenance()['hardware']['allocator'], hashlib.sha256(b''.join(np.asarray(r.meta_params[k]).tobytes() for k in sorted(r.meta_params))).hexdigest())")
+    base = {k: v for k, v in os.environ.items() if k not in ("LD_PRELOAD", "MALLOC_CONF", provenance.PROVENANCE_VARIABLE)}
+    runs = [subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, env={**base, **extra}) for extra in ({}, preload)]
+    (glibc, plain), (jemalloc, preloaded) = [run.stdout.split()[-2:] for run in runs]
+    assert (glibc, jemalloc) == ("default", "jemalloc") and plain == preloaded, [run.stderr[-2000:] for run in runs]
+
+
 def test_a_killed_runs_leftovers_are_put_back_before_the_next_run(tmp_path):
     results = tmp_path / "results"
     (results / "runs").mkdir(parents=True)
