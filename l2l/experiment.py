@@ -182,7 +182,7 @@ def meta_train_runs(problem, lstm_config, configs, checkpoint_root, results_dir,
 def best_run(runs):
     """The run (a MetaResult or anything with best_valid) with the lowest validation; one that never validated
     finitely ranks last, as l2l.pretrained.publish ranks weights files (NaN compares as neither better nor worse)."""
-    return min(runs, key=lambda r: r.best_valid if np.isfinite(r.best_valid) else np.inf)
+    return min(runs, key=lambda r: stats.validation_rank(r.best_valid))
 
 
 class SavedRun(NamedTuple):

@@ -4,8 +4,17 @@ Curves are arrays [seeds, instances, steps + 1] from l2l.evaluate; a seed
 is a replication unit (for a learned optimiser, its own meta-training run).
 """
 
+import math
+
 import numpy as np
 import pandas as pd
+
+
+def validation_rank(value):
+    """Sort key that picks the best run by its validation loss: lower first, and a run that never validated
+    finitely (NaN, inf) last. min() over raw values is not enough: NaN compares as neither better nor worse."""
+    value = float(value)
+    return value if math.isfinite(value) else math.inf
 
 
 def bootstrap_ci(values, n_boot=2000, seed=0, level=0.95):

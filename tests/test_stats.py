@@ -76,3 +76,10 @@ def test_a_diverged_run_is_an_infinite_loss_never_a_nan_that_ranks_anywhere():
     assert v["mean"] == -np.inf and v["verdict"] == "beats" and v["wins"] == 1 and v["diverged"] == 1
     assert stats.compare_runs(blown, ok)["verdict"] == "loses to"
     assert sorted([np.nan, 3.0, np.inf, 1.0], key=stats.finite_or_inf)[:2] == [1.0, 3.0]
+
+
+def test_the_best_run_by_validation_is_never_one_that_did_not_validate_finitely():
+    values = [float("nan"), 0.5, float("inf"), 0.2, float("nan")]
+    assert min(range(len(values)), key=lambda i: stats.validation_rank(values[i])) == 3
+    assert min(values) != 0.2  # what min() over the raw values does: NaN first compares as neither better nor worse
+    assert [stats.validation_rank(v) for v in (float("nan"), "0.25", 1)] == [float("inf"), 0.25, 1.0]

@@ -32,7 +32,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from l2l import learned_optimizer
+from l2l import learned_optimizer, stats
 
 HERE = Path(__file__).resolve().parent
 REGISTRY = HERE / "registry.json"
@@ -79,9 +79,7 @@ def publish(name, pattern, summary_path=None, groups=None):
                          f"(--groups, one of {sorted(GROUP_RULES)})")
     if not grouped and groups is not None:
         raise ValueError(f"{paths[0]} has no parameter groups, so --groups {groups!r} has nothing to assign")
-    # A run that never validated finitely ranks last (NaN would compare as neither better nor worse).
-    valid = lambda item: float(item[3].get("best_valid", math.inf))
-    path, _, config, provenance = min(loaded, key=lambda item: valid(item) if math.isfinite(valid(item)) else math.inf)
+    path, _, config, provenance = min(loaded, key=lambda item: stats.validation_rank(item[3].get("best_valid", math.inf)))  # NaN last
     summary = json.loads(Path(summary_path).read_text()) if summary_path else {}
     target = f"{name}.weights.h5"
     entries = registry()
