@@ -120,6 +120,43 @@ def update_ratios(build, make_optimizer, seed, x, y, steps, batch_size):
     return {name: np.asarray(r[:steps]) for name, r in watch.ratios.items()}
 
 
+def layer_ratio_medians(ratios, steps):
+    """optimiser -> layer -> median of ||update|| / ||weights|| over the second half of `steps`, for every kernel
+    (ratios: optimiser -> update_ratios() of its run)."""
+    kernels = [k for k in next(iter(ratios.values())) if k.endswith("kernel")]
+    return {name: {k.split("/")[0]: float(np.median(ratios[name][k][steps // 2:])) for k in kernels} for name in ratios}
+
+
+def ratio_sentence(medians, ours="lstm_tuned", reference="adam"):
+    """How the two optimisers' relative updates spread over the layers (layer_ratio_medians), and ours over the reference's per layer."""
+    spread = {n: max(v.values()) / min(v.values()) for n, v in medians.items()}
+    per_layer = ", ".join(f"{medians[ours][layer] / medians[reference][layer]:.2g}x ADAM's on {layer}" for layer in medians[reference])
+    return (f"Over the second half of the run (median per layer), the learned optimiser's relative updates span a factor of "
+            f"{spread[ours]:.1f} between its largest and smallest layer, ADAM's a factor of {spread[reference]:.1f}; per layer, the "
+            f"LSTM's updates are {per_layer}.")
+
+
+def chapter_losses(curves, seed, steps, panel="base", optimiser="lstm"):
+    """step -> loss of one meta-training run in a chapter's curves.csv frame (the mean over its test networks);
+    {} where that run is not in the frame."""
+    own = curves[(curves.panel == panel) & (curves.optimiser == optimiser) & (curves.seed == seed)]
+    return {s: float(own[own.step == s].loss.iloc[0]) for s in steps} if len(own) else {}
+
+
+def agreement_sentence(fit_at, chapter_at, seed):
+    """Whether model.fit reproduces the MNIST chapter's curve of the same weights: fit_at step -> over_runs
+    entry of the fit runs' minibatch loss, chapter_at step -> the chapter's loss of its run `seed` (chapter_losses)."""
+    if not chapter_at:
+        return "The MNIST chapter's curves for this optimiser's run are not in book/results/mnist/curves.csv, so there is nothing to compare with."
+    sentence = " ".join(
+        f"At step {s} the fit runs' minibatch loss is {fit_at[s]['mean']:.3g} (95% CI {fit_at[s]['ci95'][0]:.3g} to {fit_at[s]['ci95'][1]:.3g} over "
+        f"{fit_at[s]['runs']} seeds); in the MNIST chapter the same weights (its run {seed}) reach {chapter_at[s]:.3g} "
+        "(the mean over that run's test MLPs)." for s in fit_at)
+    agree = all(fit_at[s]["ci95"][0] <= chapter_at[s] <= fit_at[s]["ci95"][1] for s in fit_at)
+    return sentence + " " + ("Both agree within the interval: Keras does not change the optimiser." if agree else
+                             "They differ by more than the interval: see the minibatch note above, and compare the curves below.")
+
+
 def last_mean(curves, last=20):
     """Per seed, the mean training loss over the last `last` steps of compare()'s curves [seeds, 1, steps]: [seeds, 1]."""
     return np.asarray(curves, np.float64)[:, :, -last:].mean(axis=-1)

@@ -66,6 +66,34 @@ def tuning_curves(table, chosen, ax=None):
     return ax
 
 
+def rate_sweeps(sweeps, xlabel, ylabel, ax=None):
+    """Final loss against rate for each optimiser's sweep, name -> (frame with lr and final_loss, chosen rate, legend
+    label); the chosen rate circled. Diverged settings (inf) are left out of the line."""
+    ax = ax or plt.gca()
+    for name, (sweep, chosen, legend) in sweeps.items():
+        finite = sweep.replace(np.inf, np.nan)
+        ax.plot(finite.lr, finite.final_loss, marker="o", color=COLOURS.get(name), label=legend)
+        ax.scatter([chosen], finite.final_loss[finite.lr == chosen], s=160, facecolors="none", edgecolors=COLOURS.get(name), linewidths=2)
+    ax.set(xscale="log", yscale="log", xlabel=xlabel, ylabel=ylabel)
+    ax.legend(frameon=False)
+    return ax
+
+
+def update_ratio_panels(ratios, steps):
+    """One panel per kernel: ||update|| / ||weights|| at every step for each optimiser (name -> update_ratios()).
+    An "lstm_*" name takes the LSTM's colour. Returns the figure."""
+    kernels = [k for k in next(iter(ratios.values())) if k.endswith("kernel")]
+    fig, axes = plt.subplots(1, len(kernels), figsize=(4 * len(kernels), 3.6), sharey=True)
+    axes = np.atleast_1d(axes)
+    for ax, k in zip(axes, kernels):
+        for name, ratio in ratios.items():
+            ax.plot(range(1, steps + 1), ratio[k], color=COLOURS["lstm" if name.startswith("lstm") else name], label=LABELS.get(name, label(name)))
+        ax.set(yscale="log", title=k.split("/")[0], xlabel="step")
+    axes[0].set_ylabel("||update|| / ||weights||")
+    axes[0].legend(frameon=False)
+    return fig
+
+
 def meta_training(runs, ax=None):
     """Validation loss against epoch, one line per meta-training run, the kept (best) epoch circled.
 

@@ -52,13 +52,13 @@ from IPython.display import HTML, Markdown, display
 from myst_nb import glue
 
 import l2l
-from l2l import chapters, data, experiment, keras_training, plots, stats
+from l2l import chapters, data, experiment, keras_training, plots, recipes, stats
 
 p = chapters.Keras.from_namespace(globals())
 chapter = experiment.Chapter("keras", p)
 entry = l2l.pretrained.info(p.pretrained)  # fails here, before any compute, for an unknown name
 split = data.mnist_splits()
-images = lambda name: (split[name].x.numpy().reshape(-1, 28, 28, 1), split[name].y.numpy())
+images = recipes.keras_images(split, (28, 28, 1))
 (x_tune, y_tune), (x_train, y_train), (x_test, y_test) = images("valid"), images("test_train"), images("test_heldout")
 print(f"pretrained optimiser {p.pretrained!r}: trained on {entry['trained_on']}; {entry['lstm_config']}")
 cnn = keras_training.small_cnn  # 8 and 16 channels, 3x3, ReLU, max pooling, a linear layer
@@ -79,13 +79,8 @@ for name, value in p.as_dict().items():
 tune_steps = min(p.steps, len(x_tune) // p.batch_size * 4)
 adam_lr, adam_sweep = keras_training.tune_learning_rate(cnn, keras.optimizers.Adam, p.adam_grid, x_tune, y_tune, tune_steps, p.batch_size, last=p.last)
 multiplier, lstm_sweep = keras_training.tune_learning_rate(cnn, learned, p.multiplier_grid, x_tune, y_tune, tune_steps, p.batch_size, last=p.last)
-fig, ax = plt.subplots()
-for name, sweep, chosen in [("adam", adam_sweep, adam_lr), ("lstm", lstm_sweep, multiplier)]:
-    finite = sweep.replace(np.inf, np.nan)
-    ax.plot(finite.lr, finite.final_loss, marker="o", color=plots.COLOURS[name], label=f"{plots.LABELS[name]} ({'multiplier' if name == 'lstm' else 'learning rate'})")
-    ax.scatter([chosen], finite.final_loss[finite.lr == chosen], s=160, facecolors="none", edgecolors=plots.COLOURS[name], linewidths=2)
-ax.set(xscale="log", yscale="log", xlabel="learning rate (ADAM) or step multiplier (LSTM)", ylabel=f"mean loss, last {p.last} of {tune_steps} steps")
-ax.legend(frameon=False)
+ax = plots.rate_sweeps({"adam": (adam_sweep, adam_lr, "ADAM (learning rate)"), "lstm": (lstm_sweep, multiplier, "LSTM (multiplier)")},
+                      "learning rate (ADAM) or step multiplier (LSTM)", f"mean loss, last {p.last} of {tune_steps} steps", ax=plt.subplots()[1])
 ax.set_title("The multiplier sweep beside ADAM's (tuning images; circled: chosen)")
 plt.show()
 edge = [n for n, v, grid in [("ADAM", adam_lr, p.adam_grid), ("LSTM", multiplier, p.multiplier_grid)] if v in (min(grid), max(grid))]
@@ -149,21 +144,8 @@ mlp_runs = keras_training.compare(keras_training.paper_mlp, {"lstm": lambda: l2l
 mlp_steps = sorted({min(100, p.mlp_steps), p.mlp_steps})
 fit_at = {s: stats.over_runs(mlp_runs["curves"][:, :, s]) for s in mlp_steps}  # Keras' loss of batch s is the loss after s updates
 seed = int(entry["training"]["seed"]) if "training" in entry else None
-mnist_curves = pd.read_csv("book/results/mnist/curves.csv") if seed is not None else None
-own = mnist_curves[(mnist_curves.panel == "base") & (mnist_curves.optimiser == "lstm") & (mnist_curves.seed == seed)] if seed is not None else None
-if own is not None and len(own):
-    chapter_at = {s: float(own[own.step == s].loss.iloc[0]) for s in mlp_steps}
-    mlp_sentence = " ".join(
-        f"At step {s} the fit runs' minibatch loss is {fit_at[s]['mean']:.3g} (95% CI {fit_at[s]['ci95'][0]:.3g} to {fit_at[s]['ci95'][1]:.3g} over "
-        f"{fit_at[s]['runs']} seeds); in the MNIST chapter the same weights (its run {seed}) reach {chapter_at[s]:.3g} "
-        "(the mean over that run's test MLPs)." for s in mlp_steps)
-    mlp_sentence += " " + ("Both agree within the interval: Keras does not change the optimiser." if all(
-        fit_at[s]["ci95"][0] <= chapter_at[s] <= fit_at[s]["ci95"][1] for s in mlp_steps) else
-        "They differ by more than the interval: see the minibatch note above, and compare the curves below.")
-else:
-    chapter_at = {}
-    mlp_sentence = "The MNIST chapter's curves for this optimiser's run are not in book/results/mnist/curves.csv, so there is nothing to compare with."
-glue("mlp_sentence", Markdown(mlp_sentence), display=False)
+chapter_at = keras_training.chapter_losses(pd.read_csv("book/results/mnist/curves.csv"), seed, mlp_steps) if seed is not None else {}
+glue("mlp_sentence", Markdown(keras_training.agreement_sentence(fit_at, chapter_at, seed)), display=False)
 
 # %% [markdown]
 # ## Why: the size of each layer's updates
@@ -176,26 +158,12 @@ glue("mlp_sentence", Markdown(mlp_sentence), display=False)
 
 # %% tags=["hide-input"]
 ratios = {n: keras_training.update_ratios(cnn, optimisers[n], 0, x_train, y_train, p.steps, p.batch_size) for n in ("lstm_tuned", "adam")}
-kernels = [k for k in ratios["adam"] if k.endswith("kernel")]
-fig, axes = plt.subplots(1, len(kernels), figsize=(4 * len(kernels), 3.6), sharey=True)
-summary_ratios = {}
-for ax, k in zip(np.atleast_1d(axes), kernels):
-    layer = k.split("/")[0]
-    for n in ratios:
-        ax.plot(range(1, p.steps + 1), ratios[n][k], color=plots.COLOURS["lstm" if n.startswith("lstm") else n], label=plots.LABELS.get(n, "LSTM (tuned)"))
-        summary_ratios.setdefault(n, {})[layer] = float(np.median(ratios[n][k][p.steps // 2:]))
-    ax.set(yscale="log", title=layer, xlabel="step")
-np.atleast_1d(axes)[0].set_ylabel("||update|| / ||weights||")
-np.atleast_1d(axes)[0].legend(frameon=False)
+plots.update_ratio_panels(ratios, p.steps)
 plt.show()
+summary_ratios = keras_training.layer_ratio_medians(ratios, p.steps)
 ratio_table = pd.DataFrame(summary_ratios).rename(columns={"lstm_tuned": "LSTM (tuned)", "adam": "ADAM"})
 display(Markdown(ratio_table.to_markdown(floatfmt=".2e")))
-spread = {n: max(v.values()) / min(v.values()) for n, v in summary_ratios.items()}
-ratio_sentence = (f"Over the second half of the run (median per layer), the learned optimiser's relative updates span a factor of "
-                  f"{spread['lstm_tuned']:.1f} between its largest and smallest layer, ADAM's a factor of {spread['adam']:.1f}; per layer, the "
-                  "LSTM's updates are " + ", ".join(f"{summary_ratios['lstm_tuned'][layer] / summary_ratios['adam'][layer]:.2g}x ADAM's on {layer}"
-                                                    for layer in summary_ratios["adam"]) + ".")
-glue("ratio_sentence", Markdown(ratio_sentence), display=False)
+glue("ratio_sentence", Markdown(keras_training.ratio_sentence(summary_ratios)), display=False)
 
 # %% [markdown]
 # ## What it costs

@@ -296,3 +296,33 @@ def test_against_tuned_adam_tunes_on_the_selection_images_then_pairs_the_runs_by
     assert entry["verdicts"]["lstm"]["runs"] == 2 and entry["verdicts"]["lstm"]["wins"] == 0
     assert row["model"] == "dense" and row["frozen / ADAM, last 3 steps"] == f"{entry['ratio']:.3f}" and row["ADAM rate (tuned)"] == f"{lr:g}"
     assert sentence.startswith("dense: On the mean training loss over the last 3 of 6 steps, over 2 seeds") and "the frozen one minus tuned ADAM" in sentence
+
+
+def test_layer_ratio_medians_and_their_sentence_read_the_second_half_of_each_kernels_run():
+    from l2l import keras_training
+
+    steps = 6
+    ratios = {"lstm_tuned": {"conv2d0/kernel": np.array([9, 9, 9, 1, 2, 3.0]), "conv2d0/bias": np.ones(steps), "dense0/kernel": np.full(steps, 0.5)},
+              "adam": {"conv2d0/kernel": np.array([0, 0, 0, 2, 2, 2.0]), "conv2d0/bias": np.ones(steps), "dense0/kernel": np.array([7, 7, 7, 1, 1, 4.0])}}
+    medians = keras_training.layer_ratio_medians(ratios, steps)
+    assert medians == {"lstm_tuned": {"conv2d0": 2.0, "dense0": 0.5}, "adam": {"conv2d0": 2.0, "dense0": 1.0}}  # biases left out
+    sentence = keras_training.ratio_sentence(medians)
+    assert "span a factor of 4.0 between its largest and smallest layer, ADAM's a factor of 2.0" in sentence
+    assert sentence.endswith("the LSTM's updates are 1x ADAM's on conv2d0, 0.5x ADAM's on dense0.")
+
+
+def test_the_fit_runs_are_compared_with_the_chapters_own_run_of_the_same_weights():
+    import pandas as pd
+
+    from l2l import keras_training
+
+    curves = pd.DataFrame({"panel": ["base"] * 4 + ["long"], "optimiser": ["lstm", "lstm", "lstm", "adam", "lstm"], "seed": [1, 1, 0, 1, 1],
+                           "step": [100, 200, 100, 100, 100], "loss": [0.5, 0.25, 9.0, 9.0, 9.0]})
+    assert keras_training.chapter_losses(curves, 1, [100, 200]) == {100: 0.5, 200: 0.25}
+    assert keras_training.chapter_losses(curves, 7, [100]) == {}
+    fit_at = {100: {"mean": 0.52, "ci95": [0.45, 0.6], "runs": 5}, 200: {"mean": 0.3, "ci95": [0.28, 0.33], "runs": 5}}
+    differs = keras_training.agreement_sentence(fit_at, {100: 0.5, 200: 0.25}, 1)  # 0.25 lies below the step-200 interval
+    assert differs.startswith("At step 100 the fit runs' minibatch loss is 0.52 (95% CI 0.45 to 0.6 over 5 seeds); in the MNIST chapter the same weights (its run 1) reach 0.5")
+    assert differs.endswith("They differ by more than the interval: see the minibatch note above, and compare the curves below.")
+    assert keras_training.agreement_sentence(fit_at, {100: 0.5, 200: 0.3}, 1).endswith("Keras does not change the optimiser.")
+    assert "nothing to compare with" in keras_training.agreement_sentence(fit_at, {}, 1)

@@ -76,3 +76,17 @@ def test_dependence_and_heatmap_draw_the_tables_values():
     np.testing.assert_allclose(ax.images[0].get_array().filled(np.nan), np.log10(heat.to_numpy()))
     assert [t.get_text() for t in ax.texts] == ["0.50", "2.00", "1.00", "nan"]
     assert ax.get_xlabel() == "unroll" and ax.get_ylabel() == "meta_lr"
+
+
+def test_rate_sweeps_and_update_ratio_panels_draw_what_they_are_given():
+    sweep = pd.DataFrame({"lr": [0.01, 0.1, 1.0], "final_loss": [2.0, 1.0, np.inf]})
+    ax = plots.rate_sweeps({"adam": (sweep, 0.1, "ADAM (learning rate)")}, "rate", "loss", ax=plt.subplots()[1])
+    line = ax.get_lines()[0]
+    assert list(line.get_xdata()) == [0.01, 0.1, 1.0] and np.isnan(line.get_ydata()[2]) and ax.get_legend().get_texts()[0].get_text() == "ADAM (learning rate)"
+    assert ax.collections[0].get_offsets().tolist() == [[0.1, 1.0]]  # the chosen rate circled
+    ratios = {"lstm_tuned": {"dense0/kernel": np.array([1.0, 2.0]), "dense0/bias": np.ones(2), "dense1/kernel": np.array([3.0, 4.0])},
+              "adam": {"dense0/kernel": np.array([5.0, 6.0]), "dense0/bias": np.ones(2), "dense1/kernel": np.array([7.0, 8.0])}}
+    fig = plots.update_ratio_panels(ratios, 2)
+    assert [a.get_title() for a in fig.axes] == ["dense0", "dense1"]
+    assert [list(line.get_ydata()) for line in fig.axes[1].get_lines()] == [[3.0, 4.0], [7.0, 8.0]]
+    plt.close("all")
