@@ -49,23 +49,6 @@ def loss_curves(band_table, ax=None, title=None, log_x=False, lrs=None):
     return ax
 
 
-def tuning_curves(table, chosen, ax=None):
-    """Final loss against learning rate for each baseline; the chosen rate marked."""
-    ax = ax or plt.gca()
-    table = table.replace(np.inf, np.nan)
-    for name, part in table.groupby("optimiser", sort=False):
-        colour = COLOURS.get(name)
-        sns.lineplot(x=part.lr, y=part.final_loss, ax=ax, marker="o", label=LABELS.get(name, name), color=colour)
-        best = part[part.lr == chosen[name]]
-        ax.scatter(best.lr, best.final_loss, s=160, facecolors="none", edgecolors=colour, linewidths=2)
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_xlabel("learning rate")
-    ax.set_ylabel("mean final loss (tuning set)")
-    ax.legend(frameon=False)
-    return ax
-
-
 def rate_sweeps(sweeps, xlabel, ylabel, ax=None):
     """Final loss against rate for each optimiser's sweep, name -> (frame with lr and final_loss, chosen rate, legend
     label); the chosen rate circled. Diverged settings (inf) are left out of the line."""
