@@ -331,7 +331,7 @@ class Beyond(ChapterParameters):
     mnist_weights: str = "book/results/mnist/lstm_paper_seed{seed}.weights.h5"  # the paper's recipe: the MNIST chapter's LSTMs
     results_dir: str = "book/results/beyond"  # summary.json, curves, the packaged general optimiser's candidates
     checkpoint_dir: str = "book/results/beyond/runs"  # resumable meta-training runs; committed: they outlast a session
-    panel_dir: str = ".cache/checkpoints/panels"  # finished panels, so a killed chapter resumes at the next one; not in git
+    panel_dir: str = "book/results/beyond/panels"  # finished panels; committed: the chapter's panels take longer than a session
 
     def check(self):
         from l2l.recipes import TECHNIQUES

@@ -74,6 +74,12 @@ def test_profiles_other_than_full_write_outside_the_book():
     assert smoke["results_dir"] == "_build/smoke/results/quadratics"
     assert book.resolve("quadratics", "smoke", {"results_dir": "elsewhere"})["results_dir"] == "elsewhere"
     assert book.resolve("quadratics")["results_dir"] == "book/results/quadratics"
+    # Every folder a smoke run writes (results, runs, finished panels) lies outside book/, whose full-profile
+    # runs and panels are committed.
+    for chapter in book.profiles():
+        if "smoke" in book.profiles()[chapter]:
+            folders = {k: v for k, v in book.resolve(chapter, "smoke").items() if k.endswith("_dir")}
+            assert not [k for k, v in folders.items() if str(v).startswith("book")], (chapter, folders)
 
 
 def test_listing_chapters_does_not_import_tensorflow():
