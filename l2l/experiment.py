@@ -478,17 +478,30 @@ class ProtocolResult(NamedTuple):
     tuning_s: float  # seconds all the tuning took (baselines and multipliers)
 
 
-def tune_multipliers(problem, runs, steps, instances, grid=evaluate.MULTIPLIER_GRID, used=None):
+def tune_multipliers(problem, runs, steps, instances, grid=evaluate.MULTIPLIER_GRID, used=None, cache=None):
     """Each run's step multiplier tuned on `problem` like a baseline's learning rate (two stages, both
-    objectives): returns step -> objective -> [multiplier of run k] for the runs in `used` (default all)."""
+    objectives): returns step -> objective -> [multiplier of run k] for the runs in `used` (default all).
+
+    With `cache` (a JSON path), each run's multipliers are written there as soon as they are tuned and
+    read back instead of tuned again: one run's tuning on a 1,000-step panel takes about ten minutes
+    (the beyond chapter's MNIST panel), so a panel stopped midway keeps what it finished.
+    """
     used = sorted(used if used is not None else range(len(runs)))
+    if used and used[-1] >= len(runs):
+        raise ValueError(f"runs {[k for k in used if k >= len(runs)]} asked for, of {len(runs)} runs")
+    done = _load_tuning(cache) if cache else None
+    done = done or {}
     tuned = {}
     for k in used:
-        make = lambda learning_rate, run=runs[k]: optimizers.scaled(run.optimizer(problem), learning_rate)
-        settings, _ = evaluate.tune(problem, ["learned"], tuple(steps), instances, grid=grid, extra={}, makers={"learned": make})
-        for s, by_objective in settings.items():
-            for objective, by_name in by_objective.items():
-                tuned.setdefault(s, {}).setdefault(objective, {})[k] = by_name["learned"]["learning_rate"]
+        if k not in done:
+            make = lambda learning_rate, run=runs[k]: optimizers.scaled(run.optimizer(problem), learning_rate)
+            settings, _ = evaluate.tune(problem, ["learned"], tuple(steps), instances, grid=grid, extra={}, makers={"learned": make})
+            done[k] = {s: {o: by_name["learned"]["learning_rate"] for o, by_name in by_o.items()} for s, by_o in settings.items()}
+            if cache:
+                _save_tuning(cache, done)
+        for s, by_objective in done[k].items():
+            for objective, multiplier in by_objective.items():
+                tuned.setdefault(int(s), {}).setdefault(objective, {})[k] = multiplier
     return {s: {o: [m.get(k, 1.0) for k in range(len(runs))] for o, m in by_o.items()} for s, by_o in tuned.items()}
 
 
@@ -606,7 +619,7 @@ def run_protocol(panel, learned, instances, seeds, tune_instances, baselines=BAS
     base_path = os.path.join(cache_dir, f"{panel.name}-baselines{path_tag}-{base_key}") if base_key else None
     tuning_path = os.path.join(cache_dir, f"{panel.name}-baselines-{base_key}-tuning.json") if base_key else None
     result = _run_protocol(panel, learned, instances, seeds, tune_instances, baselines, extra, learned_name, tune_learned, multiplier_grid, log, grid,
-                           base_path, tuning_path)
+                           base_path, tuning_path, multiplier_cache=path)
     if path:
         os.makedirs(cache_dir, exist_ok=True)
         _save_protocol(path, result)
@@ -645,7 +658,7 @@ def _load_tuning(path):
 
 def _run_protocol(panel, learned, instances, seeds, tune_instances, baselines=BASELINES, extra=evaluate.EXTRA_GRIDS,
                   learned_name="lstm", tune_learned=False, multiplier_grid=evaluate.MULTIPLIER_GRID, log=terminal_log, grid=evaluate.LR_GRID,
-                  baseline_cache=None, tuning_cache=None):
+                  baseline_cache=None, tuning_cache=None, multiplier_cache=None):
     """The rigor protocol on one panel.
 
     Every baseline is tuned for every reported step and both objectives (two
@@ -679,14 +692,19 @@ def _run_protocol(panel, learned, instances, seeds, tune_instances, baselines=BA
         settings = evaluate.tune(panel.tuning_problem, list(baselines), steps, tune_instances, grid=grid, extra=extra)[0]
         if tuning_cache:  # tuning can take as long as the runs: a panel killed during its runs keeps it
             _save_tuning(tuning_cache, settings)
-    used = sorted({s % len(runs) for runs in learned.values() for s in seeds})
     tuned_names = [n for n in learned if tune_learned is True or (not isinstance(tune_learned, bool) and n in tune_learned)]
     unknown = sorted(set(tune_learned) - set(learned)) if not isinstance(tune_learned, bool) else []
     if unknown:
         raise ValueError(f"tune_learned names {unknown}, which are not learned optimisers of this panel ({sorted(learned)})")
-    if tuned_names:
-        log(f"panel {panel.name}: tuning the step multiplier of {len(used)} runs of {', '.join(tuned_names)}")
-    multipliers = {name: tune_multipliers(panel.tuning_problem, learned[name], steps, tune_instances, multiplier_grid, used) for name in tuned_names}
+    multipliers = {}
+    for name in tuned_names:
+        # Each name's own runs: seed s uses run s mod n, and n differs between names (5 combination runs, 3 general).
+        used = sorted({s % len(learned[name]) for s in seeds})
+        cache = f"{multiplier_cache}-{name}-multipliers-tuning.json" if multiplier_cache else None
+        kept_runs = sorted(set(_load_tuning(cache) or {}) & set(used)) if cache else []
+        log(f"panel {panel.name}: tuning the step multiplier of {len(used) - len(kept_runs)} of {len(used)} runs of {name}"
+            + (f" (the others' from {cache})" if kept_runs else ""))
+        multipliers[name] = tune_multipliers(panel.tuning_problem, learned[name], steps, tune_instances, multiplier_grid, used, cache=cache)
     tuning_s = time.time() - started
 
     made, runs_of = {}, {}

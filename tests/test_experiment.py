@@ -259,6 +259,47 @@ def test_panels_sharing_a_test_problem_are_views_of_one_evaluation(runs):
         experiment.run_protocol(panel, learned, **args, tune_learned=["lstm_x"])
 
 
+class _Counted:
+    """A learned run of fixed rate that records each optimiser it makes."""
+
+    def __init__(self, lr, calls):
+        self.lr, self.calls = lr, calls
+
+    def optimizer(self, problem=None):
+        self.calls.append(self.lr)
+        return optimizers.sgd(self.lr)
+
+
+def test_multipliers_are_tuned_per_run_and_a_stopped_tuning_keeps_the_runs_it_finished(runs, tmp_path):
+    _, problem, _ = runs
+    calls = []
+    learned = [_Counted(0.03, calls), _Counted(0.003, calls)]
+    args = dict(steps=(4, 6), instances=3, grid=(0.5, 1.0, 2.0))
+    fresh = experiment.tune_multipliers(problem, learned, **args)
+    cache = str(tmp_path / "lstm-multipliers-tuning.json")
+    assert experiment.tune_multipliers(problem, learned, **args, cache=cache) == fresh
+    saved = json.loads(open(cache).read())
+    del saved["1"]  # as if stopped while tuning the second run
+    open(cache, "w").write(json.dumps(saved))
+    calls.clear()
+    assert experiment.tune_multipliers(problem, learned, **args, cache=cache) == fresh
+    assert set(calls) == {0.003}  # only the unfinished run was tuned again
+    with pytest.raises(ValueError, match=r"runs \[2\] asked for, of 2 runs"):
+        experiment.tune_multipliers(problem, learned, **args, used=[0, 2])
+
+
+def test_a_learned_optimiser_with_fewer_runs_than_seeds_has_each_run_tuned_once(runs):
+    _, problem, _ = runs
+    calls, lines = [], []
+    panel = experiment.Panel("q", "tiny", problem, problem, tune_steps=4, steps=6, report_steps=(4, 6))
+    learned = {"lstm": [_Counted(0.03, calls), _Counted(0.02, calls), _Counted(0.01, calls)], "lstm_one": [_Counted(0.003, calls)]}
+    # Seeds 0-2 use runs 0-2 of "lstm" and run 0 of "lstm_one" three times (seed s uses run s mod n).
+    result = experiment.run_protocol(panel, learned, instances=3, seeds=[0, 1, 2], tune_instances=3, baselines=("sgd",), extra={},
+                                     tune_learned=["lstm_one"], log=lines.append)
+    assert len(result.multipliers["lstm_one"][6]["final"]) == 1 and result.entries["lstm_one_tuned"]["loss"]["6"]["runs"] == 3
+    assert any("tuning the step multiplier of 1 of 1 runs of lstm_one" in line for line in lines)
+
+
 def test_another_chapters_weights_files_stand_in_for_its_runs(runs, tmp_path):
     root, problem, out = runs
     saved = experiment.saved_runs([str(root / "lstm_seed0.weights.h5"), str(root / "lstm_seed1.weights.h5")], made_by="the test's fixture")
