@@ -220,6 +220,9 @@ def test_smoke_chapter_through_papermill_records_its_provenance_and_summary(smok
         assert {"lstm_paper", "lstm_inputs", "lstm_rescale", "lstm_curriculum", "lstm_imitation", "lstm_nominal", "lstm_combined"} <= set(
             summary["panels"]["ablation"]["optimisers"])
         assert summary["panels"]["relu"]["optimisers"]["lstm_tuned"]["loss"]["20"]["runs"] == summary["parameters"]["final_seeds"]
+        # The general optimiser has fewer runs than the seeds (seed s uses run s mod n): each of its runs tuned once.
+        assert summary["parameters"]["general_seeds"] < summary["parameters"]["final_seeds"]
+        assert len(summary["panels"]["relu"]["optimisers"]["lstm_general_tuned"]["multiplier"]["20"]["final"]) == summary["parameters"]["general_seeds"]
         assert len(summary["targets"]) == 2 * 2 + 2 + 3 + 1 and set(summary["cost_hours"]) == {*recipes.TECHNIQUES, "combined", "general"}
 
 
