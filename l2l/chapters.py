@@ -322,8 +322,10 @@ class Beyond(ChapterParameters):
     relu_steps: int = 1000  # the ReLU MLP panel's steps
     cnn_steps: int = 1000  # the MNIST CNN panel's steps
     cnn_instances: int = 2  # CNNs per run (they run one after another)
+    cnn_tune_instances: int = 2  # CNNs on the selection images tuning every baseline and multiplier (10 would take about 6 h of one thread)
     cifar_steps: int = 200  # the CIFAR-10 ConvNet panel's steps (the CIFAR chapter's 2x horizon)
     cifar_instances: int = 1  # ConvNets per run
+    cifar_tune_instances: int = 1  # ConvNets tuning every baseline and multiplier, as in the CIFAR chapter (one setting cost 9 min at 10)
     calibration_steps: int = 200  # steps per held-out Keras model when choosing the general optimiser's default multiplier (l2l.pretrained's)
     keras_steps: int = 300  # steps of each Keras model trained through model.fit
     keras_last: int = 20  # the Keras verdict's endpoint: mean training loss over the last this many steps
@@ -338,7 +340,7 @@ class Beyond(ChapterParameters):
 
         _at_least(self, ablation_seeds=1, final_seeds=1, meta_epochs=1, horizon=1, unroll=1, valid_every=1, valid_instances=2, patience=1,
                   teacher_instances=1, general_seeds=1, general_epochs=1, eval_instances=2, tune_instances=1, relu_steps=self.horizon,
-                  cnn_steps=self.horizon, cnn_instances=1, cifar_steps=1, cifar_instances=1, calibration_steps=20, keras_steps=1, keras_last=1)
+                  cnn_steps=self.horizon, cnn_instances=1, cnn_tune_instances=1, cifar_steps=1, cifar_instances=1, cifar_tune_instances=1, calibration_steps=20, keras_steps=1, keras_last=1)
         unknown = sorted(set(self.combined) - set(TECHNIQUES))
         if unknown or not self.combined:
             raise ParameterError(f"Beyond.combined names techniques {list(TECHNIQUES)}, at least one; unknown: {unknown}")

@@ -179,14 +179,18 @@ plt.show()
 #
 # The combination and the general optimiser as trained, and with their step
 # multiplier tuned per run like a baseline's rate, on networks the
-# combination never saw.
+# combination never saw. Baselines and multipliers are tuned on
+# {glue:text}`tune_instances` ReLU MLPs, {glue:text}`cnn_tune_instances` CNNs
+# and {glue:text}`cifar_tune_instances` ConvNet (as in the CIFAR chapter) of
+# the selection images.
 #
 # {glue:md}`transfer_verdicts`
 
 # %% tags=["hide-input"]
 TRANSFER = {name: PANELS[name] for name in ("relu", "cnn", "cifar10")}
+tune = {"relu": p.tune_instances, "cnn": p.cnn_tune_instances, "cifar10": p.cifar_tune_instances}
 transfer = {name: experiment.run_protocol(panel, {"lstm": runs["combined"], "lstm_paper": paper_runs, "lstm_general": runs["general"]},
-                                          tune_learned=True, **{**protocol, "instances": instances})
+                                          tune_learned=True, **{**protocol, "instances": instances, "tune_instances": tune[name]})
             for name, (panel, instances) in TRANSFER.items()}
 last_step = lambda result: max(result.verdicts)
 within = {name: experiment.within_interval(result, "lstm_tuned") for name, result in transfer.items()}

@@ -64,3 +64,11 @@ def test_beyond_grids_default_to_the_harness_grids_so_the_full_profile_keeps_its
         chapters.Beyond(calibration_grid=[])
     with pytest.raises(chapters.ParameterError, match=r"Beyond.lr_grid needs at least one positive value, got \[0.0\]"):
         chapters.Beyond(lr_grid=[0.0])
+
+
+def test_beyond_tunes_convolutional_panels_on_their_own_counts_and_rejects_none():
+    b = chapters.Beyond()
+    assert (b.cnn_tune_instances, b.cifar_tune_instances) == (2, 1) and b.tune_instances == 10  # MLP panels keep their 10
+    for name in ("cnn_tune_instances", "cifar_tune_instances"):
+        with pytest.raises(chapters.ParameterError, match=rf"Beyond needs {name} >= 1 \(got 0\)"):
+            chapters.Beyond(**{name: 0})
