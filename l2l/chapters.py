@@ -322,7 +322,7 @@ class Beyond(ChapterParameters):
     relu_steps: int = 1000  # the ReLU MLP panel's steps
     cnn_steps: int = 1000  # the MNIST CNN panel's steps
     cnn_instances: int = 2  # CNNs per run (they run one after another)
-    cnn_tune_instances: int = 2  # CNNs on the selection images tuning every baseline and multiplier (10 would take about 6 h of one thread)
+    cnn_tune_instances: int = 2  # CNNs on the selection images tuning every baseline and multiplier (10, estimated from the MLP panels: hours of one thread)
     cifar_steps: int = 200  # the CIFAR-10 ConvNet panel's steps (the CIFAR chapter's 2x horizon)
     cifar_instances: int = 1  # ConvNets per run
     cifar_tune_instances: int = 1  # ConvNets tuning every baseline and multiplier, as in the CIFAR chapter (one setting cost 9 min at 10)

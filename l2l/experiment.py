@@ -489,8 +489,7 @@ def tune_multipliers(problem, runs, steps, instances, grid=evaluate.MULTIPLIER_G
     used = sorted(used if used is not None else range(len(runs)))
     if used and used[-1] >= len(runs):
         raise ValueError(f"runs {[k for k in used if k >= len(runs)]} asked for, of {len(runs)} runs")
-    done = _load_tuning(cache) if cache else None
-    done = done or {}
+    done = (_load_tuning(cache) if cache else None) or {}
     tuned = {}
     for k in used:
         if k not in done:
