@@ -5,6 +5,7 @@
     python -m l2l.recipes status mnist_paper --seed 0                     # epochs done, snapshots, key
     python -m l2l.recipes train cifar --learner lstm_sub --seed 2 --threads 1   # the CIFAR chapter's runs, into book/results/cifar/runs
     python -m l2l.recipes train beyond --variant combined --seed 0 --threads 1  # the beyond chapter's, into book/results/beyond/runs
+    python -m l2l.recipes panel beyond --panel cnn --threads 1                 # one of its panels, into book/results/beyond/panels
 
 A recipe builds exactly what a chapter builds (problem, validation problem,
 LSTM config, meta config), so the run key is the same and the chapter reuses
@@ -219,6 +220,45 @@ def beyond_panels(params, splits, cifar_splits):
     }
 
 
+BEYOND_PROTOCOLS = ("ablation", "mnist", "relu", "cnn", "cifar10")  # the beyond chapter's protocol panels, in the chapter's order
+
+
+def beyond_learned(name, params, runs, paper_runs):
+    """label -> runs of the learned optimisers the beyond chapter's panel `name` measures. runs: variant -> list of
+    runs (MetaResult or SavedRun); paper_runs: the MNIST chapter's runs of the paper's recipe."""
+    if name == "ablation":  # the first ablation_seeds runs of the paper's recipe, each technique alone, the combination
+        every = {"lstm_paper": paper_runs, **{f"lstm_{v}": runs[v] for v in TECHNIQUES}, "lstm_combined": runs["combined"]}
+        return {label: list(rs[: params.ablation_seeds]) for label, rs in every.items()}
+    return {"lstm": runs["combined"], "lstm_paper": paper_runs, "lstm_general": runs["general"]}
+
+
+def beyond_protocol(name, params, panels, runs, paper_runs, **log):
+    """experiment.run_protocol of the beyond chapter's panel `name` (one of BEYOND_PROTOCOLS), cached under
+    params.panel_dir: the chapter and `python -m l2l.recipes panel beyond` call this one function, so both
+    compute, and reuse, the same panel files. panels: beyond_panels(...); runs, paper_runs: as beyond_learned."""
+    import dataclasses
+
+    from l2l import experiment
+
+    if name not in BEYOND_PROTOCOLS:
+        raise ValueError(f"unknown beyond panel {name!r}; panels: {list(BEYOND_PROTOCOLS)}")
+    p = params
+    grids = dict(grid=tuple(p.lr_grid), extra={"nag": {"momentum": tuple(p.nag_momenta)}, "adam": {"beta_1": tuple(p.adam_beta1)}},
+                 multiplier_grid=tuple(p.multiplier_grid), cache_dir=p.panel_dir, **log)
+    learned = beyond_learned(name, p, runs, paper_runs)
+    if name == "ablation":
+        panel = dataclasses.replace(panels["mnist"][0], name="ablation", title="MNIST MLP: the ablation")
+        return experiment.run_protocol(panel, learned, p.eval_instances, list(range(p.ablation_seeds)), p.tune_instances,
+                                       learned_name="lstm_combined", **grids)
+    panel, instances = panels[name]
+    # ConvNets tune on fewer networks than MLPs: see Beyond.cnn_tune_instances and cifar_tune_instances.
+    tune = {"mnist": p.tune_instances, "relu": p.tune_instances, "cnn": p.cnn_tune_instances, "cifar10": p.cifar_tune_instances}[name]
+    # The combination was meta-trained on the MNIST MLP and is measured there as trained; the general optimiser was
+    # not, so its multiplier is tuned there as on every transfer panel.
+    tune_learned = ["lstm_general"] if name == "mnist" else True
+    return experiment.run_protocol(panel, learned, instances, list(range(p.final_seeds)), tune, tune_learned=tune_learned, **grids)
+
+
 def keras_images(splits, image_shape):
     """part -> (images shaped [n, *image_shape], labels) of a split (l2l.data.mnist_splits or cifar_splits), for model.fit."""
     return lambda part: (splits[part].x.numpy().reshape(-1, *image_shape), splits[part].y.numpy())
@@ -261,13 +301,16 @@ def snapshots(name, root=BUDGET_ROOT, **options):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m l2l.recipes", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("command", choices=["train", "status"])
+    parser.add_argument("command", choices=["train", "status", "panel"])
     parser.add_argument("recipe", choices=sorted(RECIPES))
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--epochs", type=int, default=None, help="default: mnist_paper 10,000; cifar the chapter's meta_epochs")
     parser.add_argument("--clip-norm", type=float, default=None, help="meta-gradient global-norm clipping; 0: none (default: the recipe's)")
     parser.add_argument("--learner", choices=CIFAR_LEARNERS, help="cifar only: which of the chapter's learned optimisers")
     parser.add_argument("--variant", choices=BEYOND_VARIANTS, help="beyond only: the paper's recipe, one technique, the combination or the general optimiser")
+    parser.add_argument("--panel", choices=BEYOND_PROTOCOLS, help="panel, beyond only: compute one of the chapter's panels into its panel_dir")
+    parser.add_argument("--profile", default="full", help="panel only: the chapter's profile (notebooks/profiles.yaml) whose parameters to use")
+    parser.add_argument("--panel-dir", default=None, help="panel only: where the panel's files go (default: the profile's panel_dir)")
     parser.add_argument("--root", default=None, help=f"checkpoint root (default: {ROOTS}, committed)")
     parser.add_argument("--threads", type=int, default=0, help="TF intra-op threads; 1 leaves a core free beside another job; 0: TF's default")
     args = parser.parse_args(argv)
@@ -277,6 +320,8 @@ def main(argv=None):
         # Through the variable, as the book runner and the sweep do, so that the run's provenance records the limit.
         os.environ[provenance.THREADS_VARIABLE] = str(args.threads)
     provenance.limit_threads()
+    if args.command == "panel":
+        return panel_command(args)
     if (args.learner is not None) != (args.recipe == "cifar"):
         raise SystemExit("--learner goes with the cifar recipe, and only with it")
     if (args.variant is not None) != (args.recipe == "beyond"):
@@ -292,6 +337,33 @@ def main(argv=None):
         result = run.run(log=lambda line: print(line, flush=True))
         print(f"{result.status}; best epoch {result.best_epoch}, validation {result.best_valid:.4g}", flush=True)
     print(dataclasses.asdict(run.config))
+    return 0
+
+
+def panel_command(args):
+    """`panel beyond --panel NAME`: one of the beyond chapter's panels, computed by the chapter's own code
+    (beyond_runs, beyond_panels, beyond_protocol), so that a second process fills the chapter's panel cache.
+    The meta-training runs are reused from params.checkpoint_dir (resumed, as the chapter would, if unfinished);
+    their weights go to a temporary folder, not to the chapter's results."""
+    import tempfile
+
+    from l2l import book, chapters, data, experiment
+
+    if args.recipe != "beyond" or args.panel is None:
+        raise SystemExit("panel takes the beyond recipe and --panel, one of " + ", ".join(BEYOND_PROTOCOLS))
+    overrides = {"panel_dir": args.panel_dir} if args.panel_dir else {}
+    try:
+        params = chapters.Beyond(**book.resolve("beyond", args.profile, overrides))
+        paper = experiment.saved_runs([params.mnist_weights.format(seed=s) for s in range(params.final_seeds)], "python -m l2l.book run mnist")
+    except (chapters.ParameterError, FileNotFoundError) as error:
+        raise SystemExit(str(error)) from error
+    log = lambda line: print(line, flush=True)
+    splits = data.mnist_splits()
+    with tempfile.TemporaryDirectory() as weights:
+        runs = {v: list(r.values()) for v, r in beyond_runs(params, splits, weights, log=log).items()}
+    panels = beyond_panels(params, splits, data.cifar_splits())
+    result = beyond_protocol(args.panel, params, panels, runs, paper, log=log)
+    print(f"panel {args.panel}: {len(result.entries)} optimisers in {params.panel_dir}", flush=True)
     return 0
 
 

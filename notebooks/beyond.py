@@ -45,8 +45,6 @@
 profile = "full"  # every parameter is a field of l2l.chapters.Beyond; the runner sets them all
 
 # %% tags=["hide-input"]
-import dataclasses
-
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
@@ -120,16 +118,10 @@ glue("curriculum_sentence", Markdown(experiment.curriculum_sentence(trained, p.c
 
 # %% tags=["hide-input"]
 PANELS = recipes.beyond_panels(p, split, cifar_split)
-mnist_panel = PANELS["mnist"][0]
 runs = {v: list(r.values()) for v, r in trained.items()}
-grids = dict(grid=tuple(p.lr_grid), extra={"nag": {"momentum": tuple(p.nag_momenta)}, "adam": {"beta_1": tuple(p.adam_beta1)}},
-             multiplier_grid=tuple(p.multiplier_grid))
-ablation_names = {"lstm_paper": paper_runs, **{f"lstm_{v}": runs[v] for v in recipes.TECHNIQUES}, "lstm_combined": runs["combined"]}
-ablation = experiment.run_protocol(
-    dataclasses.replace(mnist_panel, name="ablation", title="MNIST MLP: the ablation"),
-    {name: rs[: p.ablation_seeds] for name, rs in ablation_names.items()}, p.eval_instances, list(range(p.ablation_seeds)), p.tune_instances,
-    learned_name="lstm_combined", cache_dir=p.panel_dir, **grids)
-rows = experiment.ablation_rows(ablation, ablation_names, p.report_steps)
+protocol = lambda name: recipes.beyond_protocol(name, p, PANELS, runs, paper_runs)  # python -m l2l.recipes panel beyond computes the same
+ablation = protocol("ablation")
+rows = experiment.ablation_rows(ablation, recipes.beyond_learned("ablation", p, runs, paper_runs), p.report_steps)
 glue("ablation_table", Markdown(pd.DataFrame(rows).to_markdown(index=False)), display=False)
 fig, axes = plt.subplots(1, 2, figsize=(12, 4.2), sharey=True)
 for ax, objective in zip(axes, ("final", "mean")):
@@ -158,10 +150,7 @@ plt.show()
 # ```
 
 # %% tags=["hide-input"]
-seeds = list(range(p.final_seeds))
-protocol = dict(instances=p.eval_instances, seeds=seeds, tune_instances=p.tune_instances, cache_dir=p.panel_dir, **grids)
-mnist = experiment.run_protocol(mnist_panel, {"lstm": runs["combined"], "lstm_paper": paper_runs, "lstm_general": runs["general"]},
-                                tune_learned=["lstm_general"], **protocol)
+mnist = protocol("mnist")
 against = experiment.versus_grid(mnist, "lstm", p.report_steps)
 glue("mnist_verdicts", Markdown(experiment.versus_sentences(against, "the combination")), display=False)
 chapter.glue_protocols({"mnist": mnist}, "MLPs")
@@ -188,10 +177,7 @@ plt.show()
 
 # %% tags=["hide-input"]
 TRANSFER = {name: PANELS[name] for name in ("relu", "cnn", "cifar10")}
-tune = {"relu": p.tune_instances, "cnn": p.cnn_tune_instances, "cifar10": p.cifar_tune_instances}
-transfer = {name: experiment.run_protocol(panel, {"lstm": runs["combined"], "lstm_paper": paper_runs, "lstm_general": runs["general"]},
-                                          tune_learned=True, **{**protocol, "instances": instances, "tune_instances": tune[name]})
-            for name, (panel, instances) in TRANSFER.items()}
+transfer = {name: protocol(name) for name in TRANSFER}
 last_step = lambda result: max(result.verdicts)
 within = {name: experiment.within_interval(result, "lstm_tuned") for name, result in transfer.items()}
 glue("transfer_verdicts", Markdown("\n".join(f"- {TRANSFER[n][0].title}: {experiment.protocol_sentence(r, last_step(r), 'final', 'networks')}"
@@ -257,7 +243,7 @@ outcome = (f"{int((targets.met == 'yes').sum())} of {len(targets)} targets met. 
 chapter.glue_verdict("verdict_beyond", outcome)
 
 # %% tags=["hide-input"]
-chapter.save_protocols({"mnist": mnist, "ablation": ablation, **transfer}, seeds, dense_until=p.horizon)
+chapter.save_protocols({"mnist": mnist, "ablation": ablation, **transfer}, list(range(p.final_seeds)), dense_until=p.horizon)
 panels = experiment.step_summaries(mnist, "mnist", against)
 panels.update({name: experiment.protocol_summary(result) for name, result in transfer.items()})
 panels["keras"] = {"models": keras_runs, "general_multiplier": multiplier, "multipliers_tried": {f"{k:g}": v for k, v in multiplier_tried.items()},

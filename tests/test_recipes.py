@@ -157,3 +157,46 @@ def test_the_beyond_panels_test_each_network_on_its_own_images_tuned_on_the_sele
     assert panels["cifar10"][0].problem.image_shape == (32, 32, 3)
     x, y = recipes.keras_images(cifar, (32, 32, 3))("valid")
     assert x.shape == (30, 32, 32, 3) and list(y[:3]) == [0, 1, 2]
+
+
+def test_each_beyond_panel_is_measured_with_its_own_runs_counts_and_tuning(monkeypatch):
+    from l2l import chapters, experiment
+
+    splits = _random_splits((28, 28), ("test_train", "valid", "test_heldout"))
+    cifar = _random_splits((32, 32, 3), ("test_train", "valid", "test_heldout"))
+    p = chapters.Beyond(ablation_seeds=2, final_seeds=3, horizon=10, unroll=5, curriculum=[10, 20], report_steps=[10, 20], relu_steps=20, cnn_steps=20,
+                        cifar_steps=20, eval_instances=4, cnn_instances=3, cifar_instances=2, tune_instances=5, cnn_tune_instances=2,
+                        cifar_tune_instances=1, lr_grid=[0.1, 1.0], nag_momenta=[0.9], adam_beta1=[0.9], multiplier_grid=[0.5, 1.0], panel_dir="panels")
+    panels = recipes.beyond_panels(p, splits, cifar)
+    runs = {v: [f"{v}{s}" for s in range(3)] for v in [*recipes.TECHNIQUES, "combined", "general"]}
+    paper = ["paper0", "paper1", "paper2"]
+    calls = {}
+    monkeypatch.setattr(experiment, "run_protocol", lambda panel, learned, instances, seeds, tune, **options: calls.setdefault(
+        panel.name, (panel, learned, instances, seeds, tune, options)))
+    for name in recipes.BEYOND_PROTOCOLS:
+        recipes.beyond_protocol(name, p, panels, runs, paper)
+    grids = dict(grid=(0.1, 1.0), extra={"nag": {"momentum": (0.9,)}, "adam": {"beta_1": (0.9,)}}, multiplier_grid=(0.5, 1.0), cache_dir="panels")
+    panel, learned, instances, seeds, tune, options = calls["ablation"]
+    # The ablation: the MNIST MLP under its own name (its own cache key), the first ablation_seeds runs of every variant.
+    assert panel.problem is panels["mnist"][0].problem and panel.report_steps == (10, 20)
+    assert learned == {"lstm_paper": paper[:2], **{f"lstm_{t}": [f"{t}0", f"{t}1"] for t in recipes.TECHNIQUES}, "lstm_combined": ["combined0", "combined1"]}
+    assert (instances, seeds, tune, options) == (4, [0, 1], 5, {"learned_name": "lstm_combined", **grids})
+    three = {"lstm": runs["combined"], "lstm_paper": paper, "lstm_general": runs["general"]}
+    expected = {"mnist": (4, 5, ["lstm_general"]), "relu": (4, 5, True), "cnn": (3, 2, True), "cifar10": (2, 1, True)}
+    for name, (count, tuned_on, tune_learned) in expected.items():
+        panel, learned, instances, seeds, tune, options = calls[name]
+        assert panel is panels[name][0] and learned == three and seeds == [0, 1, 2]
+        assert (instances, tune, options) == (count, tuned_on, {"tune_learned": tune_learned, **grids}), name
+    with pytest.raises(ValueError, match="unknown beyond panel 'fashion'"):
+        recipes.beyond_protocol("fashion", p, panels, runs, paper)
+
+
+def test_the_panel_command_rejects_a_bad_request_before_any_compute():
+    with pytest.raises(SystemExit, match="panel takes the beyond recipe and --panel"):
+        recipes.main(["panel", "mnist_paper"])
+    with pytest.raises(SystemExit, match="panel takes the beyond recipe and --panel"):
+        recipes.main(["panel", "beyond"])
+    with pytest.raises(SystemExit, match="unknown profile 'tiny' for beyond"):
+        recipes.main(["panel", "beyond", "--panel", "cnn", "--profile", "tiny"])
+    with pytest.raises(SystemExit):  # argparse: not one of BEYOND_PROTOCOLS
+        recipes.main(["panel", "beyond", "--panel", "fashion"])
