@@ -20,6 +20,7 @@ import logging
 import math
 import os
 import re
+import shutil
 import sys
 import time
 from typing import NamedTuple
@@ -618,11 +619,37 @@ def run_protocol(panel, learned, instances, seeds, tune_instances, baselines=BAS
     base_path = os.path.join(cache_dir, f"{panel.name}-baselines{path_tag}-{base_key}") if base_key else None
     tuning_path = os.path.join(cache_dir, f"{panel.name}-baselines-{base_key}-tuning.json") if base_key else None
     result = _run_protocol(panel, learned, instances, seeds, tune_instances, baselines, extra, learned_name, tune_learned, multiplier_grid, log, grid,
-                           base_path, tuning_path, multiplier_cache=path)
+                           base_path, tuning_path, multiplier_cache=path, evaluation_cache=path and path + "-evaluated")
     if path:
         os.makedirs(cache_dir, exist_ok=True)
         _save_protocol(path, result)
+        shutil.rmtree(path + "-evaluated", ignore_errors=True)  # the panel's files now hold every run
     return result
+
+
+def evaluate_each(problem, factories, steps, instances, seeds, folder=None, log=terminal_log, **options):
+    """evaluate.evaluate(problem, factories, ...), one run (factory) at a time; with `folder`, each run is kept
+    there as soon as it is evaluated and read back, not rerun, by a later call, so an evaluation stopped after
+    hours loses one run at most. Runs are independent (their own instances, start and minibatches per seed),
+    so the runs are those of one call over every factory."""
+    if folder is None:
+        return evaluate.evaluate(problem, factories, steps, instances, seeds, **options)
+    import hashlib
+
+    curves, seconds, metrics, kept = {}, {}, {}, 0
+    for run, factory in factories.items():
+        path = os.path.join(folder, hashlib.sha256(run.encode()).hexdigest()[:16])  # run names hold "@", ":" and "~"
+        read = _read_pair(path)
+        if read is not None and read[0].get("run") == run:
+            kept += 1
+            curves[run], seconds[run], metrics[run] = read[1][run], read[0]["seconds_per_step"], read[2].get(run, {})
+            continue
+        one = evaluate.evaluate(problem, {run: factory}, steps, instances, seeds, **options)
+        curves[run], seconds[run], metrics[run] = one.curves[run], one.seconds_per_step[run], one.metrics[run]
+        _write_pair(path, {"run": run, "seconds_per_step": seconds[run]}, {run: curves[run]}, {run: metrics[run]})
+    if kept:
+        log(f"read {kept} of {len(factories)} runs evaluated before from {folder}")
+    return evaluate.Evaluation(curves=curves, seconds_per_step=seconds, metrics=metrics)
 
 
 def _save_baselines(path, settings, curves, seconds, metrics):
@@ -657,7 +684,7 @@ def _load_tuning(path):
 
 def _run_protocol(panel, learned, instances, seeds, tune_instances, baselines=BASELINES, extra=evaluate.EXTRA_GRIDS,
                   learned_name="lstm", tune_learned=False, multiplier_grid=evaluate.MULTIPLIER_GRID, log=terminal_log, grid=evaluate.LR_GRID,
-                  baseline_cache=None, tuning_cache=None, multiplier_cache=None):
+                  baseline_cache=None, tuning_cache=None, multiplier_cache=None, evaluation_cache=None):
     """The rigor protocol on one panel.
 
     Every baseline is tuned for every reported step and both objectives (two
@@ -735,8 +762,8 @@ def _run_protocol(panel, learned, instances, seeds, tune_instances, baselines=BA
     # Every run is independent of the others (its own instances, start and minibatch stream per seed), so runs
     # evaluated in separate calls are the runs one call would make.
     # A geometry panel keeps its measures at every step, for the steps each pair takes to come within 1 px.
-    evaluation = evaluate.evaluate(panel.problem, todo, panel.steps, instances, seeds, metric=metric, snapshots=steps if metric else (),
-                                   every_step=panel.geometry)
+    evaluation = evaluate_each(panel.problem, todo, panel.steps, instances, seeds, evaluation_cache, log, metric=metric,
+                               snapshots=steps if metric else (), every_step=panel.geometry)
     fresh_metrics = {run: {s: tuple(np.asarray(v) for v in m[s]) for s in m} for run, m in evaluation.metrics.items() if m}
     if kept is None and baseline_cache:
         _save_baselines(baseline_cache, settings, {r: evaluation.curves[r] for r in baseline_runs},

@@ -494,6 +494,44 @@ def test_a_finished_panel_is_cached_under_its_key_and_reused(runs, tmp_path):
 
 
 
+def test_a_panel_stopped_during_its_runs_keeps_the_runs_it_finished(runs, tmp_path, monkeypatch):
+    x = np.random.default_rng(1).integers(0, 256, size=(60, 2, 2), dtype=np.uint8)
+    data = problems.image_data(x, np.arange(60) % 10, "tiny")
+    mlp = problems.MLP(data, hidden=(3,), batch_size=8)
+    panel = experiment.Panel("mlp", "tiny MLP", mlp, mlp, tune_steps=4, steps=6, report_steps=(4, 6), heldout=data)
+    learned = {"lstm": list(experiment.meta_train_runs(mlp, TINY_LSTM, [tiny_config(0)], str(tmp_path / "ckpt"), str(tmp_path), "lstm", log=QUIET).values())}
+    args = dict(instances=2, seeds=[0, 1], tune_instances=2, baselines=("sgd", "adam"), extra={}, tune_learned=True)
+    afresh = experiment.run_protocol(panel, learned, **args, log=QUIET)
+    evaluated, real = [], evaluate.evaluate
+
+    def stops_at_the_third(problem, factories, *rest, **options):
+        if len(evaluated) == 2:
+            raise KeyboardInterrupt  # the session ends
+        evaluated.append(list(factories))
+        return real(problem, factories, *rest, **options)
+
+    monkeypatch.setattr(evaluate, "evaluate", stops_at_the_third)
+    cache = str(tmp_path / "panels")
+    with pytest.raises(KeyboardInterrupt):
+        experiment.run_protocol(panel, learned, **args, log=QUIET, cache_dir=cache)
+    assert [len(names) for names in evaluated] == [1, 1]  # one run per call, each kept as soon as it is done
+    monkeypatch.setattr(evaluate, "evaluate", lambda *a, **k: evaluated.append(list(a[1])) or real(*a, **k))
+    lines = []
+    resumed = experiment.run_protocol(panel, learned, **args, log=lines.append, cache_dir=cache)
+    first_two = {n for names in evaluated[:2] for n in names}
+    assert first_two.isdisjoint(n for names in evaluated[2:] for n in names)  # the two finished runs were not run again
+    assert set(first_two) | {n for names in evaluated[2:] for n in names} == set(afresh.curves)
+    assert any(f"read 2 of {len(afresh.curves)} runs evaluated before" in line for line in lines)
+    for run in afresh.curves:
+        np.testing.assert_array_equal(resumed.curves[run], afresh.curves[run])
+        np.testing.assert_array_equal(resumed.metrics[run][6][0], afresh.metrics[run][6][0])
+    timeless = lambda entries: {n: {k: v for k, v in e.items() if k != "ms_per_step"} for n, e in entries.items()}
+    assert timeless(resumed.entries) == timeless(json.loads(json.dumps(afresh.entries)))
+    import glob
+
+    assert not glob.glob(cache + "/*-evaluated")  # the finished panel's files hold every run: the kept runs are gone
+
+
 def test_a_chapter_drops_only_tfs_retracing_warning():
     import logging
 
