@@ -11,6 +11,8 @@ minibatches.
 
 import functools
 import itertools
+import json
+import os
 import time
 from typing import NamedTuple
 
@@ -162,7 +164,7 @@ def _scores(losses, steps):
     return out
 
 
-def tune(problem, names, steps, instances, seed=0, grid=LR_GRID, extra=EXTRA_GRIDS, refine=True, makers=None):
+def tune(problem, names, steps, instances, seed=0, grid=LR_GRID, extra=EXTRA_GRIDS, refine=True, makers=None, cache=None):
     """Tunes every optimiser in `names` for every objective in OBJECTIVES on held-out instances, in two stages.
 
     Stage 1 tries every rate in `grid` (half-decades) with every value of the
@@ -184,6 +186,10 @@ def tune(problem, names, steps, instances, seed=0, grid=LR_GRID, extra=EXTRA_GRI
     mean; for a sequence, settings is step -> objective -> name -> ..., and the
     table has columns final@step and mean@step. The table holds every setting
     tried and its stage.
+
+    cache: a JSON file that keeps each optimiser's rows as soon as it is tuned,
+    read back instead of tuning it again (a CNN's four baselines take hours);
+    the caller names it by everything the tuning depends on.
     """
     makers = makers if makers is not None else optimizers.BASELINES
     unknown = sorted(set(names) - set(makers))
@@ -194,8 +200,14 @@ def tune(problem, names, steps, instances, seed=0, grid=LR_GRID, extra=EXTRA_GRI
     if not step_list or step_list[0] < 1:
         raise ValueError(f"tune() needs steps >= 1, got {steps}")
     batch, params = fresh_instances(problem, seed, instances, TUNE_SEED)
-    rows = [row for name in names
-            for row in _tune_one(problem, name, makers[name], extra.get(name, {}), step_list, batch, params, seed, grid, refine)]
+    done = _read_rows(cache) if cache else {}
+    rows = []
+    for name in names:
+        if name not in done:
+            done[name] = _tune_one(problem, name, makers[name], extra.get(name, {}), step_list, batch, params, seed, grid, refine)
+            if cache:
+                _write_rows(cache, done)
+        rows += done[name]
     table = pd.DataFrame(rows)
     settings = {}
     for s in step_list:
@@ -209,6 +221,22 @@ def tune(problem, names, steps, instances, seed=0, grid=LR_GRID, extra=EXTRA_GRI
         return settings, table
     only = step_list[0]
     return settings[only], table.rename(columns={f"{o}@{only}": o for o in OBJECTIVES})
+
+
+def _read_rows(path):
+    """optimiser -> its rows kept by tune(cache=path); {} when the file is missing or unreadable."""
+    try:
+        with open(path) as f:
+            return {name: list(rows) for name, rows in json.load(f).items()}
+    except (OSError, ValueError, AttributeError):
+        return {}
+
+
+def _write_rows(path, done):
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    with open(path + ".tmp", "w") as f:
+        json.dump(done, f)  # floats round-trip exactly; inf (a diverged setting) as Infinity
+    os.replace(path + ".tmp", path)
 
 
 def _tune_one(problem, name, make, options, steps, batch, params, seed, grid, refine):

@@ -715,9 +715,12 @@ def _run_protocol(panel, learned, instances, seeds, tune_instances, baselines=BA
         settings = tuned
     else:
         log(f"panel {panel.name}: tuning {', '.join(baselines)} for steps {steps}")
-        settings = evaluate.tune(panel.tuning_problem, list(baselines), steps, tune_instances, grid=grid, extra=extra)[0]
+        # Each baseline's tuning is kept as soon as it is done (a CNN's takes most of an hour): a panel stopped during it keeps those.
+        rows = tuning_cache.removesuffix(".json") + "-rows.json" if tuning_cache else None
+        settings = evaluate.tune(panel.tuning_problem, list(baselines), steps, tune_instances, grid=grid, extra=extra, cache=rows)[0]
         if tuning_cache:  # tuning can take as long as the runs: a panel killed during its runs keeps it
             _save_tuning(tuning_cache, settings)
+            os.remove(rows)
     tuned_names = [n for n in learned if tune_learned is True or (not isinstance(tune_learned, bool) and n in tune_learned)]
     unknown = sorted(set(tune_learned) - set(learned)) if not isinstance(tune_learned, bool) else []
     if unknown:

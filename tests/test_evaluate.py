@@ -131,6 +131,31 @@ def test_tuning_for_several_steps_scores_one_trajectory_at_each():
             assert settings[s][objective]["adam"] == {"learning_rate": best.lr, "beta_1": best.beta_1}
 
 
+def test_a_tuning_stopped_between_optimisers_keeps_those_it_finished(tmp_path, monkeypatch):
+    import pandas as pd
+
+    problem = problems.Quadratic(dims=3)
+    args = dict(steps=(4, 10), instances=4, grid=(0.01, 0.0316, 0.1), extra={"nag": {"momentum": (0.5, 0.9)}})
+    settings, table = evaluate.tune(problem, ["sgd", "nag", "adam"], **args)
+    cache = str(tmp_path / "tuning-rows.json")
+    tuned, real = [], evaluate._tune_one
+
+    def stops_at_adam(problem, name, *rest):
+        if name == "adam":
+            raise KeyboardInterrupt  # the session ends
+        tuned.append(name)
+        return real(problem, name, *rest)
+
+    monkeypatch.setattr(evaluate, "_tune_one", stops_at_adam)
+    with pytest.raises(KeyboardInterrupt):
+        evaluate.tune(problem, ["sgd", "nag", "adam"], **args, cache=cache)
+    monkeypatch.setattr(evaluate, "_tune_one", lambda problem, name, *rest: tuned.append(name) or real(problem, name, *rest))
+    resumed, resumed_table = evaluate.tune(problem, ["sgd", "nag", "adam"], **args, cache=cache)
+    assert tuned == ["sgd", "nag", "adam"]  # sgd and nag once, before the stop; only adam after it
+    assert resumed == settings
+    pd.testing.assert_frame_equal(resumed_table, table)
+
+
 def test_a_learned_optimisers_multiplier_is_tuned_like_a_learning_rate():
     problem = problems.Quadratic(dims=3)
     # SGD at rate 0.01 scaled by m is SGD at rate 0.01 m: the multiplier's scores are the rate's.
