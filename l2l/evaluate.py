@@ -206,7 +206,7 @@ def tune(problem, names, steps, instances, seed=0, grid=LR_GRID, extra=EXTRA_GRI
         if name not in done:
             done[name] = _tune_one(problem, name, makers[name], extra.get(name, {}), step_list, batch, params, seed, grid, refine)
             if cache:
-                _write_rows(cache, done)
+                write_json(cache, done)
         rows += done[name]
     table = pd.DataFrame(rows)
     settings = {}
@@ -232,10 +232,11 @@ def _read_rows(path):
         return {}
 
 
-def _write_rows(path, done):
+def write_json(path, value):
+    """`value` as JSON at `path`, atomically: a stop mid-write leaves the previous file whole."""
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
     with open(path + ".tmp", "w") as f:
-        json.dump(done, f)  # floats round-trip exactly; inf (a diverged setting) as Infinity
+        json.dump(value, f)  # floats round-trip exactly; inf (a diverged setting) as Infinity
     os.replace(path + ".tmp", path)
 
 

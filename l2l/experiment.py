@@ -498,7 +498,7 @@ def tune_multipliers(problem, runs, steps, instances, grid=evaluate.MULTIPLIER_G
             settings, _ = evaluate.tune(problem, ["learned"], tuple(steps), instances, grid=grid, extra={}, makers={"learned": make})
             done[k] = {s: {o: by_name["learned"]["learning_rate"] for o, by_name in by_o.items()} for s, by_o in settings.items()}
             if cache:
-                _save_tuning(cache, done)
+                evaluate.write_json(cache, done)
         for s, by_objective in done[k].items():
             for objective, multiplier in by_objective.items():
                 tuned.setdefault(int(s), {}).setdefault(objective, {})[k] = multiplier
@@ -666,15 +666,8 @@ def _load_baselines(path):
     return {int(step): by_o for step, by_o in plain["settings"].items()}, curves, plain["seconds_per_step"], metrics
 
 
-def _save_tuning(path, settings):
-    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    with open(path + ".tmp", "w") as f:
-        json.dump(settings, f)
-    os.replace(path + ".tmp", path)
-
-
 def _load_tuning(path):
-    """step -> objective -> baseline -> settings saved by _save_tuning, or None when missing or unreadable."""
+    """step -> objective -> baseline -> settings saved by evaluate.write_json, or None when missing or unreadable."""
     try:
         with open(path) as f:
             return {int(step): by_o for step, by_o in json.load(f).items()}
@@ -719,7 +712,7 @@ def _run_protocol(panel, learned, instances, seeds, tune_instances, baselines=BA
         rows = tuning_cache.removesuffix(".json") + "-rows.json" if tuning_cache else None
         settings = evaluate.tune(panel.tuning_problem, list(baselines), steps, tune_instances, grid=grid, extra=extra, cache=rows)[0]
         if tuning_cache:  # tuning can take as long as the runs: a panel killed during its runs keeps it
-            _save_tuning(tuning_cache, settings)
+            evaluate.write_json(tuning_cache, settings)
             os.remove(rows)
     tuned_names = [n for n in learned if tune_learned is True or (not isinstance(tune_learned, bool) and n in tune_learned)]
     unknown = sorted(set(tune_learned) - set(learned)) if not isinstance(tune_learned, bool) else []
