@@ -185,7 +185,8 @@ def tune(problem, names, steps, instances, seed=0, grid=LR_GRID, extra=EXTRA_GRI
     keyword arguments of the factory, and the table has columns final and
     mean; for a sequence, settings is step -> objective -> name -> ..., and the
     table has columns final@step and mean@step. The table holds every setting
-    tried and its stage.
+    tried, its stage and the seconds it took (the first setting's include the
+    trace); tuning_seconds(table) is their sum.
 
     cache: a JSON file that keeps each optimiser's rows as soon as it is tuned,
     read back instead of tuning it again (a CNN's four baselines take hours);
@@ -223,6 +224,13 @@ def tune(problem, names, steps, instances, seed=0, grid=LR_GRID, extra=EXTRA_GRI
     return settings[only], table.rename(columns={f"{o}@{only}": o for o in OBJECTIVES})
 
 
+def tuning_seconds(table):
+    """Seconds a tuning's settings took (tune's table); NaN if any row lacks its time (kept by a version that did not record it)."""
+    if table.empty:
+        return 0.0
+    return float(table["seconds"].sum(skipna=False)) if "seconds" in table else float("nan")
+
+
 def _read_rows(path):
     """optimiser -> its rows kept by tune(cache=path); {} when the file is missing or unreadable."""
     try:
@@ -254,9 +262,10 @@ def _tune_one(problem, name, make, options, steps, batch, params, seed, grid, re
         for k, v in setting.items():
             knobs["learning_rate" if k == "lr" else k].assign(v)
         reset(rng, seed)  # the same minibatches for every setting
+        started = time.perf_counter()
         scored = _scores(fn(batch, params).numpy(), steps)
         rows.append({"optimiser": name, **setting, **{f"{o}@{s}": scored[s][i] for s in steps for i, o in enumerate(OBJECTIVES)},
-                     "stage": stage})
+                     "stage": stage, "seconds": time.perf_counter() - started})
 
     combos = [dict(zip(options, values)) for values in itertools.product(*options.values())] or [{}]
     for lr in grid:

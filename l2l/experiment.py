@@ -476,12 +476,13 @@ class ProtocolResult(NamedTuple):
     metrics: dict  # run name -> step -> (held-out loss, accuracy) [seeds, instances]; empty without held-out data
     entries: dict  # optimiser -> {"lr", "settings", "loss", "trajectory_mean", ["heldout_loss", "accuracy"], "ms_per_step"}
     verdicts: dict  # step -> metric -> {"learned", "best", "mean", "ci95", "runs", "wins", "verdict"[, "step", "capped"]}
-    tuning_s: float  # seconds all the tuning took (baselines and multipliers)
+    tuning_s: float  # seconds all the tuning's settings took (baselines and multipliers), kept across resumes; NaN if a part's time was never recorded
 
 
 def tune_multipliers(problem, runs, steps, instances, grid=evaluate.MULTIPLIER_GRID, used=None, cache=None):
     """Each run's step multiplier tuned on `problem` like a baseline's learning rate (two stages, both
-    objectives): returns step -> objective -> [multiplier of run k] for the runs in `used` (default all).
+    objectives): returns (step -> objective -> [multiplier of run k] for the runs in `used` (default all),
+    the seconds their tuning took: NaN if a kept run's time was not recorded).
 
     With `cache` (a JSON path), each run's multipliers are written there as soon as they are tuned and
     read back instead of tuned again: one run's tuning on a 1,000-step panel takes about ten minutes
@@ -490,19 +491,22 @@ def tune_multipliers(problem, runs, steps, instances, grid=evaluate.MULTIPLIER_G
     used = sorted(used if used is not None else range(len(runs)))
     if used and used[-1] >= len(runs):
         raise ValueError(f"runs {[k for k in used if k >= len(runs)]} asked for, of {len(runs)} runs")
-    done = (_load_tuning(cache) if cache else None) or {}
+    done, seconds = (_load_tuning(cache) if cache else None) or ({}, {})
+    seconds = dict(seconds) if isinstance(seconds, dict) else {}  # run index (a string, as in JSON) -> seconds its tuning took
     tuned = {}
     for k in used:
         if k not in done:
             make = lambda learning_rate, run=runs[k]: optimizers.scaled(run.optimizer(problem), learning_rate)
-            settings, _ = evaluate.tune(problem, ["learned"], tuple(steps), instances, grid=grid, extra={}, makers={"learned": make})
+            settings, table = evaluate.tune(problem, ["learned"], tuple(steps), instances, grid=grid, extra={}, makers={"learned": make})
             done[k] = {s: {o: by_name["learned"]["learning_rate"] for o, by_name in by_o.items()} for s, by_o in settings.items()}
+            seconds[str(k)] = evaluate.tuning_seconds(table)
             if cache:
-                evaluate.write_json(cache, done)
+                _save_tuning(cache, done, seconds)
         for s, by_objective in done[k].items():
             for objective, multiplier in by_objective.items():
                 tuned.setdefault(int(s), {}).setdefault(objective, {})[k] = multiplier
-    return {s: {o: [m.get(k, 1.0) for k in range(len(runs))] for o, m in by_o.items()} for s, by_o in tuned.items()}
+    multipliers = {s: {o: [m.get(k, 1.0) for k in range(len(runs))] for o, m in by_o.items()} for s, by_o in tuned.items()}
+    return multipliers, float(sum(seconds.get(str(k), float("nan")) for k in used))
 
 
 def _weights_digest(run):
@@ -666,11 +670,19 @@ def _load_baselines(path):
     return {int(step): by_o for step, by_o in plain["settings"].items()}, curves, plain["seconds_per_step"], metrics
 
 
+def _save_tuning(path, tuned, seconds):
+    """`tuned` (int keys: a step, or a run's index) and the seconds its tuning took, under "seconds", as JSON."""
+    evaluate.write_json(path, {**{str(k): v for k, v in tuned.items()}, "seconds": seconds})
+
+
 def _load_tuning(path):
-    """step -> objective -> baseline -> settings saved by evaluate.write_json, or None when missing or unreadable."""
+    """(tuned, seconds) saved by _save_tuning, or None when missing or unreadable. A file of a version that
+    kept no times gives NaN seconds, so that a resumed tuning reports its time as unknown, never as too short."""
     try:
         with open(path) as f:
-            return {int(step): by_o for step, by_o in json.load(f).items()}
+            plain = json.load(f)
+        seconds = plain.pop("seconds", float("nan"))
+        return {int(k): v for k, v in plain.items()}, seconds
     except (OSError, ValueError, AttributeError):
         return None
 
@@ -696,23 +708,24 @@ def _run_protocol(panel, learned, instances, seeds, tune_instances, baselines=BA
     only flatter the learned optimiser).
     """
     steps = tuple(sorted(set(panel.report_steps)))
-    started = time.time()
     kept = _load_baselines(baseline_cache) if baseline_cache else None
     tuning_cache = tuning_cache or (baseline_cache + "-tuning.json" if baseline_cache else None)
-    tuned = _load_tuning(tuning_cache) if tuning_cache and kept is None else None
+    tuned = _load_tuning(tuning_cache) if tuning_cache else None
+    # The tuning's time is the sum of its settings' times, kept with it, so a resumed panel reports what the tuning took.
     if kept is not None:
         log(f"panel {panel.name}: reused the baselines' tuning and runs from {baseline_cache}")
-        settings = kept[0]
+        settings, tuning_s = kept[0], tuned[1] if tuned else float("nan")
     elif tuned is not None:
         log(f"panel {panel.name}: reused the baselines' tuning from {tuning_cache}")
-        settings = tuned
+        settings, tuning_s = tuned
     else:
         log(f"panel {panel.name}: tuning {', '.join(baselines)} for steps {steps}")
         # Each baseline's tuning is kept as soon as it is done (a CNN's takes most of an hour): a panel stopped during it keeps those.
         rows = tuning_cache.removesuffix(".json") + "-rows.json" if tuning_cache else None
-        settings = evaluate.tune(panel.tuning_problem, list(baselines), steps, tune_instances, grid=grid, extra=extra, cache=rows)[0]
+        settings, table = evaluate.tune(panel.tuning_problem, list(baselines), steps, tune_instances, grid=grid, extra=extra, cache=rows)
+        tuning_s = evaluate.tuning_seconds(table)
         if tuning_cache:  # tuning can take as long as the runs: a panel killed during its runs keeps it
-            evaluate.write_json(tuning_cache, settings)
+            _save_tuning(tuning_cache, settings, tuning_s)
             os.remove(rows)
     tuned_names = [n for n in learned if tune_learned is True or (not isinstance(tune_learned, bool) and n in tune_learned)]
     unknown = sorted(set(tune_learned) - set(learned)) if not isinstance(tune_learned, bool) else []
@@ -723,11 +736,11 @@ def _run_protocol(panel, learned, instances, seeds, tune_instances, baselines=BA
         # Each name's own runs: seed s uses run s mod n, and n differs between names (5 combination runs, 3 general).
         used = sorted({s % len(learned[name]) for s in seeds})
         cache = f"{multiplier_cache}-{name}-multipliers-tuning.json" if multiplier_cache else None
-        kept_runs = sorted(set(_load_tuning(cache) or {}) & set(used)) if cache else []
+        kept_runs = sorted(set((_load_tuning(cache) or ({},))[0]) & set(used)) if cache else []
         log(f"panel {panel.name}: tuning the step multiplier of {len(used) - len(kept_runs)} of {len(used)} runs of {name}"
             + (f" (the others' from {cache})" if kept_runs else ""))
-        multipliers[name] = tune_multipliers(panel.tuning_problem, learned[name], steps, tune_instances, multiplier_grid, used, cache=cache)
-    tuning_s = time.time() - started
+        multipliers[name], spent = tune_multipliers(panel.tuning_problem, learned[name], steps, tune_instances, multiplier_grid, used, cache=cache)
+        tuning_s += spent
 
     made, runs_of = {}, {}
     for name, lruns in learned.items():

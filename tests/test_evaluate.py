@@ -1,3 +1,5 @@
+import json
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -149,11 +151,18 @@ def test_a_tuning_stopped_between_optimisers_keeps_those_it_finished(tmp_path, m
     monkeypatch.setattr(evaluate, "_tune_one", stops_at_adam)
     with pytest.raises(KeyboardInterrupt):
         evaluate.tune(problem, ["sgd", "nag", "adam"], **args, cache=cache)
+    stopped = json.loads(open(cache).read())
     monkeypatch.setattr(evaluate, "_tune_one", lambda problem, name, *rest: tuned.append(name) or real(problem, name, *rest))
     resumed, resumed_table = evaluate.tune(problem, ["sgd", "nag", "adam"], **args, cache=cache)
     assert tuned == ["sgd", "nag", "adam"]  # sgd and nag once, before the stop; only adam after it
     assert resumed == settings
-    pd.testing.assert_frame_equal(resumed_table, table)
+    pd.testing.assert_frame_equal(resumed_table.drop(columns="seconds"), table.drop(columns="seconds"))
+    # Each setting's time is kept with its row: the resumed table has sgd's and nag's as measured before the stop.
+    before = [row["seconds"] for name in ("sgd", "nag") for row in stopped[name]]
+    assert resumed_table["seconds"][resumed_table.optimiser != "adam"].tolist() == before
+    assert (resumed_table["seconds"] > 0).all() and evaluate.tuning_seconds(resumed_table) == resumed_table["seconds"].sum()
+    # Rows of a version that kept no times make the tuning's time unknown, not short.
+    assert np.isnan(evaluate.tuning_seconds(resumed_table.assign(seconds=resumed_table["seconds"].where(resumed_table.optimiser == "adam"))))
 
 
 def test_a_learned_optimisers_multiplier_is_tuned_like_a_learning_rate():

@@ -275,15 +275,25 @@ def test_multipliers_are_tuned_per_run_and_a_stopped_tuning_keeps_the_runs_it_fi
     calls = []
     learned = [_Counted(0.03, calls), _Counted(0.003, calls)]
     args = dict(steps=(4, 6), instances=3, grid=(0.5, 1.0, 2.0))
-    fresh = experiment.tune_multipliers(problem, learned, **args)
+    fresh, fresh_s = experiment.tune_multipliers(problem, learned, **args)
     cache = str(tmp_path / "lstm-multipliers-tuning.json")
-    assert experiment.tune_multipliers(problem, learned, **args, cache=cache) == fresh
+    assert experiment.tune_multipliers(problem, learned, **args, cache=cache)[0] == fresh and fresh_s > 0
     saved = json.loads(open(cache).read())
-    del saved["1"]  # as if stopped while tuning the second run
+    del saved["1"], saved["seconds"]["1"]  # as if stopped while tuning the second run
     open(cache, "w").write(json.dumps(saved))
     calls.clear()
-    assert experiment.tune_multipliers(problem, learned, **args, cache=cache) == fresh
+    resumed, resumed_s = experiment.tune_multipliers(problem, learned, **args, cache=cache)
+    assert resumed == fresh
     assert set(calls) == {0.003}  # only the unfinished run was tuned again
+    # The time reported is the finished run's, as kept, plus the second run's, measured now.
+    again = json.loads(open(cache).read())["seconds"]
+    assert again["0"] == saved["seconds"]["0"] and resumed_s == again["0"] + again["1"]
+    # A file kept without times (an older version's) gives the same multipliers and an unknown time, not a short one.
+    untimed = {k: v for k, v in json.loads(open(cache).read()).items() if k != "seconds"}
+    open(cache, "w").write(json.dumps(untimed))
+    calls.clear()
+    kept, kept_s = experiment.tune_multipliers(problem, learned, **args, cache=cache)
+    assert kept == fresh and not calls and np.isnan(kept_s)
     with pytest.raises(ValueError, match=r"runs \[2\] asked for, of 2 runs"):
         experiment.tune_multipliers(problem, learned, **args, used=[0, 2])
 
@@ -491,6 +501,8 @@ def test_a_finished_panel_is_cached_under_its_key_and_reused(runs, tmp_path):
     resumed = experiment.run_protocol(panel, {"lstm": list(other.values())}, **args, tune_learned=True, log=lines.append, cache_dir=str(tmp_path / "panels"))
     assert any("reused the baselines' tuning from" in line for line in lines) and not any("tuning sgd" in line for line in lines)
     assert resumed.settings == afresh.settings and timeless(resumed.entries) == timeless(afresh.entries)
+    # Its tuning time is the one kept with the tuning (the baselines' and the multipliers'), not the moments the rerun took.
+    assert resumed.tuning_s == reused.tuning_s > 0 and first.tuning_s > 0
 
 
 
