@@ -327,6 +327,8 @@ class Beyond(ChapterParameters):
     cifar_instances: int = 1  # ConvNets per run
     cifar_tune_instances: int = 1  # ConvNets tuning every baseline and multiplier, as in the CIFAR chapter (one setting cost 9 min at 10)
     calibration_steps: int = 200  # steps per held-out Keras model when choosing the general optimiser's default multiplier (l2l.pretrained's)
+    calibration_refine: bool = True  # then the quarter-decades beside the best multiplier, as l2l.pretrained's (smoke: off, 6 fewer Keras fits)
+    heldout_examples: int = 0  # held-out test images each panel and Keras model is measured on; 0: all (MNIST's 10,000, CIFAR-10's 1,000)
     keras_steps: int = 300  # steps of each Keras model trained through model.fit
     keras_last: int = 20  # the Keras verdict's endpoint: mean training loss over the last this many steps
     keras_adam_grid: list[float] = (0.0003, 0.001, 0.003, 0.01, 0.03)  # ADAM rates tried on the selection images for each Keras model
@@ -341,6 +343,8 @@ class Beyond(ChapterParameters):
         _at_least(self, ablation_seeds=1, final_seeds=1, meta_epochs=1, horizon=1, unroll=1, valid_every=1, valid_instances=2, patience=1,
                   teacher_instances=1, general_seeds=1, general_epochs=1, eval_instances=2, tune_instances=1, relu_steps=self.horizon,
                   cnn_steps=self.horizon, cnn_instances=1, cnn_tune_instances=1, cifar_steps=1, cifar_instances=1, cifar_tune_instances=1, calibration_steps=20, keras_steps=1, keras_last=1)
+        if self.heldout_examples < 0:
+            raise ParameterError(f"Beyond.heldout_examples must be >= 0 (0: all held-out images), got {self.heldout_examples}")
         unknown = sorted(set(self.combined) - set(TECHNIQUES))
         if unknown or not self.combined:
             raise ParameterError(f"Beyond.combined names techniques {list(TECHNIQUES)}, at least one; unknown: {unknown}")

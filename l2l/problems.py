@@ -672,6 +672,16 @@ def image_data(x, y, name="data"):
     return ImageData(tf.constant(flat), tf.constant(y, tf.int32), name, digest.hexdigest())
 
 
+def head(data, n):
+    """The first `n` images of `data`, named and fingerprinted as such; `data` itself when n is 0 or covers it all."""
+    if n < 0:
+        raise ValueError(f"head needs n >= 0 (0: all images), got {n}")
+    if n == 0 or n >= int(data.y.shape[0]):
+        return data
+    digest = hashlib.sha256(f"{data.fingerprint}|first {n}".encode()).hexdigest()
+    return ImageData(data.x[:n], data.y[:n], f"{data.name}[:{n}]", digest)
+
+
 def label_subset(data, labels):
     """The images of `data` whose label is in `labels`, relabelled 0..len(labels)-1 in that order.
 

@@ -194,6 +194,15 @@ def beyond_runs(params, splits, results_dir, **log):
     return trained
 
 
+def beyond_splits(params):
+    """(MNIST splits, CIFAR-10 splits) of the beyond chapter (l2l.data), each held-out part cut to its first
+    params.heldout_examples images (0: all, the same data objects, so every panel's key is unchanged)."""
+    from l2l import data, problems
+
+    cut = lambda splits: {**splits, "test_heldout": problems.head(splits["test_heldout"], params.heldout_examples)}
+    return cut(data.mnist_splits()), cut(data.cifar_splits())
+
+
 def beyond_panels(params, splits, cifar_splits):
     """The beyond chapter's test panels, name -> (Panel, instances per run): "mnist" (the MNIST chapter's MLP,
     reported at params.report_steps), then the transfer panels "relu" (the same MLP with ReLU), "cnn" (3x3
@@ -347,7 +356,7 @@ def panel_command(args):
     their weights go to a temporary folder, not to the chapter's results."""
     import tempfile
 
-    from l2l import book, chapters, data, experiment
+    from l2l import book, chapters, experiment
 
     if args.recipe != "beyond" or args.panel is None:
         raise SystemExit("panel takes the beyond recipe and --panel, one of " + ", ".join(BEYOND_PROTOCOLS))
@@ -358,10 +367,10 @@ def panel_command(args):
     except (chapters.ParameterError, FileNotFoundError) as error:
         raise SystemExit(str(error)) from error
     log = lambda line: print(line, flush=True)
-    splits = data.mnist_splits()
+    splits, cifar_splits = beyond_splits(params)
     with tempfile.TemporaryDirectory() as weights:
         runs = {v: list(r.values()) for v, r in beyond_runs(params, splits, weights, log=log).items()}
-    panels = beyond_panels(params, splits, data.cifar_splits())
+    panels = beyond_panels(params, splits, cifar_splits)
     result = beyond_protocol(args.panel, params, panels, runs, paper, log=log)
     print(f"panel {args.panel}: {len(result.entries)} optimisers in {params.panel_dir}", flush=True)
     return 0

@@ -52,12 +52,11 @@ from IPython.display import Markdown, display
 from myst_nb import glue
 
 import l2l
-from l2l import chapters, data, experiment, keras_training, pretrained, recipes
+from l2l import chapters, experiment, keras_training, pretrained, recipes
 
 p = chapters.Beyond.from_namespace(globals())
 chapter = experiment.Chapter("beyond", p)
-split = data.mnist_splits()  # fails here, before any compute, if L2L_DATA_DIR holds no MNIST and there is no network
-cifar_split = data.cifar_splits()
+split, cifar_split = recipes.beyond_splits(p)  # fails here, before any compute, if L2L_DATA_DIR holds no MNIST or CIFAR-10 and there is no network
 paper_runs = experiment.saved_runs([p.mnist_weights.format(seed=s) for s in range(p.final_seeds)], "python -m l2l.book run mnist")
 adam_lr = recipes.tuned_adam_lr(split["valid"], p.horizon, p.teacher_instances)
 for name, value in p.as_dict().items():
@@ -212,7 +211,7 @@ for result in transfer.values():
 general = experiment.best_run(runs["general"])
 make_general = lambda m=1.0: l2l.LearnedOptimizer(general.meta_params, general.lstm_config, learning_rate=m)
 multiplier, multiplier_tried, _ = pretrained.choose_multiplier(make_general, steps=p.calibration_steps, grid=tuple(p.calibration_grid),
-                                                               log=experiment.terminal_log)
+                                                               log=experiment.terminal_log, refine=p.calibration_refine)
 glue("general_multiplier", f"{multiplier:g}", display=False)
 images = {"mnist_mlp": recipes.keras_images(split, (28, 28, 1)), "mnist_convnet": recipes.keras_images(split, (28, 28, 1)),
           "cifar_cnn": recipes.keras_images(cifar_split, (32, 32, 3))}

@@ -99,6 +99,9 @@ def test_calibrate_picks_the_multiplier_with_the_best_worst_case_ratio_and_recor
 
     assert float(l2l.LearnedOptimizer.from_pretrained("mnist").learning_rate.numpy()) == pytest.approx(0.0533)
     assert float(l2l.LearnedOptimizer.from_pretrained("mnist", learning_rate=1.0).learning_rate.numpy()) == 1.0
+    # Without refinement only the half-decades are tried, and the best of them wins.
+    best, tried, _ = pretrained.choose_multiplier(lambda lr: l2l.LearnedOptimizer.from_pretrained("mnist", learning_rate=lr), log=lambda line: None, refine=False)
+    assert best == 0.03 and set(tried) == set(pretrained.CALIBRATION_GRID)
     # Publishing new weights drops the multiplier chosen for the old ones.
     config = learned_optimizer.LSTMConfig()
     learned_optimizer.save_weights(tmp_path / "run0.weights.h5", learned_optimizer.init_meta_params(config, 0), config, best_valid=0.5)

@@ -212,6 +212,17 @@ def test_convnet_instances_in_a_loop_grouped_or_vectorised_agree_in_loss_and_gra
         problems.ConvNet(base.data, instances="threads")
 
 
+def test_the_head_of_images_is_their_first_n_under_its_own_name_and_fingerprint():
+    data = problems.image_data(np.arange(40, dtype=np.uint8).reshape(10, 2, 2), np.arange(10) % 5, "tiny")
+    first = problems.head(data, 4)
+    np.testing.assert_array_equal(first.x.numpy(), data.x.numpy()[:4])
+    assert first.y.numpy().tolist() == [0, 1, 2, 3] and first.name == "tiny[:4]"
+    assert len({data.fingerprint, first.fingerprint, problems.head(data, 5).fingerprint}) == 3
+    assert problems.head(data, 0) is data and problems.head(data, 10) is data  # all of them: the same data, the same run keys
+    with pytest.raises(ValueError, match="n >= 0"):
+        problems.head(data, -1)
+
+
 def test_a_label_subset_keeps_only_its_labels_relabelled_in_their_order():
     x = np.arange(40, dtype=np.uint8).reshape(10, 2, 2)
     data = problems.image_data(x, np.arange(10) % 5, "tiny")

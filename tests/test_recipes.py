@@ -2,6 +2,7 @@
 
 import os
 
+import numpy as np
 import pytest
 
 from l2l import learned_optimizer, meta, problems, recipes
@@ -157,6 +158,22 @@ def test_the_beyond_panels_test_each_network_on_its_own_images_tuned_on_the_sele
     assert panels["cifar10"][0].problem.image_shape == (32, 32, 3)
     x, y = recipes.keras_images(cifar, (32, 32, 3))("valid")
     assert x.shape == (30, 32, 32, 3) and list(y[:3]) == [0, 1, 2]
+
+
+def test_the_beyond_splits_cut_only_the_held_out_images_and_only_when_asked(monkeypatch):
+    from l2l import chapters, data
+
+    mnist, cifar = _random_splits((28, 28), ("valid", "test_heldout")), _random_splits((32, 32, 3), ("valid", "test_heldout"))
+    monkeypatch.setattr(data, "mnist_splits", lambda: mnist)
+    monkeypatch.setattr(data, "cifar_splits", lambda: cifar)
+    full = recipes.beyond_splits(chapters.Beyond())  # the full profile's: the very data objects, so every panel keeps its key
+    assert all(full[i][k] is given[k] for i, given in enumerate((mnist, cifar)) for k in given)
+    cut = recipes.beyond_splits(chapters.Beyond(heldout_examples=4))
+    for i, given in enumerate((mnist, cifar)):
+        assert cut[i]["valid"] is given["valid"] and cut[i]["test_heldout"].name == "test_heldout[:4]"
+        np.testing.assert_array_equal(cut[i]["test_heldout"].x.numpy(), given["test_heldout"].x.numpy()[:4])
+    with pytest.raises(chapters.ParameterError, match="Beyond.heldout_examples must be >= 0"):
+        chapters.Beyond(heldout_examples=-1)
 
 
 def test_each_beyond_panel_is_measured_with_its_own_runs_counts_and_tuning(monkeypatch):

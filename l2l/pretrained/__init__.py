@@ -115,14 +115,14 @@ def _same_weights(packaged, candidate):
 CALIBRATION_GRID = (0.01, 0.03, 0.1, 0.3, 1.0)  # half-decades; the best is then refined by quarter-decades
 
 
-def choose_multiplier(make, steps=200, examples=10000, seeds=(0,), grid=CALIBRATION_GRID, log=print):
+def choose_multiplier(make, steps=200, examples=10000, seeds=(0,), grid=CALIBRATION_GRID, log=print, refine=True):
     """The step multiplier calibrate chooses for a learned optimiser: make(learning_rate) builds it for Keras.
 
     Each multiplier trains every held-out model (l2l.keras_training.HELD_OUT_MODELS) for `steps` minibatches on
     held-out training images; its score is the worst, over the models, ratio of its training loss (mean of the
     last 20 steps) to that of Keras' default Adam (learning rate 0.001) on the same model, seeds and data. The
-    lowest score wins; half-decades first, then the quarter-decades beside the best. Returns (multiplier, every
-    multiplier tried -> its ratios, default Adam's training loss per model).
+    lowest score wins; half-decades first, then (with `refine`) the quarter-decades beside the best. Returns
+    (multiplier, every multiplier tried -> its ratios, default Adam's training loss per model).
     """
     import keras
 
@@ -139,7 +139,7 @@ def choose_multiplier(make, steps=200, examples=10000, seeds=(0,), grid=CALIBRAT
         return tried[lr]["worst_ratio"]
 
     best = min(grid, key=score)
-    for lr in (best / 10 ** 0.25, best * 10 ** 0.25):
+    for lr in (best / 10 ** 0.25, best * 10 ** 0.25) if refine else ():
         score(float(f"{lr:.3g}"))
     best = min(tried, key=lambda lr: tried[lr]["worst_ratio"])
     return best, tried, {m: v[0] for m, v in adam.items()}
