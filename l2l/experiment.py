@@ -343,6 +343,32 @@ def edge_of_grid(lrs, grid=evaluate.LR_GRID):
     return [name for name, lr in lrs.items() if lr in (min(grid), max(grid))]
 
 
+def tuned_at_edge(result, grid=evaluate.LR_GRID, multiplier_grid=evaluate.MULTIPLIER_GRID):
+    """Every tuned value of a ProtocolResult at the outer end of what its tuning tried, as dicts of optimiser, step,
+    objective, value (and run, for a learned optimiser's multiplier): the optimum may lie beyond it.
+
+    The first stage tries `grid` (multiplier_grid for multipliers); the second, a quarter-decade either side of the
+    best (evaluate.tune), so the outermost values tried are the grid's ends moved a quarter-decade outwards.
+    """
+    def ends(values):
+        return float(f"{min(values) / 10 ** 0.25:.4g}"), float(f"{max(values) * 10 ** 0.25:.4g}")
+
+    found = []
+    low, high = ends(grid)
+    for step, by_objective in result.settings.items():
+        for objective, by_name in by_objective.items():
+            for name, kwargs in by_name.items():
+                if kwargs["learning_rate"] in (low, high):
+                    found.append({"optimiser": name, "step": step, "objective": objective, "value": kwargs["learning_rate"]})
+    low, high = ends(multiplier_grid)
+    for name, by_step in result.multipliers.items():
+        for step, by_objective in by_step.items():
+            for objective, values in by_objective.items():
+                found += [{"optimiser": TUNED.format(name), "step": step, "objective": objective, "value": v, "run": k}
+                          for k, v in enumerate(values) if v in (low, high)]
+    return found
+
+
 def fmt_interval(value):
     if value.get("diverged"):
         return f"diverged in {value['diverged']} of {value['runs']} runs"

@@ -98,6 +98,24 @@ def test_panel_steps_are_checked_before_compute():
         experiment.Panel("x", "x", problems.Quadratic(), problems.Quadratic(), tune_steps=12, steps=10, report_steps=(10,))
 
 
+def test_tuned_values_at_the_outer_end_of_what_tuning_tried_are_named():
+    from types import SimpleNamespace
+
+    # Rates far too small for this quadratic: the largest tried wins, a quarter-decade beyond the grid, as tune rounds it.
+    grid = (1e-6, 1e-5)
+    settings, table = evaluate.tune(problems.Quadratic(dims=3), ["sgd"], (4,), 2, grid=grid, extra={})
+    assert settings[4]["final"]["sgd"]["learning_rate"] == table.lr.max() == 1.778e-05
+    multipliers = {"lstm": {4: {"final": [0.1, 0.5623, 1.0], "mean": [0.05623, 0.1, 0.1]}}}  # runs 1 and 0 at the ends of 0.1..0.3162
+    found = experiment.tuned_at_edge(SimpleNamespace(settings=settings, multipliers=multipliers), grid, (0.1, 0.3162))
+    assert found == [{"optimiser": "sgd", "step": 4, "objective": "final", "value": 1.778e-05},
+                     {"optimiser": "sgd", "step": 4, "objective": "mean", "value": 1.778e-05},
+                     {"optimiser": "lstm_tuned", "step": 4, "objective": "final", "value": 0.5623, "run": 1},
+                     {"optimiser": "lstm_tuned", "step": 4, "objective": "mean", "value": 0.05623, "run": 0}]
+    # A value inside what was tried is not named.
+    inside = {4: {o: {"sgd": {"learning_rate": 1e-05}} for o in evaluate.OBJECTIVES}}
+    assert experiment.tuned_at_edge(SimpleNamespace(settings=inside, multipliers={}), grid) == []
+
+
 def test_edge_of_grid_and_summary_file(tmp_path):
     assert experiment.edge_of_grid({"sgd": max(evaluate.LR_GRID), "adam": 0.01}) == ["sgd"]
     info = {"versions": {"l2l": "0"}, "commit": "abc", "hardware": {"cpus": 2}}
