@@ -173,6 +173,12 @@ plt.show()
 # the selection images.
 #
 # {glue:md}`transfer_verdicts`
+#
+# Tuned values at the outer end of what their tuning tried (the grid's ends a
+# quarter-decade outwards), where the best value may lie beyond the grid and
+# the optimiser so tuned may be held back:
+#
+# {glue:md}`edge_text`
 
 # %% tags=["hide-input"]
 TRANSFER = {name: PANELS[name] for name in ("relu", "cnn", "cifar10")}
@@ -187,6 +193,11 @@ for ax, result in zip(np.atleast_1d(axes), transfer.values()):
 plt.show()
 for result in transfer.values():
     display(Markdown(f"**{result.panel.title}**\n\n" + experiment.protocol_table(result).to_markdown(index=False)))
+edges = {n: experiment.tuned_at_edge(r, tuple(p.lr_grid), tuple(p.multiplier_grid)) for n, r in {"mnist": mnist, **transfer}.items()}
+glue("edge_text", Markdown("\n".join(f"- {(TRANSFER.get(n) or PANELS[n])[0].title}: " + "; ".join(
+    f"{f['optimiser']}{' run ' + str(f['run']) if 'run' in f else ''} at {f['value']:g} "
+    f"({'final loss' if f['objective'] == 'final' else 'trajectory mean'} at step {f['step']})" for f in found)
+    for n, found in edges.items() if found) or "none."), display=False)
 
 # %% [markdown]
 # ## Through Keras with its defaults: the general optimiser
@@ -248,6 +259,12 @@ panels.update({name: experiment.protocol_summary(result) for name, result in tra
 panels["keras"] = {"models": keras_runs, "general_multiplier": multiplier, "multipliers_tried": {f"{k:g}": v for k, v in multiplier_tried.items()},
                    "general_run": getattr(general, "key", None)}
 panels["ablation"] = {**experiment.protocol_summary(ablation), "table": rows}
+for name, found in edges.items():
+    if name in panels:
+        panels[name]["tuned_at_edge"] = found
+    else:  # the MNIST panel: one summary entry per reported step
+        for step in p.report_steps:
+            panels[f"{name}{step}"]["tuned_at_edge"] = [f for f in found if f["step"] == step]
 summary = chapter.finish(panels, meta_training_s=meta_seconds, meta_training={k: experiment.meta_training_entry(v) for k, v in trained.items()},
                          cost_hours=cost.set_index("variant")["total hours"].to_dict(),
                          targets=targets.to_dict("records"), adam_lr=adam_lr)

@@ -217,6 +217,7 @@ def test_smoke_chapter_through_papermill_records_its_provenance_and_summary(smok
         assert set(summary["panels"]) == {"mnist10", "mnist20", "relu", "cnn", "cifar10", "keras", "ablation"}  # the smoke profile's steps
         assert set(summary["panels"]["mnist20"]["against"]) == {"final/nag", "final/adam", "mean/nag", "mean/adam"}
         assert set(summary["panels"]["keras"]["models"]) == {"mnist_mlp", "mnist_convnet", "cifar_cnn"}
+        assert all(isinstance(summary["panels"][k]["tuned_at_edge"], list) for k in ("mnist10", "mnist20", "relu", "cnn", "cifar10"))
         assert set(summary["panels"]["keras"]["multipliers_tried"]) == {f"{m:g}" for m in summary["parameters"]["calibration_grid"]}  # no refinement
         assert {"lstm_paper", "lstm_inputs", "lstm_rescale", "lstm_curriculum", "lstm_imitation", "lstm_nominal", "lstm_combined"} <= set(
             summary["panels"]["ablation"]["optimisers"])
