@@ -135,9 +135,7 @@ def write_summary(results_dir, chapter, profile, parameters, panels, wall_time_s
         "versions": info["versions"], "commit": info["commit"], "hardware": info["hardware"],
         "wall_time_s": wall_time_s, "panels": panels, **extra,
     }
-    os.makedirs(results_dir, exist_ok=True)
-    with open(os.path.join(results_dir, "summary.json"), "w") as f:
-        json.dump(summary, f, indent=1, allow_nan=True)
+    evaluate.write_json(os.path.join(results_dir, "summary.json"), summary, indent=1)  # a committed summary is never left half-written
     return summary
 
 

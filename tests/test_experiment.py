@@ -124,6 +124,21 @@ def test_edge_of_grid_and_summary_file(tmp_path):
     assert summary["commit"] == "abc" and summary["panels"] == {"base": {}} and summary["extra"] == 3 and summary["profile"] == "smoke"
 
 
+def test_a_summary_write_that_fails_midway_leaves_the_previous_summary_whole(tmp_path, monkeypatch):
+    info = {"versions": {"l2l": "0"}, "commit": "abc", "hardware": {"cpus": 2}}
+    experiment.write_summary(str(tmp_path), "t", "full", {}, {"base": {"loss": float("inf")}}, 1.5, info)
+    before = (tmp_path / "summary.json").read_text()
+
+    def dies_midway(value, f, **kwargs):
+        f.write('{"chapter": "t", "pan')
+        raise KeyboardInterrupt  # a stop while the new summary is being written
+
+    monkeypatch.setattr(json, "dump", dies_midway)
+    with pytest.raises(KeyboardInterrupt):
+        experiment.write_summary(str(tmp_path), "t", "full", {}, {"base": {}}, 2.5, info)
+    assert (tmp_path / "summary.json").read_text() == before and json.loads(before)["panels"]["base"]["loss"] == float("inf")
+
+
 def test_validation_jitter_is_the_mean_step_of_the_second_half():
     import pandas as pd
 
