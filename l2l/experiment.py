@@ -367,6 +367,29 @@ def tuned_at_edge(result, grid=evaluate.LR_GRID, multiplier_grid=evaluate.MULTIP
     return found
 
 
+def edge_markdown(edges, titles):
+    """Markdown bullets, one per panel with values at the edge (tuned_at_edge's lists, keyed by panel), each value
+    with its run and objective; "none." when no panel has one. `titles` names each panel key."""
+    def item(found):
+        run = f" run {found['run']}" if "run" in found else ""
+        objective = "final loss" if found["objective"] == "final" else "trajectory mean"
+        return f"{found['optimiser']}{run} at {found['value']:g} ({objective} at step {found['step']})"
+
+    return "\n".join(f"- {titles[name]}: " + "; ".join(map(item, found)) for name, found in edges.items() if found) or "none."
+
+
+def add_edges(summaries, edges, steps):
+    """Put each panel's tuned_at_edge list into its summary entry. A panel summarised once per reported step (the
+    entries `<name><step>`, as step_summaries writes them) gets, in each entry, the values tuned at that step."""
+    for name, found in edges.items():
+        if name in summaries:
+            summaries[name]["tuned_at_edge"] = found
+        else:
+            for step in steps:
+                summaries[f"{name}{step}"]["tuned_at_edge"] = [f for f in found if f["step"] == step]
+    return summaries
+
+
 def fmt_interval(value):
     if value.get("diverged"):
         return f"diverged in {value['diverged']} of {value['runs']} runs"

@@ -194,10 +194,7 @@ plt.show()
 for result in transfer.values():
     display(Markdown(f"**{result.panel.title}**\n\n" + experiment.protocol_table(result).to_markdown(index=False)))
 edges = {n: experiment.tuned_at_edge(r, tuple(p.lr_grid), tuple(p.multiplier_grid)) for n, r in {"mnist": mnist, **transfer}.items()}
-glue("edge_text", Markdown("\n".join(f"- {(TRANSFER.get(n) or PANELS[n])[0].title}: " + "; ".join(
-    f"{f['optimiser']}{' run ' + str(f['run']) if 'run' in f else ''} at {f['value']:g} "
-    f"({'final loss' if f['objective'] == 'final' else 'trajectory mean'} at step {f['step']})" for f in found)
-    for n, found in edges.items() if found) or "none."), display=False)
+glue("edge_text", Markdown(experiment.edge_markdown(edges, {n: PANELS[n][0].title for n in edges})), display=False)
 
 # %% [markdown]
 # ## Through Keras with its defaults: the general optimiser

@@ -114,6 +114,15 @@ def test_tuned_values_at_the_outer_end_of_what_tuning_tried_are_named():
     # A value inside what was tried is not named.
     inside = {4: {o: {"sgd": {"learning_rate": 1e-05}} for o in evaluate.OBJECTIVES}}
     assert experiment.tuned_at_edge(SimpleNamespace(settings=inside, multipliers={}), grid) == []
+    # The chapter states them per panel, and files them in each panel's summary entry, per step where the panel
+    # is summarised per step.
+    text = experiment.edge_markdown({"quad": found, "flat": []}, {"quad": "Quadratics", "flat": "Flat"})
+    assert text.splitlines() == ["- Quadratics: sgd at 1.778e-05 (final loss at step 4); sgd at 1.778e-05 (trajectory mean at step 4); "
+                                 "lstm_tuned run 1 at 0.5623 (final loss at step 4); lstm_tuned run 0 at 0.05623 (trajectory mean at step 4)"]
+    assert experiment.edge_markdown({"flat": []}, {"flat": "Flat"}) == "none."
+    later = {**found[0], "step": 9}
+    summaries = experiment.add_edges({"quad4": {}, "quad9": {}, "flat": {"x": 1}}, {"quad": found + [later], "flat": []}, (4, 9))
+    assert summaries == {"quad4": {"tuned_at_edge": found}, "quad9": {"tuned_at_edge": [later]}, "flat": {"x": 1, "tuned_at_edge": []}}
 
 
 def test_edge_of_grid_and_summary_file(tmp_path):
