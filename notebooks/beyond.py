@@ -218,7 +218,7 @@ glue("edge_text", Markdown(experiment.edge_markdown(edges, {n: PANELS[n][0].titl
 # %% tags=["hide-input"]
 general = experiment.best_run(runs["general"])
 make_general = lambda m=1.0: l2l.LearnedOptimizer(general.meta_params, general.lstm_config, learning_rate=m)
-multiplier, multiplier_tried, _ = pretrained.choose_multiplier(make_general, steps=p.calibration_steps, grid=tuple(p.calibration_grid),
+multiplier, multiplier_tried, default_adam = pretrained.choose_multiplier(make_general, steps=p.calibration_steps, grid=tuple(p.calibration_grid),
                                                                log=experiment.terminal_log, refine=p.calibration_refine)
 glue("general_multiplier", f"{multiplier:g}", display=False)
 images = {"mnist_mlp": recipes.keras_images(split, (28, 28, 1)), "mnist_convnet": recipes.keras_images(split, (28, 28, 1)),
@@ -254,15 +254,13 @@ chapter.save_protocols({"mnist": mnist, "ablation": ablation, **transfer}, list(
 panels = experiment.step_summaries(mnist, "mnist", against)
 panels.update({name: experiment.protocol_summary(result) for name, result in transfer.items()})
 panels["keras"] = {"models": keras_runs, "general_multiplier": multiplier, "multipliers_tried": {f"{k:g}": v for k, v in multiplier_tried.items()},
-                   "general_run": getattr(general, "key", None)}
+                   "general_run": general.key}
 panels["ablation"] = {**experiment.protocol_summary(ablation), "table": rows}
-for name, found in edges.items():
-    if name in panels:
-        panels[name]["tuned_at_edge"] = found
-    else:  # the MNIST panel: one summary entry per reported step
-        for step in p.report_steps:
-            panels[f"{name}{step}"]["tuned_at_edge"] = [f for f in found if f["step"] == step]
+experiment.add_edges(panels, edges, p.report_steps)  # the MNIST panel: one summary entry per reported step
 summary = chapter.finish(panels, meta_training_s=meta_seconds, meta_training={k: experiment.meta_training_entry(v) for k, v in trained.items()},
                          cost_hours=cost.set_index("variant")["total hours"].to_dict(),
-                         targets=targets.to_dict("records"), adam_lr=adam_lr)
+                         targets=targets.to_dict("records"), adam_lr=adam_lr,
+                         # publish records this choice for the general optimiser's weights: no second calibration
+                         calibrations={general.key: pretrained.calibration_entry(multiplier, multiplier_tried, default_adam, p.calibration_steps,
+                                                                      commit=chapter.info["commit"])})
 print(f"wrote {chapter.results_dir}/summary.json; chapter wall time {summary['wall_time_s']} s")

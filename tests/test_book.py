@@ -219,6 +219,10 @@ def test_smoke_chapter_through_papermill_records_its_provenance_and_summary(smok
         assert set(summary["panels"]["keras"]["models"]) == {"mnist_mlp", "mnist_convnet", "cifar_cnn"}
         assert all(isinstance(summary["panels"][k]["tuned_at_edge"], list) for k in ("mnist10", "mnist20", "relu", "cnn", "cifar10"))
         assert set(summary["panels"]["keras"]["multipliers_tried"]) == {f"{m:g}" for m in summary["parameters"]["calibration_grid"]}  # no refinement
+        # The chapter's calibration is filed for publish under the general optimiser's run, as calibrate would record it.
+        calibration = summary["calibrations"][summary["panels"]["keras"]["general_run"]]
+        assert calibration["learning_rate"] == summary["panels"]["keras"]["general_multiplier"] and set(calibration["tried"]) == set(
+            summary["panels"]["keras"]["multipliers_tried"]) and calibration["commit"] == summary["commit"]
         assert {"lstm_paper", "lstm_inputs", "lstm_rescale", "lstm_curriculum", "lstm_imitation", "lstm_nominal", "lstm_combined"} <= set(
             summary["panels"]["ablation"]["optimisers"])
         assert summary["panels"]["relu"]["optimisers"]["lstm_tuned"]["loss"]["20"]["runs"] == summary["parameters"]["final_seeds"]

@@ -44,6 +44,17 @@ def test_publish_keeps_the_run_with_the_best_validation_loss(tmp_path, monkeypat
     assert pretrained.publish("mine", str(tmp_path / "run*.weights.h5"))["keras_default"] == {"learning_rate": 0.03}
     learned_optimizer.save_weights(tmp_path / "run4.weights.h5", learned_optimizer.init_meta_params(config, 4), config, best_valid=0.1, seed=4)
     assert "keras_default" not in pretrained.publish("mine", str(tmp_path / "run*.weights.h5"))
+    # A chapter that calibrated the very run published files its choice by run key, and publish records it.
+    learned_optimizer.save_weights(tmp_path / "run5.weights.h5", learned_optimizer.init_meta_params(config, 5), config, best_valid=0.05, run_key="abc")
+    chosen = pretrained.calibration_entry(0.3, {0.1: {"worst_ratio": 1.2}, 0.3: {"worst_ratio": 0.9}}, {"mnist_mlp": 0.29}, steps=50)
+    summary = tmp_path / "summary.json"
+    summary.write_text(json.dumps({"chapter": "t", "commit": "c", "calibrations": {"other": {"learning_rate": 9.0}, "abc": chosen}}))
+    entry = pretrained.publish("mine", str(tmp_path / "run*.weights.h5"), str(summary))
+    assert entry["keras_default"] == {**chosen, "source": str(summary)} and pretrained.default_learning_rate("mine") == 0.3
+    assert set(chosen["tried"]) == {"0.1", "0.3"} and "last 20 of 50 steps" in chosen["chosen_by"]
+    # Another run's calibration in the same summary is not these weights'.
+    learned_optimizer.save_weights(tmp_path / "run6.weights.h5", learned_optimizer.init_meta_params(config, 6), config, best_valid=0.01, run_key="new")
+    assert "keras_default" not in pretrained.publish("mine", str(tmp_path / "run*.weights.h5"), str(summary))
 
 
 

@@ -96,6 +96,11 @@ def publish(name, pattern, summary_path=None, groups=None):
         "source": {"weights": path, "summary": summary_path, "chapter": summary.get("chapter"),
                    "profile": summary.get("profile"), "commit": summary.get("commit")},
     }
+    # A chapter that calibrated these very weights (the same run) files its choice under summary["calibrations"]
+    # by run key: it is recorded as it stands, so the registry states the chapter's number without a second calibration.
+    chosen = summary.get("calibrations", {}).get(str(provenance.get("run_key")))
+    if chosen:
+        kept = {**chosen, "source": summary_path}
     if kept:
         entries[name]["keras_default"] = kept
     REGISTRY.write_text(json.dumps(entries, indent=1, sort_keys=True) + "\n")
@@ -147,24 +152,31 @@ def choose_multiplier(make, steps=200, examples=10000, seeds=(0,), grid=CALIBRAT
 
 def calibrate(name, steps=200, examples=10000, seeds=(0,), grid=CALIBRATION_GRID, log=print):
     """Chooses `name`'s default Keras step multiplier (choose_multiplier) and records it in the registry."""
-    from l2l import keras_training
     from l2l.keras_optimizer import LearnedOptimizer
-    from l2l.provenance import provenance
 
     info(name)  # an unknown name fails here, before any compute
-    best, tried, adam = choose_multiplier(lambda lr: LearnedOptimizer.from_pretrained(name, learning_rate=lr), steps, examples, seeds, grid,
-                                          log=lambda line: log(f"{name}: {line}"))
+    chosen = choose_multiplier(lambda lr: LearnedOptimizer.from_pretrained(name, learning_rate=lr), steps, examples, seeds, grid,
+                               log=lambda line: log(f"{name}: {line}"))
     entries = registry()
-    entries[name]["keras_default"] = {
+    entries[name]["keras_default"] = calibration_entry(*chosen, steps=steps, examples=examples)
+    REGISTRY.write_text(json.dumps(entries, indent=1, sort_keys=True) + "\n")
+    return entries[name]["keras_default"]
+
+
+def calibration_entry(best, tried, adam, steps=200, examples=10000, commit=None):
+    """The registry's record of choose_multiplier's (best, tried, adam) for `steps` minibatches on `examples` images;
+    `commit` is the code that chose it (a chapter's, taken when it started), the current one by default."""
+    from l2l import keras_training
+    from l2l.provenance import provenance
+
+    return {
         "learning_rate": best,
         "chosen_by": (f"lowest worst-case ratio of training loss (last 20 of {steps} steps, batch 128) to Keras' default Adam, "
                       f"over the held-out models {sorted(keras_training.HELD_OUT_MODELS)} on {examples} held-out training images"),
         "tried": {f"{lr:g}": tried[lr] for lr in sorted(tried)},
         "default_adam_training_loss": adam,
-        "commit": provenance()["commit"],
+        "commit": commit or provenance()["commit"],
     }
-    REGISTRY.write_text(json.dumps(entries, indent=1, sort_keys=True) + "\n")
-    return entries[name]["keras_default"]
 
 
 def default_learning_rate(name):
