@@ -1,6 +1,7 @@
 """The packaged optimisers are the chapters' committed weights, and publish picks the best."""
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -126,3 +127,26 @@ def test_each_packaged_optimiser_carries_a_calibrated_keras_default(name):
     best = min(entry["tried"].items(), key=lambda item: item[1]["worst_ratio"])
     assert float(best[0]) == entry["learning_rate"] == pretrained.default_learning_rate(name)
     assert set(best[1]["ratios"]) == {"mnist_mlp", "mnist_convnet", "cifar_cnn"}
+
+
+def test_the_command_names_a_bad_name_or_file_and_the_fix_before_anything_is_copied(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(pretrained, "HERE", tmp_path)
+    monkeypatch.setattr(pretrained, "REGISTRY", tmp_path / "registry.json")
+    config = learned_optimizer.LSTMConfig(hidden=3)
+    learned_optimizer.save_weights(tmp_path / "run0.weights.h5", learned_optimizer.init_meta_params(config, 0), config, best_valid=0.5)
+    weights = str(tmp_path / "run*.weights.h5")
+    (tmp_path / "damaged.json").write_text('{"chapter": "beyond", "pan')
+    (tmp_path / "list.json").write_text("[1, 2]")
+    for argv, message in [
+        (["calibrate", "imagenet"], "no pretrained optimiser 'imagenet'; available: \\[\\]"),
+        (["publish", "mine", str(tmp_path / "none*.h5")], "run the chapter first"),
+        (["publish", "mine", weights, "--summary", str(tmp_path / "missing.json")], "no chapter summary at .*missing.json.*run the chapter"),
+        (["publish", "mine", weights, "--summary", str(tmp_path / "damaged.json")], "damaged.json' cannot be read as a chapter summary.*git checkout"),
+        (["publish", "mine", weights, "--summary", str(tmp_path / "list.json")], "holds list, not a chapter summary"),
+        (["publish", "mine", weights, "--groups", "conv_kernels"], "no parameter groups"),
+    ]:
+        assert pretrained.main(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert err.startswith("error: ") and re.search(message, err), (argv, err)
+    assert not (tmp_path / "mine.weights.h5").exists() and not pretrained.REGISTRY.exists()  # nothing copied, nothing registered
+    assert pretrained.main(["publish", "mine", weights]) == 0 and (tmp_path / "mine.weights.h5").exists()

@@ -46,10 +46,14 @@ def names():
     return sorted(registry())
 
 
+class UnknownOptimizer(KeyError):
+    """A name the registry does not hold."""
+
+
 def info(name):
     entries = registry()
     if name not in entries:
-        raise KeyError(f"no pretrained optimiser {name!r}; available: {sorted(entries)}")
+        raise UnknownOptimizer(f"no pretrained optimiser {name!r}; available: {sorted(entries)}")
     return entries[name]
 
 
@@ -80,7 +84,7 @@ def publish(name, pattern, summary_path=None, groups=None):
     if not grouped and groups is not None:
         raise ValueError(f"{paths[0]} has no parameter groups, so --groups {groups!r} has nothing to assign")
     path, _, config, provenance = min(loaded, key=lambda item: stats.validation_rank(item[3].get("best_valid", math.inf)))  # NaN last
-    summary = json.loads(Path(summary_path).read_text()) if summary_path else {}
+    summary = _read_summary(summary_path) if summary_path else {}
     target = f"{name}.weights.h5"
     entries = registry()
     # The calibrated Keras multiplier belongs to the weights: it carries over only to the very same weights
@@ -105,6 +109,21 @@ def publish(name, pattern, summary_path=None, groups=None):
         entries[name]["keras_default"] = kept
     REGISTRY.write_text(json.dumps(entries, indent=1, sort_keys=True) + "\n")
     return entries[name]
+
+
+def _read_summary(path):
+    """A chapter's summary.json, refused with its path and the fix when missing or damaged (before anything is copied)."""
+    try:
+        summary = json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise FileNotFoundError(f"no chapter summary at {path!r}: run the chapter (python -m l2l.book run CHAPTER), "
+                                "or pass the summary.json it wrote in book/results/CHAPTER/") from None
+    except (json.JSONDecodeError, UnicodeDecodeError, IsADirectoryError) as error:
+        raise ValueError(f"{path!r} cannot be read as a chapter summary ({error}): restore it "
+                         f"(git checkout -- {path}) or run its chapter again") from None
+    if not isinstance(summary, dict):
+        raise ValueError(f"{path!r} holds {type(summary).__name__}, not a chapter summary: restore it (git checkout -- {path})")
+    return summary
 
 
 def _same_weights(packaged, candidate):
@@ -197,6 +216,18 @@ def main(argv=None):
     cal.add_argument("name")
     cal.add_argument("--steps", type=int, default=200)
     args = parser.parse_args(argv)
+    try:
+        return _command(args)
+    except UnknownOptimizer as error:
+        print(f"error: {error.args[0]}", file=sys.stderr)
+    except (FileNotFoundError, ValueError) as error:
+        if args.command != "publish":
+            raise  # raised by calibrate's compute: a fault, shown with its traceback
+        print(f"error: {error}", file=sys.stderr)  # publish's input: a missing or damaged weights or summary file, --groups
+    return 2
+
+
+def _command(args):
     if args.command == "list":
         for name, entry in registry().items():
             lr = entry.get("keras_default", {}).get("learning_rate")
