@@ -150,3 +150,22 @@ def test_the_command_names_a_bad_name_or_file_and_the_fix_before_anything_is_cop
         assert err.startswith("error: ") and re.search(message, err), (argv, err)
     assert not (tmp_path / "mine.weights.h5").exists() and not pretrained.REGISTRY.exists()  # nothing copied, nothing registered
     assert pretrained.main(["publish", "mine", weights]) == 0 and (tmp_path / "mine.weights.h5").exists()
+
+
+def test_a_registry_write_stopped_midway_leaves_the_previous_registry_whole(tmp_path, monkeypatch):
+    monkeypatch.setattr(pretrained, "HERE", tmp_path)
+    monkeypatch.setattr(pretrained, "REGISTRY", tmp_path / "registry.json")
+    config = learned_optimizer.LSTMConfig(hidden=3)
+    learned_optimizer.save_weights(tmp_path / "run0.weights.h5", learned_optimizer.init_meta_params(config, 0), config, best_valid=0.5)
+    pretrained.publish("mine", str(tmp_path / "run*.weights.h5"))
+    before = pretrained.REGISTRY.read_text()
+
+    def dies_midway(self, text, *args, **kwargs):
+        with open(self, "w") as f:
+            f.write(text[: len(text) // 2])
+        raise KeyboardInterrupt  # a stop while the registry is being written
+
+    monkeypatch.setattr(Path, "write_text", dies_midway)
+    with pytest.raises(KeyboardInterrupt):
+        pretrained.publish("other", str(tmp_path / "run*.weights.h5"))
+    assert pretrained.REGISTRY.read_text() == before and pretrained.names() == ["mine"]

@@ -42,6 +42,13 @@ def registry():
     return json.loads(REGISTRY.read_text()) if REGISTRY.exists() else {}
 
 
+def _write_registry(entries):
+    """The registry, atomically: a stop mid-write leaves the previous one whole (it names every packaged file)."""
+    temporary = REGISTRY.with_name(REGISTRY.name + ".tmp")
+    temporary.write_text(json.dumps(entries, indent=1, sort_keys=True) + "\n")
+    temporary.replace(REGISTRY)
+
+
 def names():
     return sorted(registry())
 
@@ -107,7 +114,7 @@ def publish(name, pattern, summary_path=None, groups=None):
         kept = {**chosen, "source": summary_path}
     if kept:
         entries[name]["keras_default"] = kept
-    REGISTRY.write_text(json.dumps(entries, indent=1, sort_keys=True) + "\n")
+    _write_registry(entries)
     return entries[name]
 
 
@@ -178,7 +185,7 @@ def calibrate(name, steps=200, examples=10000, seeds=(0,), grid=CALIBRATION_GRID
                                log=lambda line: log(f"{name}: {line}"))
     entries = registry()
     entries[name]["keras_default"] = calibration_entry(*chosen, steps=steps, examples=examples)
-    REGISTRY.write_text(json.dumps(entries, indent=1, sort_keys=True) + "\n")
+    _write_registry(entries)
     return entries[name]["keras_default"]
 
 
