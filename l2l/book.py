@@ -210,8 +210,7 @@ def run(chapter, profile="full", overrides=None, output=None, root=ROOT, log_out
             signal.signal(signal.SIGTERM, previous)
     if backup:
         shutil.rmtree(backup)
-    os.replace(running, output)
-    executed = nbformat.read(output, as_version=4)
+    executed = nbformat.read(running, as_version=4)
     _drop_native_log_lines(executed)
     _show_parameters_once(executed)
     executed.metadata["l2l"] = {
@@ -223,7 +222,8 @@ def run(chapter, profile="full", overrides=None, output=None, root=ROOT, log_out
         "wall_time_s": round(time.time() - started, 1),
         "executed_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
-    nbformat.write(executed, output)
+    nbformat.write(executed, running)
+    os.replace(running, output)  # complete, or not there at all: a stop while writing leaves the good notebook
     return output
 
 

@@ -264,6 +264,32 @@ def test_a_failing_run_keeps_the_good_notebook_and_results(tmp_path):
     assert (ROOT / "_build" / "failed" / "quadratics.ipynb").exists()
 
 
+def test_a_stop_while_the_executed_notebook_is_written_leaves_the_good_one(tmp_path, monkeypatch):
+    import nbformat
+    import papermill
+
+    output = tmp_path / "quadratics.ipynb"
+    output.write_text("the good executed chapter")
+    write = nbformat.write
+
+    def executes(notebook, path, **kwargs):  # a chapter that ran to the end
+        write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("1")]), path)
+
+    def dies_midway(notebook, path, **kwargs):
+        Path(path).write_text('{"cells": [')
+        raise KeyboardInterrupt  # a stop while the run writes its notebook's provenance
+
+    monkeypatch.setattr(papermill, "execute_notebook", executes)
+    monkeypatch.setattr(nbformat, "write", dies_midway)
+    with pytest.raises(KeyboardInterrupt):
+        book.run("quadratics", "smoke", {"results_dir": str(tmp_path / "results")}, output=output, log_output=False)
+    assert output.read_text() == "the good executed chapter"
+    monkeypatch.setattr(nbformat, "write", write)
+    book.run("quadratics", "smoke", {"results_dir": str(tmp_path / "results")}, output=output, log_output=False)
+    assert nbformat.read(output, as_version=4).metadata["l2l"]["chapter"] == "quadratics"
+    assert not (tmp_path / "quadratics.running.ipynb").exists()
+
+
 def test_a_chapter_can_be_held_to_one_thread_and_says_so():
     code = ("from l2l import provenance; import tensorflow as tf; n = provenance.limit_threads(); "
             "print(n, tf.config.threading.get_intra_op_parallelism_threads(), provenance.provenance()['hardware']['threads'])")
