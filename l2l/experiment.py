@@ -367,6 +367,19 @@ def tuned_at_edge(result, grid=evaluate.LR_GRID, multiplier_grid=evaluate.MULTIP
     return found
 
 
+def timing_spread(result):
+    """The largest ratio of the slowest to the fastest time per step among the runs of one optimiser of a protocol
+    panel (its settings differ only in learning rate, momentum or step multiplier, which cost nothing per step),
+    over its optimisers: how much the measured time per step moved with the machine's load while the panel ran."""
+    suffix = TUNED.format("")
+    groups = {}
+    for name, by_step in result.runs.items():
+        base = name[: -len(suffix)] if name.endswith(suffix) else name
+        groups.setdefault(base, set()).update(run for by_objective in by_step.values() for run in by_objective.values())
+    seconds = [[result.seconds_per_step[run] for run in runs] for runs in groups.values()]
+    return max((max(s) / min(s) for s in seconds), default=1.0)
+
+
 def edge_markdown(edges, titles):
     """Markdown bullets, one per panel with values at the edge (tuned_at_edge's lists, keyed by panel), each value
     with its run and objective; "none." when no panel has one. `titles` names each panel key."""

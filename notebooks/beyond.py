@@ -179,6 +179,16 @@ plt.show()
 # the optimiser so tuned may be held back:
 #
 # {glue:md}`edge_text`
+#
+# Times per step (the tables' last column, and the equal-wall-clock verdicts)
+# were measured while the panels ran over several sittings, each at one
+# thread beside other jobs on this machine's two cores. Runs of one optimiser
+# whose settings differ only in learning rate, momentum or step multiplier
+# cost the same per step, yet their measured times differ by up to
+# {glue:text}`timing_spread` times within a panel (the largest ratio over the
+# five panels above). Read the times with that error; the benchmarks
+# appendix measures a learned optimiser's Keras step against Adam's in one
+# run.
 
 # %% tags=["hide-input"]
 TRANSFER = {name: PANELS[name] for name in ("relu", "cnn", "cifar10")}
@@ -195,6 +205,8 @@ for result in transfer.values():
     display(Markdown(f"**{result.panel.title}**\n\n" + experiment.protocol_table(result).to_markdown(index=False)))
 edges = {n: experiment.tuned_at_edge(r, tuple(p.lr_grid), tuple(p.multiplier_grid)) for n, r in {"mnist": mnist, **transfer}.items()}
 glue("edge_text", Markdown(experiment.edge_markdown(edges, {n: PANELS[n][0].title for n in edges})), display=False)
+spread = {n: experiment.timing_spread(r) for n, r in {"mnist": mnist, "ablation": ablation, **transfer}.items()}
+glue("timing_spread", f"{max(spread.values()):.2f}", display=False)
 
 # %% [markdown]
 # ## Through Keras with its defaults: the general optimiser
@@ -259,7 +271,7 @@ panels["ablation"] = {**experiment.protocol_summary(ablation), "table": rows}
 experiment.add_edges(panels, edges, p.report_steps)  # the MNIST panel: one summary entry per reported step
 summary = chapter.finish(panels, meta_training_s=meta_seconds, meta_training={k: experiment.meta_training_entry(v) for k, v in trained.items()},
                          cost_hours=cost.set_index("variant")["total hours"].to_dict(),
-                         targets=targets.to_dict("records"), adam_lr=adam_lr,
+                         targets=targets.to_dict("records"), adam_lr=adam_lr, timing_spread=spread,
                          # publish records this choice for the general optimiser's weights: no second calibration
                          calibrations={general.key: pretrained.calibration_entry(multiplier, multiplier_tried, default_adam, p.calibration_steps,
                                                                       commit=chapter.info["commit"])})

@@ -218,6 +218,7 @@ def test_smoke_chapter_through_papermill_records_its_provenance_and_summary(smok
         assert set(summary["panels"]["mnist20"]["against"]) == {"final/nag", "final/adam", "mean/nag", "mean/adam"}
         assert set(summary["panels"]["keras"]["models"]) == {"mnist_mlp", "mnist_convnet", "cifar_cnn"}
         assert all(isinstance(summary["panels"][k]["tuned_at_edge"], list) for k in ("mnist10", "mnist20", "relu", "cnn", "cifar10"))
+        assert set(summary["timing_spread"]) == {"mnist", "ablation", "relu", "cnn", "cifar10"} and min(summary["timing_spread"].values()) >= 1
         assert set(summary["panels"]["keras"]["multipliers_tried"]) == {f"{m:g}" for m in summary["parameters"]["calibration_grid"]}  # no refinement
         # The chapter's calibration is filed for publish under the general optimiser's run, as calibrate would record it.
         calibration = summary["calibrations"][summary["panels"]["keras"]["general_run"]]

@@ -125,6 +125,17 @@ def test_tuned_values_at_the_outer_end_of_what_tuning_tried_are_named():
     assert summaries == {"quad4": {"tuned_at_edge": found}, "quad9": {"tuned_at_edge": [later]}, "flat": {"x": 1, "tuned_at_edge": []}}
 
 
+def test_timing_spread_is_the_largest_ratio_among_the_runs_of_one_optimiser():
+    from types import SimpleNamespace
+
+    runs = {"lstm": {4: {"final": "lstm", "mean": "lstm"}}, "lstm_tuned": {4: {"final": "lstm~4:final", "mean": "lstm~4:mean"}},
+            "adam": {4: {"final": "adam@4:final", "mean": "adam@4:mean"}}, "sgd": {4: {"final": "sgd@4:final", "mean": "sgd@4:final"}}}
+    seconds = {"lstm": 0.150, "lstm~4:final": 0.090, "lstm~4:mean": 0.100, "adam@4:final": 0.010, "adam@4:mean": 0.012, "sgd@4:final": 0.003}
+    # lstm's three runs: 0.150 / 0.090; adam's two: 1.2; sgd's one; never lstm's time over sgd's.
+    assert experiment.timing_spread(SimpleNamespace(runs=runs, seconds_per_step=seconds)) == pytest.approx(0.150 / 0.090)
+    assert experiment.timing_spread(SimpleNamespace(runs={"sgd": runs["sgd"]}, seconds_per_step=seconds)) == 1.0
+
+
 def test_edge_of_grid_and_summary_file(tmp_path):
     assert experiment.edge_of_grid({"sgd": max(evaluate.LR_GRID), "adam": 0.01}) == ["sgd"]
     info = {"versions": {"l2l": "0"}, "commit": "abc", "hardware": {"cpus": 2}}
