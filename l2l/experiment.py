@@ -162,7 +162,8 @@ def meta_train_runs(problem, lstm_config, configs, checkpoint_root, results_dir,
 
     Writes each run's best weights to results_dir/<label>_seed<seed>.weights.h5
     with its provenance (`about`, e.g. chapter and trained_on, plus seed,
-    epochs, best epoch and validation, status and run key).
+    epochs, best epoch and validation, status and run key), and removes the
+    label's weights files of other seeds, left by an earlier run.
     """
     os.makedirs(results_dir, exist_ok=True)
     runs = {}
@@ -174,6 +175,13 @@ def meta_train_runs(problem, lstm_config, configs, checkpoint_root, results_dir,
             **about, seed=config.seed, best_epoch=result.best_epoch, best_valid=result.best_valid,
             epochs=config.epochs, status=result.status, run_key=result.key)
         runs[config.seed] = result
+    # A weights file of a seed this call does not train is an earlier run's (a profile with more seeds), which
+    # publish's pattern would still match: only this call's runs stay under the label.
+    mine = {f"{label}_seed{config.seed}.weights.h5" for config in configs}
+    for name in os.listdir(results_dir):
+        if re.fullmatch(rf"{re.escape(label)}_seed\d+\.weights\.h5", name) and name not in mine:
+            log(f"removed {name} from {results_dir}: seed not among this run's {label} seeds")
+            os.remove(os.path.join(results_dir, name))
     return runs
 
 

@@ -2,6 +2,7 @@
 
 import dataclasses
 import json
+import os
 import types
 
 import numpy as np
@@ -123,6 +124,19 @@ def test_tuned_values_at_the_outer_end_of_what_tuning_tried_are_named():
     later = {**found[0], "step": 9}
     summaries = experiment.add_edges({"quad4": {}, "quad9": {}, "flat": {"x": 1}}, {"quad": found + [later], "flat": []}, (4, 9))
     assert summaries == {"quad4": {"tuned_at_edge": found}, "quad9": {"tuned_at_edge": [later]}, "flat": {"x": 1, "tuned_at_edge": []}}
+
+
+def test_a_rerun_with_fewer_seeds_leaves_no_weights_file_of_the_seeds_it_dropped(runs):
+    root, problem, _ = runs
+    results = root / "fewer"
+    experiment.meta_train_runs(problem, TINY_LSTM, [tiny_config(0), tiny_config(1)], str(root / "ckpt"), str(results), "lstm", log=QUIET)
+    experiment.meta_train_runs(problem, TINY_LSTM, [tiny_config(1)], str(root / "ckpt"), str(results), "lstm_sub", log=QUIET)
+    assert sorted(os.listdir(results)) == ["lstm_seed0.weights.h5", "lstm_seed1.weights.h5", "lstm_sub_seed1.weights.h5"]
+    lines = []
+    again = experiment.meta_train_runs(problem, TINY_LSTM, [tiny_config(0)], str(root / "ckpt"), str(results), "lstm", log=lines.append)
+    # seed 1's file was an earlier run's: publish's pattern lstm_seed* would have offered it; another label's files stay.
+    assert sorted(os.listdir(results)) == ["lstm_seed0.weights.h5", "lstm_sub_seed1.weights.h5"] and list(again) == [0]
+    assert any("removed lstm_seed1.weights.h5" in line for line in lines)
 
 
 def test_timing_spread_is_the_largest_ratio_among_the_runs_of_one_optimiser():
