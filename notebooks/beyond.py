@@ -231,7 +231,7 @@ glue("timing_spread", f"{max(spread.values()):.2f}", display=False)
 general = experiment.best_run(runs["general"])
 make_general = lambda m=1.0: l2l.LearnedOptimizer(general.meta_params, general.lstm_config, learning_rate=m)
 multiplier, multiplier_tried, default_adam = pretrained.choose_multiplier(make_general, steps=p.calibration_steps, grid=tuple(p.calibration_grid),
-                                                               log=experiment.terminal_log, refine=p.calibration_refine)
+                                                                          log=experiment.terminal_log, refine=p.calibration_refine)
 glue("general_multiplier", f"{multiplier:g}", display=False)
 images = {"mnist_mlp": recipes.keras_images(split, (28, 28, 1)), "mnist_convnet": recipes.keras_images(split, (28, 28, 1)),
           "cifar_cnn": recipes.keras_images(cifar_split, (32, 32, 3))}
