@@ -240,11 +240,13 @@ def _read_rows(path):
         return {}
 
 
-def write_json(path, value, indent=None):
-    """`value` as JSON at `path`, atomically: a stop mid-write leaves the previous file whole."""
+def write_json(path, value, **options):
+    """`value` as JSON at `path` (json.dump's `options`, e.g. indent), atomically: a stop mid-write leaves the
+    previous file whole."""
+    path = str(path)
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
     with open(path + ".tmp", "w") as f:
-        json.dump(value, f, indent=indent)  # floats round-trip exactly; inf (a diverged setting) as Infinity
+        json.dump(value, f, **options)  # floats round-trip exactly; inf (a diverged setting) as Infinity
     os.replace(path + ".tmp", path)
 
 

@@ -44,9 +44,9 @@ def registry():
 
 def _write_registry(entries):
     """The registry, atomically: a stop mid-write leaves the previous one whole (it names every packaged file)."""
-    temporary = REGISTRY.with_name(REGISTRY.name + ".tmp")
-    temporary.write_text(json.dumps(entries, indent=1, sort_keys=True) + "\n")
-    temporary.replace(REGISTRY)
+    from l2l.evaluate import write_json
+
+    write_json(REGISTRY, entries, indent=1, sort_keys=True)
 
 
 def names():
