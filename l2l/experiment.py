@@ -622,16 +622,18 @@ def protocol_key(panel, learned, instances, seeds, tune_instances, baselines, ex
 
 def _write_pair(path, plain, curves, metrics):
     """<path>.npz (curves and measures by run and step) and <path>.json (`plain`), atomically, the JSON last:
-    its presence says the pair is whole."""
+    its presence says the pair is whole. The temporary files are the writing process's own: two processes
+    sharing a panel's evaluation (run_protocol's share) may write the same run at once, and each writes whole."""
     arrays = {f"curves/{run}": values for run, values in curves.items()}
     arrays.update({f"metrics/{run}/{s}/{i}": v for run, by_step in metrics.items() for s, pair in by_step.items() for i, v in enumerate(pair)})
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    with open(path + ".npz.tmp", "wb") as f:
+    tmp = f".{os.getpid()}.tmp"
+    with open(path + ".npz" + tmp, "wb") as f:
         np.savez(f, **arrays)
-    with open(path + ".json.tmp", "w") as f:
+    with open(path + ".json" + tmp, "w") as f:
         json.dump(plain, f, allow_nan=True)
-    os.replace(path + ".npz.tmp", path + ".npz")
-    os.replace(path + ".json.tmp", path + ".json")
+    os.replace(path + ".npz" + tmp, path + ".npz")
+    os.replace(path + ".json" + tmp, path + ".json")
 
 
 def _read_pair(path):
@@ -673,15 +675,27 @@ def _load_protocol(path, panel):
 
 def run_protocol(panel, learned, instances, seeds, tune_instances, baselines=BASELINES, extra=evaluate.EXTRA_GRIDS,
                  learned_name="lstm", tune_learned=False, multiplier_grid=evaluate.MULTIPLIER_GRID, log=terminal_log, cache_dir=None,
-                 grid=evaluate.LR_GRID):
+                 grid=evaluate.LR_GRID, share=False):
     """The rigor protocol on one panel; with cache_dir, a finished panel is kept under its protocol_key
-    there and reused, so a chapter killed after some panels resumes at the next one."""
+    there and reused, so a chapter killed after some panels resumes at the next one.
+
+    share=True makes this call a second process beside the one computing the panel: it evaluates the panel's
+    settings from the last one backwards into the same kept runs (which the other process reads instead of
+    rerunning), tunes nothing, saves no panel, stops once the panel is saved, and returns None. It needs
+    the cache and a finished tuning, and says so before any compute."""
+    if share and not cache_dir:
+        raise ValueError("share=True shares a panel's kept runs with another process: give the panel's cache_dir")
     key = (protocol_key(panel, learned, instances, seeds, tune_instances, baselines, extra, learned_name, tune_learned, multiplier_grid, grid)
            if cache_dir else None)
+    if share and key is None:
+        raise ValueError(f"panel {panel.name}: a learned optimiser has no weights to key the panel by, so there are no kept runs to share")
     # A geometry panel's files hold its measures at every step ("-path"); those cached before that hold them at the
     # report steps only, and are not read. Its baselines' tuning does not depend on it and is shared.
     path_tag = "-path" if panel.geometry else ""
     path = os.path.join(cache_dir, f"{panel.name}{path_tag}-{key}") if key else None
+    if share and os.path.exists(path + ".json"):
+        log(f"panel {panel.name}: already saved at {path}; nothing to share")
+        return None
     if path and (cached := _load_protocol(path, panel)) is not None:
         log(f"panel {panel.name}: reused {path}")
         return cached
@@ -691,7 +705,10 @@ def run_protocol(panel, learned, instances, seeds, tune_instances, baselines=BAS
     base_path = os.path.join(cache_dir, f"{panel.name}-baselines{path_tag}-{base_key}") if base_key else None
     tuning_path = os.path.join(cache_dir, f"{panel.name}-baselines-{base_key}-tuning.json") if base_key else None
     result = _run_protocol(panel, learned, instances, seeds, tune_instances, baselines, extra, learned_name, tune_learned, multiplier_grid, log, grid,
-                           base_path, tuning_path, multiplier_cache=path, evaluation_cache=path and path + "-evaluated")
+                           base_path, tuning_path, multiplier_cache=path, evaluation_cache=path and path + "-evaluated",
+                           share_until=path + ".json" if share else None)
+    if share:
+        return None
     if path:
         os.makedirs(cache_dir, exist_ok=True)
         _save_protocol(path, result)
@@ -699,17 +716,25 @@ def run_protocol(panel, learned, instances, seeds, tune_instances, baselines=BAS
     return result
 
 
-def evaluate_each(problem, factories, steps, instances, seeds, folder=None, log=terminal_log, **options):
+def evaluate_each(problem, factories, steps, instances, seeds, folder=None, log=terminal_log, share_until=None, **options):
     """evaluate.evaluate(problem, factories, ...), one run (factory) at a time; with `folder`, each run is kept
     there as soon as it is evaluated and read back, not rerun, by a later call, so an evaluation stopped after
     hours loses one run at most. Runs are independent (their own instances, start and minibatches per seed),
-    so the runs are those of one call over every factory."""
+    so the runs are those of one call over every factory.
+
+    share_until (a path): this call helps another one working through the same folder. It goes from the last
+    run backwards, so the two meet once, and it stops, keeping nothing more, as soon as that path exists (the
+    other call's panel is saved and its folder removed). Its Evaluation then holds the runs it went through."""
     if folder is None:
         return evaluate.evaluate(problem, factories, steps, instances, seeds, **options)
     import hashlib
 
+    finished = lambda: share_until is not None and os.path.exists(share_until)
     curves, seconds, metrics, kept = {}, {}, {}, 0
-    for run, factory in factories.items():
+    for run, factory in (reversed(list(factories.items())) if share_until else factories.items()):
+        if finished():
+            log(f"{share_until} is saved: stopped sharing its evaluation")
+            break
         path = os.path.join(folder, hashlib.sha256(run.encode()).hexdigest()[:16])  # run names hold "@", ":" and "~"
         read = _read_pair(path)
         if read is not None and read[0].get("run") == run:
@@ -718,6 +743,9 @@ def evaluate_each(problem, factories, steps, instances, seeds, folder=None, log=
             continue
         one = evaluate.evaluate(problem, {run: factory}, steps, instances, seeds, **options)
         curves[run], seconds[run], metrics[run] = one.curves[run], one.seconds_per_step[run], one.metrics[run]
+        if finished():  # the other process saved the panel and removed the folder while this run went on: leave no folder behind
+            log(f"{share_until} is saved: stopped sharing its evaluation")
+            break
         _write_pair(path, {"run": run, "seconds_per_step": seconds[run]}, {run: curves[run]}, {run: metrics[run]})
     if kept:
         log(f"read {kept} of {len(factories)} runs evaluated before from {folder}")
@@ -757,7 +785,7 @@ def _load_tuning(path):
 
 def _run_protocol(panel, learned, instances, seeds, tune_instances, baselines=BASELINES, extra=evaluate.EXTRA_GRIDS,
                   learned_name="lstm", tune_learned=False, multiplier_grid=evaluate.MULTIPLIER_GRID, log=terminal_log, grid=evaluate.LR_GRID,
-                  baseline_cache=None, tuning_cache=None, multiplier_cache=None, evaluation_cache=None):
+                  baseline_cache=None, tuning_cache=None, multiplier_cache=None, evaluation_cache=None, share_until=None):
     """The rigor protocol on one panel.
 
     Every baseline is tuned for every reported step and both objectives (two
@@ -780,6 +808,9 @@ def _run_protocol(panel, learned, instances, seeds, tune_instances, baselines=BA
     tuning_cache = tuning_cache or (baseline_cache + "-tuning.json" if baseline_cache else None)
     tuned = _load_tuning(tuning_cache) if tuning_cache else None
     # The tuning's time is the sum of its settings' times, kept with it, so a resumed panel reports what the tuning took.
+    if share_until and kept is None and tuned is None:
+        raise RuntimeError(f"panel {panel.name}: the baselines' tuning is not finished (no {tuning_cache}); a process sharing the evaluation "
+                           "tunes nothing: start it once the panel's own process logs its distinct settings")
     if kept is not None:
         log(f"panel {panel.name}: reused the baselines' tuning and runs from {baseline_cache}")
         settings, tuning_s = kept[0], tuned[1] if tuned else float("nan")
@@ -805,6 +836,9 @@ def _run_protocol(panel, learned, instances, seeds, tune_instances, baselines=BA
         used = sorted({s % len(learned[name]) for s in seeds})
         cache = f"{multiplier_cache}-{name}-multipliers-tuning.json" if multiplier_cache else None
         kept_runs = sorted(set((_load_tuning(cache) or ({},))[0]) & set(used)) if cache else []
+        if share_until and kept_runs != used:
+            raise RuntimeError(f"panel {panel.name}: the step multipliers of {name} are not all tuned ({len(kept_runs)} of {len(used)} in {cache}); "
+                               "a process sharing the evaluation tunes nothing: start it once the panel's own process logs its distinct settings")
         log(f"panel {panel.name}: tuning the step multiplier of {len(used) - len(kept_runs)} of {len(used)} runs of {name}"
             + (f" (the others' from {cache})" if kept_runs else ""))
         multipliers[name], spent = tune_multipliers(panel.tuning_problem, learned[name], steps, tune_instances, multiplier_grid, used, cache=cache)
@@ -839,8 +873,12 @@ def _run_protocol(panel, learned, instances, seeds, tune_instances, baselines=BA
     # Every run is independent of the others (its own instances, start and minibatch stream per seed), so runs
     # evaluated in separate calls are the runs one call would make.
     # A geometry panel keeps its measures at every step, for the steps each pair takes to come within 1 px.
-    evaluation = evaluate_each(panel.problem, todo, panel.steps, instances, seeds, evaluation_cache, log, metric=metric,
+    if share_until:
+        log(f"panel {panel.name}: sharing the evaluation, from its last setting backwards, until {share_until} is saved")
+    evaluation = evaluate_each(panel.problem, todo, panel.steps, instances, seeds, evaluation_cache, log, share_until, metric=metric,
                                snapshots=steps if metric else (), every_step=panel.geometry)
+    if share_until:
+        return None
     fresh_metrics = {run: {s: tuple(np.asarray(v) for v in m[s]) for s in m} for run, m in evaluation.metrics.items() if m}
     if kept is None and baseline_cache:
         _save_baselines(baseline_cache, settings, {r: evaluation.curves[r] for r in baseline_runs},

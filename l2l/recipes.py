@@ -6,6 +6,7 @@
     python -m l2l.recipes train cifar --learner lstm_sub --seed 2 --threads 1   # the CIFAR chapter's runs, into book/results/cifar/runs
     python -m l2l.recipes train beyond --variant combined --seed 0 --threads 1  # the beyond chapter's, into book/results/beyond/runs
     python -m l2l.recipes panel beyond --panel cnn --threads 1                 # one of its panels, into book/results/beyond/panels
+    python -m l2l.recipes panel beyond --panel cnn --share --threads 1         # a second process sharing that panel's evaluation
 
 A recipe builds exactly what a chapter builds (problem, validation problem,
 LSTM config, meta config), so the run key is the same and the chapter reuses
@@ -241,10 +242,11 @@ def beyond_learned(name, params, runs, paper_runs):
     return {"lstm": runs["combined"], "lstm_paper": paper_runs, "lstm_general": runs["general"]}
 
 
-def beyond_protocol(name, params, panels, runs, paper_runs, **log):
+def beyond_protocol(name, params, panels, runs, paper_runs, share=False, **log):
     """experiment.run_protocol of the beyond chapter's panel `name` (one of BEYOND_PROTOCOLS), cached under
     params.panel_dir: the chapter and `python -m l2l.recipes panel beyond` call this one function, so both
-    compute, and reuse, the same panel files. panels: beyond_panels(...); runs, paper_runs: as beyond_learned."""
+    compute, and reuse, the same panel files. panels: beyond_panels(...); runs, paper_runs: as beyond_learned;
+    share: a second process helping the one computing the panel with its evaluation (run_protocol's share)."""
     import dataclasses
 
     from l2l import experiment
@@ -253,7 +255,7 @@ def beyond_protocol(name, params, panels, runs, paper_runs, **log):
         raise ValueError(f"unknown beyond panel {name!r}; panels: {list(BEYOND_PROTOCOLS)}")
     p = params
     grids = dict(grid=tuple(p.lr_grid), extra={"nag": {"momentum": tuple(p.nag_momenta)}, "adam": {"beta_1": tuple(p.adam_beta1)}},
-                 multiplier_grid=tuple(p.multiplier_grid), cache_dir=p.panel_dir, **log)
+                 multiplier_grid=tuple(p.multiplier_grid), cache_dir=p.panel_dir, share=share, **log)
     learned = beyond_learned(name, p, runs, paper_runs)
     if name == "ablation":
         panel = dataclasses.replace(panels["mnist"][0], name="ablation", title="MNIST MLP: the ablation")
@@ -320,6 +322,9 @@ def main(argv=None):
     parser.add_argument("--panel", choices=BEYOND_PROTOCOLS, help="panel, beyond only: compute one of the chapter's panels into its panel_dir")
     parser.add_argument("--profile", default="full", help="panel only: the chapter's profile (notebooks/profiles.yaml) whose parameters to use")
     parser.add_argument("--panel-dir", default=None, help="panel only: where the panel's files go (default: the profile's panel_dir)")
+    parser.add_argument("--share", action="store_true",
+                        help="panel only: help the process computing the panel with its evaluation, from the last setting backwards; "
+                             "start it once that process has logged its distinct settings (it tunes nothing and saves no panel)")
     parser.add_argument("--root", default=None, help=f"checkpoint root (default: {ROOTS}, committed)")
     parser.add_argument("--threads", type=int, default=0, help="TF intra-op threads; 1 leaves a core free beside another job; 0: TF's default")
     args = parser.parse_args(argv)
@@ -371,8 +376,11 @@ def panel_command(args):
     with tempfile.TemporaryDirectory() as weights:
         runs = {v: list(r.values()) for v, r in beyond_runs(params, splits, weights, log=log).items()}
     panels = beyond_panels(params, splits, cifar_splits)
-    result = beyond_protocol(args.panel, params, panels, runs, paper, log=log)
-    print(f"panel {args.panel}: {len(result.entries)} optimisers in {params.panel_dir}", flush=True)
+    try:
+        result = beyond_protocol(args.panel, params, panels, runs, paper, share=args.share, log=log)
+    except RuntimeError as error:  # --share before the panel's tuning is done
+        raise SystemExit(f"error: {error}") from error
+    print(f"panel {args.panel}: " + ("shared its evaluation" if args.share else f"{len(result.entries)} optimisers") + f" in {params.panel_dir}", flush=True)
     return 0
 
 

@@ -611,6 +611,110 @@ def test_a_panel_stopped_during_its_runs_keeps_the_runs_it_finished(runs, tmp_pa
     assert not glob.glob(cache + "/*-evaluated")  # the finished panel's files hold every run: the kept runs are gone
 
 
+def test_a_second_process_shares_a_panels_evaluation_from_the_other_end_and_changes_no_number(runs, tmp_path, monkeypatch):
+    x = np.random.default_rng(2).integers(0, 256, size=(60, 2, 2), dtype=np.uint8)
+    data = problems.image_data(x, np.arange(60) % 10, "tiny")
+    mlp = problems.MLP(data, hidden=(3,), batch_size=8)
+    panel = experiment.Panel("mlp", "tiny MLP", mlp, mlp, tune_steps=4, steps=6, report_steps=(4, 6), heldout=data)
+    learned = {"lstm": list(experiment.meta_train_runs(mlp, TINY_LSTM, [tiny_config(0)], str(tmp_path / "ckpt"), str(tmp_path), "lstm", log=QUIET).values())}
+    args = dict(instances=2, seeds=[0, 1], tune_instances=2, baselines=("sgd", "adam"), extra={}, tune_learned=True)
+    afresh = experiment.run_protocol(panel, learned, **args, log=QUIET)
+    cache = str(tmp_path / "panels")
+    evaluated, real, stop_after = [], evaluate.evaluate, [None]
+
+    def recording(problem, factories, *rest, **options):
+        if stop_after[0] is not None and len(evaluated) == stop_after[0]:
+            raise KeyboardInterrupt
+        evaluated.append(list(factories))
+        return real(problem, factories, *rest, **options)
+
+    monkeypatch.setattr(evaluate, "evaluate", recording)
+    # Before the panel's own process has tuned, a sharing process stops with what to do, having evaluated nothing.
+    with pytest.raises(RuntimeError, match="tuning is not finished"):
+        experiment.run_protocol(panel, learned, **args, log=QUIET, cache_dir=cache, share=True)
+    assert evaluated == [] and not os.path.exists(cache)
+    with pytest.raises(ValueError, match="cache_dir"):
+        experiment.run_protocol(panel, learned, **args, log=QUIET, share=True)
+    # The panel's own process tunes, evaluates its first setting and stops; the sharer takes two from the other end and stops.
+    tuning_calls = len(evaluated)  # evaluate.tune does not go through evaluate.evaluate: nothing is recorded while tuning
+    stop_after[0] = 1
+    with pytest.raises(KeyboardInterrupt):
+        experiment.run_protocol(panel, learned, **args, log=QUIET, cache_dir=cache)
+    stop_after[0] = 3
+    lines = []
+    with pytest.raises(KeyboardInterrupt):
+        experiment.run_protocol(panel, learned, **args, log=lines.append, cache_dir=cache, share=True)
+    assert any("sharing the evaluation" in line for line in lines) and not any("tuning sgd" in line for line in lines)
+    assert any("tuning the step multiplier of 0 of 1 runs" in line for line in lines)  # read back, not tuned
+    first, shared = evaluated[tuning_calls], evaluated[tuning_calls + 1:]
+    assert [len(names) for names in shared] == [1, 1]
+    stop_after[0] = None
+    resumed = experiment.run_protocol(panel, learned, **args, log=QUIET, cache_dir=cache)
+    order = list(resumed.curves)  # the settings in the order the panel's own process goes through them
+    mine = [names[0] for names in evaluated[tuning_calls + 3:]]
+    assert first == [order[0]] and [names[0] for names in shared] == order[::-1][:2]  # from the other end
+    assert sorted(first + [n[0] for n in shared] + mine) == sorted(order)  # each setting evaluated once in all
+    for run in afresh.curves:
+        np.testing.assert_array_equal(resumed.curves[run], afresh.curves[run])
+        np.testing.assert_array_equal(resumed.metrics[run][6][0], afresh.metrics[run][6][0])
+    timeless = lambda entries: {n: {k: v for k, v in e.items() if k != "ms_per_step"} for n, e in entries.items()}
+    assert timeless(resumed.entries) == timeless(json.loads(json.dumps(afresh.entries)))
+    import glob
+
+    assert not glob.glob(cache + "/*-evaluated") and not glob.glob(cache + "/*.tmp")
+    # Once the panel is saved, a sharing process has nothing to do.
+    before, lines = len(evaluated), []
+    assert experiment.run_protocol(panel, learned, **args, log=lines.append, cache_dir=cache, share=True) is None
+    assert len(evaluated) == before and any("nothing to share" in line for line in lines)
+
+
+def test_a_sharing_process_whose_partner_saves_the_panel_mid_run_leaves_no_kept_runs_behind(runs, tmp_path, monkeypatch):
+    x = np.random.default_rng(3).integers(0, 256, size=(60, 2, 2), dtype=np.uint8)
+    data = problems.image_data(x, np.arange(60) % 10, "tiny")
+    mlp = problems.MLP(data, hidden=(3,), batch_size=8)
+    panel = experiment.Panel("mlp", "tiny MLP", mlp, mlp, tune_steps=4, steps=6, report_steps=(4, 6))
+    learned = {"lstm": list(experiment.meta_train_runs(mlp, TINY_LSTM, [tiny_config(0)], str(tmp_path / "ckpt"), str(tmp_path), "lstm", log=QUIET).values())}
+    args = dict(instances=2, seeds=[0], tune_instances=2, baselines=("sgd",), extra={}, tune_learned=False, cache_dir=str(tmp_path / "panels"))
+    real, nested = evaluate.evaluate, []
+    with pytest.raises(KeyboardInterrupt):  # the panel's own process: tuned, stopped at its first setting
+        monkeypatch.setattr(evaluate, "evaluate", lambda *a, **k: (_ for _ in ()).throw(KeyboardInterrupt))
+        experiment.run_protocol(panel, learned, **args, log=QUIET)
+
+    def partner_finishes_meanwhile(*a, **k):
+        if not nested:  # during the sharer's first setting, the panel's own process evaluates everything and saves the panel
+            nested.append(True)
+            monkeypatch.setattr(evaluate, "evaluate", real)
+            nested.append(experiment.run_protocol(panel, learned, **args, log=QUIET))
+        return real(*a, **k)
+
+    monkeypatch.setattr(evaluate, "evaluate", partner_finishes_meanwhile)
+    lines = []
+    experiment.run_protocol(panel, learned, **args, log=lines.append, share=True)
+    import glob
+
+    assert nested[1] is not None and any("stopped sharing" in line for line in lines)
+    assert not glob.glob(str(tmp_path / "panels" / "*-evaluated"))  # the sharer wrote nothing after the panel was saved
+
+
+def test_two_writers_of_one_kept_run_each_write_it_whole(tmp_path, monkeypatch):
+    path = str(tmp_path / "run")
+    curves, real_savez = {"sgd@4:final": np.arange(6.0)}, np.savez
+
+    def other_process_writes_meanwhile(f, **arrays):
+        monkeypatch.setattr(np, "savez", real_savez)
+        monkeypatch.setattr(os, "getpid", lambda: 99999)  # the other process
+        experiment._write_pair(path, {"run": "sgd@4:final", "seconds_per_step": 2.0}, curves, {})
+        monkeypatch.undo()
+        real_savez(f, **arrays)
+
+    monkeypatch.setattr(np, "savez", other_process_writes_meanwhile)
+    experiment._write_pair(path, {"run": "sgd@4:final", "seconds_per_step": 1.0}, curves, {})
+    plain, read, _ = experiment._read_pair(path)
+    assert plain == {"run": "sgd@4:final", "seconds_per_step": 1.0}
+    np.testing.assert_array_equal(read["sgd@4:final"], curves["sgd@4:final"])
+    assert sorted(os.listdir(tmp_path)) == ["run.json", "run.npz"]
+
+
 def test_a_chapter_drops_only_tfs_retracing_warning():
     import logging
 

@@ -192,7 +192,7 @@ def test_each_beyond_panel_is_measured_with_its_own_runs_counts_and_tuning(monke
         panel.name, (panel, learned, instances, seeds, tune, options)))
     for name in recipes.BEYOND_PROTOCOLS:
         recipes.beyond_protocol(name, p, panels, runs, paper)
-    grids = dict(grid=(0.1, 1.0), extra={"nag": {"momentum": (0.9,)}, "adam": {"beta_1": (0.9,)}}, multiplier_grid=(0.5, 1.0), cache_dir="panels")
+    grids = dict(grid=(0.1, 1.0), extra={"nag": {"momentum": (0.9,)}, "adam": {"beta_1": (0.9,)}}, multiplier_grid=(0.5, 1.0), cache_dir="panels", share=False)
     panel, learned, instances, seeds, tune, options = calls["ablation"]
     # The ablation: the MNIST MLP under its own name (its own cache key), the first ablation_seeds runs of every variant.
     assert panel.problem is panels["mnist"][0].problem and panel.report_steps == (10, 20)
@@ -204,6 +204,9 @@ def test_each_beyond_panel_is_measured_with_its_own_runs_counts_and_tuning(monke
         panel, learned, instances, seeds, tune, options = calls[name]
         assert panel is panels[name][0] and learned == three and seeds == [0, 1, 2]
         assert (instances, tune, options) == (count, tuned_on, {"tune_learned": tune_learned, **grids}), name
+    calls.clear()
+    recipes.beyond_protocol("cnn", p, panels, runs, paper, share=True)  # python -m l2l.recipes panel beyond --panel cnn --share
+    assert calls["cnn"][5] == {"tune_learned": True, **grids, "share": True}
     with pytest.raises(ValueError, match="unknown beyond panel 'fashion'"):
         recipes.beyond_protocol("fashion", p, panels, runs, paper)
 
