@@ -573,12 +573,17 @@ def test_a_finished_panel_is_cached_under_its_key_and_reused(runs, tmp_path):
 
 
 
-def test_a_panel_stopped_during_its_runs_keeps_the_runs_it_finished(runs, tmp_path, monkeypatch):
-    x = np.random.default_rng(1).integers(0, 256, size=(60, 2, 2), dtype=np.uint8)
+def _tiny_panel(tmp_path, data_seed, heldout=True):
+    """A 6-step panel of a tiny MLP on random images, and one tiny meta-trained run of the LSTM on it."""
+    x = np.random.default_rng(data_seed).integers(0, 256, size=(60, 2, 2), dtype=np.uint8)
     data = problems.image_data(x, np.arange(60) % 10, "tiny")
     mlp = problems.MLP(data, hidden=(3,), batch_size=8)
-    panel = experiment.Panel("mlp", "tiny MLP", mlp, mlp, tune_steps=4, steps=6, report_steps=(4, 6), heldout=data)
-    learned = {"lstm": list(experiment.meta_train_runs(mlp, TINY_LSTM, [tiny_config(0)], str(tmp_path / "ckpt"), str(tmp_path), "lstm", log=QUIET).values())}
+    panel = experiment.Panel("mlp", "tiny MLP", mlp, mlp, tune_steps=4, steps=6, report_steps=(4, 6), heldout=data if heldout else None)
+    return panel, {"lstm": list(experiment.meta_train_runs(mlp, TINY_LSTM, [tiny_config(0)], str(tmp_path / "ckpt"), str(tmp_path), "lstm", log=QUIET).values())}
+
+
+def test_a_panel_stopped_during_its_runs_keeps_the_runs_it_finished(runs, tmp_path, monkeypatch):
+    panel, learned = _tiny_panel(tmp_path, 1)
     args = dict(instances=2, seeds=[0, 1], tune_instances=2, baselines=("sgd", "adam"), extra={}, tune_learned=True)
     afresh = experiment.run_protocol(panel, learned, **args, log=QUIET)
     evaluated, real = [], evaluate.evaluate
@@ -612,11 +617,7 @@ def test_a_panel_stopped_during_its_runs_keeps_the_runs_it_finished(runs, tmp_pa
 
 
 def test_a_second_process_shares_a_panels_evaluation_from_the_other_end_and_changes_no_number(runs, tmp_path, monkeypatch):
-    x = np.random.default_rng(2).integers(0, 256, size=(60, 2, 2), dtype=np.uint8)
-    data = problems.image_data(x, np.arange(60) % 10, "tiny")
-    mlp = problems.MLP(data, hidden=(3,), batch_size=8)
-    panel = experiment.Panel("mlp", "tiny MLP", mlp, mlp, tune_steps=4, steps=6, report_steps=(4, 6), heldout=data)
-    learned = {"lstm": list(experiment.meta_train_runs(mlp, TINY_LSTM, [tiny_config(0)], str(tmp_path / "ckpt"), str(tmp_path), "lstm", log=QUIET).values())}
+    panel, learned = _tiny_panel(tmp_path, 2)
     args = dict(instances=2, seeds=[0, 1], tune_instances=2, baselines=("sgd", "adam"), extra={}, tune_learned=True)
     afresh = experiment.run_protocol(panel, learned, **args, log=QUIET)
     cache = str(tmp_path / "panels")
@@ -669,11 +670,7 @@ def test_a_second_process_shares_a_panels_evaluation_from_the_other_end_and_chan
 
 
 def test_a_sharing_process_whose_partner_saves_the_panel_mid_run_leaves_no_kept_runs_behind(runs, tmp_path, monkeypatch):
-    x = np.random.default_rng(3).integers(0, 256, size=(60, 2, 2), dtype=np.uint8)
-    data = problems.image_data(x, np.arange(60) % 10, "tiny")
-    mlp = problems.MLP(data, hidden=(3,), batch_size=8)
-    panel = experiment.Panel("mlp", "tiny MLP", mlp, mlp, tune_steps=4, steps=6, report_steps=(4, 6))
-    learned = {"lstm": list(experiment.meta_train_runs(mlp, TINY_LSTM, [tiny_config(0)], str(tmp_path / "ckpt"), str(tmp_path), "lstm", log=QUIET).values())}
+    panel, learned = _tiny_panel(tmp_path, 3, heldout=False)
     args = dict(instances=2, seeds=[0], tune_instances=2, baselines=("sgd",), extra={}, tune_learned=False, cache_dir=str(tmp_path / "panels"))
     real, nested = evaluate.evaluate, []
     with pytest.raises(KeyboardInterrupt):  # the panel's own process: tuned, stopped at its first setting
