@@ -1089,13 +1089,13 @@ def step_summaries(result, prefix, against=None):
     return panels
 
 
-def protocol_sentence(result, step, metric, unit="problems", who=None):
+def protocol_sentence(result, step, metric, unit="problems", who=None, learner="the LSTM"):
     """One sentence for one step and metric: which metric, which step, how many runs, the interval and k of n;
-    `who` names the learned optimiser (default: the LSTM, saying whether its step multiplier was tuned)."""
+    `who` names the learned optimiser (default: `learner`, saying whether its step multiplier was tuned)."""
     v = result.verdicts[step][metric]
     best = plots.label(v["best"])
     tuned = v["learned"] != "lstm" and v["learned"].endswith("_tuned")
-    who = who or ("the LSTM (its step multiplier tuned)" if tuned else "the LSTM")
+    who = who or (f"{learner} (its step multiplier tuned)" if tuned else learner)
     tuned_for = "tuned for this step's final loss" if metric in ("heldout", "corner", "time") else "tuned for this step and metric"
     where = ""
     if metric == "time":

@@ -231,6 +231,7 @@ def beyond_panels(params, splits, cifar_splits):
 
 
 BEYOND_PROTOCOLS = ("ablation", "mnist", "relu", "cnn", "cifar10")  # the beyond chapter's protocol panels, in the chapter's order
+BEYOND_PANELS = (*BEYOND_PROTOCOLS, "keras")  # and its Keras panel (beyond_keras)
 
 
 def beyond_learned(name, params, runs, paper_runs):
@@ -268,6 +269,59 @@ def beyond_protocol(name, params, panels, runs, paper_runs, share=False, **log):
     # not, so its multiplier is tuned there as on every transfer panel.
     tune_learned = ["lstm_general"] if name == "mnist" else True
     return experiment.run_protocol(panel, learned, instances, list(range(p.final_seeds)), tune, tune_learned=tune_learned, **grids)
+
+
+KERAS_BATCH = 128  # the beyond chapter's Keras panel trains every model on minibatches of this many images
+KERAS_MODELS = {"mnist_mlp": (28, 28, 1), "mnist_convnet": (28, 28, 1), "cifar_cnn": (32, 32, 3)}  # each standard model's image shape
+
+
+def beyond_keras(params, general, splits, cifar_splits, log=print):
+    """The beyond chapter's Keras panel: the general optimiser's (`general`, a MetaResult or SavedRun) default step
+    multiplier, chosen as the package chooses every packaged optimiser's (pretrained.choose_multiplier), then each
+    standard model trained through model.fit with it against ADAM tuned on the selection images
+    (keras_training.against_tuned_adam). Returns {"general_run", "multiplier", "tried" (multiplier -> ratios),
+    "default_adam", "models" (model -> summary entry), "rows" (the table), "sentences" (the verdicts), "settings"}.
+
+    With params.panel_dir, the panel is kept there as keras-<key>.json (key: a hash of the weights, the settings and
+    the data) and read back, not rerun: `python -m l2l.recipes panel beyond --panel keras` computes it beside
+    the other panels, before the chapter runs. A fresh panel is returned as read back from its JSON, so the
+    chapter sees the same numbers either way."""
+    import hashlib
+    import json
+
+    from l2l import evaluate, experiment, keras_training, meta, pretrained
+    from l2l.keras_optimizer import LearnedOptimizer
+
+    p = params
+    images = {name: keras_images(cifar_splits if shape == (32, 32, 3) else splits, shape) for name, shape in KERAS_MODELS.items()}
+    settings = {"code_version": meta.CODE_VERSION, "general": experiment._weights_digest(general), "calibration_steps": p.calibration_steps,
+                "calibration_grid": list(p.calibration_grid), "calibration_refine": p.calibration_refine, "adam_grid": list(p.keras_adam_grid),
+                "seeds": p.final_seeds, "steps": p.keras_steps, "batch": KERAS_BATCH, "last": p.keras_last,
+                "data": {part: [splits[part].fingerprint, cifar_splits[part].fingerprint] for part in ("valid", "test_train", "test_heldout")}}
+    key = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
+    path = os.path.join(p.panel_dir, f"keras-{key}.json") if p.panel_dir and settings["general"] else None
+    read = lambda plain: {**plain, "tried": {float(m): v for m, v in plain["tried"].items()}}
+    if path and os.path.exists(path):
+        try:
+            with open(path) as f:
+                kept = json.load(f)
+            log(f"panel keras: reused {path}")
+            return read(kept)
+        except (OSError, ValueError) as error:
+            log(f"panel keras: {path} is unreadable ({error}); computing it again")
+    make = lambda m=1.0: LearnedOptimizer(general.meta_params, general.lstm_config, learning_rate=m)
+    multiplier, tried, default_adam = pretrained.choose_multiplier(make, steps=p.calibration_steps, grid=tuple(p.calibration_grid), log=log,
+                                                                   refine=p.calibration_refine)
+    who = f"the general optimiser (multiplier {multiplier:g})"
+    panel = {name: keras_training.against_tuned_adam(name, keras_training.HELD_OUT_MODELS[name], lambda: make(multiplier), images[name],
+                                                     p.keras_adam_grid, p.final_seeds, p.keras_steps, KERAS_BATCH, p.keras_last, who, short="general")
+             for name in KERAS_MODELS}
+    plain = {"general_run": getattr(general, "key", None), "multiplier": multiplier, "tried": {repr(float(m)): v for m, v in tried.items()},
+             "default_adam": default_adam, "models": {name: entry for name, (entry, _, _) in panel.items()},
+             "rows": [row for _, row, _ in panel.values()], "sentences": [sentence for _, _, sentence in panel.values()], "settings": settings}
+    if path:
+        evaluate.write_json(path, plain, indent=1)
+    return read(json.loads(json.dumps(plain)))
 
 
 def keras_images(splits, image_shape):
@@ -319,7 +373,7 @@ def main(argv=None):
     parser.add_argument("--clip-norm", type=float, default=None, help="meta-gradient global-norm clipping; 0: none (default: the recipe's)")
     parser.add_argument("--learner", choices=CIFAR_LEARNERS, help="cifar only: which of the chapter's learned optimisers")
     parser.add_argument("--variant", choices=BEYOND_VARIANTS, help="beyond only: the paper's recipe, one technique, the combination or the general optimiser")
-    parser.add_argument("--panel", choices=BEYOND_PROTOCOLS, help="panel, beyond only: compute one of the chapter's panels into its panel_dir")
+    parser.add_argument("--panel", choices=BEYOND_PANELS, help="panel, beyond only: compute one of the chapter's panels into its panel_dir")
     parser.add_argument("--profile", default="full", help="panel only: the chapter's profile (notebooks/profiles.yaml) whose parameters to use")
     parser.add_argument("--panel-dir", default=None, help="panel only: where the panel's files go (default: the profile's panel_dir)")
     parser.add_argument("--share", action="store_true",
@@ -356,7 +410,8 @@ def main(argv=None):
 
 def panel_command(args):
     """`panel beyond --panel NAME`: one of the beyond chapter's panels, computed by the chapter's own code
-    (beyond_runs, beyond_panels, beyond_protocol), so that a second process fills the chapter's panel cache.
+    (beyond_runs, beyond_panels, beyond_protocol; beyond_keras for "keras"), so that a second process fills the
+    chapter's panel cache.
     The meta-training runs are reused from params.checkpoint_dir (resumed, as the chapter would, if unfinished);
     their weights go to a temporary folder, not to the chapter's results."""
     import tempfile
@@ -364,7 +419,9 @@ def panel_command(args):
     from l2l import book, chapters, experiment
 
     if args.recipe != "beyond" or args.panel is None:
-        raise SystemExit("panel takes the beyond recipe and --panel, one of " + ", ".join(BEYOND_PROTOCOLS))
+        raise SystemExit("panel takes the beyond recipe and --panel, one of " + ", ".join(BEYOND_PANELS))
+    if args.share and args.panel == "keras":
+        raise SystemExit("--share goes with a protocol panel (" + ", ".join(BEYOND_PROTOCOLS) + "); the keras panel is computed by one process")
     overrides = {"panel_dir": args.panel_dir} if args.panel_dir else {}
     try:
         params = chapters.Beyond(**book.resolve("beyond", args.profile, overrides))
@@ -375,6 +432,10 @@ def panel_command(args):
     splits, cifar_splits = beyond_splits(params)
     with tempfile.TemporaryDirectory() as weights:
         runs = {v: list(r.values()) for v, r in beyond_runs(params, splits, weights, log=log).items()}
+    if args.panel == "keras":
+        keras = beyond_keras(params, experiment.best_run(runs["general"]), splits, cifar_splits, log=log)
+        print(f"panel keras: multiplier {keras['multiplier']:g}, {len(keras['models'])} models in {params.panel_dir}", flush=True)
+        return 0
     panels = beyond_panels(params, splits, cifar_splits)
     try:
         result = beyond_protocol(args.panel, params, panels, runs, paper, share=args.share, log=log)

@@ -294,7 +294,8 @@ def test_a_transferred_learned_optimiser_gets_its_multiplier_tuned_per_run(runs)
     tuned = result.entries["lstm_tuned"]
     assert tuned["lr"] is None and tuned["multiplier"]["6"]["final"] == result.multipliers["lstm"][6]["final"]
     assert result.verdicts[6]["final"]["learned"] == "lstm_tuned" and result.entries["lstm"]["loss"]["6"]["runs"] == 2
-    assert "(its step multiplier tuned)" in experiment.protocol_sentence(result, 6, "final", "quadratics")
+    assert "the LSTM (its step multiplier tuned) minus" in experiment.protocol_sentence(result, 6, "final", "quadratics")
+    assert ", the combination (its step multiplier tuned) minus" in experiment.protocol_sentence(result, 6, "final", "quadratics", learner="the combination")
     frame = experiment.protocol_tuning_frame({"q": result})
     assert set(frame.optimiser) == {"sgd", "lstm_tuned"}
 

@@ -220,3 +220,59 @@ def test_the_panel_command_rejects_a_bad_request_before_any_compute():
         recipes.main(["panel", "beyond", "--panel", "cnn", "--profile", "tiny"])
     with pytest.raises(SystemExit):  # argparse: not one of BEYOND_PROTOCOLS
         recipes.main(["panel", "beyond", "--panel", "fashion"])
+
+
+def test_the_beyond_keras_panel_is_kept_under_its_weights_and_settings_and_read_back_as_computed(tmp_path, monkeypatch):
+    import json
+    import types
+
+    from l2l import chapters, keras_training, pretrained
+
+    splits = _random_splits((28, 28), ("valid", "test_train", "test_heldout"))
+    cifar = _random_splits((32, 32, 3), ("valid", "test_train", "test_heldout"))
+    p = chapters.Beyond(final_seeds=1, calibration_steps=20, calibration_grid=[0.1, 1.0], calibration_refine=False, keras_steps=2, keras_last=1,
+                        keras_adam_grid=[0.001], panel_dir=str(tmp_path / "panels"))
+    config = learned_optimizer.LSTMConfig(hidden=4)
+    general = lambda seed: types.SimpleNamespace(meta_params=learned_optimizer.init_meta_params(config, seed), lstm_config=config, key=f"run{seed}")
+    chosen = []
+
+    def choose(make, steps, grid, log, refine):  # the real one trains three held-out models on MNIST for `steps` each (tests/test_pretrained.py)
+        chosen.append((float(make(0.5).learning_rate), steps, grid, refine))
+        return 0.1, {0.1: {"worst_ratio": 1.25, "ratios": {"mnist_mlp": 1.25}}, 1.0: {"worst_ratio": float("inf"), "ratios": {"mnist_mlp": float("inf")}}}, \
+            {"mnist_mlp": 2.3}
+
+    def against(name, build, make_optimizer, images, adam_grid, seeds, steps, batch_size, last, who, short):  # tests/test_keras_optimizer.py runs the real one
+        assert build is keras_training.HELD_OUT_MODELS[name] and images("valid")[0].shape[1:] == recipes.KERAS_MODELS[name]
+        assert float(make_optimizer().learning_rate) == pytest.approx(0.1) and (adam_grid, seeds, batch_size, last, short) == ([0.001], 1, 128, 1, "general") and steps in (2, 3)
+        ratio = 1.0 + len(images("test_train")[0]) / 100 + steps
+        return {"ratio": ratio, "adam_lr": 0.001}, {"model": name, "ratio": f"{ratio:.3f}"}, f"{name}: {who} against tuned ADAM"
+
+    monkeypatch.setattr(pretrained, "choose_multiplier", choose)
+    monkeypatch.setattr(keras_training, "against_tuned_adam", against)
+    lines = []
+    first = recipes.beyond_keras(p, general(0), splits, cifar, log=lines.append)
+    assert chosen == [(0.5, 20, (0.1, 1.0), False)]
+    assert list(first["models"]) == list(recipes.KERAS_MODELS) and [row["model"] for row in first["rows"]] == list(recipes.KERAS_MODELS)
+    assert first["multiplier"] == 0.1 and first["tried"][1.0]["worst_ratio"] == float("inf") and first["general_run"] == "run0"
+    assert all(s.startswith(f"{m}: ") and "the general optimiser (multiplier 0.1)" in s for m, s in zip(recipes.KERAS_MODELS, first["sentences"]))
+    assert first["models"]["cifar_cnn"] == {"ratio": 3.3, "adam_lr": 0.001}
+    (path,) = (tmp_path / "panels").glob("keras-*.json")
+    # Read back, not rerun: the same numbers as computed, the multipliers tried keyed by number again.
+    again = recipes.beyond_keras(p, general(0), splits, cifar, log=lines.append)
+    assert len(chosen) == 1 and any("reused" in line for line in lines)
+    assert json.dumps(again, sort_keys=True, default=str) == json.dumps(first, sort_keys=True, default=str) and set(again["tried"]) == {0.1, 1.0}
+    # Other weights, or other settings, are another panel.
+    recipes.beyond_keras(p, general(1), splits, cifar, log=lines.append)
+    recipes.beyond_keras(chapters.Beyond(**{**p.as_dict(), "keras_steps": 3}), general(0), splits, cifar, log=lines.append)
+    assert len(chosen) == 3 and len(list((tmp_path / "panels").glob("keras-*.json"))) == 3
+    # A damaged file is said so and computed again, whole.
+    path.write_text('{"multiplier": 0.1, "tri')
+    lines.clear()
+    mended = recipes.beyond_keras(p, general(0), splits, cifar, log=lines.append)
+    assert len(chosen) == 4 and any(f"{path} is unreadable" in line for line in lines)
+    assert mended["rows"] == first["rows"] and json.loads(path.read_text())["multiplier"] == 0.1
+
+
+def test_the_panel_command_takes_the_keras_panel_but_not_shared():
+    with pytest.raises(SystemExit, match="--share goes with a protocol panel"):
+        recipes.main(["panel", "beyond", "--panel", "keras", "--share"])
