@@ -307,8 +307,8 @@ def beyond_keras(params, general, splits, cifar_splits, log=print):
                 kept = json.load(f)
             log(f"panel keras: reused {path}")
             return read(kept)
-        except (OSError, ValueError) as error:
-            log(f"panel keras: {path} is unreadable ({error}); computing it again")
+        except (OSError, ValueError, KeyError, AttributeError) as error:  # damaged: not JSON, or JSON of another shape
+            log(f"panel keras: {path} is unreadable ({error!r}); computing it again")
     make = lambda m=1.0: LearnedOptimizer(general.meta_params, general.lstm_config, learning_rate=m)
     multiplier, tried, default_adam = pretrained.choose_multiplier(make, steps=p.calibration_steps, grid=tuple(p.calibration_grid), log=log,
                                                                    refine=p.calibration_refine)
@@ -390,6 +390,8 @@ def main(argv=None):
     provenance.limit_threads()
     if args.command == "panel":
         return panel_command(args)
+    if args.share:
+        raise SystemExit("--share goes with the panel command, and only with it")
     if (args.learner is not None) != (args.recipe == "cifar"):
         raise SystemExit("--learner goes with the cifar recipe, and only with it")
     if (args.variant is not None) != (args.recipe == "beyond"):

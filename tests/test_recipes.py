@@ -271,8 +271,13 @@ def test_the_beyond_keras_panel_is_kept_under_its_weights_and_settings_and_read_
     mended = recipes.beyond_keras(p, general(0), splits, cifar, log=lines.append)
     assert len(chosen) == 4 and any(f"{path} is unreadable" in line for line in lines)
     assert mended["rows"] == first["rows"] and json.loads(path.read_text())["multiplier"] == 0.1
+    path.write_text('{"multiplier": 0.1}')  # JSON, but not a panel's
+    recipes.beyond_keras(p, general(0), splits, cifar, log=lines.append)
+    assert len(chosen) == 5 and "tried" in json.loads(path.read_text())
 
 
 def test_the_panel_command_takes_the_keras_panel_but_not_shared():
     with pytest.raises(SystemExit, match="--share goes with a protocol panel"):
         recipes.main(["panel", "beyond", "--panel", "keras", "--share"])
+    with pytest.raises(SystemExit, match="--share goes with the panel command"):
+        recipes.main(["status", "beyond", "--variant", "combined", "--share"])
