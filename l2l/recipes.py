@@ -280,7 +280,8 @@ def beyond_keras(params, general, splits, cifar_splits, log=print):
     multiplier, chosen as the package chooses every packaged optimiser's (pretrained.choose_multiplier), then each
     standard model trained through model.fit with it against ADAM tuned on the selection images
     (keras_training.against_tuned_adam). Returns {"general_run", "multiplier", "tried" (multiplier -> ratios),
-    "default_adam", "models" (model -> summary entry), "rows" (the table), "sentences" (the verdicts), "settings"}.
+    "default_adam", "models" (model -> summary entry), "rows" (the table), "sentences" (the verdicts), "settings",
+    "provenance" (the commit, versions and hardware of the process that computed it)}.
 
     With params.panel_dir, the panel is kept there as keras-<key>.json (key: a hash of the weights, the settings and
     the data) and read back, not rerun: `python -m l2l.recipes panel beyond --panel keras` computes it beside
@@ -300,13 +301,19 @@ def beyond_keras(params, general, splits, cifar_splits, log=print):
                 "data": {part: [splits[part].fingerprint, cifar_splits[part].fingerprint] for part in ("valid", "test_train", "test_heldout")}}
     key = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
     path = os.path.join(p.panel_dir, f"keras-{key}.json") if p.panel_dir and settings["general"] else None
-    read = lambda plain: {**plain, "tried": {float(m): v for m, v in plain["tried"].items()}}
+    fields = ("general_run", "multiplier", "tried", "default_adam", "models", "rows", "sentences", "settings", "provenance")
+
+    def read(plain):
+        if missing := [k for k in fields if k not in plain]:
+            raise KeyError(f"no {missing}")
+        return {**plain, "tried": {float(m): v for m, v in plain["tried"].items()}}
+
     if path and os.path.exists(path):
         try:
             with open(path) as f:
-                kept = json.load(f)
+                kept = read(json.load(f))
             log(f"panel keras: reused {path}")
-            return read(kept)
+            return kept
         except (OSError, ValueError, KeyError, AttributeError) as error:  # damaged: not JSON, or JSON of another shape
             log(f"panel keras: {path} is unreadable ({error!r}); computing it again")
     make = lambda m=1.0: LearnedOptimizer(general.meta_params, general.lstm_config, learning_rate=m)
@@ -318,7 +325,8 @@ def beyond_keras(params, general, splits, cifar_splits, log=print):
              for name in KERAS_MODELS}
     plain = {"general_run": getattr(general, "key", None), "multiplier": multiplier, "tried": {repr(float(m)): v for m, v in tried.items()},
              "default_adam": default_adam, "models": {name: entry for name, (entry, _, _) in panel.items()},
-             "rows": [row for _, row, _ in panel.values()], "sentences": [sentence for _, _, sentence in panel.values()], "settings": settings}
+             "rows": [row for _, row, _ in panel.values()], "sentences": [sentence for _, _, sentence in panel.values()], "settings": settings,
+             "provenance": {k: v for k, v in provenance.provenance().items() if k in ("commit", "versions", "hardware")}}
     if path:
         evaluate.write_json(path, plain, indent=1)
     return read(json.loads(json.dumps(plain)))

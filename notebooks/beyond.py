@@ -261,13 +261,14 @@ chapter.save_protocols({"mnist": mnist, "ablation": ablation, **transfer}, list(
 panels = experiment.step_summaries(mnist, "mnist", against)
 panels.update({name: experiment.protocol_summary(result) for name, result in transfer.items()})
 panels["keras"] = {"models": keras_runs, "general_multiplier": multiplier, "multipliers_tried": {f"{k:g}": v for k, v in keras["tried"].items()},
-                   "general_run": general.key}
+                   "general_run": general.key, "computed_by": keras["provenance"]}
 panels["ablation"] = {**experiment.protocol_summary(ablation), "table": rows}
 experiment.add_edges(panels, edges, p.report_steps)  # the MNIST panel: one summary entry per reported step
 summary = chapter.finish(panels, meta_training_s=meta_seconds, meta_training={k: experiment.meta_training_entry(v) for k, v in trained.items()},
                          cost_hours=cost.set_index("variant")["total hours"].to_dict(),
                          targets=targets.to_dict("records"), adam_lr=adam_lr, timing_spread=spread,
-                         # publish records this choice for the general optimiser's weights: no second calibration
+                         # publish records this choice for the general optimiser's weights: no second calibration. Its commit is the one
+                         # that computed the Keras panel (python -m l2l.recipes panel beyond --panel keras may have, before the chapter).
                          calibrations={general.key: pretrained.calibration_entry(multiplier, keras["tried"], keras["default_adam"], p.calibration_steps,
-                                                                      commit=chapter.info["commit"])})
+                                                                      commit=keras["provenance"]["commit"])})
 print(f"wrote {chapter.results_dir}/summary.json; chapter wall time {summary['wall_time_s']} s")

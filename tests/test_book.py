@@ -223,7 +223,7 @@ def test_smoke_chapter_through_papermill_records_its_provenance_and_summary(smok
         # The chapter's calibration is filed for publish under the general optimiser's run, as calibrate would record it.
         calibration = summary["calibrations"][summary["panels"]["keras"]["general_run"]]
         assert calibration["learning_rate"] == summary["panels"]["keras"]["general_multiplier"] and set(calibration["tried"]) == set(
-            summary["panels"]["keras"]["multipliers_tried"]) and calibration["commit"] == summary["commit"]
+            summary["panels"]["keras"]["multipliers_tried"]) and calibration["commit"] == summary["panels"]["keras"]["computed_by"]["commit"]
         assert {"lstm_paper", "lstm_inputs", "lstm_rescale", "lstm_curriculum", "lstm_imitation", "lstm_nominal", "lstm_combined"} <= set(
             summary["panels"]["ablation"]["optimisers"])
         assert summary["panels"]["relu"]["optimisers"]["lstm_tuned"]["loss"]["20"]["runs"] == summary["parameters"]["final_seeds"]

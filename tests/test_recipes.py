@@ -226,7 +226,7 @@ def test_the_beyond_keras_panel_is_kept_under_its_weights_and_settings_and_read_
     import json
     import types
 
-    from l2l import chapters, keras_training, pretrained
+    from l2l import chapters, keras_training, pretrained, provenance
 
     splits = _random_splits((28, 28), ("valid", "test_train", "test_heldout"))
     cifar = _random_splits((32, 32, 3), ("valid", "test_train", "test_heldout"))
@@ -256,6 +256,7 @@ def test_the_beyond_keras_panel_is_kept_under_its_weights_and_settings_and_read_
     assert first["multiplier"] == 0.1 and first["tried"][1.0]["worst_ratio"] == float("inf") and first["general_run"] == "run0"
     assert all(s.startswith(f"{m}: ") and "the general optimiser (multiplier 0.1)" in s for m, s in zip(recipes.KERAS_MODELS, first["sentences"]))
     assert first["models"]["cifar_cnn"] == {"ratio": 3.3, "adam_lr": 0.001}
+    assert first["provenance"]["commit"] == provenance.provenance()["commit"] and "tensorflow" in first["provenance"]["versions"]
     (path,) = (tmp_path / "panels").glob("keras-*.json")
     # Read back, not rerun: the same numbers as computed, the multipliers tried keyed by number again.
     again = recipes.beyond_keras(p, general(0), splits, cifar, log=lines.append)
@@ -274,6 +275,9 @@ def test_the_beyond_keras_panel_is_kept_under_its_weights_and_settings_and_read_
     path.write_text('{"multiplier": 0.1}')  # JSON, but not a panel's
     recipes.beyond_keras(p, general(0), splits, cifar, log=lines.append)
     assert len(chosen) == 5 and "tried" in json.loads(path.read_text())
+    path.write_text(json.dumps({k: v for k, v in json.loads(path.read_text()).items() if k != "provenance"}))  # a panel that cannot say what computed it
+    recipes.beyond_keras(p, general(0), splits, cifar, log=lines.append)
+    assert len(chosen) == 6 and "provenance" in json.loads(path.read_text())
 
 
 def test_the_panel_command_takes_the_keras_panel_but_not_shared():
