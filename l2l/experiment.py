@@ -89,7 +89,8 @@ class Chapter:
         curves_frame(results, seeds).to_csv(self.path("curves.csv"), index=False, float_format="%.6g")
 
     def save_protocols(self, results, seeds, dense_until=None):
-        """curves.csv (each seed's mean curve, dense up to `dense_until`) and tuning.csv of protocol panels name -> ProtocolResult."""
+        """curves.csv (each seed's mean curve, dense up to `dense_until`) and tuning.csv of protocol panels name -> ProtocolResult.
+        seeds: as protocol_curves_frame (one list, or panel name -> its seeds)."""
         protocol_curves_frame(results, seeds, dense_until=dense_until).to_csv(self.path("curves.csv"), index=False, float_format="%.6g")
         protocol_tuning_frame(results).to_csv(self.path("tuning.csv"), index=False)
 
@@ -1166,8 +1167,11 @@ def protocol_figure(result, step, steps=None, objective="final", log_x=False, gr
 
 def protocol_curves_frame(results, seeds, dense_until=None, sparse_points=60):
     """Each seed's mean curve of every run of every panel, small enough to commit: every step up to
-    `dense_until` (default: all), then `sparse_points` steps spaced evenly in log-step to the end."""
-    frame = pd.concat([stats.seed_means(r.curves, seeds).assign(panel=name) for name, r in results.items()], ignore_index=True)
+    `dense_until` (default: all), then `sparse_points` steps spaced evenly in log-step to the end.
+    seeds: the runs' seeds, or panel name -> its seeds where panels differ in run count (the beyond
+    chapter's ablation has fewer runs than its other panels)."""
+    seeds_of = lambda name: seeds[name] if isinstance(seeds, dict) else seeds
+    frame = pd.concat([stats.seed_means(r.curves, seeds_of(name)).assign(panel=name) for name, r in results.items()], ignore_index=True)
     if dense_until is None:
         return frame
     last = int(frame.step.max())

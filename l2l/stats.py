@@ -84,6 +84,8 @@ def seed_means(curves, seeds):
     for name, values in curves.items():
         mean = values.mean(axis=1)
         s, t = mean.shape
+        if s != len(list(seeds)):
+            raise ValueError(f"{name!r} has {s} runs (rows) but {len(list(seeds))} seeds were given to label them: pass that panel's own seeds")
         index = pd.MultiIndex.from_product([list(seeds), range(t)], names=["seed", "step"])
         frame = pd.DataFrame({"loss": mean.reshape(-1)}, index=index).reset_index()
         frame.insert(0, "optimiser", name)

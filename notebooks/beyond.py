@@ -257,7 +257,8 @@ outcome = (f"{int((targets.met == 'yes').sum())} of {len(targets)} targets met. 
 chapter.glue_verdict("verdict_beyond", outcome)
 
 # %% tags=["hide-input"]
-chapter.save_protocols({"mnist": mnist, "ablation": ablation, **transfer}, list(range(p.final_seeds)), dense_until=p.horizon)
+protocols = {"mnist": mnist, "ablation": ablation, **transfer}
+chapter.save_protocols(protocols, {n: list(range(p.ablation_seeds if n == "ablation" else p.final_seeds)) for n in protocols}, dense_until=p.horizon)
 panels = experiment.step_summaries(mnist, "mnist", against)
 panels.update({name: experiment.protocol_summary(result) for name, result in transfer.items()})
 panels["keras"] = {"models": keras_runs, "general_multiplier": multiplier, "multipliers_tried": {f"{k:g}": v for k, v in keras["tried"].items()},

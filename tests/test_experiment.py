@@ -252,6 +252,12 @@ def test_the_rigor_protocol_tunes_per_step_and_metric_and_reports_runs(runs, tmp
     assert experiment.protocol_verdicts(result).count("\n- ") == 2 * 3 - 1  # 2 steps x (final, mean, time)
     thin = experiment.protocol_curves_frame({"base": result}, [0, 1, 2], dense_until=4, sparse_points=3)
     assert sorted(set(thin.step)) == [0, 1, 2, 3, 4, 5, 8] and len(experiment.protocol_curves_frame({"base": result}, [0, 1, 2]).step.unique()) == 9
+    # Panels of different run counts (the beyond chapter's ablation against its other panels) each label their own runs.
+    fewer = result._replace(curves={name: c[:2] for name, c in result.curves.items()})
+    both = experiment.protocol_curves_frame({"base": result, "fewer": fewer}, {"base": [0, 1, 2], "fewer": [0, 1]})
+    assert sorted(set(both[both.panel == "fewer"].seed)) == [0, 1] and sorted(set(both[both.panel == "base"].seed)) == [0, 1, 2]
+    with pytest.raises(ValueError, match="has 2 runs .* but 3 seeds"):
+        experiment.protocol_curves_frame({"base": result, "fewer": fewer}, [0, 1, 2])
     bands = stats.run_bands(experiment.protocol_curves(result, 8), range(9))
     np.testing.assert_allclose(bands[bands.optimiser == "lstm"]["mean"], result.curves["lstm"].mean(axis=(0, 1)), rtol=1e-6)
     # Against a named baseline rather than the best: its own run tuned for that step and metric, paired by run.

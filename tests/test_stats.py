@@ -27,6 +27,8 @@ def test_summary_and_tables_have_the_shared_shape():
     assert summary["lstm"]["2"]["ci95"][0] <= summary["lstm"]["2"]["mean"] <= summary["lstm"]["2"]["ci95"][1]
     means = stats.seed_means(curves, [7, 8])
     assert len(means) == 20 and float(means[(means.optimiser == "lstm") & (means.seed == 7) & (means.step == 0)].loss.iloc[0]) == 5.0
+    with pytest.raises(ValueError, match="'lstm' has 2 runs"):
+        stats.seed_means(curves, [7, 8, 9])
 
 
 def test_paired_difference_sees_a_shift_that_unpaired_intervals_hide(nprng):
