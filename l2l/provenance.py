@@ -58,6 +58,25 @@ def allocator():
     return "jemalloc" if "jemalloc" in os.environ.get("LD_PRELOAD", "") else "default"
 
 
+# The instruction sets oneDNN (TensorFlow's CPU kernels) chooses its kernels by, so their float rounding. The Keras
+# chapter, rerun at the commit of its committed execution, reproduced itself to the last bit in two processes, with
+# and without jemalloc, yet differed from that execution (an earlier session, same versions, threads and data) in
+# the fourth digit of ADAM's tuning losses; the CPU was the one input it did not record.
+ISA_FLAGS = ("sse4_2", "avx", "avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile")
+
+
+def cpu_info(path="/proc/cpuinfo"):
+    """{"model": the CPU's model name, "isa": the ISA_FLAGS it has}, or {} where `path` is unreadable (not Linux)."""
+    try:
+        text = Path(path).read_text()
+    except OSError:
+        return {}
+    fields = dict(line.split(":", 1) for line in text.splitlines() if ":" in line)
+    fields = {k.strip(): v.strip() for k, v in fields.items()}  # the first processor's entries (all are alike)
+    flags = set(fields.get("flags", "").split())
+    return {"model": fields.get("model name", "unknown"), "isa": [f for f in ISA_FLAGS if f in flags]}
+
+
 def git_commit(root=ROOT):
     try:
         commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True).stdout.strip()
@@ -90,7 +109,8 @@ def provenance(root=ROOT):
         except metadata.PackageNotFoundError:
             versions[package] = None
     hardware = {"machine": platform.machine(), "processor": platform.processor() or platform.machine(), "cpus": os.cpu_count(),
-                "threads": int(os.environ[THREADS_VARIABLE]) if os.environ.get(THREADS_VARIABLE, "").isdigit() else "default", "allocator": allocator()}
+                "threads": int(os.environ[THREADS_VARIABLE]) if os.environ.get(THREADS_VARIABLE, "").isdigit() else "default", "allocator": allocator(),
+                **({"cpu": cpu} if (cpu := cpu_info()) else {})}
     try:
         import tensorflow as tf
 

@@ -111,6 +111,19 @@ def test_threads_go_through_the_variable_so_provenance_records_them(monkeypatch)
     assert applied == ["1"] and provenance.provenance()["hardware"]["threads"] == 1
 
 
+def test_provenance_records_the_cpu_model_and_the_instruction_sets_tf_dispatches_on(tmp_path, monkeypatch):
+    from l2l import provenance
+
+    info = tmp_path / "cpuinfo"
+    info.write_text("processor\t: 0\nmodel name\t: Test CPU 9000\nflags\t\t: fpu sse4_2 avx avx2 fma avx512f\n\n"
+                    "processor\t: 1\nmodel name\t: Test CPU 9000\nflags\t\t: fpu sse4_2 avx avx2 fma avx512f\n")
+    assert provenance.cpu_info(info) == {"model": "Test CPU 9000", "isa": ["sse4_2", "avx", "avx2", "fma", "avx512f"]}
+    assert provenance.cpu_info(tmp_path / "missing") == {}  # not Linux: nothing recorded rather than a guess
+    monkeypatch.delenv(provenance.PROVENANCE_VARIABLE, raising=False)
+    monkeypatch.setattr(provenance, "cpu_info", lambda: {"model": "Test CPU 9000", "isa": ["avx2"]})
+    assert provenance.provenance()["hardware"]["cpu"] == {"model": "Test CPU 9000", "isa": ["avx2"]}
+
+
 def _random_splits(shape, names):
     import numpy as np
 
