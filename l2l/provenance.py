@@ -72,7 +72,7 @@ def cpu_info(path="/proc/cpuinfo"):
     except OSError:
         return {}
     fields = dict(line.split(":", 1) for line in text.splitlines() if ":" in line)
-    fields = {k.strip(): v.strip() for k, v in fields.items()}  # the first processor's entries (all are alike)
+    fields = {k.strip(): v.strip() for k, v in fields.items()}  # the last processor's entries win (every processor lists the same)
     flags = set(fields.get("flags", "").split())
     return {"model": fields.get("model name", "unknown"), "isa": [f for f in ISA_FLAGS if f in flags]}
 
