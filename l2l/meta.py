@@ -176,6 +176,11 @@ class _State(tf.Module):
         self.best_epoch = tf.Variable(-1, dtype=tf.int64)
         self.wall_time = tf.Variable(0.0, dtype=tf.float64)
         self.rng = generator(seed, streams)
+        # Validation's own stream (minibatches on image problems). Checkpointed, so a resumed run validates on the
+        # minibatches an uninterrupted one would: restarted on every resume, a run's chosen epoch depended on where
+        # it was interrupted (tests/test_faults.py, the MLP and ConvNet cases). MetaTrainer draws the fixed
+        # validation instances from it first, as before, so an uninterrupted run's numbers are unchanged.
+        self.valid_rng = generator(VALID_SEED + seed, streams)
         # The per-epoch history and the run's description travel inside the checkpoint,
         # so that run.json (a readable mirror) can be lost or stale without a gap.
         self.history = tf.Variable("[]")
@@ -212,7 +217,7 @@ class MetaTrainer:
         self.parts = self.task_parts[0]
         self.teacher = optimizers.BASELINES[config.teacher](config.teacher_lr)
         self._optimizer_template = self.meta_optimizer.init(dict(self.state.weights))
-        valid_rng = generator(VALID_SEED + config.seed, config.streams)
+        valid_rng = self.state.valid_rng  # restored from a checkpoint below, after the fixed instances are drawn
         self.valid_tasks = tuple(self.valid_problem.tasks) if isinstance(self.valid_problem, Mixture) else (self.valid_problem,)
         self.valid_batches = []
         for task in self.valid_tasks:
@@ -325,7 +330,8 @@ class MetaTrainer:
 
     # Variables added to the checkpoint after runs already existed: a checkpoint
     # without them is an older run's, restored as it is (history from run.json).
-    ADDED_LATER = ("history", "description", "initial_valid", "stage", "stale")
+    # A checkpoint without valid_rng validates on a stream restarted at the resume, as the code that wrote it did.
+    ADDED_LATER = ("history", "description", "initial_valid", "stage", "stale", "valid_rng")
 
     def _restore_one(self, prefix):
         status = self.manager.checkpoint.restore(prefix)

@@ -174,3 +174,25 @@ def test_a_trainer_waits_for_a_run_folder_another_process_holds_then_resumes_fro
     assert any("opened again: another process trained the run after this trainer opened it at ckpt-4" in line for line in lines), lines
     assert_same_run(results[0], uninterrupted[6])  # the finished run, not the stale one trained on from epoch 4
     assert stale._read_run_file()["history"] == meta.MetaTrainer(PROBLEM, TINY_LSTM, config(6), checkpoint_root=str(tmp_path)).history
+
+
+def _image_problems():
+    """Problems whose validation draws minibatches: a small MLP and a small ConvNet on synthetic images."""
+    x = np.random.default_rng(5).integers(0, 256, size=(40, 8, 8, 1), dtype=np.uint8)
+    data = problems.image_data(x, np.arange(40) % 4, "tiny")
+    return {"mlp": problems.MLP(data, hidden=(3,), batch_size=5, classes=4),
+            "convnet": problems.ConvNet(data, image_shape=(8, 8, 1), channels=(2,), kernel=3, hidden=3, classes=4, batch_size=5)}
+
+
+@pytest.mark.parametrize("name", ["mlp", "convnet"])
+def test_a_run_that_validates_on_minibatches_resumes_bit_identical(tmp_path, name):
+    """Validation draws minibatches from a stream of its own: restarted at each resume (the old code), the validation
+    losses after a resume, and so the kept epoch, depended on where the run was interrupted."""
+    problem = _image_problems()[name]
+    cfg = lambda epochs: meta.MetaConfig(seed=0, epochs=epochs, batch=2, horizon=4, unroll=2, valid_every=1, valid_instances=2, checkpoint_every=1)
+    reference = meta.meta_train(problem, TINY_LSTM, cfg(6), log=QUIET)
+    for stop in (2, 4):  # two resumes, each after validations that drew from the stream
+        meta.meta_train(problem, TINY_LSTM, cfg(stop), checkpoint_root=str(tmp_path), log=QUIET)
+    resumed = meta.MetaTrainer(problem, TINY_LSTM, cfg(6), checkpoint_root=str(tmp_path))
+    assert resumed.restored_from.endswith("ckpt-4")
+    assert_same_run(resumed.run(log=QUIET), reference)
