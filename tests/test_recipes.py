@@ -1,5 +1,6 @@
 """Named long runs: the chapter reads a recipe's snapshots by key without opening its checkpoints."""
 
+import dataclasses
 import os
 
 import numpy as np
@@ -298,3 +299,25 @@ def test_the_panel_command_takes_the_keras_panel_but_not_shared():
         recipes.main(["panel", "beyond", "--panel", "keras", "--share"])
     with pytest.raises(SystemExit, match="--share goes with the panel command"):
         recipes.main(["status", "beyond", "--variant", "combined", "--share"])
+
+
+@pytest.mark.skipif(not os.path.isdir(os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data")), reason="needs the MNIST mirror")
+def test_the_budget_campaign_runs_are_keyed_replicates_and_the_committed_budget_runs_keep_their_keys(monkeypatch):
+    from conftest import SHARED_DATA
+
+    from l2l import data
+
+    monkeypatch.setenv(data.DATA_DIR_VARIABLE, SHARED_DATA)
+    splits = data.mnist_splits()
+    key = lambda recipe: meta.run_key(recipe.problem, recipe.lstm_config, recipe.meta_config, recipe.valid_problem)
+    committed = set(os.listdir(os.path.join(os.path.dirname(__file__), "..", recipes.BUDGET_ROOT)))
+    # The chapter's two counter-seeded runs (seed 0 unclipped, seed 1 clipped at 700) are still found by their keys.
+    assert {key(recipes.mnist_paper(0, clip_norm=0.0, splits=splits)), key(recipes.mnist_paper(1, clip_norm=700.0, splits=splits))} <= committed
+    campaign = [recipes.mnist_budget(seed, splits=splits) for seed in range(5)]
+    assert len({key(r) for r in campaign}) == 5
+    assert all(r.meta_config.streams == "keyed" and r.meta_config.clip_norm == 0.0 and r.meta_config.epochs == 10000 for r in campaign)
+    # Apart from the streams, a replicate is the paper's recipe as the chapter's first budget run has it.
+    paper = recipes.mnist_paper(0, splits=splits).meta_config
+    assert campaign[0].meta_config == dataclasses.replace(paper, streams="keyed")
+    with pytest.raises(SystemExit, match="--clip-norm does not go with mnist_budget"):
+        recipes.main(["train", "mnist_budget", "--clip-norm", "1.0"])
