@@ -20,6 +20,7 @@ into _build/<profile>/ unless an output and results_dir are given.
 import argparse
 import dataclasses
 import datetime
+import errno
 import hashlib
 import json
 import logging
@@ -198,12 +199,20 @@ def run(chapter, profile="full", overrides=None, output=None, root=ROOT, log_out
     except BaseException as error:
         _put_back(results, backup)
         failed = Path(root) / "_build" / "failed" / f"{chapter}.ipynb"
+        where = f"the failed notebook is {failed}"
         if running.exists():
-            failed.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(running, failed)
+            try:
+                failed.parent.mkdir(parents=True, exist_ok=True)
+                _move(running, failed)
+            except OSError as move_error:  # a full disk, say: the chapter's own error is what the message is about
+                where = f"the failed notebook could not be kept ({type(move_error).__name__}: {move_error})"
+            finally:
+                running.unlink(missing_ok=True)
+        else:
+            where = "no notebook was written"
         kept = f"{output} and {results} are as they were" if results else f"{output} is as it was"
         raise ChapterFailed(f"chapter {chapter} failed ({type(error).__name__}: {str(error).strip().splitlines()[-1] if str(error).strip() else ''}); "
-                            f"{kept}; the failed notebook is {failed}") from error
+                            f"{kept}; {where}") from error
     finally:
         del os.environ[PROVENANCE_VARIABLE]
         if previous is not None:
@@ -222,9 +231,30 @@ def run(chapter, profile="full", overrides=None, output=None, root=ROOT, log_out
         "wall_time_s": round(time.time() - started, 1),
         "executed_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
-    nbformat.write(executed, running)
-    os.replace(running, output)  # complete, or not there at all: a stop while writing leaves the good notebook
+    try:
+        nbformat.write(executed, running)
+        os.replace(running, output)  # complete, or not there at all: a stop while writing leaves the good notebook
+    finally:
+        running.unlink(missing_ok=True)
     return output
+
+
+def _move(source, target):
+    """os.replace, or, across filesystems (an -o folder on another disk: os.replace fails with EXDEV), a copy into
+    the target's folder renamed into place, then the source removed: the target is complete or absent."""
+    try:
+        os.replace(source, target)
+        return
+    except OSError as error:
+        if error.errno != errno.EXDEV:
+            raise
+    staged = Path(target).with_name(f".{Path(target).name}.{os.getpid()}.tmp")
+    try:
+        shutil.copyfile(source, staged)
+        os.replace(staged, target)
+    finally:
+        staged.unlink(missing_ok=True)
+    os.unlink(source)
 
 
 def _parse_value(text):

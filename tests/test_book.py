@@ -356,3 +356,39 @@ def test_sigterm_during_a_run_puts_the_good_results_back(tmp_path):
     assert process.returncode == 2 and "terminated by signal" in err, err[-2000:]
     assert sorted(os.listdir(results)) == ["summary.json"] and (results / "summary.json").read_text() == "the good summary"
     assert not (tmp_path / "results.before-run").exists()
+
+
+@pytest.mark.parametrize("copy_fails", [False, True])
+def test_a_failure_with_the_output_on_another_filesystem_says_its_cause_and_leaves_no_running_file(tmp_path, monkeypatch, copy_fails):
+    import errno
+    import os
+
+    import papermill
+
+    real_replace, real_copy = os.replace, shutil.copyfile
+
+    def replace(source, target):  # as between two filesystems: a rename only within one folder tree
+        if Path(source).parent != Path(target).parent:
+            raise OSError(errno.EXDEV, "Invalid cross-device link")
+        real_replace(source, target)
+
+    def copy(source, target):
+        if copy_fails:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_copy(source, target)
+
+    def fails(notebook, path, **kwargs):
+        Path(path).write_text('{"cells": []}')
+        raise RuntimeError("the chapter's own error")
+
+    monkeypatch.setattr(os, "replace", replace)
+    monkeypatch.setattr(shutil, "copyfile", copy)
+    monkeypatch.setattr(papermill, "execute_notebook", fails)
+    failed = ROOT / "_build" / "failed" / "quadratics.ipynb"
+    failed.unlink(missing_ok=True)
+    output = tmp_path / "elsewhere" / "quadratics.ipynb"
+    said = "the failed notebook could not be kept .*No space left" if copy_fails else f"the failed notebook is {failed}"
+    with pytest.raises(book.ChapterFailed, match=rf"failed \(RuntimeError: the chapter's own error\); .*; {said}"):
+        book.run("quadratics", "smoke", {"results_dir": str(tmp_path / "results")}, output=output, log_output=False)
+    assert not (tmp_path / "elsewhere" / "quadratics.running.ipynb").exists()
+    assert failed.exists() != copy_fails and not list(failed.parent.glob(".*.tmp"))
