@@ -326,3 +326,17 @@ def test_the_fit_runs_are_compared_with_the_chapters_own_run_of_the_same_weights
     assert differs.endswith("They differ by more than the interval: see the minibatch note above, and compare the curves below.")
     assert keras_training.agreement_sentence(fit_at, {100: 0.5, 200: 0.3}, 1).endswith("Keras does not change the optimiser.")
     assert "nothing to compare with" in keras_training.agreement_sentence(fit_at, {}, 1)
+
+
+@pytest.mark.parametrize("imports", ["import l2l, keras", "import keras, l2l", "import l2l, tensorflow, keras", "import tensorflow, l2l, keras"])
+def test_import_l2l_is_enough_to_load_a_model_saved_with_the_learned_optimizer(tmp_path, imports):
+    """The package's lazy loading once left LearnedOptimizer unregistered until l2l.keras_optimizer was imported by name."""
+    x, y = data()
+    net = model()
+    net.compile(optimizer=l2l.LearnedOptimizer(meta_params(), CONFIG), loss="sparse_categorical_crossentropy")
+    net.fit(x, y, batch_size=16, epochs=1, shuffle=False, verbose=0)
+    net.save(tmp_path / "m.keras")
+    code = f"{imports}\nm = keras.models.load_model({str(tmp_path / 'm.keras')!r})\nprint(type(m.optimizer).__name__)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path,
+                         env={**__import__("os").environ, "PYTHONPATH": str(__import__("pathlib").Path(__file__).resolve().parents[1])})
+    assert out.stdout.split()[-1:] == ["LearnedOptimizer"], out.stderr[-2000:]
