@@ -14,6 +14,7 @@ trained; from_pretrained uses the packaged optimiser's calibrated default);
 """
 
 import dataclasses
+import warnings
 
 import keras
 import numpy as np
@@ -91,6 +92,9 @@ class LearnedOptimizer(keras.optimizers.Optimizer):
         from l2l import pretrained
 
         meta_params, config, _ = pretrained.load(name)
+        warning = pretrained.keras_warning(name)
+        if warning:
+            warnings.warn(warning, UserWarning, stacklevel=2)
         # The step multiplier chosen for this optimiser on held-out Keras models (python -m l2l.pretrained calibrate).
         kwargs.setdefault("learning_rate", pretrained.default_learning_rate(name))
         if "groups" in pretrained.info(name):  # an optimiser with parameter groups, and the rule its entry names

@@ -144,6 +144,10 @@ def test_the_command_names_a_bad_name_or_file_and_the_fix_before_anything_is_cop
         (["publish", "mine", weights, "--summary", str(tmp_path / "damaged.json")], "damaged.json' cannot be read as a chapter summary.*git checkout"),
         (["publish", "mine", weights, "--summary", str(tmp_path / "list.json")], "holds list, not a chapter summary"),
         (["publish", "mine", weights, "--groups", "conv_kernels"], "no parameter groups"),
+        (["publish", "../x", weights], r"publish needs a plain name .*got '../x'"),
+        (["publish", str(tmp_path / "abs"), weights], r"publish needs a plain name"),
+        (["publish", "", weights], r"publish needs a plain name .*got ''"),
+        (["publish", "a/b", weights], r"publish needs a plain name"),
     ]:
         assert pretrained.main(argv) == 2, argv
         err = capsys.readouterr().err
@@ -168,3 +172,40 @@ def test_a_registry_write_stopped_midway_leaves_the_previous_registry_whole(tmp_
     with pytest.raises(KeyboardInterrupt):
         pretrained.publish("other", str(tmp_path / "run*.weights.h5"))
     assert pretrained.REGISTRY.read_text() == before and pretrained.names() == ["mine"]
+
+
+def test_listing_the_packaged_optimisers_does_not_import_tensorflow():
+    import subprocess
+    import sys
+
+    code = "import sys; from l2l import pretrained; pretrained.main(['list']); print('tensorflow' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert out.stdout.splitlines()[-1] == "False" and "general:" in out.stdout, out.stderr[-2000:]
+
+
+def test_a_packaged_optimiser_no_multiplier_made_usable_on_keras_warns_when_loaded_and_names_the_best():
+    import warnings
+
+    from l2l.keras_optimizer import LearnedOptimizer
+
+    ratios = {name: pretrained.calibrated_ratio(name) for name in pretrained.names()}
+    best = pretrained.best_for_keras()
+    assert ratios[best[0]] == min(r for r in ratios.values() if r is not None)
+    assert all(ratios[n] <= pretrained.TIE * ratios[best[0]] for n in best)
+    for name, ratio in ratios.items():
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            LearnedOptimizer.from_pretrained(name)
+        said = [str(w.message) for w in caught if issubclass(w.category, UserWarning) and "pretrained optimiser" in str(w.message)]
+        if ratio is not None and ratio > pretrained.USABLE_RATIO:
+            assert len(said) == 1 and pretrained.info(name)["trained_on"] in said[0] and f"do best are {best[0]!r}" in said[0], said
+        else:
+            assert said == [], said
+    assert pretrained.keras_warning("quadratic") is not None  # its best multiplier left a held-out model at 5.8x default Adam's loss
+
+
+def test_the_readme_recommends_a_packaged_optimiser_that_does_best_on_keras_and_shows_the_registrys_table():
+    readme = (ROOT / "README.md").read_text()
+    recommended = re.search(r'from_pretrained\("(\w+)"\)', readme).group(1)  # the first one the README shows
+    assert recommended in pretrained.best_for_keras()
+    assert pretrained.keras_table() in readme  # the table as the registry has it, not typed

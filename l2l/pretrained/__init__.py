@@ -32,7 +32,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from l2l import learned_optimizer, stats
+# learned_optimizer (TensorFlow) and stats are imported where used: `python -m l2l.pretrained list` answers without them.
 
 HERE = Path(__file__).resolve().parent
 REGISTRY = HERE / "registry.json"
@@ -66,6 +66,8 @@ def info(name):
 
 def load(name):
     """(meta_params, LSTMConfig, registry entry) of a pretrained optimiser."""
+    from l2l import learned_optimizer
+
     entry = info(name)
     meta_params, config, _ = learned_optimizer.load_weights(str(HERE / entry["file"]))
     return meta_params, config, entry
@@ -78,6 +80,10 @@ def publish(name, pattern, summary_path=None, groups=None):
     l2l.keras_optimizer.GROUP_RULES that assigns a Keras variable its group
     (from_pretrained then applies it unless told otherwise).
     """
+    if not (isinstance(name, str) and name.isidentifier() and name.isascii()):
+        raise ValueError(f"publish needs a plain name (letters, digits and _, not starting with a digit), got {name!r}: "
+                         "it names the packaged file l2l/pretrained/NAME.weights.h5 and the registry entry")
+    from l2l import learned_optimizer, stats
     from l2l.keras_optimizer import GROUP_RULES
 
     paths = sorted(glob.glob(pattern))
@@ -136,6 +142,8 @@ def _read_summary(path):
 def _same_weights(packaged, candidate):
     """True where the packaged file exists and holds the candidate's meta-parameters and config exactly."""
     import numpy as np
+
+    from l2l import learned_optimizer
 
     if not Path(packaged).exists():
         return False
@@ -205,6 +213,62 @@ def calibration_entry(best, tried, adam, steps=200, examples=10000, commit=None)
     }
 
 
+# A packaged optimiser whose every calibrated multiplier left some held-out Keras model's training loss above this
+# multiple of default Adam's warns when loaded (the quadratic optimiser's best was 5.8x: 62% on an MNIST convnet).
+USABLE_RATIO = 1.5
+
+
+def calibrated_ratio(name):
+    """The worst-case ratio to default Adam's training loss at `name`'s chosen multiplier; None if not calibrated."""
+    chosen = info(name).get("keras_default", {})
+    tried = chosen.get("tried", {}).get(f"{chosen.get('learning_rate', math.nan):g}")
+    return float(tried["worst_ratio"]) if tried else None
+
+
+# Calibration ratios come from one seed and 200 steps: optimisers within this factor of the best are not told apart.
+TIE = 1.05
+
+
+def best_for_keras():
+    """The packaged optimisers whose calibrated worst-case ratio over the held-out Keras models is within TIE of the
+    lowest, best first."""
+    rated = {name: calibrated_ratio(name) for name in names() if calibrated_ratio(name) is not None}
+    if not rated:
+        return []
+    lowest = min(rated.values())
+    return sorted((name for name in rated if rated[name] <= TIE * lowest), key=rated.get)
+
+
+def keras_warning(name):
+    """Why `name` is a poor choice for a Keras model, or None: its calibration found no multiplier within USABLE_RATIO
+    of default Adam's training loss on every held-out model."""
+    ratio = calibrated_ratio(name)
+    if ratio is None or ratio <= USABLE_RATIO:
+        return None
+    entry, best = info(name), [n for n in best_for_keras() if n != name]
+    chosen = entry["keras_default"]
+    instead = ("; over the held-out models the packaged optimisers that do best are "
+               + ", ".join(f"{n!r} ({calibrated_ratio(n):.3g}x)" for n in best) + " (python -m l2l.pretrained table)") if best else ""
+    return (f"pretrained optimiser {name!r} was trained for {entry['trained_on']}: on the held-out Keras models "
+            f"({', '.join(sorted(chosen.get('default_adam_training_loss', {})))}) no step multiplier tried came within {USABLE_RATIO}x of "
+            f"default Adam's training loss (at its chosen {chosen['learning_rate']:g}, {ratio:.3g}x on the worst model){instead}")
+
+
+def keras_table():
+    """Markdown: every packaged optimiser's calibrated multiplier and, at it, its training loss over default Adam's on
+    each held-out Keras model and the worst of them (the calibration's own numbers, from the registry), best first."""
+    rows = []
+    for name in sorted(names(), key=lambda n: (calibrated_ratio(n) is None, calibrated_ratio(n) or 0.0)):
+        chosen = info(name).get("keras_default", {})
+        tried = chosen.get("tried", {}).get(f"{chosen.get('learning_rate', math.nan):g}", {})
+        rows.append((name, chosen.get("learning_rate"), tried.get("ratios", {}), tried.get("worst_ratio")))
+    models = sorted({m for _, _, ratios, _ in rows for m in ratios})
+    fmt = lambda v: "not calibrated" if v is None else f"{v:.3g}"
+    lines = ["| optimiser | multiplier | " + " | ".join(models) + " | worst |", "|---" * (len(models) + 3) + "|"]
+    lines += [f"| `{name}` | {fmt(lr)} | " + " | ".join(fmt(ratios.get(m)) for m in models) + f" | {fmt(worst)} |" for name, lr, ratios, worst in rows]
+    return "\n".join(lines)
+
+
 def default_learning_rate(name):
     """The Keras step multiplier calibrate chose for `name`; 1.0 (as trained) where none was chosen."""
     return float(info(name).get("keras_default", {}).get("learning_rate", 1.0))
@@ -214,6 +278,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m l2l.pretrained")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("list")
+    sub.add_parser("table", help="the calibration table the README shows: training loss over default Adam's per held-out Keras model")
     pub = sub.add_parser("publish")
     pub.add_argument("name")
     pub.add_argument("pattern")
@@ -240,6 +305,8 @@ def _command(args):
             lr = entry.get("keras_default", {}).get("learning_rate")
             print(f"{name}: {entry['trained_on']} (from {entry['source']['weights']}, commit {entry['source']['commit']}); "
                   f"Keras learning_rate {lr if lr else '1.0 (not calibrated)'}")
+    elif args.command == "table":
+        print(keras_table())
     elif args.command == "calibrate":
         print(json.dumps(calibrate(args.name, steps=args.steps), indent=1))
     else:
