@@ -40,6 +40,15 @@ def conv_kernels(variable):
 
 GROUP_RULES = {"conv_kernels": conv_kernels}  # rule name (as a registry entry records it) -> variable -> group
 
+def _dense_rows(gradient, shape):
+    """(the dense gradient, duplicates summed, and a boolean mask of the coordinates in the rows it touches), of a
+    tf.IndexedSlices for a variable of `shape`."""
+    rows = int(shape[0])
+    dense = tf.math.unsorted_segment_sum(gradient.values, gradient.indices, rows)
+    hit = tf.math.unsorted_segment_max(tf.ones_like(gradient.indices, tf.int32), gradient.indices, rows) > 0
+    return dense, tf.broadcast_to(tf.reshape(hit, [rows] + [1] * (len(shape) - 1)), shape)
+
+
 @keras.saving.register_keras_serializable(package="l2l")
 class LearnedOptimizer(keras.optimizers.Optimizer):
     """A learned optimiser for model.compile.
@@ -138,14 +147,23 @@ class LearnedOptimizer(keras.optimizers.Optimizer):
 
     def update_step(self, gradient, variable, learning_rate):
         index = self._get_variable_index(variable)
-        state = learned_optimizer.LSTMState(
+        old = learned_optimizer.LSTMState(
             h=tuple(tf.convert_to_tensor(v) for v in self._h[index]),
             c=tuple(tf.convert_to_tensor(v) for v in self._c[index]),
             moments=tuple(tf.convert_to_tensor(v) for v in self._moments[index]),
         )
+        touched = None
+        if isinstance(gradient, tf.IndexedSlices):  # an Embedding's rows that were looked up: only they are stepped, as Keras' optimizers do
+            gradient, touched = _dense_rows(gradient, variable.shape)
         group = self._var_groups[index]
         meta = learned_optimizer.group_params({k: tf.convert_to_tensor(v) for k, v in self._meta.items()}, group)
-        updates, state = self._compiled_step[group](meta, state, tf.cast(gradient, tf.float32))
+        updates, state = self._compiled_step[group](meta, old, tf.cast(gradient, tf.float32))
+        if touched is not None:
+            # The LSTM ran on every coordinate (one compiled shape); untouched ones keep their state and do not move.
+            columns = tf.pad(tf.reshape(touched, [-1]), [[0, learned_optimizer.padded(int(np.prod(variable.shape))) - int(np.prod(variable.shape))]])
+            keep = lambda new, was: tf.where(columns, new, was) if new.shape.rank else new
+            state = learned_optimizer.LSTMState(*(tuple(map(keep, n, o)) for n, o in zip(state, old)))
+            updates = tf.where(touched, updates, tf.zeros_like(updates))
         for target, value in zip(self._h[index] + self._c[index] + self._moments[index], state.h + state.c + state.moments):
             self.assign(target, value)
         self.assign_add(variable, tf.cast(learning_rate, variable.dtype) * tf.cast(updates, variable.dtype))
