@@ -27,8 +27,11 @@ with user attribute "surplus".
 
 import argparse
 import dataclasses
+import logging
 import math
 import os
+import re
+import signal
 import sys
 import time
 import warnings
@@ -49,6 +52,10 @@ SETTINGS = {
     "hidden": (int, "lstm", 1, "units per LSTM layer"),
     "layers": (int, "lstm", 1, "stacked LSTM layers"),
 }
+# setting -> the largest value a spec may give it: a bound on one trial's memory and time on one machine
+# (meta-training keeps hidden x layers x unroll x batch x coordinates floats; hidden 1,024 is 50 times the paper's).
+# Rates and scales are not resources: a huge one is a diverging trial, failed with its reason, not an unusable spec.
+LARGEST = {"unroll": 1000, "horizon": 100000, "batch": 4096, "epochs": 1000000, "hidden": 1024, "layers": 8}
 # Each task's defaults for settings neither searched nor fixed: the paper's.
 DEFAULTS = {
     "quadratic": {"meta_lr": 1e-3, "unroll": 20, "horizon": 100, "batch": 128, "clip_norm": 0.0, "epochs": 100,
@@ -165,6 +172,9 @@ def _check_value(name, value, fail, where):
     ok = isinstance(value, (int, float)) and not isinstance(value, bool) if kind is float else isinstance(value, int) and not isinstance(value, bool)
     if not ok or not math.isfinite(value) or value < low:
         fail(f"{where} value {value!r} of {name} ({what}) must be a finite {kind.__name__} >= {low:g}")
+    if value > LARGEST.get(name, math.inf):
+        fail(f"{where} value {value!r} of {name} ({what}) is above {LARGEST[name]:g}, the most one trial may ask for on one machine; "
+             "give a smaller value")
 
 
 def _check_dimension(name, dim, fail):
@@ -326,9 +336,16 @@ class Objective:
 
         def report(epoch, valid):
             # The pruner reads the run's own validation (its selection instances) over NAG's on the objective's:
-            # an approximate ratio, on the same scale for every horizon.
-            trial.report(valid / nag[self.spec.objective], epoch)
-            return trial.should_prune()
+            # an approximate ratio, on the same scale for every horizon. Without its database the trial trains on
+            # unpruned rather than losing its epochs; the result is stored, or the trial retried, once it is back.
+            try:
+                trial.report(valid / nag[self.spec.objective], epoch)
+                return trial.should_prune()
+            except Exception as error:
+                if not _is_outage(error):
+                    raise
+                self.log(f"trial {trial.number}: epoch {epoch} not reported, the study storage is unreachable; training on")
+                return False
 
         result = trainer.run(log=lambda line: self.log(f"trial {trial.number}: {line}"), on_validate=report if self.spec.pruner != "none" else None)
         trial.set_user_attr("cpu_s", time.process_time() - cpu)
@@ -355,14 +372,36 @@ class Objective:
 
 HEARTBEAT_S = 30  # a worker records it is alive this often
 GRACE_S = 120  # a running trial silent this long is failed and retried
+CONNECT_TIMEOUT_S = 10  # a server that accepts and never answers is given up on after this (libpq's own default waits 2 minutes)
+OUTAGE_S = 300  # a worker that loses its database retries, with backoff, this long before it stops with a non-zero exit
+# Workers spawned by --workers, and the chapter's launcher, get the storage URL here: on a command line its password is visible in ps.
+STORAGE_VARIABLE = "L2L_SWEEP_STORAGE"
+
+
+def masked(text, url=None):
+    """`text` with every URL's password shown as ***; given `url`, its password is hidden wherever it appears."""
+    text = re.sub(r"(\w+(?:\+\w+)?://[^:/@\s]+:)[^@\s]*@", r"\1***@", str(text))
+    password = re.match(r"\w+(?:\+\w+)?://[^:/@\s]+:([^@\s]*)@", url or "")
+    return text.replace(password.group(1), "***") if password and password.group(1) else text
+
+
+class StorageDown(RuntimeError):
+    """The study's database stayed unreachable for the whole retry window."""
+
+
+def _is_outage(error):
+    """True for a lost or refused database connection (SQLAlchemy's OperationalError and its kin), not for a bug."""
+    names = {cls.__name__ for cls in type(error).__mro__}
+    return bool(names & {"OperationalError", "InterfaceError", "DisconnectionError"}) or "server closed the connection" in str(error)
 
 
 def default_storage(spec, results):
     return f"sqlite:///{os.path.abspath(os.path.join(results, spec.name + '.db'))}"
 
 
-def storage(url, heartbeat=HEARTBEAT_S, grace=GRACE_S):
-    """An Optuna RDB storage with heartbeats; a stale trial is failed and retried once, with its settings."""
+def storage(url, heartbeat=HEARTBEAT_S, grace=GRACE_S, connect_timeout=CONNECT_TIMEOUT_S):
+    """An Optuna RDB storage with heartbeats; a stale trial is failed and retried once, with its settings. A server
+    that does not complete a connection within `connect_timeout` seconds is an error naming the (masked) URL."""
     import optuna
 
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)  # heartbeats: experimental since Optuna 2.8, relied on here
@@ -371,19 +410,20 @@ def storage(url, heartbeat=HEARTBEAT_S, grace=GRACE_S):
         folder = os.path.dirname(url[len("sqlite:///"):])
         if folder and not os.path.isdir(folder):
             raise SpecError(f"the study's folder {folder!r} does not exist; create it or pass --results / --storage")
-    engine = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {"pool_pre_ping": True}
+    engine = ({"connect_args": {"timeout": 60}} if url.startswith("sqlite")
+              else {"pool_pre_ping": True, "connect_args": {"connect_timeout": connect_timeout}} if url.startswith("postgres") else {"pool_pre_ping": True})
     for attempt in range(5):
         try:
             return optuna.storages.RDBStorage(url, engine_kwargs=engine, heartbeat_interval=heartbeat, grace_period=grace,
                                               heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=1))
         except ImportError as error:
-            raise SpecError(f"cannot open the study storage {url!r}: {error}; for PostgreSQL install the postgres extra (pip install -e '.[postgres]')") from None
+            raise SpecError(f"cannot open the study storage {masked(url)!r}: {masked(error, url)}; for PostgreSQL install the postgres extra (pip install -e '.[postgres]')") from None
         except Exception as error:  # sqlalchemy's OperationalError, ArgumentError, IntegrityError...
             # Workers started together on a fresh database race to create its tables; the loser finds them made on a retry.
             racing = "IntegrityError" in type(error).__name__ or "UniqueViolation" in str(error)
             if attempt == 4 or not racing:
-                raise SpecError(f"cannot open the study storage {url!r}: {type(error).__name__}: {str(error).splitlines()[0]}; "
-                                "check the URL and that the server is up") from None
+                raise SpecError(f"cannot open the study storage {masked(url)!r}: {type(error).__name__}: {masked(str(error).splitlines()[0], url)}; "
+                                "check the URL and that the server is up (--connect-timeout sets how long a connection may take)") from None
             time.sleep(0.5 * (attempt + 1))
 
 
@@ -421,7 +461,10 @@ def study(spec, store):
     if recorded is None or (budget(recorded) == budget(described) and recorded != described):
         s.set_user_attr("spec", described)
     elif recorded != described:
-        raise SpecError(f"study {spec.name!r} in this storage was made from another spec ({recorded}); give the spec a new name, or restore the old one")
+        changed = sorted(k for k in set(recorded) | set(described) if k != "trials" and recorded.get(k) != described.get(k))
+        differences = "; ".join(f"{k}: {recorded.get(k)!r} in the study, {described.get(k)!r} in the spec" for k in changed)
+        raise SpecError(f"study {spec.name!r} in this storage was made from another spec (changed: {differences}); "
+                        "give the spec a new name, or restore the old values")
     return s
 
 
@@ -449,25 +492,64 @@ def enqueue_grid(spec, s):
     return added
 
 
-def work(spec, store, root, log=print, poll_s=None):
+class _QuietSurplus(logging.Filter):
+    """Optuna logs every caught exception of a trial with its traceback; a surplus trial (closed unrun) is routine."""
+
+    def filter(self, record):
+        return not (record.exc_info and isinstance(record.exc_info[1], Surplus)) and "Surplus(" not in record.getMessage()
+
+
+def _quiet_surplus():
+    import optuna
+
+    optuna.logging.get_logger("optuna")  # makes Optuna's handler
+    for handler in logging.getLogger("optuna").handlers:
+        if not any(isinstance(f, _QuietSurplus) for f in handler.filters):
+            handler.addFilter(_QuietSurplus())
+
+
+def work(spec, store, root, log=print, poll_s=None, outage_s=OUTAGE_S, url=""):
     """One worker: runs trials until the study has `spec.trials` finished ones, retrying trials whose worker
-    died. Returns the number of trials this worker finished."""
+    died. Returns the number of trials this worker finished.
+
+    A lost database is waited out: the worker retries with backoff (1, 2, 4... 30 s) for up to `outage_s` seconds,
+    then raises StorageDown. A trial whose result could not be stored is failed by the heartbeat once the database
+    is back and retried with its settings; its run, checkpointed and finished, is read back, not retrained."""
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    _quiet_surplus()
     s = study(spec, store)
     objective = Objective(spec, root, log)
     poll_s = poll_s or max(1, store.heartbeat_interval or HEARTBEAT_S)
+    down_since, wait = None, 1.0
     while True:
-        optuna.storages.fail_stale_trials(s)
-        trials = s.get_trials(deepcopy=False)
-        if sum(map(finished, trials)) >= spec.trials:
-            return objective.finished
-        waiting = any(t.state == optuna.trial.TrialState.WAITING for t in trials)
-        if sum(map(taken, trials)) >= spec.trials and not waiting:
-            time.sleep(poll_s)  # the last trials run elsewhere: stay to retry any whose worker dies
-            continue
-        s.optimize(objective, n_trials=1, catch=(Surplus, RunFailed))
+        try:
+            if down_since is not None:
+                s = study(spec, store)
+                log(f"worker {os.getpid()}: the study storage answers again after {time.monotonic() - down_since:.0f} s; carrying on")
+                down_since, wait = None, 1.0
+            optuna.storages.fail_stale_trials(s)
+            trials = s.get_trials(deepcopy=False)
+            if sum(map(finished, trials)) >= spec.trials:
+                return objective.finished
+            waiting = any(t.state == optuna.trial.TrialState.WAITING for t in trials)
+            if sum(map(taken, trials)) >= spec.trials and not waiting:
+                time.sleep(poll_s)  # the last trials run elsewhere: stay to retry any whose worker dies
+                continue
+            s.optimize(objective, n_trials=1, catch=(Surplus, RunFailed))
+        except Exception as error:
+            if not _is_outage(error):
+                raise
+            first_line = masked(str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__, url)
+            if down_since is None:
+                down_since = time.monotonic()
+                log(f"worker {os.getpid()}: lost the study storage ({type(error).__name__}: {first_line}); retrying for up to {outage_s:.0f} s")
+            if time.monotonic() - down_since >= outage_s:
+                raise StorageDown(f"the study storage {masked(url) or 'of this study'} did not answer for {outage_s:.0f} s ({first_line}); "
+                                  f"the trials' runs are checkpointed under {root!r}: start the workers again once it is back") from None
+            time.sleep(min(wait, max(0.0, outage_s - (time.monotonic() - down_since))))
+            wait = min(wait * 2, 30.0)
 
 
 def trials_frame(s):
@@ -630,14 +712,15 @@ def run_workers(spec_path, store_url, root, workers=1, threads=1, heartbeat=HEAR
     their output goes to `log` line by line."""
     import subprocess
 
-    command = [sys.executable, "-m", "l2l.sweep", "run", str(spec_path), "--storage", store_url, "--root", str(root), "--workers", str(workers),
+    command = [sys.executable, "-m", "l2l.sweep", "run", str(spec_path), "--root", str(root), "--workers", str(workers),
                "--threads", str(threads), "--heartbeat", str(heartbeat), "--grace", str(grace)]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env={**os.environ, STORAGE_VARIABLE: store_url})
     for line in process.stdout:
         if "trial" in line or "error" in line.lower() or "worker" in line:
             log(line.rstrip())
     if process.wait():
-        raise RuntimeError(f"sweep workers for {spec_path} exited with {process.returncode}; rerun: {' '.join(command)}")
+        raise RuntimeError(f"sweep workers for {spec_path} exited with {process.returncode}; rerun: "
+                           f"{STORAGE_VARIABLE}={masked(store_url)!r} {' '.join(command)}")
 
 
 def partial_dependence(frame, setting, bins=4):
@@ -659,26 +742,42 @@ def partial_dependence(frame, setting, bins=4):
 
 
 def _spawn(args, count):
-    """`count` worker processes of this command, each pinned to a GPU of --gpus in turn; waits for all."""
+    """`count` worker processes of this command, each pinned to a GPU of --gpus in turn; waits for all. The storage
+    URL reaches them through STORAGE_VARIABLE, and SIGTERM or SIGINT sent to this launcher is passed on to each
+    worker, which it then waits for (killed alone, the launcher once left its workers running as orphans)."""
     import subprocess
 
     gpus = [g for g in (args.gpus or "").split(",") if g]
     processes = []
-    for i in range(count):
-        env = dict(os.environ, L2L_SWEEP_WORKER=str(i))
-        if gpus:
-            env["CUDA_VISIBLE_DEVICES"] = gpus[i % len(gpus)]
-        command = [sys.executable, "-m", "l2l.sweep", "run", args.spec, "--workers", "1", "--storage", args.storage,
-                   "--root", args.root, "--threads", str(args.threads), "--heartbeat", str(args.heartbeat), "--grace", str(args.grace)]
-        processes.append(subprocess.Popen(command, env=env))
-    return max(p.wait() for p in processes)
+
+    def forward(signum, frame):
+        for p in processes:
+            if p.poll() is None:
+                p.send_signal(signum)
+
+    previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        for i in range(count):
+            env = dict(os.environ, L2L_SWEEP_WORKER=str(i), **{STORAGE_VARIABLE: args.storage})
+            if gpus:
+                env["CUDA_VISIBLE_DEVICES"] = gpus[i % len(gpus)]
+            command = [sys.executable, "-m", "l2l.sweep", "run", args.spec, "--workers", "1", "--root", args.root, "--threads", str(args.threads),
+                       "--heartbeat", str(args.heartbeat), "--grace", str(args.grace), "--connect-timeout", str(args.connect_timeout),
+                       "--outage", str(args.outage)]
+            processes.append(subprocess.Popen(command, env=env))
+        codes = [p.wait() for p in processes]
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return max((abs(c) for c in codes), default=0)
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m l2l.sweep", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("command", choices=["run", "report", "check"])
     parser.add_argument("spec", help="the study's YAML spec")
-    parser.add_argument("--storage", default=None, help="an Optuna storage URL (default: sqlite:///<results>/<name>.db)")
+    parser.add_argument("--storage", default=None, help=f"an Optuna storage URL (default: ${STORAGE_VARIABLE}, else sqlite:///<results>/<name>.db); "
+                                                         f"a URL with a password is better given in ${STORAGE_VARIABLE}, which ps does not show")
     parser.add_argument("--results", default="book/results/hyper", help="folder of the default SQLite study file")
     parser.add_argument("--root", default=".cache/checkpoints/sweeps", help="checkpoint root of the trials' runs (shared by every worker of a machine)")
     parser.add_argument("--workers", type=int, default=1, help="worker processes on this machine")
@@ -686,18 +785,21 @@ def main(argv=None):
     parser.add_argument("--threads", type=int, default=0, help="TF threads per worker (1: one core each); 0: TF's default")
     parser.add_argument("--heartbeat", type=int, default=HEARTBEAT_S, help="seconds between a worker's heartbeats")
     parser.add_argument("--grace", type=int, default=GRACE_S, help="seconds without a heartbeat before a running trial is retried")
+    parser.add_argument("--connect-timeout", type=int, default=CONNECT_TIMEOUT_S, help="seconds a database connection may take before it is an error")
+    parser.add_argument("--outage", type=float, default=OUTAGE_S, help="seconds a worker retries a lost database before it stops (exit 3)")
     args = parser.parse_args(argv)
     try:
         spec = load_spec(args.spec)
-        args.storage = args.storage or default_storage(spec, args.results)
-        if args.workers < 1 or args.threads < 0 or args.heartbeat < 1 or args.grace <= args.heartbeat:
-            raise SpecError(f"need --workers >= 1, --threads >= 0, --heartbeat >= 1 and --grace > --heartbeat, got {args.workers}, {args.threads}, {args.heartbeat}, {args.grace}")
+        args.storage = args.storage or os.environ.get(STORAGE_VARIABLE) or default_storage(spec, args.results)
+        if args.workers < 1 or args.threads < 0 or args.heartbeat < 1 or args.grace <= args.heartbeat or args.connect_timeout < 1 or not args.outage >= 0:
+            raise SpecError(f"need --workers >= 1, --threads >= 0, --heartbeat >= 1, --grace > --heartbeat, --connect-timeout >= 1 and --outage >= 0, "
+                            f"got {args.workers}, {args.threads}, {args.heartbeat}, {args.grace}, {args.connect_timeout}, {args.outage}")
         if args.command == "check":
-            print(f"{args.spec}: a valid spec; study {spec.name!r}, {spec.trials} trials, storage {args.storage}")
+            print(f"{args.spec}: a valid spec; study {spec.name!r}, {spec.trials} trials, storage {masked(args.storage)}")
             return 0
-        store = storage(args.storage, args.heartbeat, args.grace)
+        store = storage(args.storage, args.heartbeat, args.grace, args.connect_timeout)
     except SpecError as error:
-        print(f"error: {error}", file=sys.stderr)
+        print(f"error: {masked(error, args.storage)}", file=sys.stderr)
         return 2
     if args.command == "run" and os.environ.get("L2L_SWEEP_WORKER") is None:  # the launching process, before any worker
         enqueue_grid(spec, study(spec, store))
@@ -709,7 +811,11 @@ def main(argv=None):
         from l2l import provenance
 
         provenance.limit_threads()
-        done = work(spec, store, args.root, log=lambda line: print(line, flush=True))
+        try:
+            done = work(spec, store, args.root, log=lambda line: print(line, flush=True), outage_s=args.outage, url=args.storage)
+        except StorageDown as error:
+            print(f"error: worker {os.getpid()}: {error}", file=sys.stderr, flush=True)
+            return 3
         print(f"worker {os.getpid()}: finished {done} trial(s); study {spec.name!r} is complete", flush=True)
         return 0
     import pandas as pd

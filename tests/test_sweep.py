@@ -65,6 +65,9 @@ def load(spec_path, storage):
     ({"trials": 0}, "trials must be a positive integer"),
     ({"objective": "best"}, "objective must be one of ['mean', 'final']"),
     ({"pruner": "hyperband"}, "pruner must be one of"),
+    ({"fixed": {"batch": 8, "horizon": 10, "unroll": 5, "epochs": 4, "layers": 1, "hidden": 100000000}, "space": {"meta_lr": {"low": 1e-4, "high": 1e-1}}},
+     "fixed value 100000000 of hidden (units per LSTM layer) is above 1024"),
+    ({"space": {"meta_lr": {"low": 1e-4, "high": 1e-1, "log": True}, "hidden": {"low": 4, "high": 4096}}}, "space.hidden.high value 4096 of hidden (units per LSTM layer) is above 1024"),
 ])
 def test_a_malformed_spec_is_rejected_with_the_field_and_the_fix(tmp_path, changes, message):
     path = write_spec(tmp_path, **changes)
@@ -185,7 +188,7 @@ def test_a_non_finite_run_is_a_failed_trial_with_its_reason(tmp_path):
 def test_a_study_name_made_from_another_spec_is_refused(tmp_path):
     store = sweep.storage(f"sqlite:///{tmp_path / 's.db'}")
     sweep.study(sweep.spec_from_dict(TINY), store)
-    with pytest.raises(sweep.SpecError, match="made from another spec"):
+    with pytest.raises(sweep.SpecError, match=r"made from another spec \(changed: objective: 'mean' in the study, 'final' in the spec\)"):
         sweep.study(sweep.spec_from_dict({**TINY, "objective": "final"}), store)
     # The budget is not the study's identity: a study is extended (or cut) under its name, and records its new budget.
     extended = sweep.study(sweep.spec_from_dict({**TINY, "trials": TINY["trials"] + 5}), store)
@@ -376,3 +379,113 @@ def test_two_workers_on_a_grid_study_run_every_point_exactly_once(tmp_path):
     _, study, frame = check_complete(spec_path, storage, 4)
     points = sorted((t.params["meta_lr"], t.params["hidden"]) for t in study.trials if t.state.name == "COMPLETE")
     assert points == sorted((a, b) for a in grid.space["meta_lr"]["choices"] for b in grid.space["hidden"]["choices"])
+
+
+def test_a_storage_password_is_never_printed_nor_put_on_a_workers_command_line(tmp_path, monkeypatch, capsys):
+    url = "postgresql://me:s3cret-pw@127.0.0.1:1/l2l"
+    assert sweep.masked(f"cannot open {url}: it said s3cret-pw", url) == "cannot open postgresql://me:***@127.0.0.1:1/l2l: it said ***"
+    spec_path = write_spec(tmp_path)
+    assert sweep.main(["check", str(spec_path), "--storage", url]) == 0
+    assert sweep.main(["run", str(spec_path), "--storage", url, "--connect-timeout", "2"]) == 2  # nothing listens on port 1
+    out = capsys.readouterr()
+    assert "s3cret" not in out.out + out.err and "me:***@" in out.out and "cannot open the study storage" in out.err
+    # Spawned workers read the URL from the environment: their command lines (what ps shows) do not hold it.
+    import subprocess
+
+    started = []
+
+    class Recorder:
+        def __init__(self, command, env):
+            started.append((command, env))
+
+        def wait(self):
+            return 0
+
+        def poll(self):
+            return 0
+
+    monkeypatch.setattr(subprocess, "Popen", Recorder)
+    args = sweep.argparse.Namespace(spec=str(spec_path), storage=url, root="r", threads=1, heartbeat=30, grace=120, gpus="", connect_timeout=10, outage=300)
+    assert sweep._spawn(args, 2) == 0
+    assert all(url not in " ".join(command) and "s3cret" not in " ".join(command) and env[sweep.STORAGE_VARIABLE] == url for command, env in started)
+
+
+def test_a_server_that_accepts_and_never_answers_is_given_up_on_within_the_connect_timeout():
+    pytest.importorskip("psycopg")
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(1)
+        port = server.getsockname()[1]
+        started = time.monotonic()
+        with pytest.raises(sweep.SpecError, match=r"cannot open the study storage 'postgresql://me:\*\*\*@127.0.0.1:.*--connect-timeout"):
+            sweep.storage(f"postgresql://me:pw@127.0.0.1:{port}/l2l", connect_timeout=2)
+        assert time.monotonic() - started < 30  # libpq's default waited 131 s here
+
+
+def test_a_surplus_trial_is_closed_quietly(tmp_path, capfd):
+    import optuna
+
+    spec = sweep.spec_from_dict({**TINY, "name": "quiet", "trials": 1})
+    store = sweep.storage(f"sqlite:///{tmp_path / 'quiet.db'}")
+    study = sweep.study(spec, store)
+    study.add_trial(optuna.create_trial(params={"meta_lr": 1e-3, "hidden": 4}, value=0.9, distributions={
+        "meta_lr": optuna.distributions.FloatDistribution(1e-4, 1e-1, log=True), "hidden": optuna.distributions.CategoricalDistribution([4, 8])}))
+    sweep._quiet_surplus()
+    study.optimize(sweep.Objective(spec, str(tmp_path / "runs"), log=lambda line: None), n_trials=1, catch=(sweep.Surplus,))
+    assert "surplus" in study.trials[-1].user_attrs
+    err = capfd.readouterr().err
+    assert "Traceback" not in err and "Surplus" not in err, err
+
+
+def test_a_worker_rides_out_a_database_outage_and_stops_with_one_line_when_it_lasts(tmp_path, monkeypatch):
+    """Storage calls fail while the 'server' is down: the worker waits, then carries on and finishes the study; an
+    outage longer than the window ends it with StorageDown, whose message names the fix and hides the password."""
+    import optuna
+
+    spec = sweep.spec_from_dict({**TINY, "name": "outage", "trials": 2})
+    store = sweep.storage(f"sqlite:///{tmp_path / 'outage.db'}")
+    monkeypatch.setattr(sweep.time, "sleep", lambda s: None)
+    real = optuna.storages.fail_stale_trials
+    monkeypatch.setattr(optuna.storages, "fail_stale_trials", _failing_then(real, fails=2))
+    lines = []
+    assert sweep.work(spec, store, str(tmp_path / "runs"), log=lines.append, url="postgresql://me:pw@h/db") == 2
+    assert any("lost the study storage (OperationalError" in line for line in lines) and any("answers again" in line for line in lines)
+    assert not any("pw" in line.replace("postgresql://me:***", "") for line in lines if "storage" in line)
+    monkeypatch.setattr(optuna.storages, "fail_stale_trials", _failing_then(real, fails=10 ** 9))
+    with pytest.raises(sweep.StorageDown, match=r"postgresql://me:\*\*\*@h/db did not answer for 0 s .*start the workers again once it is back"):
+        sweep.work(spec, store, str(tmp_path / "runs"), log=lines.append, outage_s=0, url="postgresql://me:pw@h/db")
+
+
+def _failing_then(call, fails):
+    from sqlalchemy.exc import OperationalError
+
+    count = {"n": 0}
+
+    def wrapped(*args, **kwargs):
+        count["n"] += 1
+        if count["n"] <= fails:
+            raise OperationalError("SELECT 1", {}, Exception("could not connect to server"))
+        return call(*args, **kwargs)
+
+    return wrapped
+
+
+def test_sigterm_to_the_launcher_reaches_its_workers_and_it_waits_for_them(tmp_path):
+    spec_path = write_spec(tmp_path, name="term", fixed={**TINY["fixed"], "epochs": 200000})  # trials that outlast the test
+    launcher = worker(spec_path, tmp_path, f"sqlite:///{tmp_path / 'term.db'}", workers=2)
+    import psutil
+
+    deadline = time.monotonic() + 120
+    children = []
+    while time.monotonic() < deadline and len(children) < 2:
+        children = psutil.Process(launcher.pid).children()
+        time.sleep(0.2)
+    assert len(children) == 2
+    time.sleep(5)  # the workers are training
+    assert all(child.is_running() for child in children)
+    launcher.send_signal(signal.SIGTERM)
+    launcher.communicate(timeout=120)
+    alive = [child for child in children if child.is_running() and child.status() != psutil.STATUS_ZOMBIE]
+    for child in alive:  # the old launcher's orphans: end them, then fail
+        child.kill()
+    assert not alive
