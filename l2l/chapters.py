@@ -13,6 +13,7 @@ ranges from each class's `check`. This module imports no TensorFlow, so
 """
 
 import dataclasses
+import math
 import typing
 
 
@@ -40,6 +41,8 @@ def _coerce(name, value, kind):
     if kind is float:
         if not isinstance(value, (int, float)):
             fail()
+        if not math.isfinite(value):  # every float parameter is a rate, a scale or a bound: inf and nan would only fail later, in the kernel
+            raise ParameterError(f"parameter {name!r} must be a finite number, got {value!r}")
         return float(value)
     if not isinstance(value, kind):
         fail()
@@ -55,6 +58,7 @@ class ChapterParameters:
         for field in dataclasses.fields(self):
             object.__setattr__(self, field.name, _coerce(field.name, getattr(self, field.name), hints[field.name]))
         self.check()
+        _meta_training_rules(self)
 
     def check(self):
         """Ranges and relations between fields; raise ParameterError with the fix."""
@@ -66,6 +70,28 @@ class ChapterParameters:
 
     def as_dict(self):
         return {f.name: (list(v) if isinstance(v := getattr(self, f.name), tuple) else v) for f in dataclasses.fields(self)}
+
+
+# Fields that reach l2l.meta.MetaConfig (or the LSTM) keep their names in every chapter; their rules are checked here, once,
+# so that a bad value fails in a second rather than 17-26 s into the kernel, where MetaConfig would raise.
+POSITIVE = ("meta_lr", "preprocess_p", "scale")  # Adam's rate on the LSTM, LogAndSign's p, the LSTM's output scale
+NON_NEGATIVE = ("clip_norm",)  # 0: no clipping
+SEGMENTS = (("horizon", "unroll"), ("stn_horizon", "stn_unroll"))  # a horizon must split into whole truncated-BPTT segments
+
+
+def _meta_training_rules(params):
+    cls, names = type(params).__name__, {f.name for f in dataclasses.fields(params)}
+    for name in POSITIVE:
+        if name in names and not getattr(params, name) > 0:
+            raise ParameterError(f"{cls}.{name} must be > 0, got {getattr(params, name)}")
+    for name in NON_NEGATIVE:
+        if name in names and getattr(params, name) < 0:
+            raise ParameterError(f"{cls}.{name} must be >= 0 (0: none), got {getattr(params, name)}")
+    for horizon, unroll in SEGMENTS:
+        if {horizon, unroll} <= names and getattr(params, unroll) >= 1 and getattr(params, horizon) % getattr(params, unroll):
+            raise ParameterError(f"{cls}.{horizon} ({getattr(params, horizon)}) must be a multiple of {unroll} ({getattr(params, unroll)}): "
+                                 f"truncated backpropagation splits the horizon into whole segments; try {unroll} "
+                                 f"{max(d for d in range(1, getattr(params, unroll) + 1) if getattr(params, horizon) % d == 0)}")
 
 
 def _at_least(params, **minimums):
@@ -193,8 +219,6 @@ class Cifar(ChapterParameters):
                   subset_factor=1, keras_steps=1, keras_last=1)
         if self.keras_last > self.keras_steps:
             raise ParameterError(f"Cifar.keras_last ({self.keras_last}) cannot exceed keras_steps ({self.keras_steps})")
-        if self.horizon % self.unroll:
-            raise ParameterError(f"Cifar.horizon ({self.horizon}) must be a multiple of unroll ({self.unroll})")
         if any(f < 2 for f in self.long_factors):
             raise ParameterError(f"Cifar.long_factors must be multiples >= 2 of the horizon, got {list(self.long_factors)}")
         for name in ("cifar5_labels", "cifar2_labels", "sub_labels"):
@@ -251,9 +275,6 @@ class Stn(ChapterParameters):
         _at_least(self, meta_seeds=1, meta_epochs=1, batch=1, horizon=1, unroll=1, valid_every=1, valid_instances=2, eval_instances=2,
                   tune_instances=1, long_steps=self.horizon, stn_epochs=1, stn_hidden=1, stn_batch=1, stn_horizon=1, stn_unroll=1,
                   stn_instances=1, stn_long_steps=self.stn_horizon, picture_pairs=1)
-        for h, u, name in ((self.horizon, self.unroll, ""), (self.stn_horizon, self.stn_unroll, "stn_")):
-            if h % u:
-                raise ParameterError(f"Stn.{name}horizon ({h}) must be a multiple of {name}unroll ({u})")
         if len(set(self.train_labels)) != len(self.train_labels) or not 1 <= len(self.train_labels) <= 9 or not all(0 <= k <= 9 for k in self.train_labels):
             raise ParameterError(f"Stn.train_labels needs 1 to 9 distinct digits in 0..9 (the rest are the unseen digits), got {list(self.train_labels)}")
         if not 0 <= self.template_label <= 9:

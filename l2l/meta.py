@@ -161,6 +161,31 @@ def snapshots_in(run_folder):
     return {int(n[5:11]): os.path.join(folder, n) for n in names if n.startswith("epoch") and n.endswith(".weights.h5")}
 
 
+def inspect_run(run_folder):
+    """What a run folder holds, read only (nothing is created, moved or locked, so a run another process trains can be
+    looked at): {"exists", "trained" (epochs of the newest readable checkpoint; 0: none), "checkpoints" (epoch -> None
+    if readable, else why not, newest first), "history" (epochs run.json records; None: missing or unreadable),
+    "snapshots" (epoch -> path)}. A checkpoint counts as readable when every tensor in it reads back (TF checks each one's
+    checksum), as MetaTrainer's restore would need."""
+    report = {"exists": os.path.isdir(run_folder), "trained": 0, "checkpoints": {}, "history": None, "snapshots": snapshots_in(run_folder)}
+    try:
+        with open(os.path.join(run_folder, "run.json")) as f:
+            report["history"] = len(json.load(f)["history"])
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    for prefix in sorted(_checkpoints_on_disk(run_folder), key=_checkpoint_number, reverse=True):
+        try:
+            reader = tf.train.load_checkpoint(prefix)
+            for name in reader.get_variable_to_shape_map():
+                reader.get_tensor(name)
+            epoch = int(reader.get_tensor("state/epoch/.ATTRIBUTES/VARIABLE_VALUE"))
+            report["checkpoints"][_checkpoint_number(prefix)] = None
+            report["trained"] = max(report["trained"], epoch)
+        except Exception as error:  # TF raises DataLossError, OpError, NotFoundError... for a damaged or partial file
+            report["checkpoints"][_checkpoint_number(prefix)] = f"{type(error).__name__}: {str(error).splitlines()[0][:120]}" if str(error) else type(error).__name__
+    return report
+
+
 class _State(tf.Module):
     """Everything a checkpoint holds."""
 

@@ -420,6 +420,8 @@ def main(argv=None):
                                  "variant": args.variant}.items() if v is not None}
     if args.recipe == "mnist_paper":
         options.setdefault("clip_norm", 0.0)
+    if args.command == "status":
+        return status(args.recipe, args.root, **options)
     run = trainer(args.recipe, args.root, **options)
     done = int(run.state.epoch.numpy())
     print(f"{args.recipe} seed {args.seed}: key {run.key}, {done}/{run.config.epochs} epochs, snapshots {sorted(run.snapshots())}, folder {run.checkpoint_dir}")
@@ -428,6 +430,34 @@ def main(argv=None):
         print(f"{result.status}; best epoch {result.best_epoch}, validation {result.best_valid:.4g}", flush=True)
     print(dataclasses.asdict(run.config))
     return 0
+
+
+def status(name, root, **options):
+    """Prints what a recipe's run folder holds, read only: training goes on undisturbed, a missing run stays missing,
+    and a damaged checkpoint is named with the one a resume would start from."""
+    import os
+
+    from l2l import meta
+
+    recipe = RECIPES[name](**options)
+    key = meta.run_key(recipe.problem, recipe.lstm_config, recipe.meta_config, recipe.valid_problem)
+    folder = os.path.join(root or ROOTS[name], key)
+    report = meta.inspect_run(folder)
+    print(f"{name} seed {options.get('seed', 0)}: key {key}, folder {folder}")
+    if not report["exists"]:
+        print("not started: no folder (the same command with train instead of status starts it)")
+        return 0
+    damaged = {e: why for e, why in report["checkpoints"].items() if why}
+    readable = [e for e, why in report["checkpoints"].items() if not why]
+    print(f"{report['trained']}/{recipe.meta_config.epochs} epochs in the newest readable checkpoint"
+          + (f" (ckpt-{readable[0]})" if readable else " (none: training starts from scratch)")
+          + f"; run.json records {report['history'] if report['history'] is not None else 'no readable'} epochs")
+    for epoch, why in damaged.items():
+        newer = "newest " if epoch == max(report["checkpoints"]) else ""
+        print(f"DAMAGED {newer}checkpoint ckpt-{epoch}: {why}; "
+              + (f"training resumes from ckpt-{readable[0]}" if readable else "no readable checkpoint: delete the folder to start over"))
+    print(f"snapshots {sorted(report['snapshots'])}")
+    return 1 if damaged and not readable else 0
 
 
 def panel_command(args):

@@ -72,3 +72,34 @@ def test_beyond_tunes_convolutional_panels_on_their_own_counts_and_rejects_none(
     for name in ("cnn_tune_instances", "cifar_tune_instances"):
         with pytest.raises(chapters.ParameterError, match=rf"Beyond needs {name} >= 1 \(got 0\)"):
             chapters.Beyond(**{name: 0})
+
+
+@pytest.mark.parametrize("chapter", sorted(c for c, p in chapters.CHAPTERS.items() if "unroll" in {f.name for f in dataclasses.fields(p)}))
+@pytest.mark.parametrize("name, text, message", [
+    ("unroll", "30", r"horizon \(100\) must be a multiple of unroll \(30\).*try unroll 25"),
+    ("meta_lr", "-0.001", r"meta_lr must be > 0, got -0.001"),
+    ("meta_lr", "inf", r"parameter 'meta_lr' must be a finite number, got inf"),
+    ("meta_lr", ".nan", r"parameter 'meta_lr' must be a finite number, got nan"),
+])
+def test_the_runner_refuses_meta_training_values_before_the_kernel_starts(chapter, name, text, message):
+    """These were caught only inside the notebook, 17-26 s in, by MetaConfig; inf was read as a number."""
+    from l2l import book
+
+    if name == "unroll" and chapter == "stn":  # the alignment horizon is 50: 30 does not divide it either, with its own hint
+        message = r"horizon \(50\) must be a multiple of unroll \(30\).*try unroll 25"
+    if name == "unroll" and chapter == "beyond":  # its curriculum's check comes first and says the same of every stage
+        message = r"curriculum must start at horizon \(100\), rise strictly and hold multiples of unroll \(30\)"
+    if name == "meta_lr" and "meta_lr" not in {f.name for f in dataclasses.fields(chapters.CHAPTERS[chapter])}:
+        pytest.skip(f"{chapter} has no meta_lr")
+    with pytest.raises(chapters.ParameterError, match=message):
+        book.resolve(chapter, overrides={name: book._parse_value(text)})
+
+
+def test_every_finite_float_parameter_refuses_infinity_and_clipping_refuses_negatives():
+    with pytest.raises(chapters.ParameterError, match=r"parameter 'rates\[0\]' must be a finite number, got -inf"):
+        Sweep(rates=[float("-inf")])
+    with pytest.raises(chapters.ParameterError, match=r"Mnist.clip_norm must be >= 0 \(0: none\), got -1.0"):
+        chapters.Mnist(clip_norm=-1)
+    with pytest.raises(chapters.ParameterError, match=r"Stn.stn_horizon \(100\) must be a multiple of stn_unroll \(30\)"):
+        chapters.Stn(stn_unroll=30)
+

@@ -321,3 +321,26 @@ def test_the_budget_campaign_runs_are_keyed_replicates_and_the_committed_budget_
     assert campaign[0].meta_config == dataclasses.replace(paper, streams="keyed")
     with pytest.raises(SystemExit, match="--clip-norm does not go with mnist_budget"):
         recipes.main(["train", "mnist_budget", "--clip-norm", "1.0"])
+
+
+def test_status_is_read_only_and_names_a_damaged_newest_checkpoint(tmp_path, monkeypatch, capsys):
+    """It once opened a MetaTrainer: it created the folder of a run that did not exist, and said nothing of damage."""
+    monkeypatch.setitem(recipes.RECIPES, "tiny", tiny)
+    assert recipes.main(["status", "tiny", "--seed", "3", "--root", str(tmp_path)]) == 0
+    assert "not started" in capsys.readouterr().out and list(tmp_path.iterdir()) == []
+    run = recipes.trainer("tiny", str(tmp_path), seed=3)
+    run.run(log=lambda line: None)
+    newest = os.path.join(run.checkpoint_dir, "ckpt-4.data-00000-of-00001")
+    with open(newest, "r+b") as f:  # a flipped byte in the newest checkpoint's tensors
+        f.seek(os.path.getsize(newest) // 2)
+        byte = f.read(1)
+        f.seek(-1, 1)
+        f.write(bytes([byte[0] ^ 0xFF]))
+    before = {os.path.join(d, p): os.path.getmtime(os.path.join(d, p)) for d, _, files in os.walk(tmp_path) for p in files}
+    assert recipes.main(["status", "tiny", "--seed", "3", "--root", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "3/4 epochs in the newest readable checkpoint (ckpt-3); run.json records 4 epochs" in out, out
+    assert "DAMAGED newest checkpoint ckpt-4" in out and "training resumes from ckpt-3" in out and "snapshots [2, 4]" in out
+    assert {os.path.join(d, p): os.path.getmtime(os.path.join(d, p)) for d, _, files in os.walk(tmp_path) for p in files} == before
+    report = meta.inspect_run(run.checkpoint_dir)
+    assert report["trained"] == 3 and report["history"] == 4 and report["checkpoints"][3] is None and report["checkpoints"][4]
