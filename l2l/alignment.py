@@ -194,7 +194,7 @@ def picture_rows(result, run, step, pairs, shots, damping=1e-3, seed=0):
     if verdict["learned"].endswith("_tuned"):
         name = verdict["learned"][: -len("_tuned")]
         learned = optimizers.scaled(learned, result.multipliers[name][step]["final"][0])
-    best = optimizers.BASELINES[verdict["best"]](**result.settings[step]["final"][verdict["best"]])
+    best = optimizers.FACTORIES[verdict["best"]](**result.settings[step]["final"][verdict["best"]])
     shots = sorted(set(shots))
     rows = {"input": batch.moving.numpy()}
     for name, optimizer in ((verdict["learned"], learned), (verdict["best"], best)):
@@ -221,7 +221,7 @@ def template_rows(result, run, step, steps, heldout, pairs, seed=0):
     name = verdict["learned"][: -len("_tuned")] if verdict["learned"].endswith("_tuned") else verdict["learned"]
     trained_by = {plots.label(f"{name}_tuned"): optimizers.scaled(run.optimizer(problem), result.multipliers[name][step]["final"][0])}
     for baseline, settings in result.settings[step]["final"].items():
-        trained_by[plots.label(baseline)] = optimizers.BASELINES[baseline](**settings)
+        trained_by[plots.label(baseline)] = optimizers.FACTORIES[baseline](**settings)
     rows, determinants = {}, {}
     for label, optimizer in trained_by.items():
         _, _, at = evaluate.run(problem, optimizer, batch, start, steps, seed, metric=lambda params, instances: params, snapshots=(steps,))

@@ -390,4 +390,73 @@ class Benchmarks(ChapterParameters):
     results_root: str = "book/results"  # where the chapters wrote their summary.json
 
 
+# -- pre-registered endpoints ---------------------------------------------------
+# Fixed here, and in book/preregistration.md (a test keeps the page equal to endpoints_markdown()), before the
+# runs that answer them finish. Each is read by l2l.stats.endpoint_verdict: learned minus the best baseline,
+# paired by run; the best baseline is chosen on the tuning split (l2l.experiment.best_baseline), never on test.
+PAPER_EPOCHS = 10000  # the DeepMind code's meta-training budget, the denominator every budget is stated against
+BASELINES = ("sgd", "rmsprop", "adam", "nag")
+SCHEDULED = ("nag_decay", "adam_decay")  # NAG and ADAM with a tuned decaying rate (l2l.optimizers.scheduled)
+
+
+@dataclasses.dataclass(frozen=True)
+class Endpoint:
+    chapter: str  # the chapter that reports it
+    name: str  # its key in that chapter's summary.json
+    claim: str  # what it measures, in words
+    metric: str  # "final": loss at the step; "mean": mean loss over steps 1..step; "heldout_loss", "accuracy"; "time": equal wall-clock
+    step: int  # the optimisee step it is read at
+    learned: str  # the learned optimiser (its runs are the replicates)
+    against: tuple  # the baselines; the comparison is with the best of them on the tuning split
+    meta_epochs: int  # the meta-training budget it is read at (at least)
+    runs: int  # independent meta-training runs, one per test seed
+    primary: bool  # primary: the chapter's answer; the others are secondary (exploratory)
+
+
+TITLES = {"quadratics": "Quadratic functions", "mnist": "MNIST", "cifar": "CIFAR-10"}  # the chapters' names on the pre-registration page
+MNIST_SETUP = "MNIST MLP 784-20-10 sigmoid, the paper's recipe"
+ENDPOINTS = (
+    Endpoint("mnist", "primary", f"{MNIST_SETUP}: final training loss at step 100", "final", 100, "lstm_budget", BASELINES + SCHEDULED, 10000, 5, True),
+    Endpoint("mnist", "step200", f"{MNIST_SETUP}: training loss at step 200 (twice the horizon)", "final", 200, "lstm_budget", BASELINES + SCHEDULED, 10000, 5, False),
+    Endpoint("mnist", "mean100", f"{MNIST_SETUP}: mean training loss over steps 1-100", "mean", 100, "lstm_budget", BASELINES + SCHEDULED, 10000, 5, False),
+    Endpoint("mnist", "heldout100", f"{MNIST_SETUP}: held-out test loss at step 100", "heldout_loss", 100, "lstm_budget", BASELINES + SCHEDULED, 10000, 5, False),
+    Endpoint("mnist", "accuracy100", f"{MNIST_SETUP}: held-out accuracy at step 100 (higher is better: the difference is reversed)", "accuracy", 100, "lstm_budget",
+             BASELINES + SCHEDULED, 10000, 5, False),
+    Endpoint("mnist", "nag100", f"{MNIST_SETUP}: final training loss at step 100 against tuned NAG alone", "final", 100, "lstm_budget", ("nag",), 10000, 5, False),
+    Endpoint("mnist", "adam100", f"{MNIST_SETUP}: final training loss at step 100 against tuned ADAM alone", "final", 100, "lstm_budget", ("adam",), 10000, 5, False),
+    Endpoint("mnist", "time100", f"{MNIST_SETUP}: training loss at equal wall-clock time (the LSTM's 100 steps)", "time", 100, "lstm_budget", BASELINES + SCHEDULED, 10000, 5, False),
+    Endpoint("quadratics", "paper", "10-d quadratics, W, y ~ N(0, 1) (the paper's text), paper LSTM settings: loss at step 100", "final", 100, "lstm_paper",
+             BASELINES, 10000, 5, True),
+    Endpoint("quadratics", "deepmind", "10-d quadratics, W, y ~ U[0, 1) (the DeepMind code), its LSTM settings: loss at step 100", "final", 100, "lstm_deepmind",
+             BASELINES, 10000, 5, True),
+    Endpoint("cifar", "two_vs_one", "CIFAR-10 ConvNet: two LSTMs (convolutional and other layers) against one, loss at step 100", "final", 100, "lstm_two",
+             ("lstm_one",), 1000, 3, True),
+    Endpoint("cifar", "two_vs_best", "CIFAR-10 ConvNet: two LSTMs against the best tuned baseline, loss at step 100", "final", 100, "lstm_two", BASELINES, 1000, 3, False),
+    Endpoint("cifar", "one_vs_best", "CIFAR-10 ConvNet: one LSTM against the best tuned baseline, loss at step 100", "final", 100, "lstm_one", BASELINES, 1000, 3, False),
+)
+
+
+def endpoints(chapter):
+    """The endpoints `chapter` reports, in their order."""
+    return [e for e in ENDPOINTS if e.chapter == chapter]
+
+
+def budget_words(meta_epochs, total=PAPER_EPOCHS):
+    """How a verdict names its budget: "at 200 of the DeepMind code's 10,000 meta-training epochs (2%)"."""
+    return f"at {meta_epochs:,} of the DeepMind code's {total:,} meta-training epochs ({100 * meta_epochs / total:.3g}%)"
+
+
+def endpoints_markdown():
+    """The pre-registration page's list (book/preregistration.md), from ENDPOINTS."""
+    lines = []
+    for chapter in dict.fromkeys(e.chapter for e in ENDPOINTS):
+        lines.append(f"**{TITLES.get(chapter, chapter)}** (`{chapter}`)\n")
+        for e in endpoints(chapter):
+            against = "the best on the tuning split of " + ", ".join(e.against) if len(e.against) > 1 else e.against[0]
+            lines.append(f"- {'Primary' if e.primary else 'Secondary'} `{e.name}`: {e.claim}. {e.learned} minus {against}, "
+                         f"{e.runs} runs, {budget_words(e.meta_epochs)}{' or more' if e.meta_epochs < PAPER_EPOCHS else ''}.")
+        lines.append("")
+    return "\n".join(lines).rstrip() + "\n"
+
+
 CHAPTERS = {"quadratics": Quadratics, "mnist": Mnist, "keras": Keras, "cifar": Cifar, "stn": Stn, "hyper": Hyper, "beyond": Beyond, "benchmarks": Benchmarks}

@@ -147,6 +147,14 @@ def tune_learning_rates(problem, names, steps, instances, seed=0, grid=LR_GRID):
 
 # Each baseline's second hyperparameter, tried with every learning rate by tune().
 EXTRA_GRIDS = {"nag": {"momentum": (0.5, 0.9, 0.99)}, "adam": {"beta_1": (0.5, 0.9)}}
+# The scheduled baselines' own knobs, tuned with the rate and the base knob: the last rate as a share of the
+# first, and the shape (0 linear, 1 cosine). A 100-step LSTM can implement a decaying step size; these can too.
+DECAY_GRID = {"decay_to": (1.0, 0.3, 0.1, 0.03), "cosine": (0.0, 1.0)}
+
+
+def scheduled_grids(decay_steps, extra=EXTRA_GRIDS):
+    """The extra grids of nag_decay and adam_decay, their schedule ending at `decay_steps` (an endpoint's step)."""
+    return {f"{name}_decay": {**extra[name], **DECAY_GRID, "decay_steps": (float(decay_steps),)} for name in ("nag", "adam")}
 OBJECTIVES = ("final", "mean")  # the loss at the last step; the mean over steps 1..steps (the meta-objective)
 # A learned optimiser's step multiplier (optimizers.scaled), tuned like a learning rate wherever it is
 # transferred: half-decades from 0.1 to 3.16, so 1 (the optimiser as meta-trained) is on the grid.
@@ -177,7 +185,7 @@ def tune(problem, names, steps, instances, seed=0, grid=LR_GRID, extra=EXTRA_GRI
     once to the last step and is scored at each, so a baseline is tuned for
     every reported step at the cost of the longest.
     makers: name -> factory(learning_rate, **extra) of an optimiser; default
-    optimizers.BASELINES. A learned optimiser enters as
+    optimizers.FACTORIES. A learned optimiser enters as
     `lambda learning_rate: optimizers.scaled(opt, learning_rate)` with
     MULTIPLIER_GRID as its grid.
 
@@ -192,7 +200,7 @@ def tune(problem, names, steps, instances, seed=0, grid=LR_GRID, extra=EXTRA_GRI
     read back instead of tuning it again (a CNN's four baselines take hours);
     the caller names it by everything the tuning depends on.
     """
-    makers = makers if makers is not None else optimizers.BASELINES
+    makers = makers if makers is not None else optimizers.FACTORIES
     unknown = sorted(set(names) - set(makers))
     if unknown:
         raise ValueError(f"unknown optimisers {unknown}; choose from {sorted(makers)}")
@@ -222,6 +230,13 @@ def tune(problem, names, steps, instances, seed=0, grid=LR_GRID, extra=EXTRA_GRI
         return settings, table
     only = step_list[0]
     return settings[only], table.rename(columns={f"{o}@{only}": o for o in OBJECTIVES})
+
+
+def tuning_scores(table, names, steps):
+    """step -> objective -> name -> the best score each optimiser reached in tune()'s table (a sequence of steps):
+    its loss on the tuning instances at its tuned setting. "The best baseline" is chosen on these, never on test curves
+    (choosing on test means would hand the baselines a winner's curse)."""
+    return {int(s): {o: {n: float(table.loc[table.optimiser == n, f"{o}@{s}"].min()) for n in names} for o in OBJECTIVES} for s in steps}
 
 
 def tuning_seconds(table):

@@ -23,7 +23,7 @@ import re
 import shutil
 import sys
 import time
-from typing import NamedTuple
+from typing import NamedTuple, Optional
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -124,17 +124,33 @@ def _myst_glue():
     return glue
 
 
-def write_summary(results_dir, chapter, profile, parameters, panels, wall_time_s, info=None, **extra):
+def meta_budgets(epochs):
+    """label -> {"meta_epochs", "of_paper"} for summary.json, from label -> the meta-training epochs of its runs (an int,
+    or one per run): every learned optimiser's budget, and its share of the DeepMind code's 10,000 epochs."""
+    from l2l.chapters import PAPER_EPOCHS
+
+    out = {}
+    for label, n in epochs.items():
+        runs = [int(x) for x in (n if isinstance(n, (list, tuple)) else [n])]
+        if not runs or min(runs) < 1:
+            raise ValueError(f"meta_budgets: {label!r} needs at least one run of >= 1 epoch, got {n!r}")
+        out[label] = {"meta_epochs": runs if len(set(runs)) > 1 else runs[0], "of_paper": max(runs) / PAPER_EPOCHS}
+    return out
+
+
+def write_summary(results_dir, chapter, profile, parameters, panels, wall_time_s, info=None, meta_epochs=None, **extra):
     """Writes results_dir/summary.json in the shape every chapter shares.
 
     info: provenance() taken when the run started (the code it imported),
     so that edits made while it runs do not change the recorded commit.
+    meta_epochs: label -> epochs of its runs, for each learned optimiser the chapter reports; recorded as
+    meta_budgets(meta_epochs) under "meta_epochs", so every verdict can name its budget.
     """
     info = info or provenance()
     summary = {
         "chapter": chapter, "profile": profile, "parameters": parameters,
         "versions": info["versions"], "commit": info["commit"], "hardware": info["hardware"],
-        "wall_time_s": wall_time_s, "panels": panels, **extra,
+        "wall_time_s": wall_time_s, "panels": panels, **({"meta_epochs": meta_budgets(meta_epochs)} if meta_epochs else {}), **extra,
     }
     evaluate.write_json(os.path.join(results_dir, "summary.json"), summary, indent=1)  # a committed summary is never left half-written
     return summary
@@ -308,7 +324,7 @@ def factories(learned, lrs, problem=None):
     problem: where the optimisers will run (its groups, for learned optimisers with parameter groups).
     """
     made = {name: (lambda s, runs=runs: runs[s % len(runs)].optimizer(problem)) for name, runs in learned.items()}
-    made.update({name: (lambda s, name=name, lr=lr: optimizers.BASELINES[name](lr)) for name, lr in lrs.items()})
+    made.update({name: (lambda s, name=name, lr=lr: optimizers.FACTORIES[name](lr)) for name, lr in lrs.items()})
     return made
 
 
@@ -546,6 +562,7 @@ class ProtocolResult(NamedTuple):
     entries: dict  # optimiser -> {"lr", "settings", "loss", "trajectory_mean", ["heldout_loss", "accuracy"], "ms_per_step"}
     verdicts: dict  # step -> metric -> {"learned", "best", "mean", "ci95", "runs", "wins", "verdict"[, "step", "capped"]}
     tuning_s: float  # seconds all the tuning's settings took (baselines and multipliers), kept across resumes; NaN if a part's time was never recorded
+    tuning_scores: Optional[dict] = None  # step -> objective -> baseline -> its best loss on the tuning split; None: a panel tuned before they were kept
 
 
 def tune_multipliers(problem, runs, steps, instances, grid=evaluate.MULTIPLIER_GRID, used=None, cache=None):
@@ -658,7 +675,7 @@ def _read_pair(path):
 def _save_protocol(path, result):
     """A ProtocolResult as <path>.json (everything but arrays) and <path>.npz (curves and measures)."""
     plain = {"settings": result.settings, "multipliers": result.multipliers, "runs": result.runs, "seconds_per_step": result.seconds_per_step,
-             "entries": result.entries, "verdicts": result.verdicts, "tuning_s": result.tuning_s}
+             "entries": result.entries, "verdicts": result.verdicts, "tuning_s": result.tuning_s, "tuning_scores": result.tuning_scores}
     _write_pair(path, plain, result.curves, result.metrics)
 
 
@@ -671,7 +688,7 @@ def _load_protocol(path, panel):
     by_int = lambda d: {int(k): v for k, v in d.items()}
     return ProtocolResult(panel, by_int(plain["settings"]), {n: by_int(m) for n, m in plain["multipliers"].items()}, curves,
                           {n: by_int(r) for n, r in plain["runs"].items()}, plain["seconds_per_step"], metrics,
-                          plain["entries"], by_int(plain["verdicts"]), plain["tuning_s"])
+                          plain["entries"], by_int(plain["verdicts"]), plain["tuning_s"], by_int(plain["tuning_scores"]) if plain.get("tuning_scores") else None)
 
 
 def run_protocol(panel, learned, instances, seeds, tune_instances, baselines=BASELINES, extra=evaluate.EXTRA_GRIDS,
@@ -767,9 +784,31 @@ def _load_baselines(path):
     return {int(step): by_o for step, by_o in plain["settings"].items()}, curves, plain["seconds_per_step"], metrics
 
 
-def _save_tuning(path, tuned, seconds):
-    """`tuned` (int keys: a step, or a run's index) and the seconds its tuning took, under "seconds", as JSON."""
-    evaluate.write_json(path, {**{str(k): v for k, v in tuned.items()}, "seconds": seconds})
+def _save_tuning(path, tuned, seconds, scores=None):
+    """`tuned` (int keys: a step, or a run's index) and the seconds its tuning took, under "seconds", as JSON;
+    the baselines' scores on the tuning instances (evaluate.tuning_scores) under "scores"."""
+    evaluate.write_json(path, {**{str(k): v for k, v in tuned.items()}, "seconds": seconds, **({"scores": scores} if scores else {})})
+
+
+def _load_scores(path):
+    """The tuning scores _save_tuning kept (step -> objective -> name -> score), or None: a file written before they
+    were kept, or none."""
+    try:
+        with open(path) as f:
+            scores = json.load(f).get("scores")
+        return {int(k): v for k, v in scores.items()} if scores else None
+    except (OSError, ValueError, AttributeError, TypeError):
+        return None
+
+
+def best_baseline(baselines, step, objective, scores, entries):
+    """(the baseline to compare with at `step` on `objective`, what it was chosen on). On the tuning split when the
+    panel kept its tuning scores: the lowest tuned score, with test curves never read; else ("test", from a panel
+    tuned before the scores were kept) the lowest test mean, as the book's first panels chose."""
+    if scores is not None:
+        return min(baselines, key=lambda n: stats.finite_or_inf(scores[step][objective][n])), "tuning"
+    measure = {"final": "loss", "mean": "trajectory_mean"}.get(objective, objective)
+    return min(baselines, key=lambda n: stats.finite_or_inf(entries[n][measure][str(step)]["mean"])), "test"
 
 
 def _load_tuning(path):
@@ -779,6 +818,7 @@ def _load_tuning(path):
         with open(path) as f:
             plain = json.load(f)
         seconds = plain.pop("seconds", float("nan"))
+        plain.pop("scores", None)
         return {int(k): v for k, v in plain.items()}, seconds
     except (OSError, ValueError, AttributeError):
         return None
@@ -824,9 +864,12 @@ def _run_protocol(panel, learned, instances, seeds, tune_instances, baselines=BA
         rows = tuning_cache.removesuffix(".json") + "-rows.json" if tuning_cache else None
         settings, table = evaluate.tune(panel.tuning_problem, list(baselines), steps, tune_instances, grid=grid, extra=extra, cache=rows)
         tuning_s = evaluate.tuning_seconds(table)
+        scores = evaluate.tuning_scores(table, baselines, steps)
         if tuning_cache:  # tuning can take as long as the runs: a panel killed during its runs keeps it
-            _save_tuning(tuning_cache, settings, tuning_s)
+            _save_tuning(tuning_cache, settings, tuning_s, scores)
             os.remove(rows)
+    if kept is not None or tuned is not None:
+        scores = _load_scores(tuning_cache) if tuning_cache else None
     tuned_names = [n for n in learned if tune_learned is True or (not isinstance(tune_learned, bool) and n in tune_learned)]
     unknown = sorted(set(tune_learned) - set(learned)) if not isinstance(tune_learned, bool) else []
     if unknown:
@@ -864,7 +907,7 @@ def _run_protocol(panel, learned, instances, seeds, tune_instances, baselines=BA
             for name in baselines:
                 kwargs = settings[s][o][name]
                 run = chosen.setdefault((name, tuple(sorted(kwargs.items()))), f"{name}@{s}:{o}")
-                made.setdefault(run, lambda seed, name=name, kwargs=dict(kwargs): optimizers.BASELINES[name](**kwargs))
+                made.setdefault(run, lambda seed, name=name, kwargs=dict(kwargs): optimizers.FACTORIES[name](**kwargs))
                 runs_of.setdefault(name, {}).setdefault(s, {})[o] = run
 
     metric = panel.metric()
@@ -910,8 +953,8 @@ def _run_protocol(panel, learned, instances, seeds, tune_instances, baselines=BA
                 entry.update(reaching(corner_path(metrics[run], panel.steps), seconds[run], s, entry))
         entries[name] = entry
 
-    verdicts = _verdicts(panel, list(baselines), entries, curves, runs_of, seconds, metrics, learned_name, multipliers)
-    return ProtocolResult(panel, settings, multipliers, curves, runs_of, seconds, metrics, entries, verdicts, tuning_s)
+    verdicts = _verdicts(panel, list(baselines), entries, curves, runs_of, seconds, metrics, learned_name, multipliers, scores)
+    return ProtocolResult(panel, settings, multipliers, curves, runs_of, seconds, metrics, entries, verdicts, tuning_s, scores)
 
 
 def corner_path(metrics, steps):
@@ -931,27 +974,29 @@ def reaching(corners, seconds_per_step, step, entry=None, tolerance=1.0):
             "seconds_to_1px": {**entry.get("seconds_to_1px", {}), str(step): stats.over_runs(per_run * seconds_per_step)}}
 
 
-def _verdicts(panel, baselines, entries, curves, runs_of, seconds, metrics, learned_name, multipliers):
-    """step -> metric -> the paired comparison of `learned_name` (its tuned entry, where tuned) with the best baseline."""
+def _verdicts(panel, baselines, entries, curves, runs_of, seconds, metrics, learned_name, multipliers, scores=None):
+    """step -> metric -> the paired comparison of `learned_name` (its tuned entry, where tuned) with the best baseline,
+    chosen on the tuning split where the panel kept its tuning scores (best_baseline; "chosen_on" says which)."""
     steps = tuple(sorted(set(panel.report_steps)))
     competitor = TUNED.format(learned_name) if learned_name in multipliers else learned_name
     verdicts = {}
     for s in steps:
         verdicts[s] = {}
         for o in ("final", "mean"):
-            best = min(baselines, key=lambda n: stats.finite_or_inf(entries[n]["loss" if o == "final" else "trajectory_mean"][str(s)]["mean"]))
+            best, chosen_on = best_baseline(baselines, s, o, scores, entries)
             ours = metric_values(curves[runs_of[competitor][s][o]], s, o)
             theirs = metric_values(curves[runs_of[best][s][o]], s, o)
-            verdicts[s][o] = {"learned": competitor, "best": best, **stats.compare_runs(ours, theirs)}
+            verdicts[s][o] = {"learned": competitor, "best": best, "chosen_on": chosen_on, **stats.compare_runs(ours, theirs)}
         if metrics:
             measure = panel.measures[0]
-            best = min(baselines, key=lambda n: stats.finite_or_inf(entries[n][measure][str(s)]["mean"]))
-            verdicts[s][VERDICT_OF[measure]] = {"learned": competitor, "best": best, **stats.compare_runs(
+            # The held-out measure was not tuned for: its best baseline is the one best on the tuning split's final loss.
+            best, chosen_on = best_baseline(baselines, s, "final", scores, entries) if scores is not None else best_baseline(baselines, s, measure, None, entries)
+            verdicts[s][VERDICT_OF[measure]] = {"learned": competitor, "best": best, "chosen_on": chosen_on, **stats.compare_runs(
                 metrics[runs_of[competitor][s]["final"]][s][0], metrics[runs_of[best][s]["final"]][s][0])}
         ours_run = runs_of[competitor][s]["final"]
         reach = {n: min(panel.steps, int(s * seconds[ours_run] / seconds[runs_of[n][s]["final"]])) for n in baselines}
         best = min(baselines, key=lambda n: stats.finite_or_inf(np.mean(metric_values(curves[runs_of[n][s]["final"]], reach[n], "final"))))
-        verdicts[s]["time"] = {"learned": competitor, "best": best, "step": reach[best],
+        verdicts[s]["time"] = {"learned": competitor, "best": best, "chosen_on": "test", "step": reach[best],  # no tuning score at the step reached
                                "capped": reach[best] == panel.steps and s * seconds[ours_run] / seconds[runs_of[best][s]["final"]] > panel.steps,
                                **stats.compare_runs(metric_values(curves[ours_run], s, "final"),
                                                     metric_values(curves[runs_of[best][s]["final"]], reach[best], "final"))}
@@ -977,7 +1022,7 @@ def protocol_view(result, learned_name, name=None, title=None, others=()):
     runs = {n: result.runs[n] for n in keep}
     used = {run for by_step in runs.values() for by_o in by_step.values() for run in by_o.values()}
     verdicts = _verdicts(panel, baselines, result.entries, result.curves, result.runs, result.seconds_per_step, result.metrics, learned_name,
-                         result.multipliers)
+                         result.multipliers, result.tuning_scores)
     return result._replace(panel=panel, runs=runs, entries={n: result.entries[n] for n in keep}, verdicts=verdicts,
                            multipliers={n: m for n, m in result.multipliers.items() if n in keep},
                            curves={r: c for r, c in result.curves.items() if r in used},

@@ -110,5 +110,55 @@ def scaled(optimizer, multiplier):
     return Optimizer(optimizer.init, update)
 
 
-# Name -> factory(learning_rate) for every hand-designed baseline.
+class ScheduledState(NamedTuple):
+    count: tf.Tensor  # updates taken: the next one uses the rate at step count + 1
+    inner: Any  # the scheduled optimiser's own state
+
+
+def schedule_factor(step, decay_to, decay_steps, cosine):
+    """The rate's multiplier at `step` (1-based): 1 at step 1, decay_to at decay_steps and after, linearly
+    (cosine 0) or along half a cosine (cosine 1) in between; values between 0 and 1 mix the two shapes."""
+    # Tensors throughout: tuning passes the knobs as variables read at run time (one trace serves every setting).
+    span = tf.maximum(tf.cast(decay_steps, tf.float32) - 1.0, 1.0)
+    progress = tf.clip_by_value((tf.cast(step, tf.float32) - 1.0) / span, 0.0, 1.0)
+    linear = 1.0 + (decay_to - 1.0) * progress
+    half_cosine = decay_to + (1.0 - decay_to) * 0.5 * (1.0 + tf.cos(tf.constant(3.141592653589793) * progress))
+    return (1.0 - cosine) * linear + cosine * half_cosine
+
+
+def scheduled(factory, learning_rate, decay_to=1.0, decay_steps=100, cosine=0.0, **options):
+    """factory(learning_rate, **options) with its rate decayed over the run: the rate at step t is
+    learning_rate * schedule_factor(t, ...), used in that step's update as a Keras LearningRateSchedule is
+    (every optimiser is rebuilt each step with the step's rate around the same state, so NAG's velocity
+    accumulates each step's own rate, as keras.optimizers.SGD's does). decay_to 1 is the constant rate."""
+    if all(isinstance(v, (int, float)) for v in (decay_to, decay_steps, cosine)) and not (0.0 < decay_to <= 1.0 and decay_steps >= 1 and 0.0 <= cosine <= 1.0):
+        raise ValueError(f"scheduled needs 0 < decay_to <= 1, decay_steps >= 1 and 0 <= cosine <= 1, got {decay_to}, {decay_steps}, {cosine}")
+
+    def init(params):
+        return ScheduledState(tf.zeros([], tf.float32), factory(learning_rate, **options).init(params))
+
+    def update(grads, state, params=None):
+        count = state.count + 1.0
+        rate = learning_rate * schedule_factor(count, decay_to, decay_steps, cosine)
+        updates, inner = factory(rate, **options).update(grads, state.inner, params)
+        return updates, ScheduledState(count, inner)
+
+    return Optimizer(init, update)
+
+
+def nag_decay(learning_rate, momentum=0.9, decay_to=1.0, decay_steps=100, cosine=0.0):
+    """NAG with a decaying rate (scheduled): the baseline a 100-step LSTM, able to learn a decaying step, must beat."""
+    return scheduled(nag, learning_rate, decay_to, decay_steps, cosine, momentum=momentum)
+
+
+def adam_decay(learning_rate, beta_1=0.9, decay_to=1.0, decay_steps=100, cosine=0.0):
+    """ADAM with a decaying rate (scheduled)."""
+    return scheduled(adam, learning_rate, decay_to, decay_steps, cosine, beta_1=beta_1)
+
+
+# Name -> factory(learning_rate) for every hand-designed baseline every panel tunes by default.
 BASELINES = {"sgd": sgd, "rmsprop": rmsprop, "adam": adam, "nag": nag}
+# The scheduled baselines, asked for by name where an endpoint needs them (a separate list, so that the panels
+# keyed by the default list keep their keys).
+SCHEDULED = {"nag_decay": nag_decay, "adam_decay": adam_decay}
+FACTORIES = {**BASELINES, **SCHEDULED}  # every name a panel may ask for

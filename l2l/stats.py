@@ -179,3 +179,52 @@ def run_bands(curves, steps, level=0.95):
         half = scipy_stats.t.ppf(0.5 + level / 2, n - 1) * per_run.std(axis=0, ddof=1) / np.sqrt(n) if n > 1 else np.zeros_like(mean)
         frames.append(pd.DataFrame({"optimiser": name, "step": list(steps), "mean": mean, "low": mean - half, "high": mean + half}))
     return pd.concat(frames, ignore_index=True)
+
+
+# -- pre-registered endpoints ---------------------------------------------------
+#
+# A claim of the paper is "reproduced" when the learned optimiser is lower in at least `share` of the runs and the
+# interval of the paired difference lies below 0; "not reproduced" when the interval lies above 0; otherwise
+# "inconclusive at n runs", with the smallest difference the design could have detected. Fixed before the runs end.
+REPRODUCED_SHARE = 0.8  # 4 of 5 runs
+DETECTION_POWER = 0.8  # the power at which the detectable difference is stated
+
+
+def detectable_difference(per_run_sd, runs, level=0.95, power=DETECTION_POWER):
+    """The smallest true mean difference a paired t-test over `runs` runs at `level` detects with probability
+    `power`, for runs whose paired differences spread with standard deviation `per_run_sd`:
+    (t_{1-alpha/2, n-1} + t_{power, n-1}) * sd / sqrt(n). inf with fewer than 2 runs."""
+    from scipy import stats as scipy_stats
+
+    if runs < 2 or not np.isfinite(per_run_sd):
+        return float("inf")
+    dof = runs - 1
+    return float((scipy_stats.t.ppf(0.5 + level / 2, dof) + scipy_stats.t.ppf(power, dof)) * per_run_sd / np.sqrt(runs))
+
+
+def endpoint_verdict(learned, baseline, level=0.95, share=REPRODUCED_SHARE):
+    """The pre-registered reading of one endpoint: learned - baseline paired by run.
+
+    learned, baseline: [runs, instances] (or [runs]) of the same metric on the same instances, run k of the
+    learned optimiser paired with test seed k of the baseline. Returns compare_runs' {"mean", "ci95", "runs",
+    "wins"} plus "outcome" ("reproduced", "not reproduced" or "inconclusive"), "needed" (runs lower that
+    "reproduced" requires) and "detectable" (the smallest difference the design could have detected, at the
+    runs' observed spread; what an inconclusive outcome rules out)."""
+    import math
+
+    out = compare_runs(learned, baseline, level)
+    a, b = (np.nan_to_num(np.asarray(x, np.float64), nan=np.inf) for x in (learned, baseline))
+    with np.errstate(invalid="ignore"):
+        diff = a - b
+    per_run = diff.mean(axis=1) if diff.ndim == 2 else diff
+    n = len(per_run)
+    needed = math.ceil(share * n - 1e-9)
+    if out["ci95"][1] < 0 and out["wins"] >= needed:
+        outcome = "reproduced"
+    elif out["ci95"][0] > 0:
+        outcome = "not reproduced"
+    else:
+        outcome = "inconclusive"
+    sd = float(np.std(per_run, ddof=1)) if n > 1 and np.all(np.isfinite(per_run)) else float("inf")
+    return {**{k: out[k] for k in ("mean", "ci95", "runs", "wins")}, "outcome": outcome, "needed": needed,
+            "detectable": detectable_difference(sd, n, level)}

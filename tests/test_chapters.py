@@ -103,3 +103,13 @@ def test_every_finite_float_parameter_refuses_infinity_and_clipping_refuses_nega
     with pytest.raises(chapters.ParameterError, match=r"Stn.stn_horizon \(100\) must be a multiple of stn_unroll \(30\)"):
         chapters.Stn(stn_unroll=30)
 
+
+def test_the_preregistration_page_lists_exactly_the_endpoints_in_code():
+    from pathlib import Path
+
+    page = (Path(__file__).resolve().parents[1] / "book" / "preregistration.md").read_text()
+    listed = page.split("tests/test_chapters.py keeps them equal -->\n", 1)[1].split("<!-- /endpoints -->", 1)[0]
+    assert listed == chapters.endpoints_markdown()
+    assert [e.name for e in chapters.endpoints("mnist") if e.primary] == ["primary"]
+    assert all(e.against and e.step >= 1 and e.runs >= 3 and 0 < e.meta_epochs <= chapters.PAPER_EPOCHS for e in chapters.ENDPOINTS)
+    assert chapters.budget_words(200) == "at 200 of the DeepMind code's 10,000 meta-training epochs (2%)"

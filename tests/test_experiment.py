@@ -156,6 +156,14 @@ def test_edge_of_grid_and_summary_file(tmp_path):
     experiment.write_summary(str(tmp_path), "t", "smoke", {"a": 1}, {"base": {}}, 1.5, info, extra=3)
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["commit"] == "abc" and summary["panels"] == {"base": {}} and summary["extra"] == 3 and summary["profile"] == "smoke"
+    assert "meta_epochs" not in summary
+    # Every learned optimiser's budget, and its share of the DeepMind code's 10,000 epochs.
+    experiment.write_summary(str(tmp_path), "t", "smoke", {}, {}, 1.0, info, meta_epochs={"lstm": 200, "budget": [10000, 10000], "mixed": [500, 1000]})
+    budgets = json.loads((tmp_path / "summary.json").read_text())["meta_epochs"]
+    assert budgets == {"lstm": {"meta_epochs": 200, "of_paper": 0.02}, "budget": {"meta_epochs": 10000, "of_paper": 1.0},
+                       "mixed": {"meta_epochs": [500, 1000], "of_paper": 0.1}}
+    with pytest.raises(ValueError, match="'lstm' needs at least one run of >= 1 epoch"):
+        experiment.meta_budgets({"lstm": []})
 
 
 def test_a_summary_write_that_fails_midway_leaves_the_previous_summary_whole(tmp_path, monkeypatch):
@@ -324,7 +332,7 @@ def test_panels_sharing_a_test_problem_are_views_of_one_evaluation(runs):
     assert one.entries["sgd"] == result.entries["sgd"] and one.verdicts[6]["final"]["learned"] == "lstm_one_tuned"
     ours = experiment.metric_values(result.curves[result.runs["lstm_one_tuned"][6]["final"]], 6, "final")
     theirs = experiment.metric_values(result.curves[result.runs["sgd"][6]["final"]], 6, "final")
-    assert one.verdicts[6]["final"] == {"learned": "lstm_one_tuned", "best": "sgd", **stats.compare_runs(ours, theirs)}
+    assert one.verdicts[6]["final"] == {"learned": "lstm_one_tuned", "best": "sgd", "chosen_on": "tuning", **stats.compare_runs(ours, theirs)}
     assert set(one.curves) == {r for by_s in one.runs.values() for by_o in by_s.values() for r in by_o.values()}
     assert "one LSTM for all parameters, multiplier tuned" in list(experiment.protocol_table(one).optimiser)
     with pytest.raises(ValueError, match=r"\['lstm_two'\] are not learned optimisers"):
@@ -823,3 +831,28 @@ def test_the_best_run_is_the_lowest_validation_and_a_nan_one_ranks_last():
     run = lambda v: types.SimpleNamespace(best_valid=v)
     nan, low, high = run(float("nan")), run(0.2), run(0.3)
     assert experiment.best_run([nan, high, low]) is low and experiment.best_run([nan, high]) is high
+
+
+def test_the_best_baseline_is_chosen_on_the_tuning_split_and_never_reads_test_curves(runs, tmp_path):
+    """Choosing on test means (as the first panels did) hands the baselines a winner's curse against the learned optimiser."""
+    scores = {100: {"final": {"nag": 0.30, "adam": 0.25, "nag_decay": 0.27}, "mean": {"nag": 0.5, "adam": 0.6, "nag_decay": 0.4}}}
+    assert experiment.best_baseline(["nag", "adam", "nag_decay"], 100, "final", scores, entries=None) == ("adam", "tuning")
+    assert experiment.best_baseline(["nag", "adam", "nag_decay"], 100, "mean", scores, entries=None) == ("nag_decay", "tuning")
+    entries = {"nag": {"loss": {"100": {"mean": 0.1}}}, "adam": {"loss": {"100": {"mean": 0.2}}}}
+    assert experiment.best_baseline(["nag", "adam"], 100, "final", None, entries) == ("nag", "test")  # a panel tuned before scores were kept
+    # In a protocol: the scores are the tuning table's best per optimiser, kept in the tuning cache, and the verdicts use them,
+    # the scheduled baselines tuned like the others.
+    _, problem, out = runs
+    panel = experiment.Panel("base", "tiny", problem, problems.Quadratic(dims=3, distribution="uniform"), tune_steps=4, steps=6, report_steps=(4,))
+    extra = {**evaluate.scheduled_grids(4), "nag": {"momentum": (0.9,)}}
+    baselines = ("nag", "nag_decay")
+    result = experiment.run_protocol(panel, {"lstm": [out[0], out[1]]}, instances=2, seeds=[0, 1], tune_instances=2, baselines=baselines,
+                                     extra=extra, grid=(0.01, 0.1), cache_dir=str(tmp_path), log=QUIET)
+    settings, table = evaluate.tune(panel.tuning_problem, list(baselines), (4,), 2, grid=(0.01, 0.1), extra=extra)
+    expected = evaluate.tuning_scores(table, baselines, (4,))
+    for o in ("final", "mean"):
+        best = min(baselines, key=lambda n: expected[4][o][n])
+        assert result.verdicts[4][o]["best"] == best and result.verdicts[4][o]["chosen_on"] == "tuning"
+    assert set(settings[4]["final"]["nag_decay"]) == {"learning_rate", "momentum", "decay_to", "cosine", "decay_steps"}
+    (tuning_file,) = [f for f in os.listdir(tmp_path) if f.endswith("-tuning.json")]
+    assert experiment._load_scores(str(tmp_path / tuning_file)) == expected

@@ -48,11 +48,11 @@ def test_baseline_follows_keras_step_by_step(name, lr):
         np.testing.assert_allclose(theta.numpy(), var.numpy(), rtol=2e-5, atol=2e-6)
 
 
-@pytest.mark.parametrize("name", sorted(optimizers.BASELINES))
+@pytest.mark.parametrize("name", sorted(optimizers.FACTORIES))
 def test_baselines_accept_nested_parameters(name):
     params = {"a": tf.ones([2, 3]), "b": (tf.ones([4]),)}
     grads = {"a": tf.fill([2, 3], 0.5), "b": (tf.fill([4], -2.0),)}
-    opt = optimizers.BASELINES[name](0.1)
+    opt = optimizers.FACTORIES[name](0.1)
     updates, state = opt.update(grads, opt.init(params), params)
     tf.nest.assert_same_structure(updates, params)
     assert float(tf.reduce_max(updates["a"])) < 0 < float(tf.reduce_min(updates["b"][0]))  # descent direction
@@ -61,10 +61,10 @@ def test_baselines_accept_nested_parameters(name):
 def all_optimizers():
     config = learned_optimizer.LSTMConfig(hidden=5)
     lstm = learned_optimizer.learned(learned_optimizer.init_meta_params(config, seed=0), config)
-    return {**{n: f(0.01) for n, f in optimizers.BASELINES.items()}, "lstm": lstm}
+    return {**{n: f(0.01) for n, f in optimizers.FACTORIES.items()}, "lstm": lstm}
 
 
-@pytest.mark.parametrize("name", ["sgd", "nag", "rmsprop", "adam", "lstm"])
+@pytest.mark.parametrize("name", ["sgd", "nag", "rmsprop", "adam", "nag_decay", "adam_decay", "lstm"])
 def test_contract_shared_by_every_optimiser(name):
     """init/update are pure, keep shapes and state structure, and trace in tf.function."""
     opt = all_optimizers()[name]
@@ -95,3 +95,57 @@ def test_scaled_multiplies_every_update_and_keeps_the_state():
     u2, s2 = scaled.update(grads, scaled.init(grads))
     np.testing.assert_allclose(u2.numpy(), 0.25 * u1.numpy(), rtol=1e-7)
     np.testing.assert_array_equal(s1.v.numpy(), s2.v.numpy())
+
+
+SCHEDULES = {  # Keras' own schedules; `iterations` (0-based) is our step minus one, so decay_steps - 1 reaches the last rate at our step decay_steps
+    0.0: lambda lr, to, n: keras.optimizers.schedules.PolynomialDecay(lr, n - 1, lr * to, power=1.0),
+    1.0: lambda lr, to, n: keras.optimizers.schedules.CosineDecay(lr, n - 1, alpha=to),
+}
+
+
+@pytest.mark.parametrize("name, reference", [("nag_decay", lambda s: keras.optimizers.SGD(s, momentum=0.5, nesterov=True)),
+                                             ("adam_decay", lambda s: keras.optimizers.Adam(s, beta_1=0.5))])
+@pytest.mark.parametrize("cosine", sorted(SCHEDULES))
+def test_scheduled_baselines_follow_keras_with_its_learning_rate_schedules(name, reference, cosine):
+    """The rate at step t is used in step t's update, NAG's velocity accumulating each step's own rate; past
+    decay_steps the rate holds at its last value (25 steps, a schedule of 10)."""
+    loss, theta0 = quadratic_problem(1)
+    extra = {"momentum": 0.5} if name == "nag_decay" else {"beta_1": 0.5}
+    var = tf.Variable(theta0)
+    keras_opt = reference(SCHEDULES[cosine](0.05, 0.1, 10))
+    ours = optimizers.SCHEDULED[name](0.05, decay_to=0.1, decay_steps=10, cosine=cosine, **extra)
+    theta = tf.constant(theta0)
+    state = ours.init(theta)
+    for _ in range(25):
+        with tf.GradientTape() as tape:
+            value = loss(var)
+        keras_opt.apply_gradients([(tape.gradient(value, var), var)])
+        with tf.GradientTape() as tape:
+            tape.watch(theta)
+            value = loss(theta)
+        updates, state = ours.update(tape.gradient(value, theta), state, theta)
+        theta = theta + updates
+        np.testing.assert_allclose(theta.numpy(), var.numpy(), rtol=2e-5, atol=2e-6)
+
+
+@pytest.mark.parametrize("name, plain", [("nag_decay", "nag"), ("adam_decay", "adam")])
+def test_a_schedule_that_decays_to_one_is_the_constant_rate_and_bad_schedules_are_refused(name, plain):
+    loss, theta0 = quadratic_problem(2)
+    a, b = optimizers.SCHEDULED[name](0.01, decay_to=1.0, cosine=1.0), optimizers.BASELINES[plain](0.01)
+    ta = tb = tf.constant(theta0)
+    sa, sb = a.init(ta), b.init(tb)
+    for _ in range(5):
+        ua, sa = a.update(_grad(loss, ta), sa)
+        ub, sb = b.update(_grad(loss, tb), sb)
+        ta, tb = ta + ua, tb + ub
+    np.testing.assert_array_equal(ta.numpy(), tb.numpy())
+    with pytest.raises(ValueError, match="scheduled needs 0 < decay_to <= 1"):
+        optimizers.SCHEDULED[name](0.01, decay_to=0.0)
+    assert optimizers.schedule_factor(1, 0.1, 10, 0.0).numpy() == 1.0 and np.isclose(optimizers.schedule_factor(10, 0.1, 10, 1.0).numpy(), 0.1)
+
+
+def _grad(loss, theta):
+    with tf.GradientTape() as tape:
+        tape.watch(theta)
+        value = loss(theta)
+    return tape.gradient(value, theta)

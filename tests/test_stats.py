@@ -85,3 +85,47 @@ def test_the_best_run_by_validation_is_never_one_that_did_not_validate_finitely(
     assert min(range(len(values)), key=lambda i: stats.validation_rank(values[i])) == 3
     assert min(values) != 0.2  # what min() over the raw values does: NaN first compares as neither better nor worse
     assert [stats.validation_rank(v) for v in (float("nan"), "0.25", 1)] == [float("inf"), 0.25, 1.0]
+
+
+def test_endpoint_verdict_reads_the_preregistered_rules():
+    base = np.ones((5, 4))
+    # Every run lower by about 0.1: reproduced, 5 of 5.
+    lower = base - 0.1 + 0.01 * np.arange(5)[:, None]
+    v = stats.endpoint_verdict(lower, base)
+    assert v["outcome"] == "reproduced" and v["wins"] == 5 and v["needed"] == 4 and v["ci95"][1] < 0
+    # 3 of 5 lower, one far above: the interval spans 0, inconclusive, with the difference the design could have seen.
+    mixed = base + np.array([-0.2, -0.2, -0.2, 0.05, 0.3])[:, None]
+    v = stats.endpoint_verdict(mixed, base)
+    assert v["outcome"] == "inconclusive" and v["wins"] == 3 and v["ci95"][0] < 0 < v["ci95"][1]
+    per_run = np.array([-0.2, -0.2, -0.2, 0.05, 0.3])
+    from scipy import stats as scipy_stats
+
+    assert np.isclose(v["detectable"], (scipy_stats.t.ppf(0.975, 4) + scipy_stats.t.ppf(0.8, 4)) * per_run.std(ddof=1) / np.sqrt(5))
+    # Higher in every run: not reproduced.
+    assert stats.endpoint_verdict(base + 0.1 + 0.01 * np.arange(5)[:, None], base)["outcome"] == "not reproduced"
+    # The share rule binds where the interval alone would say reproduced: of 10 runs 8 must be lower; 7 are, by a lot.
+    ten = np.ones((10, 4))
+    skew = ten + np.array([-1.0] * 7 + [0.001] * 3)[:, None]
+    v = stats.endpoint_verdict(skew, ten)
+    assert v["ci95"][1] < 0 and v["wins"] == 7 and v["needed"] == 8 and v["outcome"] == "inconclusive"
+    # A diverged run (NaN) counts as infinitely worse: never "reproduced", and no finite detectable difference.
+    broken = lower.copy()
+    broken[0, 0] = np.nan
+    v = stats.endpoint_verdict(broken, base)
+    assert v["outcome"] != "reproduced" and v["detectable"] == np.inf
+
+
+def test_the_detectable_difference_shrinks_with_runs_as_one_over_root_n_times_the_t_quantiles():
+    from scipy import stats as scipy_stats
+
+    for n in (3, 5, 10):
+        expected = (scipy_stats.t.ppf(0.975, n - 1) + scipy_stats.t.ppf(0.8, n - 1)) * 0.2 / np.sqrt(n)
+        assert np.isclose(stats.detectable_difference(0.2, n), expected)
+    assert stats.detectable_difference(0.2, 1) == np.inf
+    # Simulated: at the detectable difference, a paired t-test at 5% rejects in about 80% of designs of 5 runs.
+    rng = np.random.default_rng(0)
+    d = stats.detectable_difference(1.0, 5)
+    samples = rng.normal(-d, 1.0, size=(20000, 5))
+    t = samples.mean(axis=1) / (samples.std(axis=1, ddof=1) / np.sqrt(5))
+    power = np.mean(t < -scipy_stats.t.ppf(0.975, 4))
+    assert 0.75 < power < 0.85, power
