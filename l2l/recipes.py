@@ -4,6 +4,7 @@
     python -m l2l.recipes train mnist_paper --seed 1 --clip-norm 1.0
     python -m l2l.recipes status mnist_paper --seed 0                     # epochs done, snapshots, key
     python -m l2l.recipes train mnist_budget --seed 3 --threads 1         # the budget campaign's replicates (keyed streams, no clipping)
+    python -m l2l.recipes train quadratics --setting deepmind --seed 4 --threads 1   # its quadratic runs, into book/results/quadratics/runs
     python -m l2l.recipes train cifar --learner lstm_sub --seed 2 --threads 1   # the CIFAR chapter's runs, into book/results/cifar/runs
     python -m l2l.recipes train beyond --variant combined --seed 0 --threads 1  # the beyond chapter's, into book/results/beyond/runs
     python -m l2l.recipes panel beyond --panel cnn --threads 1                 # one of its panels, into book/results/beyond/panels
@@ -58,6 +59,30 @@ def mnist_budget(seed=0, epochs=10000, splits=None):
     No meta-gradient clipping: the DeepMind code's meta-optimiser (Adam at 1e-3) clips nothing, and the one unclipped
     budget run of the counter-seeded pair (mnist_paper seed 0) trained its 10,000 epochs without a non-finite step."""
     return mnist_paper(seed=seed, epochs=epochs, clip_norm=0.0, splits=splits, streams="keyed")
+
+
+QUADRATICS_ROOT = "book/results/quadratics/runs"  # committed: the budget campaign's quadratic runs (10,000 epochs) outlast a session
+QUADRATIC_SETTINGS = ("paper", "deepmind")  # the paper's text (W, y ~ N(0, 1), p 10, scale 0.1); the DeepMind code (U[0, 1), raw gradients, scale 1)
+
+
+def quadratics(setting="paper", seed=0, epochs=10000, params=None):
+    """The quadratics chapter's meta-training run of `setting` (QUADRATIC_SETTINGS), built as the chapter builds it from
+    `params` (l2l.chapters.Quadratics; default its full profile at `epochs`), so that the chapter at meta_epochs 10,000 and
+    checkpoint_dir QUADRATICS_ROOT finds the campaign's runs by their keys (epochs are not in a run's key).
+    Checkpoints every 100 epochs; snapshots every 1,000, for the budget curve."""
+    from l2l import chapters, learned_optimizer, meta, problems
+
+    if setting not in QUADRATIC_SETTINGS:
+        raise ValueError(f"unknown quadratics setting {setting!r}; settings: {list(QUADRATIC_SETTINGS)}")
+    p = params or chapters.Quadratics(meta_epochs=epochs)
+    problem, lstm_config = {
+        "paper": (problems.Quadratic(distribution=p.distribution), learned_optimizer.LSTMConfig(preprocess_p=p.preprocess_p, scale=p.scale)),
+        "deepmind": (problems.Quadratic(distribution="uniform"), learned_optimizer.LSTMConfig(preprocess_p=0.0, scale=1.0)),
+    }[setting]
+    config = meta.MetaConfig(seed=seed, epochs=p.meta_epochs, batch=p.batch, horizon=p.horizon, unroll=p.unroll, meta_lr=p.meta_lr,
+                             clip_norm=p.clip_norm, valid_every=p.valid_every, valid_instances=p.tune_instances, select_on="mean",
+                             checkpoint_every=100, snapshot_every=1000)
+    return Recipe(problem, None, lstm_config, config)
 
 
 def mnist_panel(split, name="base", title="MNIST, MLP 784-20-10 sigmoid", horizon=100, long_steps=200, train="test_train", heldout="test_heldout",
@@ -347,8 +372,9 @@ def keras_images(splits, image_shape):
     return lambda part: (splits[part].x.numpy().reshape(-1, *image_shape), splits[part].y.numpy())
 
 
-RECIPES = {"mnist_paper": mnist_paper, "mnist_budget": mnist_budget, "cifar": cifar, "beyond": beyond}
-ROOTS = {"mnist_paper": BUDGET_ROOT, "mnist_budget": BUDGET_ROOT, "cifar": CIFAR_ROOT, "beyond": BEYOND_ROOT}  # where each recipe's runs live by default
+RECIPES = {"mnist_paper": mnist_paper, "mnist_budget": mnist_budget, "quadratics": quadratics, "cifar": cifar, "beyond": beyond}
+ROOTS = {"mnist_paper": BUDGET_ROOT, "mnist_budget": BUDGET_ROOT, "quadratics": QUADRATICS_ROOT, "cifar": CIFAR_ROOT,
+         "beyond": BEYOND_ROOT}  # where each recipe's runs live by default
 
 
 def trainer(name, root=None, **options):
@@ -391,6 +417,7 @@ def main(argv=None):
     parser.add_argument("--clip-norm", type=float, default=None, help="meta-gradient global-norm clipping; 0: none (default: the recipe's)")
     parser.add_argument("--learner", choices=CIFAR_LEARNERS, help="cifar only: which of the chapter's learned optimisers")
     parser.add_argument("--variant", choices=BEYOND_VARIANTS, help="beyond only: the paper's recipe, one technique, the combination or the general optimiser")
+    parser.add_argument("--setting", choices=QUADRATIC_SETTINGS, help="quadratics only: the paper's text or the DeepMind code")
     parser.add_argument("--panel", choices=BEYOND_PANELS, help="panel, beyond only: compute one of the chapter's panels into its panel_dir")
     parser.add_argument("--profile", default="full", help="panel only: the chapter's profile (notebooks/profiles.yaml) whose parameters to use")
     parser.add_argument("--panel-dir", default=None, help="panel only: where the panel's files go (default: the profile's panel_dir)")
@@ -414,10 +441,14 @@ def main(argv=None):
         raise SystemExit("--learner goes with the cifar recipe, and only with it")
     if (args.variant is not None) != (args.recipe == "beyond"):
         raise SystemExit("--variant goes with the beyond recipe, and only with it")
+    if (args.setting is not None) != (args.recipe == "quadratics"):
+        raise SystemExit("--setting goes with the quadratics recipe, and only with it (paper or deepmind)")
     if args.recipe == "mnist_budget" and args.clip_norm is not None:
         raise SystemExit("--clip-norm does not go with mnist_budget: its replicates share one setting, no clipping (use mnist_paper for another)")
+    if args.recipe == "quadratics" and args.clip_norm is not None:
+        raise SystemExit("--clip-norm does not go with quadratics: its runs are the chapter's, whose clipping is its parameter clip_norm")
     options = {k: v for k, v in {"seed": args.seed, "epochs": args.epochs, "clip_norm": args.clip_norm, "learner": args.learner,
-                                 "variant": args.variant}.items() if v is not None}
+                                 "variant": args.variant, "setting": args.setting}.items() if v is not None}
     if args.recipe == "mnist_paper":
         options.setdefault("clip_norm", 0.0)
     if args.command == "status":

@@ -344,3 +344,28 @@ def test_status_is_read_only_and_names_a_damaged_newest_checkpoint(tmp_path, mon
     assert {os.path.join(d, p): os.path.getmtime(os.path.join(d, p)) for d, _, files in os.walk(tmp_path) for p in files} == before
     report = meta.inspect_run(run.checkpoint_dir)
     assert report["trained"] == 3 and report["history"] == 4 and report["checkpoints"][3] is None and report["checkpoints"][4]
+
+
+def test_the_quadratics_recipe_builds_the_chapters_runs_so_the_chapter_finds_them_by_key():
+    from l2l import chapters
+
+    p = chapters.Quadratics(meta_epochs=10000)
+    # What notebooks/quadratics.py builds (its SETTINGS and meta_config), written out here as the chapter writes it.
+    chapter = {
+        "paper": (problems.Quadratic(distribution=p.distribution), learned_optimizer.LSTMConfig(preprocess_p=p.preprocess_p, scale=p.scale)),
+        "deepmind": (problems.Quadratic(distribution="uniform"), learned_optimizer.LSTMConfig(preprocess_p=0.0, scale=1.0)),
+    }
+    for setting, (problem, lstm) in chapter.items():
+        config = meta.MetaConfig(seed=3, epochs=p.meta_epochs, batch=p.batch, horizon=p.horizon, unroll=p.unroll, meta_lr=p.meta_lr,
+                                 clip_norm=p.clip_norm, valid_every=p.valid_every, valid_instances=p.tune_instances, select_on="mean")
+        r = recipes.quadratics(setting, seed=3)
+        assert r.meta_config.epochs == 10000 and r.meta_config.snapshot_every == 1000
+        assert meta.run_key(r.problem, r.lstm_config, r.meta_config, r.valid_problem) == meta.run_key(problem, lstm, config)
+    paper, deepmind = (recipes.quadratics(s, seed=0) for s in recipes.QUADRATIC_SETTINGS)
+    assert meta.run_key(paper.problem, paper.lstm_config, paper.meta_config) != meta.run_key(deepmind.problem, deepmind.lstm_config, deepmind.meta_config)
+    with pytest.raises(ValueError, match="unknown quadratics setting 'adam'"):
+        recipes.quadratics("adam")
+    with pytest.raises(SystemExit, match="--setting goes with the quadratics recipe"):
+        recipes.main(["status", "quadratics"])
+    with pytest.raises(SystemExit, match="--setting goes with the quadratics recipe"):
+        recipes.main(["status", "mnist_budget", "--setting", "paper"])
