@@ -1,5 +1,5 @@
 # make book   : builds the HTML book offline into _build/html (creates .venv first)
-# make test   : runs the tests (creates .venv first)
+# make test   : runs every test tier (creates .venv first); make test-fast: the unit tier, for the edit loop
 # make smoke  : executes every chapter in its smoke profile into _build/smoke/
 # make chapters: re-executes every chapter in the full profile (what the book shows)
 # make bench : measures speed and memory into benchmarks/results.json
@@ -16,7 +16,7 @@ comma := ,
 JEMALLOC := $(firstword $(wildcard /usr/lib/x86_64-linux-gnu/libjemalloc.so.2 /usr/lib/aarch64-linux-gnu/libjemalloc.so.2))
 RUN := $(if $(JEMALLOC),env LD_PRELOAD=$(JEMALLOC) MALLOC_CONF=dirty_decay_ms:-1$(comma)muzzy_decay_ms:-1 )$(PY)
 
-.PHONY: venv book test smoke chapters bench clean
+.PHONY: venv book test test-fast smoke chapters bench clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,8 +30,13 @@ book: venv
 	$(VENV)/bin/jupyter-book build . --toc book/_toc.yml --config _config.yml -W -n --keep-going
 	@echo "open _build/html/index.html"
 
+# Every tier, on two workers of one core each (tests/conftest.py); --dist loadgroup keeps tests that share a file on one worker.
 test: venv
-	$(PY) -m pytest
+	$(PY) -m pytest -n 2 --dist loadgroup
+
+# The unit tier alone: the edit loop (under 2 minutes on 2 cores).
+test-fast: venv
+	$(PY) -m pytest -m unit
 
 smoke: venv
 	for c in $(CHAPTERS); do $(RUN) -m l2l.book run $$c --profile smoke || exit 1; done
