@@ -1003,6 +1003,47 @@ def _verdicts(panel, baselines, entries, curves, runs_of, seconds, metrics, lear
     return verdicts
 
 
+def read_endpoint(result, endpoint):
+    """A pre-registered endpoint (l2l.chapters.Endpoint) read from a protocol result: the learned optimiser's runs
+    against the best of endpoint.against chosen on the tuning split, by stats.endpoint_verdict, plus "best",
+    "chosen_on", "metric", "step" and "budget" (the endpoint's meta-training epochs in words).
+
+    final / mean: each optimiser's run tuned for that step and metric; heldout_loss / accuracy: the runs tuned for the
+    step's final loss, accuracy read as error (1 - accuracy) so that lower is better throughout; time: the baseline
+    best on the tuning split's final loss at the step, read at the step it reaches in the learned optimiser's
+    wall-clock time (capped at the panel's end, which can only flatter the learned optimiser)."""
+    from l2l.chapters import budget_words
+
+    s, learned = endpoint.step, endpoint.learned
+    unknown = [n for n in (learned, *endpoint.against) if n not in result.runs]
+    if unknown:
+        raise ValueError(f"endpoint {endpoint.name!r} names {unknown}, which panel {result.panel.name!r} did not run; it ran {sorted(result.runs)}")
+    if s not in result.runs[learned]:
+        raise ValueError(f"endpoint {endpoint.name!r} is read at step {s}, not a report step of panel {result.panel.name!r} ({sorted(result.runs[learned])})")
+    objective = endpoint.metric if endpoint.metric in ("final", "mean") else "final"
+    if len(endpoint.against) == 1:
+        best, chosen_on = endpoint.against[0], "named"
+    elif result.tuning_scores is None:
+        raise ValueError(f"panel {result.panel.name!r} kept no tuning scores: its best baseline cannot be chosen on the tuning split; recompute it")
+    else:
+        best, chosen_on = best_baseline(list(endpoint.against), s, objective, result.tuning_scores, None)
+    ours_run, theirs_run = result.runs[learned][s][objective], result.runs[best][s][objective]
+    if endpoint.metric in ("final", "mean"):
+        ours, theirs = metric_values(result.curves[ours_run], s, objective), metric_values(result.curves[theirs_run], s, objective)
+    elif endpoint.metric in ("heldout_loss", "accuracy"):
+        i = result.panel.measures.index(endpoint.metric)
+        ours, theirs = (np.asarray(result.metrics[run][s][i], np.float64) for run in (ours_run, theirs_run))
+        if endpoint.metric == "accuracy":
+            ours, theirs = 1.0 - ours, 1.0 - theirs
+    elif endpoint.metric == "time":
+        reach = min(result.panel.steps, int(s * result.seconds_per_step[ours_run] / result.seconds_per_step[theirs_run]))
+        ours, theirs = metric_values(result.curves[ours_run], s, "final"), metric_values(result.curves[theirs_run], reach, "final")
+    else:
+        raise ValueError(f"endpoint {endpoint.name!r}: unknown metric {endpoint.metric!r}")
+    return {**stats.endpoint_verdict(ours, theirs), "best": best, "chosen_on": chosen_on, "metric": endpoint.metric, "step": s,
+            "budget": budget_words(endpoint.meta_epochs)}
+
+
 def protocol_view(result, learned_name, name=None, title=None, others=()):
     """One learned optimiser's panel out of a run_protocol result that evaluated several on the same instances.
 

@@ -856,3 +856,35 @@ def test_the_best_baseline_is_chosen_on_the_tuning_split_and_never_reads_test_cu
     assert set(settings[4]["final"]["nag_decay"]) == {"learning_rate", "momentum", "decay_to", "cosine", "decay_steps"}
     (tuning_file,) = [f for f in os.listdir(tmp_path) if f.endswith("-tuning.json")]
     assert experiment._load_scores(str(tmp_path / tuning_file)) == expected
+
+
+def test_a_preregistered_endpoint_is_read_against_the_baseline_best_on_the_tuning_split():
+    from l2l import chapters
+
+    rng = np.random.default_rng(5)
+    runs_n, inst = 5, 3
+    curves = {name: rng.uniform(0.1, 1.0, size=(runs_n, inst, 5)) for name in ("lstm", "nag", "nag_decay")}
+    runs = {n: {4: {"final": n, "mean": n}} for n in curves}
+    metrics = {n: {4: (rng.uniform(0.2, 0.6, size=(runs_n, inst)), rng.uniform(0.7, 0.95, size=(runs_n, inst)))} for n in curves}
+    panel = experiment.Panel("p", "t", problems.Quadratic(dims=2), None, 4, 4, (4,), heldout=types.SimpleNamespace())
+    # NAG lowest on test, the scheduled NAG lowest on the tuning split: the endpoint reads the scheduled one.
+    curves["nag"][:, :, 4] = 0.05
+    scores = {4: {"final": {"nag": 0.3, "nag_decay": 0.2}, "mean": {"nag": 0.1, "nag_decay": 0.4}}}
+    result = experiment.ProtocolResult(panel, {}, {}, curves, runs, {"lstm": 2.0, "nag": 1.0, "nag_decay": 1.0}, metrics, {}, {}, 0.0, scores)
+    endpoint = lambda metric, against=("nag", "nag_decay"): chapters.Endpoint("t", "e", "claim", metric, 4, "lstm", against, 10000, 5, True)
+    final = experiment.read_endpoint(result, endpoint("final"))
+    assert final["best"] == "nag_decay" and final["chosen_on"] == "tuning" and final["budget"].startswith("at 10,000 of")
+    assert final == {**stats.endpoint_verdict(curves["lstm"][:, :, 4], curves["nag_decay"][:, :, 4]), "best": "nag_decay", "chosen_on": "tuning",
+                     "metric": "final", "step": 4, "budget": final["budget"]}
+    assert experiment.read_endpoint(result, endpoint("mean"))["best"] == "nag"  # each metric its own choice
+    accuracy = experiment.read_endpoint(result, endpoint("accuracy"))  # as error: lower is better throughout
+    assert accuracy["mean"] == pytest.approx(np.mean((1 - metrics["lstm"][4][1]) - (1 - metrics["nag_decay"][4][1])))
+    held = experiment.read_endpoint(result, endpoint("heldout_loss", ("nag",)))
+    assert held["chosen_on"] == "named" and held["mean"] == pytest.approx(np.mean(metrics["lstm"][4][0] - metrics["nag"][4][0]))
+    # Equal wall-clock: the LSTM's step takes twice the baseline's, so the baseline is read at step min(4, 8) = 4.
+    timed = experiment.read_endpoint(result, endpoint("time"))
+    assert timed["mean"] == pytest.approx(np.mean(curves["lstm"][:, :, 4] - curves["nag_decay"][:, :, 4]))
+    with pytest.raises(ValueError, match=r"names \['adam'\], which panel 'p' did not run"):
+        experiment.read_endpoint(result, endpoint("final", ("nag", "adam")))
+    with pytest.raises(ValueError, match="kept no tuning scores"):
+        experiment.read_endpoint(result._replace(tuning_scores=None), endpoint("final"))
