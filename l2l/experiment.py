@@ -1246,7 +1246,8 @@ def protocol_figure(result, step, steps=None, objective="final", log_x=False, gr
     """Mean loss with 95% bands over runs, every optimiser tuned for `step` and `objective`, to `steps` (or on `grid`)."""
     fig = plt.figure() if ax is None else ax.figure
     points = grid if grid is not None else range((steps or result.panel.steps) + 1)
-    lrs = {n: e["settings"][str(step)]["learning_rate"] for n, e in result.entries.items() if e.get("settings")}
+    # The rates of the runs drawn: those tuned for this step and objective (the entries' settings are the final loss's).
+    lrs = {n: result.settings[step][objective][n]["learning_rate"] for n, e in result.entries.items() if e.get("settings")}
     plots.loss_curves(stats.run_bands(protocol_curves(result, step, objective), points), ax=ax, lrs=lrs, title=title or result.panel.title, log_x=log_x)
     return fig
 

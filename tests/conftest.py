@@ -17,7 +17,8 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
 
     provenance.limit_threads()
 
-SHARED_DATA = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data"))
+# The dataset mirror: L2L_DATA_DIR where it is set (as the README and the Makefile set it), else ../shared/data beside the clone.
+SHARED_DATA = os.environ.get("L2L_DATA_DIR") or os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data"))
 
 # Test tiers (pyproject's markers). A test marked with a tier keeps it; otherwise its module's tier below, except that a
 # test which starts processes (subprocess, a PostgreSQL server) is "system". make test-fast runs "unit" (the edit loop);

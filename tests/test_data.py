@@ -7,7 +7,7 @@ from conftest import SHARED_DATA
 
 from l2l import data
 
-needs_mirror = pytest.mark.skipif(not os.path.isdir(SHARED_DATA), reason="the dataset mirror ../shared/data is not here")
+needs_mirror = pytest.mark.skipif(not os.path.isdir(SHARED_DATA), reason="no dataset mirror: set L2L_DATA_DIR (or put it at ../shared/data)")
 
 
 @needs_mirror

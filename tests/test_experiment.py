@@ -888,3 +888,18 @@ def test_a_preregistered_endpoint_is_read_against_the_baseline_best_on_the_tunin
         experiment.read_endpoint(result, endpoint("final", ("nag", "adam")))
     with pytest.raises(ValueError, match="kept no tuning scores"):
         experiment.read_endpoint(result._replace(tuning_scores=None), endpoint("final"))
+
+
+def test_a_protocol_figure_labels_each_baseline_with_the_rate_tuned_for_the_objective_it_draws(monkeypatch):
+    """It once labelled every figure with the final loss's rates, which would mislabel a mean-loss figure where they differ."""
+    from l2l import plots
+
+    result = _two_step_protocol()
+    settings = {2: {"final": {b: {"learning_rate": 0.1} for b in ("nag", "adam")}, "mean": {b: {"learning_rate": 0.01} for b in ("nag", "adam")}}}
+    entries = {"lstm": {}, **{b: {"settings": {"2": settings[2]["final"][b]}} for b in ("nag", "adam")}}
+    result = result._replace(settings=settings, entries=entries)
+    seen = []
+    monkeypatch.setattr(plots, "loss_curves", lambda frame, ax=None, lrs=None, **kw: seen.append(lrs))
+    experiment.protocol_figure(result, 2, objective="mean")
+    experiment.protocol_figure(result, 2, objective="final")
+    assert seen == [{"nag": 0.01, "adam": 0.01}, {"nag": 0.1, "adam": 0.1}]
