@@ -6,7 +6,8 @@
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
-CHAPTERS := quadratics mnist keras cifar stn hyper beyond
+# The chapters, each after those it reads, as l2l/chapters/__init__.py declares them (CHAPTERS, NEEDS).
+CHAPTERS = $(shell $(PY) -m l2l.book list --names)
 # Where the datasets are (see README); ../shared/data on the project's machines.
 export L2L_DATA_DIR ?= $(if $(wildcard ../shared/data),$(abspath ../shared/data),)
 export TF_CPP_MIN_LOG_LEVEL ?= 2

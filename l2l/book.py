@@ -33,7 +33,7 @@ import threading
 import time
 from pathlib import Path
 
-from l2l.chapters import CHAPTERS, ParameterError
+from l2l.chapters import CHAPTERS, ParameterError, execution_order
 from l2l.provenance import PROVENANCE_VARIABLE, THREADS_VARIABLE, provenance
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -296,9 +296,13 @@ def main(argv=None):
     runner.add_argument("--profile", default="full", help="'full' (default) or a profile in notebooks/profiles.yaml")
     runner.add_argument("-o", "--output", help="executed notebook path (default book/<chapter>.ipynb, or _build/<profile>/ for other profiles)")
     runner.add_argument("--threads", type=int, help="TensorFlow threads for the chapter (default: every core); 1 leaves a core to a long run")
-    sub.add_parser("list", help="chapters, profiles and parameters")
+    lister = sub.add_parser("list", help="chapters, profiles and parameters")
+    lister.add_argument("--names", action="store_true", help="only the chapters' names, each after the chapters it reads (make smoke uses it)")
     args = parser.parse_args(argv)
     try:
+        if args.command == "list" and args.names:
+            print(" ".join(execution_order()))
+            return 0
         if args.command == "list":
             for chapter, params in CHAPTERS.items():
                 print(f"{chapter}: profiles full, {', '.join(profiles().get(chapter, {}))}")

@@ -561,7 +561,7 @@ class SpatialTransformer:
         """(photometric loss [n], success rate [n]: the share of pairs whose predicted warp puts every corner within
         `tolerance` pixels of the true inverse's) on `pairs` warped images of `data`, the same pairs for every call."""
         from l2l import warp
-        from l2l.rollout import generator
+        from l2l.streams import generator
 
         index = tf.range(min(pairs, int(data.y.shape[0])), dtype=tf.int64)[None]  # [1, m]: one set of pairs, for every instance
         drawn = self.pairs(generator(seed), index, params.dtype, source=data)

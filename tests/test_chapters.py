@@ -113,3 +113,29 @@ def test_the_preregistration_page_lists_exactly_the_endpoints_in_code():
     assert [e.name for e in chapters.endpoints("mnist") if e.primary] == ["primary"]
     assert all(e.against and e.step >= 1 and e.runs >= 3 and 0 < e.meta_epochs <= chapters.PAPER_EPOCHS for e in chapters.ENDPOINTS)
     assert chapters.budget_words(200) == "at 200 of the DeepMind code's 10,000 meta-training epochs (2%)"
+
+
+def test_the_chapter_list_is_declared_once_and_each_chapter_runs_after_what_it_reads():
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    order = chapters.execution_order()
+    assert sorted(order) == sorted(chapters.CHAPTERS) and set(chapters.NEEDS) <= set(chapters.CHAPTERS)
+    for chapter, needs in chapters.NEEDS.items():
+        assert all(order.index(n) < order.index(chapter) for n in needs), chapter
+    assert {p.stem for p in (root / "notebooks").glob("*.py")} == set(chapters.CHAPTERS)  # a notebook per chapter, a chapter per notebook
+
+
+def test_every_committed_run_is_still_found_by_its_key():
+    """Run keys hash the run's description (never a module path): moving code must not move them."""
+    import json
+    from pathlib import Path
+
+    from l2l import meta
+
+    root = Path(__file__).resolve().parents[1]
+    found = sorted(root.glob("book/results/*/runs/*/run.json"))
+    assert len(found) >= 10
+    for path in found:
+        saved = json.loads(path.read_text())
+        assert saved["key"] == path.parent.name == meta._key(saved["config"]), path

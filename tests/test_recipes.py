@@ -240,7 +240,8 @@ def test_the_beyond_keras_panel_is_kept_under_its_weights_and_settings_and_read_
     import json
     import types
 
-    from l2l import chapters, keras_training, pretrained, provenance
+    from l2l import chapters, keras_training, provenance
+    from l2l.pretrained import maintainer
 
     splits = _random_splits((28, 28), ("valid", "test_train", "test_heldout"))
     cifar = _random_splits((32, 32, 3), ("valid", "test_train", "test_heldout"))
@@ -261,7 +262,7 @@ def test_the_beyond_keras_panel_is_kept_under_its_weights_and_settings_and_read_
         ratio = 1.0 + len(images("test_train")[0]) / 100 + steps
         return {"ratio": ratio, "adam_lr": 0.001}, {"model": name, "ratio": f"{ratio:.3f}"}, f"{name}: {who} against tuned ADAM"
 
-    monkeypatch.setattr(pretrained, "choose_multiplier", choose)
+    monkeypatch.setattr(maintainer, "choose_multiplier", choose)
     monkeypatch.setattr(keras_training, "against_tuned_adam", against)
     lines = []
     first = recipes.beyond_keras(p, general(0), splits, cifar, log=lines.append)

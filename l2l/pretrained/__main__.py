@@ -1,5 +1,5 @@
 import sys
 
-from l2l.pretrained import main
+from l2l.pretrained.maintainer import main
 
 sys.exit(main())
