@@ -1,4 +1,4 @@
-# make book   : builds the HTML book offline into _build/html (creates .venv first)
+# make book   : builds the HTML book offline into _build/html (creates .venv first); make publish: pushes it to gh-pages
 # make test   : runs every test tier (creates .venv first); make test-fast: the unit tier, for the edit loop
 # make smoke  : executes every chapter in its smoke profile into _build/smoke/
 # make chapters: re-executes every chapter in the full profile (what the book shows)
@@ -17,7 +17,7 @@ comma := ,
 JEMALLOC := $(firstword $(wildcard /usr/lib/x86_64-linux-gnu/libjemalloc.so.2 /usr/lib/aarch64-linux-gnu/libjemalloc.so.2))
 RUN := $(if $(JEMALLOC),env LD_PRELOAD=$(JEMALLOC) MALLOC_CONF=dirty_decay_ms:-1$(comma)muzzy_decay_ms:-1 )$(PY)
 
-.PHONY: venv book test test-fast smoke chapters bench clean
+.PHONY: venv book publish test test-fast smoke chapters bench clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,10 @@ venv: $(VENV)/.installed
 book: venv
 	$(VENV)/bin/jupyter-book build . --toc book/_toc.yml --config _config.yml -W -n --keep-going
 	@echo "open _build/html/index.html"
+
+# The built book onto the gh-pages branch of origin (REMOTE=... for another), which a static host serves.
+publish: book
+	$(PY) -m l2l.book publish --remote $(or $(REMOTE),origin)
 
 # Every tier, on two workers of one core each (tests/conftest.py); --dist loadgroup keeps tests that share a file on one worker.
 test: venv

@@ -4,6 +4,7 @@
     python -m l2l.book run quadratics --profile smoke     # minutes on a laptop CPU, into _build/smoke/
     python -m l2l.book run quadratics -p meta_epochs 50 -f params.yaml
     python -m l2l.book list                               # chapters and their parameters
+    python -m l2l.book publish                            # the built book to the gh-pages branch (make publish)
 
 A chapter is `notebooks/<name>.py` in jupytext's percent format with one cell
 tagged `parameters`, and a parameters dataclass in l2l.chapters. The runner
@@ -286,6 +287,34 @@ def _read_parameter_file(path):
     return values
 
 
+def publish(html="_build/html", remote="origin", branch="gh-pages", cwd=None):
+    """Pushes the built book (`html`, made by `make book`) to `branch` of `remote` as the branch's only content, for a
+    static host (GitHub Pages serves gh-pages). The commit message names the commit the book was built from.
+    Refuses a folder that holds no built book (no index.html): build it first."""
+    import subprocess
+
+    from ghp_import import GhpError, ghp_import
+
+    site = Path(cwd or ".") / html
+    if not (site / "index.html").is_file():
+        raise ParameterError(f"{site} holds no built book (no index.html): run `make book` first, or give --html the build's folder")
+    head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=cwd, capture_output=True, text=True)
+    if head.returncode:
+        raise ParameterError(f"{Path(cwd or '.').resolve()} is not a git repository: publish pushes from the book's clone")
+    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=cwd, capture_output=True, text=True).stdout.strip()
+    message = f"The book built from {head.stdout.strip()}" + (" (with uncommitted changes)" if dirty else "")
+    here = os.getcwd()
+    try:
+        os.chdir(cwd or here)  # ghp-import works on the repository of the working directory
+        ghp_import(str(site.resolve()), remote=remote, branch=branch, mesg=message, push=True, force=True, nojekyll=True, no_history=True)
+    except (GhpError, subprocess.CalledProcessError) as error:
+        said = getattr(error, "message", None) or (error.stderr or b"").decode(errors="replace").strip() or str(error)
+        raise ParameterError(f"publishing to {branch} of {remote!r} failed ({said}); check that the remote exists and can be pushed to") from None
+    finally:
+        os.chdir(here)
+    return message
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m l2l.book", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -296,10 +325,17 @@ def main(argv=None):
     runner.add_argument("--profile", default="full", help="'full' (default) or a profile in notebooks/profiles.yaml")
     runner.add_argument("-o", "--output", help="executed notebook path (default book/<chapter>.ipynb, or _build/<profile>/ for other profiles)")
     runner.add_argument("--threads", type=int, help="TensorFlow threads for the chapter (default: every core); 1 leaves a core to a long run")
+    pusher = sub.add_parser("publish", help="push the built book (make book) to a gh-pages branch for a static host")
+    pusher.add_argument("--remote", default="origin", help="the git remote to push to (default origin)")
+    pusher.add_argument("--branch", default="gh-pages", help="the branch the host serves (default gh-pages)")
+    pusher.add_argument("--html", default="_build/html", help="the built book (default _build/html)")
     lister = sub.add_parser("list", help="chapters, profiles and parameters")
     lister.add_argument("--names", action="store_true", help="only the chapters' names, each after the chapters it reads (make smoke uses it)")
     args = parser.parse_args(argv)
     try:
+        if args.command == "publish":
+            print(publish(args.html, args.remote, args.branch))
+            return 0
         if args.command == "list" and args.names:
             print(" ".join(execution_order()))
             return 0

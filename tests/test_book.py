@@ -430,3 +430,34 @@ def test_a_failure_with_the_output_on_another_filesystem_says_its_cause_and_leav
         book.run("quadratics", "smoke", {"results_dir": str(tmp_path / "results")}, output=output, log_output=False)
     assert not (tmp_path / "elsewhere" / "quadratics.running.ipynb").exists()
     assert failed.exists() != copy_fails and not list(failed.parent.glob(".*.tmp"))
+
+
+def test_publish_pushes_the_built_book_to_a_gh_pages_branch_of_a_bare_repository(tmp_path):
+    """make publish, against a local bare repository standing in for the host."""
+    git = lambda *args, cwd: subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True).stdout
+    remote, clone = tmp_path / "host.git", tmp_path / "clone"
+    git("init", "--bare", "-q", str(remote), cwd=tmp_path)
+    git("init", "-q", str(clone), cwd=tmp_path)
+    for key, value in [("user.email", "l2l@example.org"), ("user.name", "l2l")]:
+        git("config", key, value, cwd=clone)
+    (clone / "README.md").write_text("the book's clone\n")
+    git("add", "README.md", cwd=clone)
+    git("commit", "-q", "-m", "first", cwd=clone)
+    git("remote", "add", "origin", str(remote), cwd=clone)
+    with pytest.raises(book.ParameterError, match="holds no built book .*run `make book` first"):
+        book.publish(cwd=clone)
+    site = clone / "_build" / "html"
+    (site / "book").mkdir(parents=True)
+    (site / "index.html").write_text("<html>the book</html>")
+    (site / "book" / "mnist.html").write_text("<html>MNIST</html>")
+    head = git("rev-parse", "--short", "HEAD", cwd=clone).strip()
+    assert book.publish(cwd=clone) == f"The book built from {head}"
+    assert sorted(git("ls-tree", "-r", "--name-only", "gh-pages", cwd=remote).split()) == [".nojekyll", "book/mnist.html", "index.html"]
+    assert git("show", "gh-pages:index.html", cwd=remote) == "<html>the book</html>"
+    # Published again after a change: the branch holds the new book only, in one commit (no history to carry).
+    (site / "book" / "mnist.html").unlink()
+    book.publish(cwd=clone)
+    assert sorted(git("ls-tree", "-r", "--name-only", "gh-pages", cwd=remote).split()) == [".nojekyll", "index.html"]
+    assert len(git("log", "--oneline", "gh-pages", cwd=remote).splitlines()) == 1
+    with pytest.raises(book.ParameterError, match="publishing to gh-pages of 'nowhere' failed"):
+        book.publish(cwd=clone, remote="nowhere")

@@ -78,3 +78,13 @@ def test_every_command_line_prints_its_help(module, argv, capsys):
     with pytest.raises(SystemExit) as stop:
         importlib.import_module(module).main(argv)
     assert stop.value.code == 0 and "usage:" in capsys.readouterr().out
+
+
+def test_the_site_workflow_builds_the_committed_book_and_deploys_it():
+    workflow = yaml.safe_load((ROOT / ".github" / "workflows" / "book.yml").read_text())
+    trigger = workflow[True] if True in workflow else workflow["on"]  # YAML 1.1 reads the key `on` as true
+    assert trigger["push"]["branches"] == ["main"]
+    build = [step.get("run") or step.get("uses") for step in workflow["jobs"]["build"]["steps"]]
+    assert "make book" in build and any(s.startswith("actions/upload-pages-artifact") for s in build)
+    assert workflow["jobs"]["build"]["steps"][-1]["with"]["path"] == "_build/html"
+    assert workflow["jobs"]["deploy"]["steps"][0]["uses"].startswith("actions/deploy-pages")
