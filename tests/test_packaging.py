@@ -88,3 +88,36 @@ def test_the_site_workflow_builds_the_committed_book_and_deploys_it():
     assert "make book" in build and any(s.startswith("actions/upload-pages-artifact") for s in build)
     assert workflow["jobs"]["build"]["steps"][-1]["with"]["path"] == "_build/html"
     assert workflow["jobs"]["deploy"]["steps"][0]["uses"].startswith("actions/deploy-pages")
+
+
+# What each README Python block is shrunk to when the test runs it: (text in the block, text it becomes). Each must
+# match, so a changed block fails here until its shrinking is updated, rather than running at full size.
+README_SHRINK = {
+    "import keras": [("model.fit(x, y, batch_size=128, epochs=1)", "model.fit(x[:512], y[:512], batch_size=128, epochs=1)")],
+    "from l2l import experiment": [("epochs=500", "epochs=2"), ("range(5)", "range(2)"), ("tune_instances=128", "tune_instances=4"),
+                                   ("instances=128", "instances=4"), ("tune_steps=100, steps=200, report_steps=(100, 200)",
+                                                                      "tune_steps=10, steps=20, report_steps=(10, 20)")],
+}
+
+
+def _readme_blocks():
+    readme = (ROOT / "README.md").read_text()
+    return re.findall(r"^```python\n(.*?)^```", readme, flags=re.S | re.M)
+
+
+@pytest.mark.parametrize("index", range(len(_readme_blocks())))
+def test_every_python_block_of_the_readme_runs_as_written(index, tmp_path):
+    """Each block runs in a fresh interpreter in an empty folder, shrunk only where README_SHRINK says."""
+    import os
+
+    block = _readme_blocks()[index]
+    (start,) = [k for k in README_SHRINK if block.startswith(k)] or [None]
+    assert start is not None, f"README block {index} has no entry in README_SHRINK: say how the test shrinks it (or that it need not)"
+    if "load_mnist" in block and not os.environ.get("L2L_DATA_DIR") and not (ROOT.parent / "shared" / "data").is_dir():
+        pytest.skip("no dataset mirror: set L2L_DATA_DIR")
+    for old, new in README_SHRINK[start]:
+        assert old in block, f"README block {index} no longer contains {old!r}: update README_SHRINK"
+        block = block.replace(old, new)
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "L2L_DATA_DIR": os.environ.get("L2L_DATA_DIR") or str(ROOT.parent / "shared" / "data")}
+    out = subprocess.run([sys.executable, "-c", block], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900)
+    assert out.returncode == 0, out.stderr[-3000:]
