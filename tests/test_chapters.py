@@ -43,7 +43,9 @@ def test_every_chapter_checks_its_ranges_and_defaults_pass():
     with pytest.raises(chapters.ParameterError, match="adam_grid needs at least one positive"):
         chapters.Keras(adam_grid=[])
     with pytest.raises(chapters.ParameterError, match=r"sub_labels must be held out from both subsets, but \[4\]"):
-        chapters.Cifar(sub_labels=[4, 5, 6])
+        chapters.Cifar(sub_labels=[4, 5, 6, 7, 8])
+    with pytest.raises(chapters.ParameterError, match=r"sub_labels \(\[5, 6, 7\]\) must be as many as cifar5_labels"):
+        chapters.Cifar(sub_labels=[5, 6, 7])
     with pytest.raises(chapters.ParameterError, match="cifar2_labels needs at least two distinct CIFAR-10 labels"):
         chapters.Cifar(cifar2_labels=[0, 10])
     with pytest.raises(chapters.ParameterError, match=r"horizon \(90\) must be a multiple of unroll \(20\)"):

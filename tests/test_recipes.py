@@ -39,8 +39,11 @@ def test_the_cifar_recipe_builds_each_learner_from_the_chapters_parameters():
     x = np.random.default_rng(0).integers(0, 256, size=(40, 32, 32, 3), dtype=np.uint8)
     part = problems.image_data(x, np.arange(40) % 10, "tiny")
     splits = {"meta_train": part, "valid": part}
-    p = chapters.Cifar(meta_epochs=7, sub_labels=[6, 7, 8])
-    two, one, sub = (recipes.cifar(name, seed=2, params=p, splits=splits) for name in recipes.CIFAR_LEARNERS)
+    p = chapters.Cifar(meta_epochs=7, cifar5_labels=[0, 1, 2], cifar2_labels=[0, 1], sub_labels=[6, 7, 8])
+    two, one, sub, five = (recipes.cifar(name, seed=2, params=p, splits=splits) for name in recipes.CIFAR_LEARNERS)
+    # lstm_sub's control: the same 5-way ConvNets and LSTMs, on the CIFAR-5 panel's labels instead of held-out ones.
+    assert five.problem.classes == sub.problem.classes == 3 and five.problem.data.name == "tiny{labels 0,1,2}"
+    assert five.lstm_config == sub.lstm_config and five.meta_config == sub.meta_config and five.meta_config.snapshot_every == 100
     assert set(two.lstm_config) == {"conv", "other"} and one.lstm_config == two.lstm_config["conv"]
     assert two.meta_config.seed == 2 and two.meta_config.epochs == 7 and two.meta_config.select_on == "mean"
     assert sub.problem.classes == 3 and sub.problem.data.name == "tiny{labels 6,7,8}" and int(sub.problem.data.y.shape[0]) == 12

@@ -83,7 +83,7 @@ class Beyond(ChapterParameters):
 BEYOND_ROOT = "book/results/beyond/runs"  # committed: the beyond chapter's meta-training outlasts a session
 
 
-# Each technique beyond the paper, added alone to the paper's recipe in the chapter's ablation (l2l.Beyond).
+# Each technique beyond the paper, added alone to the paper's recipe in the chapter's ablation (l2l.chapters.Beyond).
 TECHNIQUES = {
     "inputs": "RNNprop's Adam-normalised inputs and bounded output, 0.1 tanh (Lv et al. 2017)",
     "rescale": "random rescaling of every coordinate of the training MLPs, c = exp(U[-3, 3]) (Lv et al. 2017)",
@@ -114,7 +114,7 @@ def tuned_adam_lr(images, horizon, instances):
 
 def beyond(variant="combined", seed=0, epochs=None, clip_norm=None, params=None, splits=None):
     """The beyond chapter's meta-training run of `variant` (BEYOND_VARIANTS), built from the chapter's parameters
-    `params` (l2l.Beyond; default its full profile): "paper" is the MNIST chapter's recipe, a technique's
+    `params` (l2l.chapters.Beyond; default its full profile): "paper" is the MNIST chapter's recipe, a technique's
     name adds that technique alone (TECHNIQUES), "combined" adds params.combined's together, and "general"
     trains the combination on a mixture of tasks that no test panel belongs to (Fashion-MNIST images 0-39,999,
     quadratics)."""

@@ -49,6 +49,9 @@ class Cifar(ChapterParameters):
             labels = getattr(self, name)
             if len(labels) < 2 or len(set(labels)) != len(labels) or not all(0 <= k <= 9 for k in labels):
                 raise ParameterError(f"Cifar.{name} needs at least two distinct CIFAR-10 labels in 0..9, got {list(labels)}")
+        if len(self.sub_labels) != len(self.cifar5_labels):
+            raise ParameterError(f"Cifar.sub_labels ({list(self.sub_labels)}) must be as many as cifar5_labels ({list(self.cifar5_labels)}): "
+                                 "lstm_sub and its control lstm_five then differ only in which labels they saw, not in output size")
         shared = sorted(set(self.sub_labels) & (set(self.cifar5_labels) | set(self.cifar2_labels)))
         if shared:
             raise ParameterError(f"Cifar.sub_labels must be held out from both subsets, but {shared} are in cifar5_labels or cifar2_labels")
@@ -63,7 +66,10 @@ class Cifar(ChapterParameters):
 CIFAR_ROOT = "book/results/cifar/runs"  # committed: the CIFAR chapter's meta-training outlasts a session
 
 
-CIFAR_LEARNERS = ("lstm", "lstm_one", "lstm_sub")
+# lstm_five is lstm_sub's control: two LSTMs meta-trained on 5-way ConvNets as lstm_sub is, but on the CIFAR-5 panel's
+# own labels (their meta-training images), so that on that panel the two differ only in whether its labels were seen
+# (lstm, meta-trained 10-way, differs in output size too: the confound the budget review found).
+CIFAR_LEARNERS = ("lstm", "lstm_one", "lstm_sub", "lstm_five")
 
 
 def cifar_images(splits, part, labels=None):
@@ -82,21 +88,22 @@ def cifar_convnet(splits, part, labels=None):
 
 def cifar(learner="lstm", seed=0, epochs=None, clip_norm=None, params=None, splits=None):
     """The CIFAR chapter's meta-training run of `learner`, built from the chapter's parameters `params`
-    (l2l.Cifar; default: its full profile), so that the chapter and this command file it under
+    (l2l.chapters.Cifar; default: its full profile), so that the chapter and this command file it under
     one run key. lstm: two LSTMs (parameter groups "conv", the convolution kernels, and "other");
-    lstm_one: one LSTM for every parameter; lstm_sub: two LSTMs meta-trained on params.sub_labels only."""
+    lstm_one: one LSTM for every parameter; lstm_sub: two LSTMs meta-trained on params.sub_labels only; lstm_five: two
+    LSTMs meta-trained on params.cifar5_labels (5 outputs, as lstm_sub). Snapshots every 100 epochs, for the budget curve."""
     from l2l import data, learned_optimizer, meta
 
     if learner not in CIFAR_LEARNERS:
         raise ValueError(f"unknown CIFAR learner {learner!r}; learners: {list(CIFAR_LEARNERS)}")
     p = params or Cifar()
     splits = splits or data.cifar_splits()
-    labels = p.sub_labels if learner == "lstm_sub" else None
+    labels = {"lstm_sub": p.sub_labels, "lstm_five": p.cifar5_labels}.get(learner)
     convnet = lambda part: cifar_convnet(splits, part, labels)
     lstm = learned_optimizer.LSTMConfig(preprocess_p=p.preprocess_p, scale=p.scale)
     config = meta.MetaConfig(seed=seed, epochs=epochs or p.meta_epochs, batch=1, horizon=p.horizon, unroll=p.unroll, meta_lr=p.meta_lr,
                              clip_norm=p.clip_norm if clip_norm is None else clip_norm, valid_every=p.valid_every,
-                             valid_instances=p.valid_instances, select_on="mean", checkpoint_every=5)
+                             valid_instances=p.valid_instances, select_on="mean", checkpoint_every=5, snapshot_every=100)
     return Recipe(convnet("meta_train"), convnet("valid"), lstm if learner == "lstm_one" else {"conv": lstm, "other": lstm}, config)
 
 

@@ -43,7 +43,7 @@ QUADRATIC_SETTINGS = ("paper", "deepmind")  # the paper's text (W, y ~ N(0, 1), 
 
 def quadratics(setting="paper", seed=0, epochs=10000, params=None):
     """The quadratics chapter's meta-training run of `setting` (QUADRATIC_SETTINGS), built as the chapter builds it from
-    `params` (l2l.Quadratics; default its full profile at `epochs`), so that the chapter at meta_epochs 10,000 and
+    `params` (l2l.chapters.Quadratics; default its full profile at `epochs`), so that the chapter at meta_epochs 10,000 and
     checkpoint_dir QUADRATICS_ROOT finds the campaign's runs by their keys (epochs are not in a run's key).
     Checkpoints every 100 epochs; snapshots every 1,000, for the budget curve."""
     from l2l import learned_optimizer, meta, problems
