@@ -224,14 +224,16 @@ def test_smoke_chapter_through_papermill_records_its_provenance_and_summary(smok
     if chapter == "mnist":
         assert set(summary["panels"]) == {"base", "hidden40", "layers2", "relu", "fashion", "deepmind_settings", "budget"}
         assert set(summary["panels"]["hidden40"]["optimisers"]) == {"lstm", "lstm_tuned", "sgd", "rmsprop", "adam", "nag"}
-        assert summary["panels"]["base"]["optimisers"]["lstm"]["loss"]["100"]["runs"] == summary["parameters"]["meta_seeds"]
+        horizon = str(summary["parameters"]["horizon"])
+        assert summary["panels"]["base"]["optimisers"]["lstm"]["loss"][horizon]["runs"] == summary["parameters"]["meta_seeds"]
         base = summary["panels"]["base"]["optimisers"]["lstm"]
-        assert set(base["accuracy"]) == set(base["loss"]) and 0 <= base["accuracy"]["100"]["mean"] <= 1
+        assert set(base["accuracy"]) == set(base["loss"]) and 0 <= base["accuracy"][horizon]["mean"] <= 1
     if chapter == "cifar":
         assert set(summary["panels"]) == {"cifar10", "cifar5", "cifar2", "mnist_transfer", "keras", "one_lstm"}
         assert set(summary["panels"]["mnist_transfer"]["optimisers"]) == {"lstm_mnist", "lstm_mnist_tuned", "sgd", "rmsprop", "adam", "nag"}
         assert set(summary["panels"]["cifar5"]["optimisers"]) == {"lstm", "lstm_sub", "sgd", "rmsprop", "adam", "nag"}
-        assert summary["panels"]["cifar10"]["optimisers"]["lstm"]["loss"]["10"]["runs"] == summary["parameters"]["meta_seeds"]
+        horizon = str(summary["parameters"]["horizon"])
+        assert summary["panels"]["cifar10"]["optimisers"]["lstm"]["loss"][horizon]["runs"] == summary["parameters"]["meta_seeds"]
         assert summary["panels"]["cifar10"]["optimisers"]["adam"] == summary["panels"]["one_lstm"]["optimisers"]["adam"]  # one evaluation
     if chapter == "stn":
         assert set(summary["panels"]) == {"pairs", "unseen_digits", "large_warps", "fashion", "amortised", "single_template"}
