@@ -152,9 +152,15 @@ EXTRA_GRIDS = {"nag": {"momentum": (0.5, 0.9, 0.99)}, "adam": {"beta_1": (0.5, 0
 DECAY_GRID = {"decay_to": (1.0, 0.3, 0.1, 0.03), "cosine": (0.0, 1.0)}
 
 
-def scheduled_grids(decay_steps, extra=EXTRA_GRIDS):
-    """The extra grids of nag_decay and adam_decay, their schedule ending at `decay_steps` (an endpoint's step)."""
-    return {f"{name}_decay": {**extra[name], **DECAY_GRID, "decay_steps": (float(decay_steps),)} for name in ("nag", "adam")}
+def scheduled_grids(*decay_steps, extra=EXTRA_GRIDS):
+    """The extra grids of nag_decay and adam_decay, their schedule ending at one of `decay_steps` (the endpoints'
+    steps: a baseline tuned for step 200 may choose the schedule that ends there)."""
+    if not decay_steps or min(decay_steps) < 1:
+        raise ValueError(f"scheduled_grids needs at least one step >= 1 for the schedule to end at, got {decay_steps}")
+    return {f"{name}_decay": {**extra[name], **DECAY_GRID, "decay_steps": tuple(float(s) for s in decay_steps)} for name in ("nag", "adam")}
+
+
+
 OBJECTIVES = ("final", "mean")  # the loss at the last step; the mean over steps 1..steps (the meta-objective)
 # A learned optimiser's step multiplier (optimizers.scaled), tuned like a learning rate wherever it is
 # transferred: half-decades from 0.1 to 3.16, so 1 (the optimiser as meta-trained) is on the grid.

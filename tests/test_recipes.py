@@ -373,3 +373,27 @@ def test_the_quadratics_recipe_builds_the_chapters_runs_so_the_chapter_finds_the
         recipes.main(["status", "quadratics"])
     with pytest.raises(SystemExit, match="--setting goes with the quadratics recipe"):
         recipes.main(["status", "mnist_budget", "--setting", "paper"])
+
+
+def test_the_mnist_budget_endpoints_are_read_from_one_protocol_with_the_scheduled_baselines_tuned(monkeypatch):
+    """On tiny stand-ins: the endpoints' steps shrunk to 4 and 8, two-value grids; the real ones are the chapter's."""
+    import dataclasses
+
+    from l2l import chapters, evaluate, experiment, optimizers
+    from l2l.chapters import mnist
+
+    splits = _random_splits((28, 28), ("valid", "test_train", "test_heldout"))
+    small = tuple(dataclasses.replace(e, step=4 if e.step == 100 else 8) for e in mnist.ENDPOINTS)
+    monkeypatch.setattr(mnist, "ENDPOINTS", small)
+    monkeypatch.setattr(evaluate, "DECAY_GRID", {"decay_to": (1.0, 0.1), "cosine": (0.0,)})
+    monkeypatch.setattr(evaluate, "EXTRA_GRIDS", {"nag": {"momentum": (0.9,)}, "adam": {"beta_1": (0.9,)}})
+    fixed = lambda lr: type("Fixed", (), {"optimizer": lambda self, problem=None: optimizers.sgd(lr)})()
+    p = chapters.Mnist(eval_instances=2, tune_instances=2)
+    result, read = mnist.budget_endpoints(p, splits, [fixed(0.5), fixed(0.3), fixed(0.4)], log=lambda line: None, grid=(0.01, 0.3))
+    assert list(read) == [e.name for e in small] and result.panel.report_steps == (4, 8)
+    assert set(result.settings[4]["final"]) == {"sgd", "rmsprop", "adam", "nag", "nag_decay", "adam_decay"}
+    assert result.settings[8]["final"]["nag_decay"]["decay_steps"] in (4.0, 8.0)  # a schedule may end at either endpoint step
+    for e in small:
+        assert read[e.name] == experiment.read_endpoint(result, e) and read[e.name]["runs"] == 3
+        assert read[e.name]["outcome"] in ("reproduced", "not reproduced", "inconclusive")
+    assert read["nag100"]["best"] == "nag" and read["primary"]["chosen_on"] == "tuning"

@@ -93,3 +93,24 @@ ENDPOINTS = (
     Endpoint("mnist", "adam100", f"{MNIST_SETUP}: final training loss at step 100 against tuned ADAM alone", "final", 100, "lstm_budget", ("adam",), 10000, 5, False),
     Endpoint("mnist", "time100", f"{MNIST_SETUP}: training loss at equal wall-clock time (the LSTM's 100 steps)", "time", 100, "lstm_budget", BASELINES + SCHEDULED, 10000, 5, False),
 )
+
+
+def budget_endpoints(params, splits, runs, cache_dir=None, log=print, grid=None):
+    """The MNIST chapter's pre-registered endpoints (ENDPOINTS), read from the budget campaign's finished runs.
+
+    runs: the mnist_budget runs (MetaResults or saved runs, in seed order), each at its best-by-validation weights;
+    run k meets the baselines on test seed k. Every baseline of the endpoints (the four of the paper and the scheduled
+    NAG and ADAM, their schedules ending at 100 or 200 steps) is tuned on the chapter's tuning images for each step and
+    metric, on params.tune_instances MLPs; the test panel trains params.eval_instances MLPs per seed on the chapter's
+    test images to 200 steps, measured on the held-out images. Returns (the protocol result, endpoint name -> its
+    reading by l2l.experiment.read_endpoint). grid: the baselines' first-stage rates (default l2l.evaluate.LR_GRID)."""
+    from l2l import evaluate, experiment
+
+    steps = sorted({e.step for e in ENDPOINTS})
+    panel = mnist_panel(splits, "budget_endpoints", "MNIST, MLP 784-20-10 sigmoid: the 10,000-epoch runs", horizon=min(steps), long_steps=max(steps))
+    baselines = tuple(dict.fromkeys(b for e in ENDPOINTS for b in e.against))
+    result = experiment.run_protocol(panel, {"lstm_budget": list(runs)}, instances=params.eval_instances, seeds=list(range(len(runs))),
+                                     tune_instances=params.tune_instances, baselines=baselines,
+                                     extra={**evaluate.EXTRA_GRIDS, **evaluate.scheduled_grids(*steps)}, learned_name="lstm_budget",
+                                     cache_dir=cache_dir, log=log, grid=grid or evaluate.LR_GRID)
+    return result, {e.name: experiment.read_endpoint(result, e) for e in ENDPOINTS}
