@@ -287,6 +287,27 @@ def _read_parameter_file(path):
     return values
 
 
+MAX_TABLE_COLUMNS = 7  # a table a reader can read at the text column's width, and in print
+
+
+def page_problems(notebook, max_columns=MAX_TABLE_COLUMNS):
+    """What an executed chapter shows that a book page should not: stderr output, a runner's log line ("wrote ...")
+    and Markdown tables (shown or glued) of more than max_columns columns. A list of one-line descriptions."""
+    problems = []
+    for index, cell in enumerate(notebook.cells):
+        for output in cell.get("outputs", []):
+            if output.get("output_type") == "stream":
+                text = output.get("text", "")
+                if output.get("name") == "stderr" and text.strip():
+                    problems.append(f"cell {index}: stderr output: {text.strip().splitlines()[0][:80]}")
+                problems += [f"cell {index}: a log line: {line[:80]}" for line in text.splitlines() if line.startswith("wrote ")]
+            markdown = output.get("data", {}).get("text/markdown", "")
+            widths = [line.count("|") - 1 for line in markdown.splitlines() if line.startswith("|")]
+            if widths and max(widths) > max_columns:
+                problems.append(f"cell {index}: a table of {max(widths)} columns (more than {max_columns})")
+    return problems
+
+
 def publish(html="_build/html", remote="origin", branch="gh-pages", cwd=None):
     """Pushes the built book (`html`, made by `make book`) to `branch` of `remote` as the branch's only content, for a
     static host (GitHub Pages serves gh-pages). The commit message names the commit the book was built from.

@@ -463,3 +463,27 @@ def test_publish_pushes_the_built_book_to_a_gh_pages_branch_of_a_bare_repository
     assert len(git("log", "--oneline", "gh-pages", cwd=remote).splitlines()) == 1
     with pytest.raises(book.ParameterError, match="publishing to gh-pages of 'nowhere' failed"):
         book.publish(cwd=clone, remote="nowhere")
+
+
+def test_page_problems_finds_stderr_log_lines_and_wide_tables():
+    nb = nbformat.v4.new_notebook()
+    cell = nbformat.v4.new_code_cell("x")
+    cell.outputs = [nbformat.v4.new_output("stream", name="stderr", text="RuntimeWarning: overflow\n"),
+                    nbformat.v4.new_output("stream", name="stdout", text="fine\nwrote book/results/x/summary.json\n"),
+                    nbformat.v4.new_output("display_data", data={"text/markdown": "| a | b |\n|---|---|\n| 1 | 2 |"}),
+                    nbformat.v4.new_output("display_data", data={"text/markdown": "|" + " c |" * 9 + "\n"})]
+    nb.cells.append(cell)
+    found = book.page_problems(nb)
+    assert found == ["cell 0: stderr output: RuntimeWarning: overflow", "cell 0: a log line: wrote book/results/x/summary.json",
+                     "cell 0: a table of 9 columns (more than 7)"]
+    assert book.page_problems(nb, max_columns=9) == found[:2]
+
+
+def test_no_committed_chapter_page_shows_more_problems_than_recorded():
+    """A ratchet: re-executed chapters may only lower tests/data/page_problems.json's counts (the reader's-book issue
+    asks for none); a new stderr line, log line or wide table on a committed page fails here."""
+    recorded = json.loads((ROOT / "tests" / "data" / "page_problems.json").read_text())["counts"]
+    assert set(recorded) == set(CHAPTERS)
+    for chapter in CHAPTERS:
+        found = book.page_problems(nbformat.read(ROOT / "book" / f"{chapter}.ipynb", as_version=4))
+        assert len(found) <= recorded[chapter], f"{chapter}: {found}"
