@@ -144,6 +144,20 @@ def over_runs(values, level=0.95):
     return {"mean": mean, "ci95": [mean - half, mean + half], "runs": n}
 
 
+# What each reported quantity can be: its interval is clipped to this range (a t-interval over a few runs of a loss
+# near 0 reached below 0 in the book, e.g. "0.748 [-0.306, 1.8]"); differences are never clipped.
+RANGES = {"loss": (0.0, math.inf), "trajectory_mean": (0.0, math.inf), "heldout_loss": (0.0, math.inf), "accuracy": (0.0, 1.0),
+          "corner_error": (0.0, math.inf), "success": (0.0, 1.0)}
+
+
+def within(interval, quantity):
+    """over_runs' result for `quantity` (a key of RANGES) with its ci95 clipped to what the quantity can be, and
+    "clipped": True where that changed it. The mean is never changed."""
+    low, high = RANGES[quantity]
+    ci = [min(max(interval["ci95"][0], low), high), max(min(interval["ci95"][1], high), low)]
+    return {**interval, "ci95": ci, **({"clipped": True} if ci != list(interval["ci95"]) else {})}
+
+
 def finite_or_inf(value):
     """A score to rank by: NaN (a diverged run) ranks with +inf, after every finite value."""
     value = float(value)

@@ -129,3 +129,15 @@ def test_the_detectable_difference_shrinks_with_runs_as_one_over_root_n_times_th
     t = samples.mean(axis=1) / (samples.std(axis=1, ddof=1) / np.sqrt(5))
     power = np.mean(t < -scipy_stats.t.ppf(0.975, 4))
     assert 0.75 < power < 0.85, power
+
+
+def test_an_interval_of_a_positive_quantity_is_clipped_to_what_it_can_be_and_says_so():
+    runs = np.array([0.05, 0.1, 2.1])  # a loss near 0 with one run far up: the t-interval reaches below 0
+    raw = stats.over_runs(runs)
+    assert raw["ci95"][0] < 0
+    loss = stats.within(raw, "loss")
+    assert loss["ci95"] == [0.0, raw["ci95"][1]] and loss["clipped"] and loss["mean"] == raw["mean"]
+    accuracy = stats.within(stats.over_runs(np.array([0.99, 0.5, 0.98])), "accuracy")
+    assert 0.0 <= accuracy["ci95"][0] and accuracy["ci95"][1] == 1.0 and accuracy["clipped"]
+    inside = stats.over_runs(np.array([0.3, 0.31, 0.32]))
+    assert stats.within(inside, "loss") == inside  # nothing to clip, no flag

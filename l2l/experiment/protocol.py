@@ -303,10 +303,10 @@ def _run_protocol(panel, learned, instances, seeds, tune_instances, baselines=BA
         if base in multipliers:
             entry["multiplier"] = {str(s): {o: multipliers[base][s][o] for o in evaluate.OBJECTIVES} for s in steps}
         for o, key in [("final", "loss"), ("mean", "trajectory_mean")]:
-            entry[key] = {str(s): stats.over_runs(metric_values(curves[by_step[s][o]], s, o)) for s in steps}
+            entry[key] = {str(s): stats.within(stats.over_runs(metric_values(curves[by_step[s][o]], s, o)), key) for s in steps}
         if metrics:
             for i, measure in enumerate(panel.measures):
-                entry[measure] = {str(s): stats.over_runs(metrics[by_step[s]["final"]][s][i]) for s in steps}
+                entry[measure] = {str(s): stats.within(stats.over_runs(metrics[by_step[s]["final"]][s][i]), measure) for s in steps}
         entry["ms_per_step"] = 1000 * seconds[final_run]
         if panel.geometry:
             for s in steps:
