@@ -12,13 +12,19 @@ optimiser, and later wrappers call it too.
 """
 
 import dataclasses
-from typing import NamedTuple
+from typing import Dict, NamedTuple, Optional
 
 import numpy as np
 import tensorflow as tf
 
 from l2l.optimizers import Optimizer
 from l2l.preprocess import log_and_sign
+
+# The types of the public signatures (shapes in the comments).
+MetaParams = Dict[str, tf.Tensor]  # the LSTM's weights by name: "lstm{k}/kernel" [inputs + hidden, 4 hidden], "lstm{k}/bias" [4 hidden],
+#                                    "out/kernel" [hidden, 1], "out/bias" [1] (meta_param_shapes); with groups, "<group>/" before each
+Grads = tf.Tensor  # gradients of any shape (lstm_step), or [instances, coordinates] (learned); updates come back shaped alike
+Groups = Optional[Dict[str, tf.Tensor]]  # group -> the coordinate indices it owns, for an LSTM per parameter group
 
 
 @dataclasses.dataclass(frozen=True)
@@ -79,7 +85,7 @@ class LSTMState(NamedTuple):
     moments: tuple = ()  # (m [coordinates], v [coordinates], steps taken []) when config.moments, else empty
 
 
-def meta_param_shapes(config):
+def meta_param_shapes(config) -> Dict[str, tuple]:
     """Name -> shape of every meta-parameter; gates fused as [i, f, o, g]."""
     shapes = {}
     width = config.inputs
@@ -92,7 +98,7 @@ def meta_param_shapes(config):
     return shapes
 
 
-def init_meta_params(config, seed):
+def init_meta_params(config, seed: int) -> MetaParams:
     """Glorot-uniform kernels, zero biases except forget gates at 1 (as Keras' unit_forget_bias)."""
     rng = np.random.default_rng(seed)
     params = {}
@@ -119,7 +125,7 @@ def padded(num_coordinates):
     return (num_coordinates + 15) // 16 * 16
 
 
-def init_state(config, num_coordinates, dtype=tf.float32):
+def init_state(config, num_coordinates: int, dtype=tf.float32) -> "LSTMState":
     zeros = tf.zeros([config.hidden, padded(num_coordinates)], dtype)
     moments = (tf.zeros([padded(num_coordinates)], dtype),) * 2 + (tf.zeros([], dtype),) if config.moments else ()
     return LSTMState(h=(zeros,) * config.layers, c=(zeros,) * config.layers, moments=moments)
@@ -207,7 +213,7 @@ def lstm_forward(meta_params, state, grads, config, fused=True):
     return updates, LSTMState(tuple(new_h), tuple(new_c), moments), saved
 
 
-def lstm_step(meta_params, state, grads, config):
+def lstm_step(meta_params: MetaParams, state: "LSTMState", grads: Grads, config) -> tuple:
     """One optimiser step for every coordinate of `grads` (any shape).
 
     Returns updates shaped like `grads` and the new state. The gradients are
@@ -295,7 +301,7 @@ def group_param_shapes(config):
     return {_prefix(g) + k: v for g, c in as_groups(config).items() for k, v in meta_param_shapes(c).items()}
 
 
-def init_group_params(config, seed):
+def init_group_params(config, seed: int) -> MetaParams:
     """init_meta_params for every group, each from the same seed."""
     return {_prefix(g) + k: v for g, c in as_groups(config).items() for k, v in init_meta_params(c, seed).items()}
 
@@ -366,7 +372,7 @@ def grouped_backward(meta_params, saved, d_updates, d_states, config, parts, fus
     return d_meta, d_prev
 
 
-def learned(meta_params, config=LSTMConfig(), groups=None):
+def learned(meta_params: MetaParams, config=LSTMConfig(), groups: Groups = None) -> Optimizer:
     """The LSTM as an ordinary optimiser on params [instances, coordinates]: a factory from meta-parameters.
 
     With parameter groups, `groups` is the problem's group -> indices mapping.

@@ -12,10 +12,13 @@ from typing import Any, Callable, NamedTuple
 
 import tensorflow as tf
 
+Params = Any  # a tensor, or any tf.nest structure of tensors (the optimisee's parameters, and its gradients and updates alike)
+State = Any  # an optimiser's own state: a NamedTuple of tensors (EmptyState, MomentumState, AdamState, ...)
+
 
 class Optimizer(NamedTuple):
-    init: Callable[[Any], Any]
-    update: Callable[..., Any]
+    init: Callable[[Params], State]  # params -> the state before the first step
+    update: Callable[..., tuple]  # (grads, state, params=None) -> (updates, new state); apply with params + updates
 
 
 class EmptyState(NamedTuple):
