@@ -30,20 +30,19 @@ def quadratic_problem(seed=0, dims=6):
 @pytest.mark.parametrize("name", sorted(optimizers.BASELINES))
 @pytest.mark.parametrize("lr", [0.003, 0.05])
 def test_baseline_follows_keras_step_by_step(name, lr):
-    loss, theta0 = quadratic_problem()
+    _follows_keras(KERAS[name](lr), optimizers.BASELINES[name](lr), *quadratic_problem())
+
+
+def _follows_keras(reference, ours, loss, theta0, steps=25):
+    """`ours` (init/update) and the Keras optimizer `reference` take `steps` steps on `loss` from theta0 in lockstep."""
     var = tf.Variable(theta0)
-    reference = KERAS[name](lr)
-    ours = optimizers.BASELINES[name](lr)
     theta = tf.constant(theta0)
     state = ours.init(theta)
-    for _ in range(25):
+    for _ in range(steps):
         with tf.GradientTape() as tape:
             value = loss(var)
         reference.apply_gradients([(tape.gradient(value, var), var)])
-        with tf.GradientTape() as tape:
-            tape.watch(theta)
-            value = loss(theta)
-        updates, state = ours.update(tape.gradient(value, theta), state, theta)
+        updates, state = ours.update(_grad(loss, theta), state, theta)
         theta = theta + updates
         np.testing.assert_allclose(theta.numpy(), var.numpy(), rtol=2e-5, atol=2e-6)
 
@@ -109,23 +108,9 @@ SCHEDULES = {  # Keras' own schedules; `iterations` (0-based) is our step minus 
 def test_scheduled_baselines_follow_keras_with_its_learning_rate_schedules(name, reference, cosine):
     """The rate at step t is used in step t's update, NAG's velocity accumulating each step's own rate; past
     decay_steps the rate holds at its last value (25 steps, a schedule of 10)."""
-    loss, theta0 = quadratic_problem(1)
     extra = {"momentum": 0.5} if name == "nag_decay" else {"beta_1": 0.5}
-    var = tf.Variable(theta0)
-    keras_opt = reference(SCHEDULES[cosine](0.05, 0.1, 10))
-    ours = optimizers.SCHEDULED[name](0.05, decay_to=0.1, decay_steps=10, cosine=cosine, **extra)
-    theta = tf.constant(theta0)
-    state = ours.init(theta)
-    for _ in range(25):
-        with tf.GradientTape() as tape:
-            value = loss(var)
-        keras_opt.apply_gradients([(tape.gradient(value, var), var)])
-        with tf.GradientTape() as tape:
-            tape.watch(theta)
-            value = loss(theta)
-        updates, state = ours.update(tape.gradient(value, theta), state, theta)
-        theta = theta + updates
-        np.testing.assert_allclose(theta.numpy(), var.numpy(), rtol=2e-5, atol=2e-6)
+    _follows_keras(reference(SCHEDULES[cosine](0.05, 0.1, 10)), optimizers.SCHEDULED[name](0.05, decay_to=0.1, decay_steps=10, cosine=cosine, **extra),
+                   *quadratic_problem(1))
 
 
 @pytest.mark.parametrize("name, plain", [("nag_decay", "nag"), ("adam_decay", "adam")])

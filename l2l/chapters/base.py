@@ -138,3 +138,17 @@ class Recipe(NamedTuple):
     valid_problem: object
     lstm_config: object
     meta_config: object
+
+
+def _positive_grids(params, *names):
+    """Each named grid holds at least one value and only positive ones (rates, momenta, multipliers)."""
+    for name in names:
+        values = getattr(params, name)
+        if not values or min(values) <= 0:
+            raise ParameterError(f"{type(params).__name__}.{name} needs at least one positive value, got {list(values)}")
+
+
+def _names_a_seed(params, name="mnist_weights"):
+    """A path pattern of another chapter's weights holds {seed}: run k of that chapter."""
+    if "{seed}" not in getattr(params, name):
+        raise ParameterError(f"{type(params).__name__}.{name} must contain {{seed}} (run k of the MNIST chapter), got {getattr(params, name)!r}")

@@ -6,7 +6,7 @@ import dataclasses
 import os
 
 from l2l import provenance
-from l2l.chapters.base import ChapterParameters, ParameterError, Recipe, _at_least
+from l2l.chapters.base import ChapterParameters, ParameterError, Recipe, _at_least, _names_a_seed, _positive_grids
 from l2l.chapters.cifar import cifar_convnet
 from l2l.chapters.mnist import mnist_panel
 
@@ -72,12 +72,8 @@ class Beyond(ChapterParameters):
             raise ParameterError(f"Beyond.report_steps must rise and include the horizon ({self.horizon}), got {list(self.report_steps)}")
         if not 0 <= self.imitation < 1 or not self.log_range > 0 or self.keras_last > self.keras_steps:
             raise ParameterError("Beyond needs 0 <= imitation < 1, log_range > 0 and keras_last <= keras_steps")
-        for name in ("lr_grid", "nag_momenta", "adam_beta1", "multiplier_grid", "calibration_grid", "keras_adam_grid"):
-            values = getattr(self, name)
-            if not values or min(values) <= 0:
-                raise ParameterError(f"Beyond.{name} needs at least one positive value, got {list(values)}")
-        if "{seed}" not in self.mnist_weights:
-            raise ParameterError(f"Beyond.mnist_weights must contain {{seed}} (run k of the MNIST chapter), got {self.mnist_weights!r}")
+        _positive_grids(self, "lr_grid", "nag_momenta", "adam_beta1", "multiplier_grid", "calibration_grid", "keras_adam_grid")
+        _names_a_seed(self)
 
 
 BEYOND_ROOT = "book/results/beyond/runs"  # committed: the beyond chapter's meta-training outlasts a session

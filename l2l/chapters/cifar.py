@@ -4,7 +4,7 @@ Imports no TensorFlow: the code that needs it imports it where it runs."""
 
 import dataclasses
 
-from l2l.chapters.base import BASELINES, ChapterParameters, Endpoint, ParameterError, Recipe, _at_least
+from l2l.chapters.base import BASELINES, ChapterParameters, Endpoint, ParameterError, Recipe, _at_least, _names_a_seed, _positive_grids
 
 
 @dataclasses.dataclass(frozen=True)
@@ -55,12 +55,8 @@ class Cifar(ChapterParameters):
         shared = sorted(set(self.sub_labels) & (set(self.cifar5_labels) | set(self.cifar2_labels)))
         if shared:
             raise ParameterError(f"Cifar.sub_labels must be held out from both subsets, but {shared} are in cifar5_labels or cifar2_labels")
-        for name in ("lr_grid", "nag_momenta", "adam_beta1", "keras_adam_grid", "keras_multiplier_grid"):
-            values = getattr(self, name)
-            if not values or min(values) <= 0:
-                raise ParameterError(f"Cifar.{name} needs at least one positive value, got {list(values)}")
-        if "{seed}" not in self.mnist_weights:
-            raise ParameterError(f"Cifar.mnist_weights must contain {{seed}} (run k of the MNIST chapter), got {self.mnist_weights!r}")
+        _positive_grids(self, "lr_grid", "nag_momenta", "adam_beta1", "keras_adam_grid", "keras_multiplier_grid")
+        _names_a_seed(self)
 
 
 CIFAR_ROOT = "book/results/cifar/runs"  # committed: the CIFAR chapter's meta-training outlasts a session

@@ -4,7 +4,7 @@ Imports no TensorFlow: the code that needs it imports it where it runs."""
 
 import dataclasses
 
-from l2l.chapters.base import ChapterParameters, ParameterError, _at_least
+from l2l.chapters.base import ChapterParameters, ParameterError, _at_least, _names_a_seed
 
 
 @dataclasses.dataclass(frozen=True)
@@ -29,5 +29,4 @@ class Hyper(ChapterParameters):
         for name in ("spec", "second_spec"):
             if not getattr(self, name).endswith((".yaml", ".yml")):
                 raise ParameterError(f"Hyper.{name} must be the path of an l2l.sweep YAML spec, got {getattr(self, name)!r}")
-        if "{seed}" not in self.mnist_weights:
-            raise ParameterError(f"Hyper.mnist_weights must contain {{seed}} (run k of the MNIST chapter), got {self.mnist_weights!r}")
+        _names_a_seed(self)

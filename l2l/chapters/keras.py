@@ -4,7 +4,7 @@ Imports no TensorFlow: the code that needs it imports it where it runs."""
 
 import dataclasses
 
-from l2l.chapters.base import ChapterParameters, ParameterError, _at_least
+from l2l.chapters.base import ChapterParameters, ParameterError, _at_least, _positive_grids
 
 
 @dataclasses.dataclass(frozen=True)
@@ -23,7 +23,4 @@ class Keras(ChapterParameters):
         _at_least(self, seeds=1, steps=1, batch_size=1, last=1, mlp_steps=1)
         if self.last > self.steps:
             raise ParameterError(f"Keras.last ({self.last}) cannot exceed steps ({self.steps})")
-        for name in ("adam_grid", "multiplier_grid"):
-            values = getattr(self, name)
-            if not values or min(values) <= 0:
-                raise ParameterError(f"Keras.{name} needs at least one positive value, got {list(values)}")
+        _positive_grids(self, "adam_grid", "multiplier_grid")
