@@ -1,6 +1,7 @@
 """The sweep machinery: spec validation, worker processes sharing a study on SQLite and PostgreSQL,
 a worker killed mid-trial, and the recorded objective against a recomputation."""
 
+import argparse
 import math
 import os
 import shutil
@@ -405,7 +406,7 @@ def test_a_storage_password_is_never_printed_nor_put_on_a_workers_command_line(t
             return 0
 
     monkeypatch.setattr(subprocess, "Popen", Recorder)
-    args = sweep.argparse.Namespace(spec=str(spec_path), storage=url, root="r", threads=1, heartbeat=30, grace=120, gpus="", connect_timeout=10, outage=300)
+    args = argparse.Namespace(spec=str(spec_path), storage=url, root="r", threads=1, heartbeat=30, grace=120, gpus="", connect_timeout=10, outage=300)
     assert sweep._spawn(args, 2) == 0
     assert all(url not in " ".join(command) and "s3cret" not in " ".join(command) and env[sweep.STORAGE_VARIABLE] == url for command, env in started)
 
@@ -444,7 +445,7 @@ def test_a_worker_rides_out_a_database_outage_and_stops_with_one_line_when_it_la
 
     spec = sweep.spec_from_dict({**TINY, "name": "outage", "trials": 2})
     store = sweep.storage(f"sqlite:///{tmp_path / 'outage.db'}")
-    monkeypatch.setattr(sweep.time, "sleep", lambda s: None)
+    monkeypatch.setattr(time, "sleep", lambda s: None)
     real = optuna.storages.fail_stale_trials
     monkeypatch.setattr(optuna.storages, "fail_stale_trials", _failing_then(real, fails=2))
     lines = []
