@@ -141,6 +141,13 @@ class Saved(NamedTuple):
     squashed: object = None  # with output="tanh", tanh of the output layer [1, coordinates]
 
 
+class Lean(NamedTuple):
+    """What a lean lstm_forward keeps: 82 floats per coordinate (paper LSTM) where Saved holds 304."""
+    x: object  # the first layer's inputs [inputs, coordinates]
+    h: tuple  # hidden state each layer read [hidden, coordinates]
+    c: tuple  # cell state each layer read [hidden, coordinates]
+
+
 def _kernel_with_bias(meta_params, layer):
     """[width + hidden + 1, 4 hidden]: the bias as the kernel's last row, so one product adds it."""
     return tf.concat([meta_params[f"lstm{layer}/kernel"], meta_params[f"lstm{layer}/bias"][None, :]], axis=0)
@@ -174,8 +181,9 @@ fused_cell_forward = tf.function(cell_forward, jit_compile=True)
 fused_gate_gradients = tf.function(gate_gradients, jit_compile=True)
 
 
-def lstm_forward(meta_params, state, grads, config, fused=True):
-    """lstm_step, also returning the Saved activations lstm_backward needs."""
+def lstm_forward(meta_params, state, grads, config, fused=True, lean=False):
+    """lstm_step, also returning what lstm_backward needs: the Saved activations, or with lean=True only the step's
+    inputs and the states it read (Lean), from which lstm_backward recomputes them by the same operations."""
     flat = tf.reshape(grads, [-1])
     flat = tf.pad(flat, [[0, tf.shape(state.h[0])[1] - tf.size(flat)]])
     moments, direction = state.moments, None
@@ -190,27 +198,34 @@ def lstm_forward(meta_params, state, grads, config, fused=True):
         x = tf.stack([flat / root, direction])
     else:
         x = tf.transpose(log_and_sign(flat, config.preprocess_p)) if config.preprocess_p > 0 else flat[None, :]
-    ones = tf.ones_like(flat)[None, :]
-    new_h, new_c, saved = [], [], Saved((), (), (), (), ())
-    for layer in range(config.layers):
-        # One product per layer: [x; h; 1] stacks rows, which is a contiguous copy.
-        inputs = tf.concat([x, state.h[layer], ones], axis=0)
-        z = tf.matmul(_kernel_with_bias(meta_params, layer), inputs, transpose_a=True)
-        sigmoids, g, c, tanh_c, x = (fused_cell_forward if fused else cell_forward)(z, state.c[layer])
-        saved = Saved(*(old + (new,) for old, new in zip(saved, (inputs, state.c[layer], sigmoids, g, tanh_c))))
-        new_h.append(x)
-        new_c.append(c)
-    out = tf.matmul(meta_params["out/kernel"], x, transpose_a=True) + meta_params["out/bias"][:, None]
-    if config.output == "tanh":
-        out = tf.tanh(out)
-        saved = saved._replace(squashed=out)
+    saved, new_h, new_c, out = _layers(meta_params, x, state.h, state.c, config, fused)
     step = config.scale * out[0]
     if config.nominal == "sgd":
         step -= config.nominal_lr * flat
     elif config.nominal == "adam":
         step -= config.nominal_lr * direction
     updates = tf.reshape(step[: tf.size(grads)], tf.shape(grads))
-    return updates, LSTMState(tuple(new_h), tuple(new_c), moments), saved
+    return updates, LSTMState(new_h, new_c, moments), (Lean(x, state.h, state.c) if lean else saved)
+
+
+def _layers(meta_params, x, h, c, config, fused=True):
+    """The LSTM's layers and output layer on inputs x [inputs, coordinates] from hidden and cell states h, c (per layer):
+    (Saved, new h per layer, new c per layer, the output layer's value [1, coordinates], squashed if output="tanh")."""
+    ones = tf.ones_like(x[:1])
+    new_h, new_c, saved = [], [], Saved((), (), (), (), ())
+    for layer in range(config.layers):
+        # One product per layer: [x; h; 1] stacks rows, which is a contiguous copy.
+        inputs = tf.concat([x, h[layer], ones], axis=0)
+        z = tf.matmul(_kernel_with_bias(meta_params, layer), inputs, transpose_a=True)
+        sigmoids, g, c_new, tanh_c, x = (fused_cell_forward if fused else cell_forward)(z, c[layer])
+        saved = Saved(*(old + (new,) for old, new in zip(saved, (inputs, c[layer], sigmoids, g, tanh_c))))
+        new_h.append(x)
+        new_c.append(c_new)
+    out = tf.matmul(meta_params["out/kernel"], x, transpose_a=True) + meta_params["out/bias"][:, None]
+    if config.output == "tanh":
+        out = tf.tanh(out)
+        saved = saved._replace(squashed=out)
+    return saved, tuple(new_h), tuple(new_c), out
 
 
 def lstm_step(meta_params: MetaParams, state: "LSTMState", grads: Grads, config) -> tuple:
@@ -237,6 +252,8 @@ def lstm_backward(meta_params, saved, d_updates, d_state, config, fused=True):
     tests/test_learned_optimizer.py checks it against tf.GradientTape.
     """
     hidden = config.hidden
+    if isinstance(saved, Lean):  # recomputed by the forward's own operations on the same values: the same activations
+        saved = _layers(meta_params, saved.x, saved.h, saved.c, config, fused)[0]
     d_out = config.scale * tf.reshape(d_updates, [1, -1])
     d_out = tf.pad(d_out, [[0, 0], [0, tf.shape(saved.c[0])[1] - tf.shape(d_out)[1]]])
     if config.output == "tanh":
@@ -348,13 +365,13 @@ def init_group_states(config, parts, instances, dim, dtype=tf.float32):
     return {g: init_state(c, instances * len(parts[g]), dtype) for g, c in as_groups(config).items()}
 
 
-def grouped_forward(meta_params, states, grads, config, parts, fused=True):
+def grouped_forward(meta_params, states, grads, config, parts, fused=True, lean=False):
     """lstm_forward for every group: (updates shaped like grads, states, saved). Coordinates on the last axis of grads."""
     if parts is None:
-        return lstm_forward(meta_params, states, grads, config, fused)
+        return lstm_forward(meta_params, states, grads, config, fused, lean)
     updates, new_states, saved, configs = [], {}, {}, as_groups(config)
     for g in parts:  # in parts order, the order _inverse undoes (the config's own order may differ)
-        u, new_states[g], saved[g] = lstm_forward(group_params(meta_params, g), states[g], _take(grads, parts[g]), configs[g], fused)
+        u, new_states[g], saved[g] = lstm_forward(group_params(meta_params, g), states[g], _take(grads, parts[g]), configs[g], fused, lean)
         updates.append(u)
     joined = tf.concat(updates, axis=-1)
     return (joined if _in_order(parts) else tf.gather(joined, _inverse(parts), axis=-1)), new_states, saved

@@ -31,25 +31,22 @@ import os
 import time
 from typing import NamedTuple, Optional
 
-try:  # the run folder's lock (MetaTrainer.run); POSIX only, and without it a run trains unlocked as before
-    import fcntl
-except ImportError:  # pragma: no cover - Windows
-    fcntl = None
-
 import numpy as np
 import pandas as pd
 import tensorflow as tf
 
-from l2l import learned_optimizer, optimizers
-from l2l.problems import Mixture, loss_and_grads
+from l2l import estimators, learned_optimizer, optimizers
+from l2l.estimators import segment_imitation_gradient, segment_meta_gradient  # noqa: F401  (their home before estimators.py)
+from l2l.problems import Mixture
 from l2l.rollout import STREAMS, VALID_SEED, generator, trajectory
+from l2l.run_folder import RunFolder, inspect_run, snapshots_in  # noqa: F401  (their home before run_folder.py)
 
 # Part of every run key: bump it when a change to the code alters what a run
 # computes, so that old checkpoints are not resumed as if nothing changed.
 CODE_VERSION = 1
 # MetaConfig fields that do not change what a run computes, left out of its key:
 # a run continued to more epochs, or checkpointed more often, is the same run.
-NOT_IN_KEY = ("epochs", "checkpoint_every", "snapshot_every")
+NOT_IN_KEY = ("epochs", "checkpoint_every", "snapshot_every", "recompute")
 # Fields added after runs were first keyed: at these values (what runs from before
 # the field existed did) they are left out of the key, so such a run keeps its key
 # and resumes. "streams" defaults to the fixed "keyed"; only old runs say "counter".
@@ -79,6 +76,8 @@ class MetaConfig:
     imitation: float = 0.0  # probability that an epoch trains the LSTM to reproduce a teacher's updates along the teacher's path
     teacher: str = "adam"  # the l2l.optimizers baseline imitated
     teacher_lr: float = 0.01  # the teacher's learning rate
+    # How, not what: left out of the run key (tests/test_meta.py checks that the results are bit-identical).
+    recompute: bool = False  # keep only the LSTM's inputs and states per step, recompute its gates backward: 3.7x less LSTM memory, one more forward pass
 
     def __post_init__(self):
         object.__setattr__(self, "curriculum", tuple(int(h) for h in self.curriculum))  # a list from YAML or JSON reads as the same run
@@ -153,39 +152,6 @@ def _key(description):
     return hashlib.sha256(json.dumps(description, sort_keys=True, separators=(",", ":")).encode()).hexdigest()[:16]
 
 
-def snapshots_in(run_folder):
-    """epoch -> path of every snapshot in a run's folder (<root>/<key>), read without opening its checkpoints,
-    so a chapter can read a run another process is training."""
-    folder = os.path.join(run_folder, "snapshots")
-    names = sorted(os.listdir(folder)) if os.path.isdir(folder) else []
-    return {int(n[5:11]): os.path.join(folder, n) for n in names if n.startswith("epoch") and n.endswith(".weights.h5")}
-
-
-def inspect_run(run_folder):
-    """What a run folder holds, read only (nothing is created, moved or locked, so a run another process trains can be
-    looked at): {"exists", "trained" (epochs of the newest readable checkpoint; 0: none), "checkpoints" (epoch -> None
-    if readable, else why not, newest first), "history" (epochs run.json records; None: missing or unreadable),
-    "snapshots" (epoch -> path)}. A checkpoint counts as readable when every tensor in it reads back (TF checks each one's
-    checksum), as MetaTrainer's restore would need."""
-    report = {"exists": os.path.isdir(run_folder), "trained": 0, "checkpoints": {}, "history": None, "snapshots": snapshots_in(run_folder)}
-    try:
-        with open(os.path.join(run_folder, "run.json")) as f:
-            report["history"] = len(json.load(f)["history"])
-    except (OSError, ValueError, KeyError, TypeError):
-        pass
-    for prefix in sorted(_checkpoints_on_disk(run_folder), key=_checkpoint_number, reverse=True):
-        try:
-            reader = tf.train.load_checkpoint(prefix)
-            for name in reader.get_variable_to_shape_map():
-                reader.get_tensor(name)
-            epoch = int(reader.get_tensor("state/epoch/.ATTRIBUTES/VARIABLE_VALUE"))
-            report["checkpoints"][_checkpoint_number(prefix)] = None
-            report["trained"] = max(report["trained"], epoch)
-        except Exception as error:  # TF raises DataLossError, OpError, NotFoundError... for a damaged or partial file
-            report["checkpoints"][_checkpoint_number(prefix)] = f"{type(error).__name__}: {str(error).splitlines()[0][:120]}" if str(error) else type(error).__name__
-    return report
-
-
 class _State(tf.Module):
     """Everything a checkpoint holds."""
 
@@ -215,20 +181,10 @@ class _State(tf.Module):
         self.stale = tf.Variable(0, dtype=tf.int64)  # validations since the stage's best
 
 
-def _checkpoints_on_disk(directory):
-    """The prefixes of every ckpt-N.index in a run folder, readable or not."""
-    import glob
-
-    return [p[: -len(".index")] for p in glob.glob(os.path.join(directory, "ckpt-*.index"))]
-
-
-def _checkpoint_number(prefix):
-    import re
-
-    return int(re.search(r"ckpt-(\d+)$", prefix).group(1))
-
-
 class MetaTrainer:
+    """One run: its state, its folder (l2l.run_folder.RunFolder, with a checkpoint_root) and the epoch loop. Each epoch
+    picks a gradient estimator (l2l.estimators) and runs it over the horizon's segments, one meta-update each."""
+
     def __init__(self, problem, lstm_config=learned_optimizer.LSTMConfig(), config=MetaConfig(), checkpoint_root=None, valid_problem=None):
         self.problem, self.lstm_config, self.config = problem, lstm_config, config
         # Validation may use other data (e.g. held-out training images) than training.
@@ -239,8 +195,6 @@ class MetaTrainer:
         # LSTM trains on each (None: one LSTM for all); the validation problem may differ in size.
         self.tasks = tuple(problem.tasks) if isinstance(problem, Mixture) else (problem,)
         self.task_parts = [learned_optimizer.partition(lstm_config, getattr(t, "groups", None), t.dim) for t in self.tasks]
-        self.parts = self.task_parts[0]
-        self.teacher = optimizers.BASELINES[config.teacher](config.teacher_lr)
         self._optimizer_template = self.meta_optimizer.init(dict(self.state.weights))
         valid_rng = self.state.valid_rng  # restored from a checkpoint below, after the fixed instances are drawn
         self.valid_tasks = tuple(self.valid_problem.tasks) if isinstance(self.valid_problem, Mixture) else (self.valid_problem,)
@@ -248,19 +202,16 @@ class MetaTrainer:
         for task in self.valid_tasks:
             batch = task.sample(valid_rng, config.valid_instances)
             self.valid_batches.append((batch, task.init_params(valid_rng, batch)))
-        self.valid_batch, self.valid_params = self.valid_batches[0]
         self.valid_rng = valid_rng
-        self.history = []
-        self.manager = None
-        self.log_later = []  # what opening the checkpoints found, said when the run starts
-        self.restored_from = None
         self.description = describe_run(problem, lstm_config, config, valid_problem)
         self.key = _key(self.description)
         self.checkpoint_dir = os.path.join(checkpoint_root, self.key) if checkpoint_root else None
-        if self.checkpoint_dir:
-            self._open_checkpoints(self.checkpoint_dir)
-        self.train_unroll = tf.function(self._train_unroll)
-        self.imitate_unroll = tf.function(self._imitate_unroll)
+        self.folder = RunFolder(self.checkpoint_dir, self.state, self.description, self.key, config.epochs) if self.checkpoint_dir else None
+        self.history = list(self.folder.history) if self.folder else []
+        self.restored_from = self.folder.restored_from if self.folder else None
+        # One compiled segment per estimator the run may pick: segment, meta-update, finiteness.
+        self.estimators = {name: estimators.ESTIMATORS[name](config) for name in estimators.used(config)}
+        self.steps = {name: tf.function(lambda *args, name=name: self._segment(name, *args)) for name in self.estimators}
         self.validate = tf.function(self._validate)
         # The initial weights' validation draws its minibatches from a generator of its own, so that
         # the run's own validations see the minibatches they would see without it.
@@ -269,188 +220,21 @@ class MetaTrainer:
         # At the run's horizon: with a curriculum, what its last stage's validations are compared with.
         self.validate_initial = tf.function(lambda: self._validate(self._initial_rng, initial))
 
-    # -- checkpoints -------------------------------------------------------
-    def _open_checkpoints(self, directory):
-        from l2l.provenance import provenance
-
-        os.makedirs(directory, exist_ok=True)
-        self.run_file = os.path.join(directory, "run.json")
-        saved = self._read_run_file()
-        self.sessions = saved.get("sessions", []) + [provenance()]  # every process that trained this run, in order
-        if saved.get("config", self.description) != self.description:
-            raise ValueError(f"{directory!r} holds checkpoints of a different run ({saved['config']}), though its key matches; delete that folder to start over")
-        self.manager = tf.train.CheckpointManager(tf.train.Checkpoint(state=self.state), directory, max_to_keep=2)
-        index = os.path.join(directory, "checkpoint")
-        if os.path.exists(index) and not self.manager.checkpoints and self._candidates(directory):
-            # TF ignores an unparsable index and would list no checkpoint: keep it aside, find them by name.
-            os.replace(index, index + ".unreadable")
-            self.log_later.append(f"checkpoint index {index!r} unreadable; kept as checkpoint.unreadable, checkpoints found by name")
-        self.restored_from = self._restore(directory, saved)
-        self._newest_known = self._newest_on_disk()
-
-    def _read_run_file(self):
-        """run.json's content, or {} when it is missing or unreadable (the checkpoint holds what matters)."""
-        if not os.path.exists(self.run_file):
-            return {}
-        try:
-            with open(self.run_file) as f:
-                saved = json.load(f)
-            if not isinstance(saved, dict):
-                raise ValueError("not a JSON object")
-            return saved
-        except (ValueError, OSError) as error:
-            self.log_later.append(f"{self.run_file!r} unreadable ({error}); it is rewritten from the checkpoint at the next save")
-            return {}
-
-    def _candidates(self, directory):
-        """Checkpoint prefixes, newest first: those the index lists, and any ckpt-N.index on disk it does not."""
-        return sorted(set(self.manager.checkpoints) | set(_checkpoints_on_disk(directory)), key=_checkpoint_number, reverse=True)
-
-    def _newest_on_disk(self):
-        """The highest N of a ckpt-N.index in the run folder (-1: none), damaged or not."""
-        return max(map(_checkpoint_number, _checkpoints_on_disk(self.checkpoint_dir)), default=-1)
-
-    def _hold_folder(self, log):
-        """Takes the run folder for this process while it trains, by an advisory lock on the folder, and returns its
-        descriptor (None: no folder, or no fcntl). Two processes training one run at once would each overwrite the
-        other's checkpoints: the second waits until the first ends (two sweep workers may draw the same settings).
-        If another process trained the run further after this trainer opened it, the trainer opens it again, so
-        that it resumes from the newest checkpoint instead of overwriting it with a stale state."""
-        if self.checkpoint_dir is None or fcntl is None:
-            return None
-        fd = os.open(self.checkpoint_dir, os.O_RDONLY)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            log(f"run folder {self.checkpoint_dir!r} is being trained by another process; waiting until it ends, then resuming from its checkpoint")
-            fcntl.flock(fd, fcntl.LOCK_EX)
-        if self._newest_on_disk() > self._newest_known:
-            self.log_later = [f"opened again: another process trained the run after this trainer opened it at ckpt-{self._newest_known}"]
-            try:
-                self._open_checkpoints(self.checkpoint_dir)
-            except BaseException:
-                os.close(fd)  # the folder's errors reach the caller with the lock released
-                raise
-        return fd
-
-    def _restore(self, directory, saved):
-        """Restores the newest readable checkpoint; returns its path (None: a fresh run)."""
-        tried = []
-        for prefix in self._candidates(directory):
-            try:
-                self._restore_one(prefix)
-                description = self.state.description.numpy().decode()
-                if description and json.loads(description) != self.description:
-                    raise ValueError("it holds another run's description")
-            except Exception as error:  # TF raises OpError, IndexError, ValueError... for a damaged file
-                tried.append(f"{os.path.basename(prefix)} ({type(error).__name__}: {str(error).splitlines()[0][:120]})")
-                continue
-            if tried:
-                self.log_later.append(f"unreadable checkpoints {tried}; resumed from the older {os.path.basename(prefix)}")
-            self._after_restore(directory, saved)
-            return prefix
-        if tried:
-            raise ValueError(f"no checkpoint in {directory!r} can be read (tried {tried}); delete that folder to start the run over")
-        return None
-
-    # Variables added to the checkpoint after runs already existed: a checkpoint
-    # without them is an older run's, restored as it is (history from run.json).
-    # A checkpoint without valid_rng validates on a stream restarted at the resume, as the code that wrote it did.
-    ADDED_LATER = ("history", "description", "initial_valid", "stage", "stale", "valid_rng")
-
-    def _restore_one(self, prefix):
-        status = self.manager.checkpoint.restore(prefix)
-        try:
-            status.assert_existing_objects_matched()
-        except AssertionError:
-            names = {name for name, _ in tf.train.list_variables(prefix)}
-            missing = [v for v in self.ADDED_LATER if not any(n.startswith(f"state/{v}/") for n in names)]
-            core = all(any(n.startswith(f"state/{v}/") for n in names) for v in ("weights", "best", "optimizer_state", "epoch", "rng"))
-            if not (missing and core):
-                raise
-            status.expect_partial()
-
-    def _after_restore(self, directory, saved):
-        trained = int(self.state.epoch.numpy())
-        if trained > self.config.epochs:
-            raise ValueError(
-                f"the run in {directory!r} has already trained {trained} epochs, more than the {self.config.epochs} asked for; "
-                f"ask for epochs >= {trained} to reuse it, or give another checkpoint root to train a shorter run from scratch"
-            )
-        history = json.loads(self.state.history.numpy().decode())
-        if len(history) < trained:  # a checkpoint from before the history travelled inside it
-            history = saved.get("history", [])
-        if len(history) < trained:
-            raise ValueError(f"the run in {directory!r} has trained {trained} epochs but its history records {len(history)}; delete that folder to start the run over")
-        self.history = history[:trained]
-
-    def _save(self):
-        if self.manager is None:
-            return
-        self.state.history.assign(json.dumps(self.history))
-        self.state.description.assign(json.dumps(self.description))
-        self.manager.save(checkpoint_number=int(self.state.epoch.numpy()))
-        tmp = self.run_file + ".tmp"
-        with open(tmp, "w") as f:
-            json.dump({"key": self.key, "config": self.description, "sessions": self.sessions, "history": self.history}, f)
-        os.replace(tmp, self.run_file)
-        self._newest_known = max(self._newest_known, int(self.state.epoch.numpy()))
-
-    def _snapshot(self, epoch):
-        """The weights at this epoch, for curves over meta-training (written whole, then renamed)."""
-        if self.checkpoint_dir is None:
-            return
-        folder = os.path.join(self.checkpoint_dir, "snapshots")
-        os.makedirs(folder, exist_ok=True)
-        path = os.path.join(folder, f"epoch{epoch:06d}.weights.h5")
-        learned_optimizer.save_weights(path + ".tmp", {k: v.numpy() for k, v in self.state.weights.items()}, self.lstm_config,
-                                       epoch=epoch, run_key=self.key)
-        os.replace(path + ".tmp", path)
-
     def snapshots(self):
         """epoch -> path of every snapshot this run has written."""
-        return snapshots_in(self.checkpoint_dir) if self.checkpoint_dir else {}
+        return self.folder.snapshots() if self.folder else {}
 
-    # -- compiled pieces ---------------------------------------------------
-    def meta_gradient(self, params, lstm_state, batch, task=0):
-        """(meta-loss, its gradient by weight name, params, LSTM state) after one segment on task `task`."""
+    def _save(self):
+        if self.folder:
+            self.folder.save(self.history)
+
+    def _segment(self, name, params, lstm_state, carry, batch, task=0):
+        """One segment of estimator `name` and its meta-update, applied only if finite: (meta-loss, params, LSTM state, carry, finite)."""
         meta = {k: w.read_value() for k, w in self.state.weights.items()}
-        return segment_meta_gradient(self.tasks[task], self.lstm_config, self.config.unroll, meta, params, lstm_state, batch, self.state.rng,
-                                     parts=self.task_parts[task])
-
-    def _train_unroll(self, params, lstm_state, batch, task=0):
-        """One truncated-BPTT segment and one meta-update; applied only if finite."""
-        meta_loss, grads, params, lstm_state = self.meta_gradient(params, lstm_state, batch, task)
-        meta_loss, finite = self._apply(meta_loss, grads)
-        return meta_loss, params, lstm_state, finite
-
-    def _imitate_unroll(self, params, lstm_state, teacher_state, batch, task=0):
-        """One segment of imitation (segment_imitation_gradient) and one meta-update; applied only if finite."""
-        meta = {k: w.read_value() for k, w in self.state.weights.items()}
-        meta_loss, grads, params, lstm_state, teacher_state = segment_imitation_gradient(
-            self.tasks[task], self.lstm_config, self.config.unroll, self.teacher, meta, params, lstm_state, teacher_state, batch, self.state.rng,
-            parts=self.task_parts[task])
-        meta_loss, finite = self._apply(meta_loss, grads)
-        return meta_loss, params, lstm_state, teacher_state, finite
-
-    def _apply(self, meta_loss, grads):
-        """The meta-update from one segment's gradient, applied only if it and the meta-loss are finite: (meta-loss, finite)."""
-        weights = self.state.weights
-        finite = tf.reduce_all([tf.reduce_all(tf.math.is_finite(g)) for g in grads.values()])
-        finite = tf.logical_and(finite, tf.math.is_finite(meta_loss))
-        if self.config.clip_norm > 0:
-            names = list(grads)
-            clipped, _ = tf.clip_by_global_norm([grads[k] for k in names], self.config.clip_norm)
-            grads = dict(zip(names, clipped))
-        variables = self.state.optimizer_state
-        old_state = tf.nest.pack_sequence_as(self._optimizer_template, [v.read_value() for v in variables])
-        updates, new_state = self.meta_optimizer.update(grads, old_state, weights)
-        keep = lambda new, old: tf.where(finite, new, old)
-        for k, w in weights.items():
-            w.assign(keep(w + updates[k], w))
-        for variable, new, old in zip(variables, tf.nest.flatten(new_state), tf.nest.flatten(old_state)):
-            variable.assign(keep(new, old))
-        return meta_loss, finite
+        meta_loss, grads, params, lstm_state, carry = self.estimators[name].segment(
+            self.tasks[task], self.lstm_config, self.config.unroll, meta, params, lstm_state, carry, batch, self.state.rng, self.task_parts[task])
+        finite = apply_if_finite(self.meta_optimizer, self._optimizer_template, self.state, meta_loss, grads, self.config.clip_norm)
+        return meta_loss, params, lstm_state, carry, finite
 
     def _validate(self, rng=None, weights=None, horizon=None):
         """The validation metric at `horizon` steps (default: the run's): on a Mixture, the geometric mean over its tasks."""
@@ -462,13 +246,14 @@ class MetaTrainer:
             values.append(tf.reduce_mean(losses[-1] if self.config.select_on == "final" else losses[1:]))
         return values[0] if len(values) == 1 else tf.exp(tf.reduce_mean(tf.math.log(tf.stack(values))))
 
-    # -- the loop ----------------------------------------------------------
     def run(self, log=print, on_validate=None):
         """Trains to config.epochs (or from where a checkpoint left off). on_validate(epoch, valid_loss),
         called after each validation, may return True to stop the run there (a sweep's pruner): the run
         is checkpointed at that epoch first, so it can be resumed later. The run folder is held for this
         process meanwhile (another process training the same run waits for it)."""
-        held = self._hold_folder(log)
+        held = self.folder.hold(log) if self.folder else None
+        if self.folder:  # held again after another process trained the run: its history, and where it was restored from
+            self.history, self.restored_from = list(self.folder.history), self.folder.restored_from
         try:
             return self._run(log, on_validate)
         finally:
@@ -477,84 +262,29 @@ class MetaTrainer:
 
     def _run(self, log, on_validate):
         cfg, state = self.config, self.state
-        report_every = max(1, cfg.epochs // 20)
-        status = "completed"
-        start_epoch = int(state.epoch.numpy())
-        for line in self.log_later:
+        status, start_epoch = "completed", int(state.epoch.numpy())
+        for line in self.folder.log_later if self.folder else []:
             log(line)
         if start_epoch:
             log(f"resumed at epoch {start_epoch} from {self.restored_from}")
         if math.isnan(float(state.initial_valid.numpy())):
             state.initial_valid.assign(self.validate_initial())
-        started = time.perf_counter()
-        elapsed_before = float(state.wall_time.numpy())
+        started, elapsed_before = time.perf_counter(), float(state.wall_time.numpy())
         while int(state.epoch.numpy()) < cfg.epochs:
-            epoch_start = time.perf_counter()
-            epoch = int(state.epoch.numpy())
-            # What an epoch's segments change (weights, meta-optimiser state, the generator), kept should it go
-            # non-finite; not every variable: the history string alone grows with the run.
-            changing = [*state.weights.values(), *state.optimizer_state, state.rng.state]
-            good = [v.numpy() for v in changing]
-            stage = int(state.stage.numpy())
-            horizon, valid_horizon = cfg.stage_horizons(stage)
-            segments = horizon // cfg.unroll
-            # Draws only where a technique asks for them, so that runs without one keep their random streams.
-            task = self.problem.pick(state.rng) if len(self.tasks) > 1 else 0
-            imitate = cfg.imitation > 0 and float(state.rng.uniform([], dtype=tf.float64)) < cfg.imitation
-            problem = self.tasks[task]
-            batch = problem.sample(state.rng, cfg.batch)
-            params = problem.init_params(state.rng, batch)
-            lstm_state = learned_optimizer.init_group_states(self.lstm_config, self.task_parts[task], cfg.batch, problem.dim)
-            teacher_state = self.teacher.init(params) if imitate else None
-            losses, finites = [], []
-            for _ in range(segments):
-                if imitate:
-                    meta_loss, params, lstm_state, teacher_state, finite = self.imitate_unroll(params, lstm_state, teacher_state, batch, task)
-                else:
-                    meta_loss, params, lstm_state, finite = self.train_unroll(params, lstm_state, batch, task)
-                losses.append(meta_loss)
-                finites.append(finite)
-            # One host sync per epoch, not per segment. A non-finite segment
-            # applied no update, and every later one of the epoch starts from
-            # its non-finite parameters and applies none either.
-            losses, finites = tf.stack(losses).numpy(), tf.stack(finites).numpy()
-            if not finites.all():
-                segment = int(np.argmin(finites))
-                for variable, value in zip(changing, good):
-                    variable.assign(value)
-                self._save()  # the state at the start of the failed epoch: nothing trained before it is lost
-                status = (
-                    f"stopped at epoch {epoch + 1}, segment {segment + 1}/{segments}: non-finite meta-loss "
-                    f"({losses[segment]}) or meta-gradient; no update of that epoch is kept: weights as after epoch {epoch}"
-                    + (f", checkpointed in {self.manager.latest_checkpoint}" if self.manager else "")
-                )
-                log(status)
+            row, failure = self._epoch()
+            if failure:
+                log(failure)
+                status = failure
                 break
-            total = float(losses.sum())
-            state.epoch.assign_add(1)
-            epoch += 1
-            row = {"epoch": epoch, "meta_loss": total / segments, "valid_loss": math.nan, "seconds": time.perf_counter() - epoch_start}
-            row.update({"stage": stage} if cfg.curriculum else {}, **({"task": task} if len(self.tasks) > 1 else {}),
-                       **({"imitation": imitate} if cfg.imitation else {}))
+            epoch = row["epoch"]
             if epoch % cfg.valid_every == 0 or epoch == cfg.epochs:
-                valid = float(self.validate(horizon=valid_horizon) if cfg.curriculum else self.validate())
-                row["valid_loss"] = valid
-                if math.isfinite(valid) and valid < float(state.best_valid.numpy()):
-                    state.best_valid.assign(valid)
-                    state.best_epoch.assign(epoch)
-                    state.stale.assign(0)
-                    for k, w in state.weights.items():
-                        state.best[k].assign(w)
-                else:
-                    state.stale.assign_add(1)
-                if cfg.curriculum and stage + 1 < len(cfg.curriculum) and int(state.stale.numpy()) >= cfg.patience and epoch < cfg.epochs:
-                    self._next_stage(log, epoch, stage)
+                row["valid_loss"] = self._validation(epoch, row.get("stage", 0), log)
             self.history.append(row)
             state.wall_time.assign(elapsed_before + time.perf_counter() - started)
-            if epoch % report_every == 0 or epoch == cfg.epochs:
-                log(self._progress(epoch, started, start_epoch))
-            if cfg.snapshot_every and epoch % cfg.snapshot_every == 0:
-                self._snapshot(epoch)
+            if epoch % max(1, cfg.epochs // 20) == 0 or epoch == cfg.epochs:
+                log(progress(self, epoch, started, start_epoch))
+            if cfg.snapshot_every and epoch % cfg.snapshot_every == 0 and self.folder:
+                self.folder.snapshot(epoch, self.lstm_config)
             stop = on_validate is not None and not math.isnan(row["valid_loss"]) and bool(on_validate(epoch, row["valid_loss"]))
             if stop or epoch % cfg.checkpoint_every == 0 or epoch == cfg.epochs:
                 self._save()
@@ -563,7 +293,64 @@ class MetaTrainer:
                 log(status)
                 break
         state.wall_time.assign(elapsed_before + time.perf_counter() - started)
-        return self.result(status if status != "completed" else self._diverged() or status)
+        return self.result(status if status != "completed" else diverged(self.config, self.state, self.history) or status)
+
+    def _epoch(self):
+        """One epoch's segments: (its history row, None), or (None, why the run stops) when a segment was not finite;
+        the state is then as at the epoch's start, and checkpointed."""
+        cfg, state = self.config, self.state
+        epoch_start, epoch = time.perf_counter(), int(state.epoch.numpy())
+        # What an epoch's segments change (weights, meta-optimiser state, the generator), kept should it go
+        # non-finite; not every variable: the history string alone grows with the run.
+        changing = [*state.weights.values(), *state.optimizer_state, state.rng.state]
+        good = [v.numpy() for v in changing]
+        stage = int(state.stage.numpy())
+        segments = cfg.stage_horizons(stage)[0] // cfg.unroll
+        # Draws only where a technique asks for them, so that runs without one keep their random streams.
+        task = self.problem.pick(state.rng) if len(self.tasks) > 1 else 0
+        name = estimators.pick(cfg, state.rng)
+        problem = self.tasks[task]
+        batch = problem.sample(state.rng, cfg.batch)
+        params = problem.init_params(state.rng, batch)
+        lstm_state = learned_optimizer.init_group_states(self.lstm_config, self.task_parts[task], cfg.batch, problem.dim)
+        carry = self.estimators[name].start(params)
+        losses, finites = [], []
+        for _ in range(segments):
+            meta_loss, params, lstm_state, carry, finite = self.steps[name](params, lstm_state, carry, batch, task)
+            losses.append(meta_loss)
+            finites.append(finite)
+        # One host sync per epoch, not per segment. A non-finite segment applied no update, and every later one of
+        # the epoch starts from its non-finite parameters and applies none either.
+        losses, finites = tf.stack(losses).numpy(), tf.stack(finites).numpy()
+        if not finites.all():
+            segment = int(np.argmin(finites))
+            for variable, value in zip(changing, good):
+                variable.assign(value)
+            self._save()  # the state at the start of the failed epoch: nothing trained before it is lost
+            return None, (f"stopped at epoch {epoch + 1}, segment {segment + 1}/{segments}: non-finite meta-loss "
+                          f"({losses[segment]}) or meta-gradient; no update of that epoch is kept: weights as after epoch {epoch}"
+                          + (f", checkpointed in {self.folder.manager.latest_checkpoint}" if self.folder else ""))
+        state.epoch.assign_add(1)
+        row = {"epoch": epoch + 1, "meta_loss": float(losses.sum()) / segments, "valid_loss": math.nan, "seconds": time.perf_counter() - epoch_start}
+        row.update({"stage": stage} if cfg.curriculum else {}, **({"task": task} if len(self.tasks) > 1 else {}),
+                   **({"imitation": name == "imitation"} if cfg.imitation else {}))
+        return row, None
+
+    def _validation(self, epoch, stage, log):
+        """Validates, keeps the best weights, and moves a curriculum on when it stalls; returns the validation loss."""
+        cfg, state = self.config, self.state
+        valid = float(self.validate(horizon=cfg.stage_horizons(stage)[1]) if cfg.curriculum else self.validate())
+        if math.isfinite(valid) and valid < float(state.best_valid.numpy()):
+            state.best_valid.assign(valid)
+            state.best_epoch.assign(epoch)
+            state.stale.assign(0)
+            for k, w in state.weights.items():
+                state.best[k].assign(w)
+        else:
+            state.stale.assign_add(1)
+        if cfg.curriculum and stage + 1 < len(cfg.curriculum) and int(state.stale.numpy()) >= cfg.patience and epoch < cfg.epochs:
+            self._next_stage(log, epoch, stage)
+        return valid
 
     def _next_stage(self, log, epoch, stage):
         """A curriculum's next stage (Chen et al. 2020): training resumes from this stage's best weights, and the best
@@ -578,36 +365,6 @@ class MetaTrainer:
         log(f"epoch {epoch}: {self.config.patience} validations without improvement; curriculum stage {stage + 2} of {len(self.config.curriculum)} "
             f"(training horizon {horizon}, validation {valid_horizon}) from the best weights of epoch {int(self.state.best_epoch.numpy())}")
 
-    def _diverged(self):
-        """Why the run counts as diverged, or "": its best validation is no better than its initial weights'.
-        A curriculum run that ended before its last stage says so instead: its validations ran to another horizon."""
-        cfg = self.config
-        if cfg.curriculum and int(self.state.stage.numpy()) + 1 < len(cfg.curriculum):
-            stage = int(self.state.stage.numpy())
-            return (f"completed in curriculum stage {stage + 1} of {len(cfg.curriculum)}: training horizon {cfg.stage_horizons(stage)[0]}, "
-                    f"best validation at {cfg.stage_horizons(stage)[1]} steps")
-        best, initial = float(self.state.best_valid.numpy()), float(self.state.initial_valid.numpy())
-        if int(self.state.best_epoch.numpy()) >= 0 and not best < initial:
-            return f"diverged: best validation loss {best:.4g} is no better than the initial weights' {initial:.4g}"
-        if int(self.state.best_epoch.numpy()) < 0 and self.history and any(not math.isnan(r["valid_loss"]) for r in self.history):
-            return f"diverged: no validation loss was finite (the initial weights' was {initial:.4g})"
-        return ""
-
-    def _progress(self, epoch, started, start_epoch):
-        cfg = self.config
-        done = epoch - start_epoch
-        per_epoch = (time.perf_counter() - started) / max(done, 1)
-        recent = [r["meta_loss"] for r in self.history[-max(1, cfg.epochs // 20):]]
-        best_epoch = int(self.state.best_epoch.numpy())
-        best = f"{float(self.state.best_valid.numpy()):.4g} (epoch {best_epoch})" if best_epoch >= 0 else "not yet validated"
-        width = 20
-        filled = int(width * epoch / cfg.epochs)
-        return (
-            f"[{'#' * filled}{'.' * (width - filled)}] epoch {epoch}/{cfg.epochs}  "
-            f"meta-loss {sum(recent) / len(recent):.4g}  best valid {best}  "
-            f"{per_epoch:.2f} s/epoch  eta {per_epoch * (cfg.epochs - epoch) / 60:.1f} min"
-        )
-
     def result(self, status="completed"):
         state = self.state
         extra = [k for k in ("stage", "task", "imitation") if any(k in r for r in self.history)]
@@ -618,77 +375,60 @@ class MetaTrainer:
         return MetaResult(
             meta_params={k: tf.constant(np.asarray(v)) for k, v in best.items()},
             last_params={k: tf.constant(v.numpy()) for k, v in state.weights.items()},
-            lstm_config=self.lstm_config,
-            history=history,
-            best_epoch=best_epoch,
-            best_valid=float(state.best_valid.numpy()),
-            status=status,
-            wall_time_s=float(state.wall_time.numpy()),
-            key=self.key,
+            lstm_config=self.lstm_config, history=history, best_epoch=best_epoch, best_valid=float(state.best_valid.numpy()),
+            status=status, wall_time_s=float(state.wall_time.numpy()), key=self.key,
         )
 
 
-def segment_meta_gradient(problem, lstm_config, unroll, meta_params, params, lstm_state, batch, rng=None, fused=True, parts=None):
-    """One truncated-BPTT segment: (meta-loss, its gradient by meta-parameter name, params, LSTM state).
-
-    The meta-loss is the sum over the segment's steps t = 1..unroll of the
-    mean optimisee loss. With second derivatives dropped, its gradient with
-    respect to the params at step t is just the optimisee's own gradient
-    there (over the number of instances), which the forward pass computes
-    anyway; so the backward pass needs no tape: it runs lstm_backward from
-    the last step to the first, feeding each step the sum of the optimisee
-    gradients of all later steps. benchmarks/reference.py computes the same
-    with tf.GradientTape, and tests/test_reference.py compares the two.
-    With parameter groups, lstm_config maps group -> LSTMConfig and parts is
-    learned_optimizer.partition(...) of the problem; lstm_state then maps
-    group -> LSTMState.
-    """
-    n = tf.cast(tf.shape(params)[0], params.dtype)
-    saved, later_grads, meta_loss = [], [], 0.0
-    for t in range(unroll):
-        loss, grads = loss_and_grads(problem, params, batch, rng)
-        if t > 0:  # the segment's first loss does not depend on this segment's updates
-            meta_loss += tf.reduce_mean(loss)
-            later_grads.append(grads)
-        updates, lstm_state, step = learned_optimizer.grouped_forward(meta_params, lstm_state, grads, lstm_config, parts, fused)
-        saved.append(step)
-        params = params + updates
-    loss, grads = loss_and_grads(problem, params, batch, rng)
-    meta_loss += tf.reduce_mean(loss)
-
-    d_params, d_state, total = grads / n, None, None
-    for t in reversed(range(unroll)):
-        d_meta, d_state = learned_optimizer.grouped_backward(meta_params, saved[t], d_params, d_state, lstm_config, parts, fused)
-        total = d_meta if total is None else {k: total[k] + d_meta[k] for k in total}
-        if t > 0:
-            d_params += later_grads[t - 1] / n
-    return meta_loss, total, params, lstm_state
+def apply_if_finite(meta_optimizer, template, state, meta_loss, grads, clip_norm=0.0):
+    """The meta-update of state.weights (and state.optimizer_state, packed as `template`) from one segment's gradient,
+    clipped to clip_norm if > 0, and applied only if it and the meta-loss are finite; returns that finiteness."""
+    weights = state.weights
+    finite = tf.reduce_all([tf.reduce_all(tf.math.is_finite(g)) for g in grads.values()])
+    finite = tf.logical_and(finite, tf.math.is_finite(meta_loss))
+    if clip_norm > 0:
+        names = list(grads)
+        clipped, _ = tf.clip_by_global_norm([grads[k] for k in names], clip_norm)
+        grads = dict(zip(names, clipped))
+    variables = state.optimizer_state
+    old_state = tf.nest.pack_sequence_as(template, [v.read_value() for v in variables])
+    updates, new_state = meta_optimizer.update(grads, old_state, weights)
+    keep = lambda new, old: tf.where(finite, new, old)
+    for k, w in weights.items():
+        w.assign(keep(w + updates[k], w))
+    for variable, new, old in zip(variables, tf.nest.flatten(new_state), tf.nest.flatten(old_state)):
+        variable.assign(keep(new, old))
+    return finite
 
 
-def segment_imitation_gradient(problem, lstm_config, unroll, teacher, meta_params, params, lstm_state, teacher_state, batch, rng=None, fused=True,
-                               parts=None):
-    """One segment of imitation learning (Chen et al. 2020): the teacher (an l2l.optimizers optimiser) takes the
-    steps, and the LSTM, fed the same gradients, is trained to reproduce its updates. Meta-loss: the sum over the
-    segment's steps of the mean over instances and coordinates of (LSTM update - teacher update)^2. The gradients
-    along the teacher's path do not depend on the LSTM, so the backward pass runs through the LSTM's own state
-    only, never through the optimisee. Returns (meta-loss, its gradient by meta-parameter name, params, LSTM state,
-    teacher state)."""
-    size = tf.cast(tf.size(params), params.dtype)
-    saved, differences, meta_loss = [], [], 0.0
-    for _ in range(unroll):
-        _, grads = loss_and_grads(problem, params, batch, rng)
-        updates, lstm_state, step = learned_optimizer.grouped_forward(meta_params, lstm_state, grads, lstm_config, parts, fused)
-        target, teacher_state = teacher.update(grads, teacher_state, params)
-        difference = updates - target
-        meta_loss += tf.reduce_sum(tf.square(difference)) / size
-        saved.append(step)
-        differences.append(difference)
-        params = params + target
-    d_state, total = None, None
-    for t in reversed(range(unroll)):
-        d_meta, d_state = learned_optimizer.grouped_backward(meta_params, saved[t], 2.0 * differences[t] / size, d_state, lstm_config, parts, fused)
-        total = d_meta if total is None else {k: total[k] + d_meta[k] for k in total}
-    return meta_loss, total, params, lstm_state, teacher_state
+def diverged(config, state, history):
+    """Why a finished run counts as diverged, or "": its best validation is no better than its initial weights'.
+    A curriculum run that ended before its last stage says so instead: its validations ran to another horizon."""
+    if config.curriculum and int(state.stage.numpy()) + 1 < len(config.curriculum):
+        stage = int(state.stage.numpy())
+        return (f"completed in curriculum stage {stage + 1} of {len(config.curriculum)}: training horizon {config.stage_horizons(stage)[0]}, "
+                f"best validation at {config.stage_horizons(stage)[1]} steps")
+    best, initial = float(state.best_valid.numpy()), float(state.initial_valid.numpy())
+    if int(state.best_epoch.numpy()) >= 0 and not best < initial:
+        return f"diverged: best validation loss {best:.4g} is no better than the initial weights' {initial:.4g}"
+    if int(state.best_epoch.numpy()) < 0 and history and any(not math.isnan(r["valid_loss"]) for r in history):
+        return f"diverged: no validation loss was finite (the initial weights' was {initial:.4g})"
+    return ""
+
+
+def progress(trainer, epoch, started, start_epoch):
+    """The progress line: a bar, the recent meta-loss, the best validation so far, speed and time left."""
+    cfg = trainer.config
+    per_epoch = (time.perf_counter() - started) / max(epoch - start_epoch, 1)
+    recent = [r["meta_loss"] for r in trainer.history[-max(1, cfg.epochs // 20):]]
+    best_epoch = int(trainer.state.best_epoch.numpy())
+    best = f"{float(trainer.state.best_valid.numpy()):.4g} (epoch {best_epoch})" if best_epoch >= 0 else "not yet validated"
+    filled = int(20 * epoch / cfg.epochs)
+    return (
+        f"[{'#' * filled}{'.' * (20 - filled)}] epoch {epoch}/{cfg.epochs}  "
+        f"meta-loss {sum(recent) / len(recent):.4g}  best valid {best}  "
+        f"{per_epoch:.2f} s/epoch  eta {per_epoch * (cfg.epochs - epoch) / 60:.1f} min"
+    )
 
 
 def meta_train(problem, lstm_config=learned_optimizer.LSTMConfig(), config=MetaConfig(), checkpoint_root: Optional[str] = None, log=print, valid_problem=None):

@@ -103,7 +103,7 @@ def test_a_damaged_file_falls_back_or_is_rebuilt_and_the_run_ends_bit_identical(
     result = meta.meta_train(PROBLEM, TINY_LSTM, config(6), checkpoint_root=str(tmp_path), log=lines.append)
     assert any(said in line for line in lines), lines
     assert_same_run(result, uninterrupted[6])
-    assert meta.MetaTrainer(PROBLEM, TINY_LSTM, config(6), checkpoint_root=str(tmp_path))._read_run_file()["history"][-1]["epoch"] == 6
+    assert meta.MetaTrainer(PROBLEM, TINY_LSTM, config(6), checkpoint_root=str(tmp_path)).folder.read_run_file()["history"][-1]["epoch"] == 6
 
 
 def test_when_no_checkpoint_can_be_read_the_error_says_so_and_nothing_is_deleted(tmp_path):
@@ -173,7 +173,7 @@ def test_a_trainer_waits_for_a_run_folder_another_process_holds_then_resumes_fro
     waiting.join(timeout=120)
     assert any("opened again: another process trained the run after this trainer opened it at ckpt-4" in line for line in lines), lines
     assert_same_run(results[0], uninterrupted[6])  # the finished run, not the stale one trained on from epoch 4
-    assert stale._read_run_file()["history"] == meta.MetaTrainer(PROBLEM, TINY_LSTM, config(6), checkpoint_root=str(tmp_path)).history
+    assert stale.folder.read_run_file()["history"] == meta.MetaTrainer(PROBLEM, TINY_LSTM, config(6), checkpoint_root=str(tmp_path)).history
 
 
 def _image_problems():

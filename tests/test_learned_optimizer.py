@@ -95,8 +95,9 @@ def test_hand_written_backward_equals_the_tape(config, nprng):
         updates, new_state = learned_optimizer.lstm_step(meta, state, grads, config)
         target = tf.reduce_sum(updates * d_updates) + tf.add_n([tf.reduce_sum(a * b) for a, b in zip(tf.nest.flatten(new_state), tf.nest.flatten(d_new))])
     want_meta, want_state = tape.gradient(target, (meta, state))
-    for fused in (True, False):  # with and without XLA for the elementwise parts
-        got_updates, _, saved = learned_optimizer.lstm_forward(meta, state, grads, config, fused)
+    for fused, lean in [(True, False), (False, False), (True, True)]:  # with and without XLA for the elementwise parts; gates recomputed
+        got_updates, _, saved = learned_optimizer.lstm_forward(meta, state, grads, config, fused, lean)
+        assert isinstance(saved, learned_optimizer.Lean) == lean
         np.testing.assert_allclose(got_updates.numpy(), updates.numpy(), rtol=1e-12)
         got_meta, got_state = learned_optimizer.lstm_backward(meta, saved, d_updates, d_new, config, fused)
         for k in meta:
@@ -379,3 +380,23 @@ def test_options_beyond_the_paper_are_validated_described_and_saved(tmp_path):
                          (dict(nominal_lr=0.1), "nominal_lr > 0"), (dict(beta=1.0), "beta must lie in")]:
         with pytest.raises(ValueError, match=message):
             learned_optimizer.LSTMConfig(**bad)
+
+
+BEYOND_ALL = learned_optimizer.LSTMConfig(hidden=4, preprocess_p=0.0, features="adam", output="tanh", nominal="adam", nominal_lr=0.01)
+
+
+@pytest.mark.parametrize("config", [learned_optimizer.LSTMConfig(hidden=6), BEYOND_ALL], ids=["paper", "beyond"])
+def test_a_lean_forward_gives_the_backward_pass_the_same_activations_bit_for_bit(config, nprng):
+    """lean=True keeps the step's inputs and the states it read (82 of the paper LSTM's 304 floats per coordinate) and
+    lstm_backward recomputes the gates by the forward's own operations: float32 gradients equal to the last bit."""
+    meta = {k: v + tf.constant(nprng.normal(size=v.shape) * 0.3, tf.float32) for k, v in learned_optimizer.init_meta_params(config, seed=1).items()}
+    state = learned_optimizer.init_state(config, 40)
+    state = learned_optimizer.LSTMState(*(tuple(t + tf.constant(nprng.normal(size=t.shape), tf.float32) for t in part) for part in state[:2]), state.moments)
+    grads = tf.constant(nprng.normal(size=(40,)), tf.float32)
+    d_updates, d_new = tf.constant(nprng.normal(size=(40,)), tf.float32), tf.nest.map_structure(lambda t: tf.ones_like(t) * 0.5, state)
+    results = {}
+    for lean in (False, True):
+        updates, new_state, saved = learned_optimizer.lstm_forward(meta, state, grads, config, lean=lean)
+        results[lean] = (updates, new_state, *learned_optimizer.lstm_backward(meta, saved, d_updates, d_new._replace(moments=()), config))
+    for full, lean in zip(tf.nest.flatten(results[False]), tf.nest.flatten(results[True])):
+        np.testing.assert_array_equal(full.numpy(), lean.numpy())

@@ -37,7 +37,8 @@ def test_meta_gradient_matches_finite_differences_with_second_derivatives_droppe
     batch = problem.sample(rng, 2)
     params = tf.constant(rng.normal([2, 3]).numpy())  # away from 0, so updates matter
     state = learned_optimizer.init_state(TINY_LSTM, 6)
-    loss, grads, _, _ = trainer.meta_gradient(params, state, batch)
+    weights = {k: w.read_value() for k, w in trainer.state.weights.items()}  # the trainer's initial weights
+    loss, grads, _, _ = meta.segment_meta_gradient(problem, TINY_LSTM, 4, weights, params, state, batch)
 
     # Record the optimisee gradients along the trajectory the trainer took.
     weights32 = {k: tf.constant(v.numpy()) for k, v in trainer.state.weights.items()}
@@ -84,7 +85,7 @@ def test_train_unroll_traces_once_and_validation_selects_the_best():
     trainer = meta.MetaTrainer(problems.Quadratic(dims=3), TINY_LSTM, tiny(epochs=6))
     result = trainer.run(log=lambda line: None)
     assert result.status == "completed"
-    assert trainer.train_unroll.experimental_get_tracing_count() == 1  # 6 epochs x 2 segments, one trace
+    assert trainer.steps["truncated"].experimental_get_tracing_count() == 1  # 6 epochs x 2 segments, one trace
     assert trainer.validate.experimental_get_tracing_count() == 1
     valid = result.history.dropna(subset=["valid_loss"])
     assert list(valid.epoch) == [2, 4, 6]
@@ -148,8 +149,8 @@ def test_runs_are_keyed_by_everything_that_determines_them(tmp_path):
     again = meta.MetaTrainer(problem, TINY_LSTM, tiny(), checkpoint_root=str(tmp_path))
     assert again.key == first.key and again.checkpoint_dir == first.checkpoint_dir
     reused = again.run(log=lines.append)
-    assert lines == ["resumed at epoch 4 from " + again.manager.latest_checkpoint]
-    assert again.train_unroll.experimental_get_tracing_count() == 0
+    assert lines == ["resumed at epoch 4 from " + again.folder.manager.latest_checkpoint]
+    assert again.steps["truncated"].experimental_get_tracing_count() == 0
     np.testing.assert_array_equal(reused.last_params["out/kernel"].numpy(), first.state.weights["out/kernel"].numpy())
     # More epochs and checkpoint frequency are not part of the key; fewer epochs than trained is refused, naming the fix.
     assert meta.run_key(problem, TINY_LSTM, tiny(epochs=9, checkpoint_every=1)) == first.key
@@ -203,7 +204,7 @@ def test_nan_stops_cleanly_keeping_weights_and_checkpoint(tmp_path):
     for k, v in before.items():
         np.testing.assert_array_equal(trainer.state.weights[k].numpy(), v)
     # The state the failed epoch started from is checkpointed, and a rerun resumes from it (and stops the same way).
-    assert result.history.empty and trainer.manager.latest_checkpoint.endswith("ckpt-0")
+    assert result.history.empty and trainer.folder.manager.latest_checkpoint.endswith("ckpt-0")
     again = meta.MetaTrainer(problem, TINY_LSTM, tiny(), checkpoint_root=str(tmp_path))
     assert again.restored_from.endswith("ckpt-0")
     for k, v in before.items():
@@ -235,7 +236,7 @@ def test_selection_on_the_trajectory_mean_and_snapshots_every_n_epochs(tmp_path)
     final = meta.MetaTrainer(problem, TINY_LSTM, tiny(epochs=4, valid_every=1))
     mean = meta.MetaTrainer(problem, TINY_LSTM, tiny(epochs=4, valid_every=1, select_on="mean", snapshot_every=2), checkpoint_root=str(tmp_path))
     optimizer = learned_optimizer.learned(dict(mean.state.weights), TINY_LSTM)
-    losses = tf.function(lambda: rollout.trajectory(problem, optimizer, mean.valid_batch, mean.valid_params, 6))()  # a quadratic draws no minibatch
+    losses = tf.function(lambda: rollout.trajectory(problem, optimizer, *mean.valid_batches[0], 6))()  # a quadratic draws no minibatch
     assert float(mean.validate()) == pytest.approx(float(tf.reduce_mean(losses[1:])), rel=1e-6)
     assert float(final.validate()) == pytest.approx(float(tf.reduce_mean(losses[-1])), rel=1e-6)
     result = mean.run(log=lambda line: None)
@@ -280,3 +281,20 @@ def test_seeds_are_independent_streams_and_old_runs_keep_their_keys():
     legacy = dataclasses.replace(keyed, streams="counter")
     assert "streams" not in meta.describe_run(problem, learned_optimizer.LSTMConfig(), legacy)["meta"]  # as before the field existed
     assert meta.run_key(problem, learned_optimizer.LSTMConfig(), keyed) != meta.run_key(problem, learned_optimizer.LSTMConfig(), legacy)
+
+
+def test_recomputing_the_gates_changes_no_number_and_not_the_run_key():
+    """MetaConfig.recompute trades memory for a forward pass: the same meta-gradients, weights and history, bit for bit,
+    on an MLP (minibatches) and with imitation epochs mixed in."""
+    problem = problems.MLP(problems.image_data(np.random.default_rng(0).integers(0, 256, size=(64, 4, 4), dtype=np.uint8), np.arange(64) % 3, "tiny"),
+                           hidden=(5,), batch_size=8)
+    runs = {}
+    for recompute in (False, True):
+        config = tiny(epochs=6, horizon=4, unroll=2, imitation=0.5, recompute=recompute)
+        runs[recompute] = meta.meta_train(problem, TINY_LSTM, config, log=lambda line: None)
+        assert runs[recompute].key == meta.run_key(problem, TINY_LSTM, tiny(epochs=6, horizon=4, unroll=2, imitation=0.5))
+    assert runs[True].history.imitation.any() and not runs[True].history.imitation.all()
+    for k in runs[False].last_params:
+        np.testing.assert_array_equal(runs[True].last_params[k].numpy(), runs[False].last_params[k].numpy())
+    np.testing.assert_array_equal(runs[True].history.meta_loss.to_numpy(), runs[False].history.meta_loss.to_numpy())
+    np.testing.assert_array_equal(runs[True].history.valid_loss.to_numpy(), runs[False].history.valid_loss.to_numpy())

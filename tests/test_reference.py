@@ -19,7 +19,8 @@ def test_fast_meta_gradient_equals_the_reference():
     rng = tf.random.Generator.from_seed(3)
     batch = problem.sample(rng, 3)
     params = rng.normal([3, 4])
-    loss, grads, _, _ = trainer.meta_gradient(params, learned_optimizer.init_state(config, 12), batch)
+    start = {k: w.read_value() for k, w in trainer.state.weights.items()}
+    loss, grads, _, _ = meta.segment_meta_gradient(problem, config, 5, start, params, learned_optimizer.init_state(config, 12), batch)
 
     weights = learned_optimizer.init_meta_params(config, trainer.config.seed)  # what the trainer starts from
     with tf.GradientTape() as tape:
