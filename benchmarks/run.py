@@ -17,7 +17,13 @@ Figures:
                              share of each process's CPU time spent in the kernel
   quadratic_meta_gradient    the same as mnist_meta_gradient on 128 quadratics of 10 dimensions
   keras_step                 model.train_on_batch with l2l.LearnedOptimizer against keras.optimizers.Adam
-  memory_per_parameter       peak resident memory per optimised coordinate during a meta-iteration (Linux)
+  keras_scaling              the Keras step against the model's parameters (MLPs of 10k to 1M, the Keras example
+                             convnet; batch 32 and 128): learned, Adam, the LSTM pass alone, and the floor (Adam's
+                             step plus the LSTM's forward FLOPs at matmul_gflops)
+  memory_per_parameter       peak resident memory per optimised coordinate during a meta-iteration (Linux), with the
+                             LSTM's activations stored and recomputed (MetaConfig.recompute), and the time each way
+  million_coordinates        one meta-iteration on 63 MNIST MLPs at once (1.0M coordinates), gates recomputed: peak
+                             memory and seconds (the first of two iterations includes compiling; the figure halves both)
   forward_xla                forward-only evaluation of the LSTM with and without XLA
   convnet_instances          the CIFAR ConvNet's loss and gradient for several instances: a loop, a grouped
                              convolution (XLA) and vectorized_map
@@ -96,9 +102,9 @@ def mlp_problem(examples):
     return problems.MLP(problems.image_data(x, rng.integers(0, 10, size=examples), "random-images"))
 
 
-def one_segment(problem, instances, unroll, config=learned_optimizer.LSTMConfig()):
+def one_segment(problem, instances, unroll, config=learned_optimizer.LSTMConfig(), recompute=False):
     """(trainer, params, LSTM state, batch): a fresh trainer and the inputs of one segment."""
-    trainer = meta.MetaTrainer(problem, config, meta.MetaConfig(batch=instances, horizon=unroll, unroll=unroll, valid_instances=1))
+    trainer = meta.MetaTrainer(problem, config, meta.MetaConfig(batch=instances, horizon=unroll, unroll=unroll, valid_instances=1, recompute=recompute))
     rng = tf.random.Generator.from_seed(0)
     batch = problem.sample(rng, instances)
     return trainer, problem.init_params(rng, batch), learned_optimizer.init_state(config, instances * problem.dim), batch
@@ -116,7 +122,7 @@ def meta_gradient_pair(problem, instances, unroll, repeats, config=learned_optim
     plain = {k: tf.Variable(v) for k, v in reference.split_gates(weights, config).items()}
     ref_fn = tf.function(lambda: reference.segment_meta_gradient(problem, config, unroll, plain, params, batch, trainer.state.rng))
     seconds = interleaved_median_seconds({
-        "train_unroll_s": lambda: trainer.train_unroll(params, state, batch)[0],
+        "train_unroll_s": lambda: trainer.steps["truncated"](params, state, None, batch)[0],
         "segment_s": segment[True],
         "segment_unfused_s": segment[False],
         "segment_whole_xla_s": whole_xla,
@@ -167,7 +173,7 @@ def in_subprocess(code, env=None):
 def meta_iteration_seconds(examples, unroll, repeats):
     """Median seconds of one MNIST meta-iteration (train_unroll) on one MLP."""
     trainer, params, state, batch = one_segment(mlp_problem(examples), 1, unroll)
-    return median_seconds(lambda: trainer.train_unroll(params, state, batch)[0], repeats)
+    return median_seconds(lambda: trainer.steps["truncated"](params, state, None, batch)[0], repeats)
 
 
 def thread_settings(examples, unroll, repeats, rounds=2):
@@ -238,29 +244,97 @@ def keras_step(repeats):
     return {**times, "learned_over_adam": times["learned_s"] / times["adam_s"]}
 
 
-def one_meta_iteration(examples, instances):
+def keras_models():
+    """name -> (builder, input shape): MLPs 784-w-10 of about 10k, 100k, 500k and 1M parameters, and the convnet of
+    Keras' MNIST example (34,826 parameters)."""
+    import keras
+
+    mlp = lambda width: lambda: keras.Sequential([keras.Input((784,)), keras.layers.Dense(width, activation="relu"), keras.layers.Dense(10)])
+    convnet = lambda: keras.Sequential([keras.Input((28, 28, 1)), keras.layers.Conv2D(32, 3, activation="relu"), keras.layers.MaxPooling2D(2),
+                                        keras.layers.Conv2D(64, 3, activation="relu"), keras.layers.MaxPooling2D(2), keras.layers.Flatten(),
+                                        keras.layers.Dropout(0.5), keras.layers.Dense(10)])
+    models = {f"mlp_{round(width * 795, -3) / 1000:g}k": (mlp(width), (784,)) for width in (13, 128, 629, 1258)}
+    return {**models, "keras_convnet": (convnet, (28, 28, 1))}
+
+
+def keras_scaling(repeats, names, batches, gflops):
+    """Seconds per model.train_on_batch with the learned optimiser and with Adam, and of the learned optimiser's compiled
+    LSTM pass alone over the model's coordinates, taking turns; the floor is Adam's step plus the LSTM's forward FLOPs at
+    `gflops` (the matmul rate measured in the same run)."""
+    import keras
+
+    import l2l
+
+    config = learned_optimizer.LSTMConfig()
+    meta = learned_optimizer.init_meta_params(config, 0)
+    rng = np.random.default_rng(0)
+    out = {}
+    for name in names:
+        build, shape = keras_models()[name]
+        for batch in batches:
+            x, y = rng.random(size=(batch, *shape)).astype(np.float32), rng.integers(0, 10, size=batch)
+            steps, optimizers = {}, {}
+            for label, make in [("learned_s", lambda: l2l.LearnedOptimizer(meta, config)), ("adam_s", lambda: keras.optimizers.Adam(1e-3))]:
+                model = build()
+                model.compile(optimizer=make(), loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+                steps[label] = lambda model=model, x=x, y=y: model.train_on_batch(x, y)
+                optimizers[label] = model.optimizer
+            coordinates = int(sum(np.prod(v.shape) for v in model.trainable_variables))
+            # What one learned step costs beyond Adam's work at best: the optimiser's own compiled pass, on its own.
+            step, pieces = optimizers["learned_s"]._compiled_step[""], [tf.random.normal([coordinates])]
+            state = learned_optimizer.init_state(config, coordinates)
+            steps["lstm_pass_s"] = lambda step=step, state=state, pieces=pieces: step(meta, state, pieces)[0][0]
+            times = interleaved_median_seconds(steps, repeats)
+            lstm_floor = lstm_flops(config, coordinates, 1) / 3 / (gflops * 1e9)  # lstm_flops counts forward and backward: 3x forward
+            floor = times["adam_s"] + lstm_floor
+            out[f"{name}_batch{batch}"] = {"parameters": coordinates, **times, "lstm_floor_s": lstm_floor, "floor_s": floor,
+                                           "learned_over_floor": times["learned_s"] / floor, "learned_over_adam": times["learned_s"] / times["adam_s"],
+                                           "lstm_pass_over_lstm_floor": times["lstm_pass_s"] / lstm_floor}
+            print(name, batch, out[f"{name}_batch{batch}"], flush=True)
+    return out
+
+
+def one_meta_iteration(examples, instances, recompute=False):
     """Peak resident bytes during one MNIST meta-iteration (train_unroll), run after a first one.
 
     The first run traces and compiles; Linux's peak-RSS counter is then reset
     (/proc/self/clear_refs), so compilers' transient memory is not counted.
     """
-    trainer, params, state, batch = one_segment(mlp_problem(examples), instances, 20)
-    trainer.train_unroll(params, state, batch)[0].numpy()
+    trainer, params, state, batch = one_segment(mlp_problem(examples), instances, 20, recompute=recompute)
+    trainer.steps["truncated"](params, state, None, batch)[0].numpy()
     Path("/proc/self/clear_refs").write_text("5")
-    trainer.train_unroll(params, state, batch)[0].numpy()
+    trainer.steps["truncated"](params, state, None, batch)[0].numpy()
     status = Path("/proc/self/status").read_text()
     return int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmHWM:"))) * 1024  # kB
 
 
-def peak_rss_bytes(instances, examples):
+def peak_rss_bytes(instances, examples, recompute=False):
     """Peak resident memory of a fresh process during its second MNIST meta-iteration."""
-    return int(in_subprocess(f"from benchmarks.run import one_meta_iteration\nprint(one_meta_iteration({examples}, {instances}))\n"))
+    return int(in_subprocess(f"from benchmarks.run import one_meta_iteration\nprint(one_meta_iteration({examples}, {instances}, {recompute}))\n"))
 
 
-def memory_per_parameter(examples, small, large):
+def memory_per_parameter(examples, small, large, repeats):
+    """Peak memory per optimised coordinate at unroll 20, as stored and with the gates recomputed (MetaConfig.recompute),
+    and the seconds of one meta-iteration each way, taking turns."""
     dim = mlp_problem(examples).dim
-    low, high = peak_rss_bytes(small, examples), peak_rss_bytes(large, examples)
-    return {"instances": [small, large], "peak_rss_bytes": [low, high], "bytes_per_coordinate": (high - low) / ((large - small) * dim)}
+    out = {"instances": [small, large]}
+    for label, recompute in [("", False), ("recompute_", True)]:
+        low, high = peak_rss_bytes(small, examples, recompute), peak_rss_bytes(large, examples, recompute)
+        out.update({f"{label}peak_rss_bytes": [low, high], f"{label}bytes_per_coordinate": (high - low) / ((large - small) * dim)})
+    segments = {label: one_segment(mlp_problem(examples), 1, 20, recompute=recompute) for label, recompute in [("stored_s", False), ("recompute_s", True)]}
+    times = interleaved_median_seconds({label: lambda t=t: t[0].steps["truncated"](t[1], t[2], None, t[3])[0] for label, t in segments.items()}, repeats)
+    return {**out, **times, "recompute_over_stored_s": times["recompute_s"] / times["stored_s"],
+            "stored_over_recompute_bytes": out["bytes_per_coordinate"] / out["recompute_bytes_per_coordinate"]}
+
+
+def million_coordinates(examples, instances):
+    """One MNIST meta-iteration (unroll 20) on `instances` MLPs at once (63: 1,002,330 coordinates), gates recomputed:
+    its peak resident memory and seconds, in a fresh process."""
+    code = ("import time\nfrom benchmarks.run import one_meta_iteration\nbegan = time.perf_counter()\n"
+            f"peak = one_meta_iteration({examples}, {instances}, True)\nprint(peak, (time.perf_counter() - began) / 2)\n")
+    peak, seconds = in_subprocess(code).split()
+    coordinates = instances * mlp_problem(examples).dim
+    return {"coordinates": coordinates, "peak_rss_bytes": int(peak), "bytes_per_coordinate": int(peak) / coordinates, "seconds_per_iteration": float(seconds)}
 
 
 def forward_xla(examples, instances, steps, repeats):
@@ -322,8 +396,8 @@ def cifar_meta_gradient(image_side, unroll, repeats):
     rng_tf = tf.random.Generator.from_seed(0)
     batch = problem.sample(rng_tf, 1)
     params = problem.init_params(rng_tf, batch)
-    state = learned_optimizer.init_group_states(groups, trainer.parts, 1, problem.dim)
-    two = interleaved_median_seconds({"two_lstm_train_unroll_s": lambda: trainer.train_unroll(params, state, batch)[0]}, repeats)
+    state = learned_optimizer.init_group_states(groups, trainer.task_parts[0], 1, problem.dim)
+    two = interleaved_median_seconds({"two_lstm_train_unroll_s": lambda: trainer.steps["truncated"](params, state, None, batch)[0]}, repeats)
     optimisee_flops = convnet_flops(problem) * (unroll + 1)  # every step's loss and gradient, and the segment's last
     return {**one, **two, "image_side": image_side, "optimisee_gflop": optimisee_flops / 1e9, "lstm_only_gflops": one["gflops"],
             "gflops": (one["lstm_gflop"] * 1e9 + optimisee_flops) / one["train_unroll_s"] / 1e9,
@@ -386,8 +460,12 @@ def main(argv=None):
     print("quadratic", results["quadratic_meta_gradient"], flush=True)
     results["keras_step"] = keras_step(reps * (3 if tiny else 10))
     print("keras", results["keras_step"], flush=True)
-    results["memory_per_parameter"] = memory_per_parameter(examples, 1, 2 if tiny else 4)
+    names = ["mlp_10k"] if tiny else list(keras_models())
+    results["keras_scaling"] = keras_scaling(reps if tiny else 11, names, [32] if tiny else [32, 128], results["matmul_gflops"])
+    results["memory_per_parameter"] = memory_per_parameter(examples, 1, 2 if tiny else 4, reps)
     print("memory", results["memory_per_parameter"], flush=True)
+    results["million_coordinates"] = million_coordinates(examples, 2 if tiny else 63)
+    print("million coordinates", results["million_coordinates"], flush=True)
     results["forward_xla"] = forward_xla(examples, 2 if tiny else 8, 5 if tiny else 50, reps)
     print("xla", results["forward_xla"], flush=True)
     results["convnet_instances"] = convnet_instances(2 if tiny else 8, 8 if tiny else 32, reps)

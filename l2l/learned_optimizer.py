@@ -253,7 +253,12 @@ def lstm_backward(meta_params, saved, d_updates, d_state, config, fused=True):
     """
     hidden = config.hidden
     if isinstance(saved, Lean):  # recomputed by the forward's own operations on the same values: the same activations
-        saved = _layers(meta_params, saved.x, saved.h, saved.c, config, fused)[0]
+        # Only once the backward pass has reached this step: that is when the memory is needed, and the control
+        # dependency keeps TF's graph optimiser from merging these operations with the forward's (which would keep
+        # the forward's activations alive after all: benchmarks/run.py, memory_per_parameter).
+        with tf.control_dependencies([d_updates]):
+            x, h, c = tf.nest.map_structure(tf.identity, (saved.x, saved.h, saved.c))
+        saved = _layers(meta_params, x, h, c, config, fused)[0]
     d_out = config.scale * tf.reshape(d_updates, [1, -1])
     d_out = tf.pad(d_out, [[0, 0], [0, tf.shape(saved.c[0])[1] - tf.shape(d_out)[1]]])
     if config.output == "tanh":

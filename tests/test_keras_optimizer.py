@@ -2,6 +2,8 @@ import json
 import subprocess
 import sys
 import textwrap
+import warnings
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -11,6 +13,7 @@ import tensorflow as tf
 import l2l
 from l2l import learned_optimizer
 
+ROOT = Path(__file__).resolve().parents[1]
 CONFIG = learned_optimizer.LSTMConfig(hidden=6)
 
 
@@ -34,9 +37,17 @@ def model(seed=0):
 BEYOND = learned_optimizer.LSTMConfig(hidden=4, preprocess_p=0.0, features="adam", output="tanh", nominal="adam", nominal_lr=0.01)
 
 
-@pytest.mark.parametrize("config", [CONFIG, BEYOND], ids=["paper", "beyond"])
-def test_fit_follows_the_pure_step_exactly(config):
-    """model.fit with the optimizer equals lstm_step applied by hand, variable by variable."""
+def deep_model(seed=0):
+    """Eleven variables of five shapes: the fused step joins them all into one state."""
+    keras.utils.set_random_seed(seed)
+    return keras.Sequential([keras.Input((5,)), keras.layers.Dense(7, activation="tanh"), keras.layers.LayerNormalization(),
+                             keras.layers.Dense(6, activation="tanh"), keras.layers.Dense(5, activation="tanh"), keras.layers.Dense(3),
+                             keras.layers.Dense(3, use_bias=False)])
+
+
+@pytest.mark.parametrize("config, model", [(CONFIG, model), (BEYOND, model), (CONFIG, deep_model)], ids=["paper", "beyond", "eleven-variables"])
+def test_fit_follows_the_pure_step_exactly(config, model):
+    """model.fit with the optimizer (one fused step over every variable) equals lstm_step applied by hand, variable by variable."""
     meta = learned_optimizer.init_meta_params(config, 0)
     x, y = data()
     loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
@@ -143,8 +154,8 @@ def test_state_floats_per_parameter_counts_the_lstm_state_and_not_its_weights():
     for name, make in {"lstm": lambda: l2l.LearnedOptimizer(meta, config), "adam": lambda: keras.optimizers.Adam(1e-3)}.items():
         _, _, model = keras_training.train(_dense, make, 0, x, y, steps=2, batch_size=10)
         counts[name] = keras_training.state_floats_per_parameter(model)
-    # 9 parameters in a kernel of 6 and a bias of 3, each padded to 16 columns of h and c per layer; Adam keeps m and v.
-    lstm_state, adam_state = 2 * 2 * 5 * (16 + 16), 2 * 9
+    # 9 parameters, a kernel of 6 and a bias of 3, in one state padded to 16 columns of h and c per layer; Adam keeps m and v.
+    lstm_state, adam_state = 2 * 2 * 5 * 16, 2 * 9
     assert counts["lstm"] - counts["adam"] == pytest.approx((lstm_state - adam_state) / 9)
 
 
@@ -241,7 +252,7 @@ def test_every_optimizer_variable_has_its_own_path():
     optimizer = l2l.LearnedOptimizer(learned_optimizer.init_meta_params(config, 0), config)
     optimizer.build(model.trainable_variables)
     paths = [v.path for v in optimizer.variables]
-    assert len(paths) == len(set(paths)) and len([p for p in paths if "lstm_h" in p or "lstm_c" in p]) == 4 * 2 * 2
+    assert len(paths) == len(set(paths)) and len([p for p in paths if "lstm_h" in p or "lstm_c" in p]) == 2 * 2  # h and c of 2 layers, for all 4 variables
 
 
 def test_update_ratios_are_the_relative_size_of_each_step():
@@ -364,5 +375,37 @@ def test_sparse_gradients_step_only_the_rows_they_touch_and_leave_the_other_rows
     np.testing.assert_array_equal(table.numpy()[[0, 2, 3, 5]], before[[0, 2, 3, 5]])
     np.testing.assert_allclose(table.numpy()[[1, 4]], expected[[1, 4]], rtol=1e-5, atol=1e-7)
     untouched = np.r_[0:3, 6:12, 15:18]
-    for h in optimizer._h[0] + optimizer._c[0]:
+    for h in optimizer._h[""] + optimizer._c[""]:
         assert not np.asarray(h)[:, untouched].any() and np.asarray(h)[:, [3, 4, 5, 12, 13, 14]].all()
+
+
+@pytest.mark.parametrize("name, config", [("paper", CONFIG), ("beyond", BEYOND)])
+def test_a_model_saved_with_a_state_per_variable_loads_and_trains_on_as_before(name, config):
+    """tests/data/keras_per_variable: saved by the optimizer before the fused step, with the weights one more epoch gave
+    under that code. Loaded now, the per-variable states are joined into one, and the same epoch gives the same weights."""
+    folder = ROOT / "tests/data/keras_per_variable"
+    x, y = data()
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message=".*Skipping variable loading.*")  # Keras' word for a state it dropped
+        loaded = keras.models.load_model(folder / f"{name}.keras")
+    assert loaded.optimizer.lstm_config == config and len(loaded.optimizer._h[""]) == config.layers
+    assert float(loaded.optimizer._h[""][0].numpy().std()) > 0  # the saved state arrived, not zeros
+    loaded.fit(x, y, batch_size=16, epochs=1, shuffle=False, verbose=0)
+    expected = np.load(folder / f"{name}_after_one_more_epoch.npz")
+    for got, want in zip(loaded.get_weights(), [expected[k] for k in sorted(expected.files, key=lambda k: int(k.split("_")[1]))]):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+
+
+def test_a_variable_without_a_gradient_keeps_its_value_and_its_state():
+    """apply_gradients drops variables whose gradient is None: their coordinates in the joined state stay as they were."""
+    first, second = tf.Variable(np.ones((2, 3), np.float32)), tf.Variable(np.full((4,), 2.0, np.float32))
+    optimizer = l2l.LearnedOptimizer(meta_params(), CONFIG)
+    optimizer.build([first, second])
+    gradient = tf.constant(np.random.default_rng(0).normal(size=(2, 3)).astype(np.float32))
+    optimizer.apply_gradients([(gradient, first), (None, second)])
+    updates, state = learned_optimizer.lstm_step(meta_params(), learned_optimizer.init_state(CONFIG, 6), gradient, CONFIG)
+    np.testing.assert_allclose(first.numpy(), 1.0 + updates.numpy(), rtol=1e-6, atol=1e-8)
+    np.testing.assert_array_equal(second.numpy(), np.full((4,), 2.0, np.float32))
+    for joined, alone in zip(optimizer._h[""] + optimizer._c[""], state.h + state.c):
+        np.testing.assert_allclose(joined.numpy()[:, :6], alone.numpy()[:, :6], rtol=1e-5, atol=1e-8)  # XLA against TF: rounding
+        assert not joined.numpy()[:, 6:10].any()  # the second variable's columns: never stepped
