@@ -17,7 +17,7 @@ comma := ,
 JEMALLOC := $(firstword $(wildcard /usr/lib/x86_64-linux-gnu/libjemalloc.so.2 /usr/lib/aarch64-linux-gnu/libjemalloc.so.2))
 RUN := $(if $(JEMALLOC),env LD_PRELOAD=$(JEMALLOC) MALLOC_CONF=dirty_decay_ms:-1$(comma)muzzy_decay_ms:-1 )$(PY)
 
-.PHONY: venv book publish test test-fast smoke chapters bench clean
+.PHONY: venv book pdf publish test test-fast smoke chapters bench clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,11 @@ venv: $(VENV)/.installed
 book: venv
 	$(VENV)/bin/jupyter-book build . --toc book/_toc.yml --config _config.yml -W -n --keep-going
 	@echo "open _build/html/index.html"
+
+# The book as one PDF (_build/pdf/book.pdf): the single-page build printed by headless Chromium (Debian's chromium).
+pdf: venv
+	$(VENV)/bin/jupyter-book build . --toc book/_toc.yml --config _config.yml --builder singlehtml -W -n --keep-going
+	$(PY) -m l2l.book pdf
 
 # The built book onto the gh-pages branch of origin (REMOTE=... for another), which a static host serves.
 publish: book

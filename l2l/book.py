@@ -336,6 +336,41 @@ def publish(html="_build/html", remote="origin", branch="gh-pages", cwd=None):
     return message
 
 
+BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")  # headless printers, first found wins
+
+
+def pdf(single="_build/singlehtml", output="_build/pdf/book.pdf", cwd=None, timeout=600):
+    """The book as one PDF: the single-page build (`make pdf` makes it with Jupyter Book's singlehtml builder) printed
+    by headless Chromium. The book's print style (book/_static/l2l.css, @media print) drops the site's chrome and the
+    code, and wraps every table to the page. Returns the PDF's path; refuses a missing build or browser, naming the fix."""
+    import shutil
+    import subprocess
+
+    import yaml
+
+    root = Path(cwd or ".")
+    master = yaml.safe_load((root / "book/_toc.yml").read_text())["root"]
+    page = root / single / f"{master}.html"
+    if not page.is_file():
+        raise ParameterError(f"{page} is missing: build the single page first (make pdf does: jupyter-book build . --builder singlehtml ...)")
+    browser = next((found for name in BROWSERS if (found := shutil.which(name))), None)
+    if browser is None:
+        raise ParameterError(f"no headless browser to print with (looked for {', '.join(BROWSERS)}): install Debian's chromium (apt-get install chromium)")
+    # singlehtml writes the master page in its own folder but links the site's files from the build's root: print a copy there.
+    depth = "../" * master.count("/")
+    html = page.read_text(encoding="utf-8").replace(f'"{depth}_images/', '"_images/').replace(f'"{depth}_static/', '"_static/')
+    printable = root / single / "print.html"
+    printable.write_text(html, encoding="utf-8")
+    target = root / output
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.unlink(missing_ok=True)
+    done = subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--no-pdf-header-footer", "--virtual-time-budget=60000",
+                           f"--print-to-pdf={target.resolve()}", printable.resolve().as_uri()], capture_output=True, text=True, timeout=timeout)
+    if not target.is_file() or target.stat().st_size == 0:
+        raise ParameterError(f"{browser} wrote no PDF (exit {done.returncode}): {done.stderr.strip()[-500:]}")
+    return target
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m l2l.book", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -350,12 +385,18 @@ def main(argv=None):
     pusher.add_argument("--remote", default="origin", help="the git remote to push to (default origin)")
     pusher.add_argument("--branch", default="gh-pages", help="the branch the host serves (default gh-pages)")
     pusher.add_argument("--html", default="_build/html", help="the built book (default _build/html)")
+    printer = sub.add_parser("pdf", help="print the single-page build (make pdf) to a PDF with headless Chromium")
+    printer.add_argument("--single", default="_build/singlehtml", help="the single-page build (default _build/singlehtml)")
+    printer.add_argument("--output", default="_build/pdf/book.pdf", help="the PDF (default _build/pdf/book.pdf)")
     lister = sub.add_parser("list", help="chapters, profiles and parameters")
     lister.add_argument("--names", action="store_true", help="only the chapters' names, each after the chapters it reads (make smoke uses it)")
     args = parser.parse_args(argv)
     try:
         if args.command == "publish":
             print(publish(args.html, args.remote, args.branch))
+            return 0
+        if args.command == "pdf":
+            print(f"wrote {pdf(args.single, args.output)}")
             return 0
         if args.command == "list" and args.names:
             print(" ".join(execution_order()))

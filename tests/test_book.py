@@ -282,6 +282,19 @@ def test_the_book_builds_from_the_smoke_chapters_with_warnings_as_errors(smoke_s
     html = (smoke_site / "_build/html/book/quadratics.html").read_text()
     assert "the LSTM" in html and "_static/mathjax/tex-chtml.js" in html
     assert (smoke_site / "_build/html/_static/mathjax/tex-chtml.js").exists()
+    if shutil.which("chromium") is None:
+        pytest.skip("no chromium to print the PDF with (apt-get install chromium; .ci/run installs it)")
+    single = subprocess.run(
+        [str(Path(sys.executable).parent / "jupyter-book"), "build", str(smoke_site), "--toc", str(smoke_site / "book/_toc.yml"),
+         "--config", str(smoke_site / "_config.yml"), "--builder", "singlehtml", "-W", "-n", "--keep-going"], capture_output=True, text=True, cwd=smoke_site)
+    assert single.returncode == 0, single.stdout[-3000:] + single.stderr[-3000:]
+    import pypdf
+
+    reader = pypdf.PdfReader(book.pdf(cwd=smoke_site))
+    text = " ".join(page.extract_text() for page in reader.pages)
+    # Every chapter in it, and none of the site's chrome nor the code cells the notebooks hold.
+    assert len(reader.pages) >= len(CHAPTERS) and all(title in text for title in ("Quadratic functions", "MNIST", "CIFAR-10", "References"))
+    assert not any(chrome in text for chrome in ("Search Ctrl", "Show code cell", "Skip to main content", "# Parameters"))
 
 
 @pytest.mark.slow
