@@ -97,6 +97,14 @@ def _tiny_alignment(**bounds):
     return problems.Alignment(problems.image_data(x, np.zeros(6), "bars"), image_shape=(12, 12, 1), **bounds)
 
 
+def _tiny_exemplar():
+    x = np.zeros((8, 12, 12), np.uint8)
+    for k in range(8):  # two classes of bars, each image of its own width
+        x[k, 3:9, 4 : 6 + k % 3] = 255
+        x[k, 3:5, 4:10] = 255 if k % 2 else 0
+    return problems.ExemplarAlignment(problems.image_data(x, np.arange(8) % 2, "bars"), image_shape=(12, 12, 1))
+
+
 def _tiny_stn(**options):
     x = np.zeros((6, 12, 12), np.uint8)
     for k in range(6):
@@ -113,6 +121,7 @@ CONTRACT = {
     "mlp-relu-deep": lambda: _tiny_images("relu", (4, 3)),
     "convnet": _tiny_convnet,
     "alignment": _tiny_alignment,
+    "exemplar-alignment": _tiny_exemplar,
     "stn": _tiny_stn,
     "stn-template": lambda: _tiny_stn(template=2),
 }
@@ -298,3 +307,20 @@ def test_the_template_setting_targets_one_image_for_every_input():
     np.testing.assert_array_equal(target.numpy()[0], np.broadcast_to(problem.data.x.numpy()[2], (3, 144)))
     with pytest.raises(ValueError, match="template must be -1"):
         _tiny_stn(template=6)
+
+
+def test_an_exemplar_is_aligned_to_another_image_of_its_class_and_the_true_warp_still_scores_zero():
+    labels = np.repeat(np.arange(3), [2, 3, 5])
+    index, partner = problems.same_class_pairs(tf.constant(labels), tf.random.Generator.from_seed(0), 3000)
+    index, partner = index.numpy(), partner.numpy()
+    assert (labels[index] == labels[partner]).all() and (index != partner).all()
+    # Each image's partner is uniform over the rest of its class: image 5 (class 2, five images) pairs with 6-9 alike.
+    counts = np.bincount(partner[index == 5], minlength=10)[6:10]
+    assert counts.min() > 0.6 * counts.mean()
+    problem = _tiny_exemplar()
+    batch = problem.sample(tf.random.Generator.from_seed(1), 6)
+    truth = tf.reshape(batch.true_theta, [6, 6])
+    np.testing.assert_allclose(problem.corner_error(truth, batch).numpy(), 0.0, atol=1e-5)
+    assert problem.describe()["name"] == "exemplar_alignment" and _tiny_alignment().describe()["name"] == "alignment"  # their runs keyed apart
+    with pytest.raises(ValueError, match="needs 2 images or more"):
+        problems.ExemplarAlignment(problems.image_data(np.zeros((3, 12, 12), np.uint8), np.array([0, 0, 1]), "lonely"), image_shape=(12, 12, 1))

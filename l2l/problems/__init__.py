@@ -19,4 +19,4 @@ from l2l.problems.base import ImageData, Problem, describe_on_images, head, imag
 from l2l.problems.combined import Mixture, Rescaled, RescaledInstances  # noqa: F401
 from l2l.problems.networks import ACTIVATIONS, MLP, ConvNet, MLPInstances  # noqa: F401
 from l2l.problems.quadratic import Quadratic, QuadraticInstances  # noqa: F401
-from l2l.problems.warps import Alignment, AlignmentInstances, SpatialTransformer, STNInstances, random_warps  # noqa: F401
+from l2l.problems.warps import Alignment, AlignmentInstances, ExemplarAlignment, SpatialTransformer, STNInstances, random_warps, same_class_pairs  # noqa: F401

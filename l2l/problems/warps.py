@@ -97,6 +97,53 @@ class Alignment:
         return error, tf.cast(error <= tolerance, error.dtype)
 
 
+def same_class_pairs(labels, rng, n):
+    """(index [n], partner [n]): n images drawn uniformly, and for each another image of the same class drawn uniformly
+    among the rest of its class (every class needs two images or more)."""
+    labels = tf.cast(labels, tf.int64)
+    order = tf.cast(tf.argsort(labels, stable=True), tf.int64)  # images grouped by class
+    counts = tf.math.bincount(tf.cast(labels, tf.int32), dtype=tf.int64)
+    starts = tf.cumsum(counts, exclusive=True)
+    index = rng.uniform([n], 0, tf.shape(labels, out_type=tf.int64)[0], dtype=tf.int64)
+    label = tf.gather(labels, index)
+    count, start = tf.gather(counts, label), tf.gather(starts, label)
+    rank = tf.gather(tf.math.invert_permutation(order), index) - start  # where the image sits within its class
+    other = tf.cast(tf.floor(rng.uniform([n], dtype=tf.float64) * tf.cast(count - 1, tf.float64)), tf.int64)
+    other += tf.cast(other >= rank, tf.int64)  # the class's other images, skipping the image itself
+    return index, tf.gather(order, start + other)
+
+
+@dataclasses.dataclass(frozen=True, eq=False, repr=False)
+class ExemplarAlignment(Alignment):
+    """Alignment to an exemplar (template alignment): the target is one image, the moving image another image of the
+    same class warped by a random affine map (as Alignment's). The two differ in shape, so no warp matches them
+    exactly and the loss stays above 0 at the best map; the synthetic warp is known, so the corner error still
+    measures how far the fitted map is from undoing it, counting the partner's own pose as aligned (MNIST's digits
+    are centred and size-normalised, so a partner's pose is close to its exemplar's)."""
+
+    name = "exemplar_alignment"
+
+    def __post_init__(self):
+        super().__post_init__()
+        counts = np.bincount(np.asarray(self.data.y, np.int64))
+        if (counts[counts > 0] < 2).any():
+            raise ValueError(f"ExemplarAlignment pairs images of a class: every class in {self.data.name!r} needs 2 images or more, "
+                             f"class sizes {counts.tolist()}")
+
+    def __repr__(self):
+        return "Exemplar" + super().__repr__()
+
+    def sample(self, rng, n):
+        from l2l import warp
+
+        index, partner = same_class_pairs(self.data.y, rng, n)
+        example = tf.reshape(tf.gather(self.data.x, index), [n, *self.image_shape])
+        source = tf.reshape(tf.gather(self.data.x, partner), [n, *self.image_shape])
+        forward = self.random_warps(rng, n)  # moving pixel p shows the partner at forward(p)
+        moving = warp.warp(source, tf.cast(forward[:, :2], tf.float32))
+        return AlignmentInstances(example, moving, tf.cast(tf.linalg.inv(forward)[:, :2], tf.float32))
+
+
 def random_warps(bounds, rng, n):
     """[n, 3, 3] homogeneous affine maps in normalised coordinates (l2l.warp) within the bounds of `bounds` (an
     Alignment or SpatialTransformer): rotation, scale per axis, shear and shift, each uniform, about the centre."""
