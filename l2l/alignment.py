@@ -19,6 +19,7 @@ from typing import NamedTuple
 import numpy as np
 import tensorflow as tf
 
+from l2l import stats
 from l2l.rollout import TEST_SEED, fresh_instances
 
 
@@ -370,3 +371,20 @@ def template_rows(result, run, step, steps, heldout, pairs, seed=0):
         rows[f"{label} (det {determinants[label]:.2f})"] = aligned
     rows["target"] = np.repeat(problem.data.x.numpy()[problem.template].reshape(1, *problem.image_shape), pairs, axis=0)
     return rows, determinants
+
+
+def robust_geometry(result, step, learned="lstm"):
+    """Corner error read robustly from a geometry panel's protocol result at `step`: each run's median over its pairs
+    (a few divergent pairs set a mean; a median they cannot) and its share of pairs within 1 px, for every optimiser,
+    with paired verdicts of `learned` against the baseline the protocol chose for the corner verdict (best on the
+    tuning split): {"median": {name: over runs}, "success": {...}, "verdicts": {"median": compare_runs, "success": ...}}.
+    The success verdict compares failure rates (1 - success), so "beats" means more pairs within 1 px."""
+    corner = lambda name: np.nan_to_num(np.asarray(result.metrics[result.runs_of[name][step]["final"]][step][0], np.float64), nan=np.inf)
+    success = lambda name: np.asarray(result.metrics[result.runs_of[name][step]["final"]][step][1], np.float64).mean(axis=1)
+    medians = {name: np.median(corner(name), axis=1) for name in result.runs_of}
+    out = {"median": {n: stats.within(stats.over_runs(m), "corner_error") for n, m in medians.items()},
+           "success": {n: stats.within(stats.over_runs(success(n)), "success") for n in result.runs_of}}
+    best = result.verdicts[step]["corner"]["best"]
+    out["verdicts"] = {"median": {"learned": learned, "best": best, **stats.compare_runs(medians[learned], medians[best])},
+                       "success": {"learned": learned, "best": best, **stats.compare_runs(1.0 - success(learned), 1.0 - success(best))}}
+    return out
