@@ -25,7 +25,7 @@ SHARED_DATA = os.environ.get("L2L_DATA_DIR") or os.path.abspath(os.path.join(os.
 # make test runs every tier.
 TIERS = ("unit", "integration", "system", "slow")
 UNIT_MODULES = {"test_chapters", "test_preprocess", "test_stats", "test_warp", "test_optimizers", "test_learned_optimizer", "test_plots",
-                "test_reference", "test_data"}
+                "test_reference", "test_data", "test_design"}
 
 
 def pytest_collection_modifyitems(config, items):
