@@ -64,6 +64,8 @@ def load(spec_path, storage):
     ({"sampler": "grid"}, "the grid sampler needs choices"),
     ({"sampler": "grid", "space": {"hidden": {"choices": [4, 8]}}, "trials": 3}, "exceeds the grid's 2 points"),
     ({"trials": 0}, "trials must be a positive integer"),
+    ({"budget": -1}, "budget must be a non-negative integer"),
+    ({"budget": 100}, "with a budget, each trial's epochs follow from it"),
     ({"objective": "best"}, "objective must be one of ['mean', 'final']"),
     ({"pruner": "hyperband"}, "pruner must be one of"),
     ({"fixed": {"batch": 8, "horizon": 10, "unroll": 5, "epochs": 4, "layers": 1, "hidden": 100000000}, "space": {"meta_lr": {"low": 1e-4, "high": 1e-1}}},
@@ -490,3 +492,26 @@ def test_sigterm_to_the_launcher_reaches_its_workers_and_it_waits_for_them(tmp_p
     for child in alive:  # the old launcher's orphans: end them, then fail
         child.kill()
     assert not alive
+
+
+def test_a_budgeted_study_gives_every_trial_the_same_meta_updates_and_scores_it_at_one_horizon(tmp_path):
+    """budget: epochs = budget / (horizon / unroll), so unroll 2 trains 5 epochs of 5 segments and unroll 5 trains
+    13 epochs of 2 (26 updates: the budget rounded up to whole epochs); eval_horizon: every trial and NAG at step 6."""
+    import optuna
+
+    fixed = {k: v for k, v in TINY["fixed"].items() if k not in ("epochs", "unroll")}
+    path = write_spec(tmp_path, name="budgeted", trials=2, sampler="grid", pruner="none", budget=25, eval_horizon=6,
+                      space={"unroll": {"choices": [2, 5]}}, fixed=fixed)
+    spec = sweep.load_spec(path)
+    task, valid = sweep.task_problems(spec.task)
+    epochs = {u: sweep.build_run(spec, {**sweep.DEFAULTS[spec.task], **fixed, "unroll": u}, task, valid, str(tmp_path / "keys")).config.epochs
+              for u in (2, 5)}
+    assert epochs == {2: 5, 5: 13}
+    storage = f"sqlite:///{tmp_path / 'budgeted.db'}"
+    store = sweep.storage(storage)
+    sweep.enqueue_grid(spec, sweep.study(spec, store))
+    sweep.work(spec, store, str(tmp_path / "runs"), log=lambda line: None)
+    study = optuna.load_study(study_name="budgeted", storage=storage)
+    done = [t for t in study.trials if t.state.name == "COMPLETE"]
+    assert sorted(t.user_attrs["epochs"] for t in done) == [5, 13] and {t.user_attrs["eval_horizon"] for t in done} == {6}
+    assert "nag_h6" in study.user_attrs and "nag_h10" not in study.user_attrs

@@ -53,6 +53,8 @@ class Spec:
     valid_every: int = 10  # epochs between the validations the pruner reads
     valid_instances: int = 32  # instances of that validation (MetaConfig.valid_instances)
     objective_instances: int = 32  # held-out instances the objective and tuned NAG are measured on
+    budget: int = 0  # meta-updates per trial (one per unroll segment), which sets its epochs; 0: the epochs setting does
+    eval_horizon: int = 0  # the step every trial is scored at (NAG tuned for it); 0: each trial's own training horizon
 
 
 def load_spec(path):
@@ -101,6 +103,12 @@ def check(spec, source="spec"):
         value = getattr(spec, field)
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             fail(f"{field} must be a positive integer, got {value!r}")
+    for field in ("budget", "eval_horizon"):
+        value = getattr(spec, field)
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            fail(f"{field} must be a non-negative integer (0: off), got {value!r}")
+    if spec.budget and "epochs" in (set(spec.space) | set(spec.fixed)):
+        fail("with a budget, each trial's epochs follow from it (budget / (horizon / unroll)): remove epochs from space and fixed")
     if not isinstance(spec.seed, int) or not isinstance(spec.startup_trials, int) or spec.startup_trials < 0:
         fail(f"seed must be an integer and startup_trials a non-negative one, got {spec.seed!r}, {spec.startup_trials!r}")
     if not isinstance(spec.space, dict) or not spec.space:

@@ -27,8 +27,10 @@ def build_run(spec, settings, task_problem, valid_problem, root):
     """The trial's MetaTrainer: checkpoints under root/epochs<N>/<run key>. epochs is left out of run keys
     (a run continued is the same run), so budgets get folders of their own: a 100-epoch trial never meets
     the checkpoint of a 200-epoch one."""
-    from l2l import learned_optimizer, meta
+    from l2l import design, learned_optimizer, meta
 
+    if spec.budget:  # the same meta-updates for every trial: at fixed epochs, unroll 5 makes ten times unroll 50's
+        settings = {**settings, "epochs": design.epochs_for_budget(spec.budget, settings["horizon"], settings["unroll"])}
     lstm = learned_optimizer.LSTMConfig(**{k: v for k, v in settings.items() if SETTINGS[k][1] == "lstm"})
     config = meta.MetaConfig(seed=spec.seed, valid_every=spec.valid_every, valid_instances=spec.valid_instances, select_on=spec.objective,
                              checkpoint_every=max(1, min(spec.valid_every, 25)), **{k: v for k, v in settings.items() if SETTINGS[k][1] == "meta"})
@@ -108,10 +110,13 @@ class Objective:
             trial.set_user_attr("surplus", f"the study had its {self.spec.trials} trials when this one was asked for")
             raise Surplus(f"trial {trial.number}: the study already has its {self.spec.trials} trials")
         settings = suggest(trial, self.spec)
-        nag = self.nag_for(study, settings["horizon"])
+        horizon = self.spec.eval_horizon or settings["horizon"]  # where the trial is scored
+        nag = self.nag_for(study, horizon)
         trainer = build_run(self.spec, settings, self.task_problem, self.valid_problem, self.root)
         trial.set_user_attr("run_key", trainer.key)
         trial.set_user_attr("settings", settings)
+        trial.set_user_attr("epochs", trainer.config.epochs)
+        trial.set_user_attr("eval_horizon", horizon)
         if self.provenance is None:
             from l2l.provenance import provenance
 
@@ -144,7 +149,7 @@ class Objective:
         if result.status.startswith("stopped at epoch"):  # non-finite meta-loss or meta-gradient
             trial.set_user_attr("failure", result.status)
             raise RunFailed(result.status)
-        final, mean = objective_losses(self.valid_problem, result.optimizer(self.valid_problem), settings["horizon"], self.spec.objective_instances, self.spec.seed)
+        final, mean = objective_losses(self.valid_problem, result.optimizer(self.valid_problem), horizon, self.spec.objective_instances, self.spec.seed)
         trial.set_user_attr("lstm", {"final": final, "mean": mean})
         trial.set_user_attr("ratio", {"final": final / nag["final"], "mean": mean / nag["mean"]})
         if not math.isfinite(final):
