@@ -253,10 +253,11 @@ def lstm_backward(meta_params, saved, d_updates, d_state, config, fused=True):
     """
     hidden = config.hidden
     if isinstance(saved, Lean):  # recomputed by the forward's own operations on the same values: the same activations
-        # Only once the backward pass has reached this step: that is when the memory is needed, and the control
-        # dependency keeps TF's graph optimiser from merging these operations with the forward's (which would keep
-        # the forward's activations alive after all: benchmarks/run.py, memory_per_parameter).
-        with tf.control_dependencies([d_updates]):
+        # Only once the backward pass has reached this step (the later step's state gradient exists): then one
+        # step's activations are alive at a time. Without the dependency, TF's graph optimiser merged these operations
+        # with the forward's, and the executor was free to run every step's recomputation at once (memory unchanged
+        # or halved from run to run: benchmarks/run.py, memory_per_parameter).
+        with tf.control_dependencies([d_updates] + ([] if d_state is None else tf.nest.flatten(d_state)[:1])):
             x, h, c = tf.nest.map_structure(tf.identity, (saved.x, saved.h, saved.c))
         saved = _layers(meta_params, x, h, c, config, fused)[0]
     d_out = config.scale * tf.reshape(d_updates, [1, -1])

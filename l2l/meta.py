@@ -77,7 +77,7 @@ class MetaConfig:
     teacher: str = "adam"  # the l2l.optimizers baseline imitated
     teacher_lr: float = 0.01  # the teacher's learning rate
     # How, not what: left out of the run key (tests/test_meta.py checks that the results are bit-identical).
-    recompute: bool = False  # keep only the LSTM's inputs and states per step, recompute its gates backward (MNIST: 33 -> 12 kB per coordinate, 1.2x the time)
+    recompute: bool = False  # keep only the LSTM's inputs and states per step, recompute its gates backward (MNIST: 33 -> 11 kB per coordinate, 1.1-1.4x the time)
 
     def __post_init__(self):
         object.__setattr__(self, "curriculum", tuple(int(h) for h in self.curriculum))  # a list from YAML or JSON reads as the same run
