@@ -875,7 +875,8 @@ def test_a_preregistered_endpoint_is_read_against_the_baseline_best_on_the_tunin
     final = experiment.read_endpoint(result, endpoint("final"))
     assert final["best"] == "nag_decay" and final["chosen_on"] == "tuning" and final["budget"].startswith("at 10,000 of")
     assert final == {**stats.endpoint_verdict(curves["lstm"][:, :, 4], curves["nag_decay"][:, :, 4]), "best": "nag_decay", "chosen_on": "tuning",
-                     "metric": "final", "step": 4, "budget": final["budget"]}
+                     "metric": "final", "step": 4, "budget": final["budget"], "meta_epochs": 10000,
+                     "learned_value": stats.over_runs(curves["lstm"][:, :, 4]), "baseline_value": stats.over_runs(curves["nag_decay"][:, :, 4])}
     assert experiment.read_endpoint(result, endpoint("mean"))["best"] == "nag"  # each metric its own choice
     accuracy = experiment.read_endpoint(result, endpoint("accuracy"))  # as error: lower is better throughout
     assert accuracy["mean"] == pytest.approx(np.mean((1 - metrics["lstm"][4][1]) - (1 - metrics["nag_decay"][4][1])))
@@ -888,6 +889,21 @@ def test_a_preregistered_endpoint_is_read_against_the_baseline_best_on_the_tunin
         experiment.read_endpoint(result, endpoint("final", ("nag", "adam")))
     with pytest.raises(ValueError, match="kept no tuning scores"):
         experiment.read_endpoint(result._replace(tuning_scores=None), endpoint("final"))
+
+
+def test_the_headline_table_reads_each_primary_endpoint_a_chapter_recorded_and_says_which_are_not_yet_measured():
+    from l2l import chapters
+
+    primary = [e for e in chapters.ENDPOINTS if e.primary]
+    mnist = next(e for e in primary if e.chapter == "mnist")
+    read = {"mean": -0.07, "ci95": [-0.09, -0.05], "runs": 5, "wins": 5, "outcome": "reproduced", "best": "nag_decay", "meta_epochs": 10000,
+            "learned_value": {"mean": 0.201, "ci95": [0.19, 0.212]}, "baseline_value": {"mean": 0.271, "ci95": [0.26, 0.282]}}
+    table = experiment.headline_table({"mnist": {"endpoints": {mnist.name: read}}}, chapters.ENDPOINTS, labels={"nag_decay": "NAG, decaying rate"})
+    assert len(table) == len(primary) and table.shape[1] <= 7  # fits the page
+    row = table[table.chapter == "mnist"].iloc[0]
+    assert row.learned == "0.201 [0.19, 0.212]" and row["best tuned baseline"] == "NAG, decaying rate: 0.271 [0.26, 0.282]"
+    assert row["difference (runs lower)"] == "-0.07 [-0.09, -0.05] (5 of 5)" and row.outcome == "reproduced" and row["meta-training epochs"] == "10,000"
+    assert (table[table.chapter != "mnist"].outcome == "not yet measured").all()
 
 
 def test_a_protocol_figure_labels_each_baseline_with_the_rate_tuned_for_the_objective_it_draws(monkeypatch):

@@ -81,6 +81,7 @@ from l2l.experiment.reports import (  # noqa: F401
     edge_of_grid,
     fmt_interval,
     fmt_reach,
+    headline_table,
     protocol_curves,
     protocol_curves_frame,
     protocol_figure,

@@ -363,7 +363,8 @@ def _verdicts(panel, baselines, entries, curves, runs_of, seconds, metrics, lear
 def read_endpoint(result, endpoint):
     """A pre-registered endpoint (l2l.chapters.Endpoint) read from a protocol result: the learned optimiser's runs
     against the best of endpoint.against chosen on the tuning split, by stats.endpoint_verdict, plus "best",
-    "chosen_on", "metric", "step" and "budget" (the endpoint's meta-training epochs in words).
+    "chosen_on", "metric", "step", "budget" (the endpoint's meta-training epochs in words), "meta_epochs", and each
+    side's own "learned_value" and "baseline_value" over runs. A chapter records these under summary.json's "endpoints".
 
     final / mean: each optimiser's run tuned for that step and metric; heldout_loss / accuracy: the runs tuned for the
     step's final loss, accuracy read as error (1 - accuracy) so that lower is better throughout; time: the baseline
@@ -398,7 +399,9 @@ def read_endpoint(result, endpoint):
     else:
         raise ValueError(f"endpoint {endpoint.name!r}: unknown metric {endpoint.metric!r}")
     return {**stats.endpoint_verdict(ours, theirs), "best": best, "chosen_on": chosen_on, "metric": endpoint.metric, "step": s,
-            "budget": budget_words(endpoint.meta_epochs)}
+            "budget": budget_words(endpoint.meta_epochs), "meta_epochs": endpoint.meta_epochs,
+            # Each side on its own, over runs (accuracy as error, as compared): what a headline table prints beside the difference.
+            "learned_value": stats.over_runs(ours), "baseline_value": stats.over_runs(theirs)}
 
 def protocol_view(result, learned_name, name=None, title=None, others=()):
     """One learned optimiser's panel out of a run_protocol result that evaluated several on the same instances.

@@ -277,3 +277,32 @@ def protocol_tuning_frame(results):
     rows += [{"panel": name, "step": s, "objective": o, "optimiser": TUNED.format(n), "multipliers": " ".join(f"{f:.4g}" for f in factors)}
              for name, r in results.items() for n, by_s in r.multipliers.items() for s, by_o in by_s.items() for o, factors in by_o.items()]
     return pd.DataFrame(rows)
+
+
+def _value(entry):
+    """'0.201 [0.19, 0.21]': an over_runs entry, or '-'."""
+    return f"{entry['mean']:.3g} [{entry['ci95'][0]:.3g}, {entry['ci95'][1]:.3g}]" if entry else "-"
+
+
+def headline_table(summaries, endpoints, labels=None):
+    """The book's bottom line: one row per primary endpoint (l2l.chapters.ENDPOINTS) in chapter order, read from the
+    chapters' summary.json (chapter -> its parsed summary) where the chapter recorded it under "endpoints"; an endpoint
+    no executed chapter has recorded yet says so instead of a number. Seven columns, so it fits the page. labels:
+    baseline name -> how the table names it."""
+    labels = labels or {}
+    rows = []
+    for endpoint in endpoints:
+        if not endpoint.primary:
+            continue
+        read = summaries.get(endpoint.chapter, {}).get("endpoints", {}).get(endpoint.name)
+        if read is None:
+            rows.append({"chapter": endpoint.chapter, "endpoint": endpoint.claim, "learned": "-", "best tuned baseline": "-",
+                         "difference (runs lower)": "-", "meta-training epochs": f"{endpoint.meta_epochs:,}", "outcome": "not yet measured"})
+            continue
+        wins = f"{read['wins']} of {read['runs']}"
+        rows.append({"chapter": endpoint.chapter, "endpoint": endpoint.claim, "learned": _value(read.get("learned_value")),
+                     "best tuned baseline": f"{labels.get(read['best'], read['best'])}: {_value(read.get('baseline_value'))}",
+                     "difference (runs lower)": f"{read['mean']:.3g} [{read['ci95'][0]:.3g}, {read['ci95'][1]:.3g}] ({wins})",
+                     "meta-training epochs": f"{read.get('meta_epochs', endpoint.meta_epochs):,}",
+                     "outcome": read["outcome"] + (f" at {read['runs']} runs" if read["outcome"] == "inconclusive" else "")})
+    return pd.DataFrame(rows)
