@@ -23,7 +23,7 @@ Figures:
   memory_per_parameter       peak resident memory per optimised coordinate during a meta-iteration (Linux), with the
                              LSTM's activations stored and recomputed (MetaConfig.recompute), and the time each way
   million_coordinates        one meta-iteration on 63 MNIST MLPs at once (1.0M coordinates), gates recomputed: peak
-                             memory and seconds (the first of two iterations includes compiling; the figure halves both)
+                             memory and seconds of the second iteration (the first compiles)
   forward_xla                forward-only evaluation of the LSTM with and without XLA
   convnet_instances          the CIFAR ConvNet's loss and gradient for several instances: a loop, a grouped
                              convolution (XLA) and vectorized_map
@@ -294,8 +294,9 @@ def keras_scaling(repeats, names, batches, gflops):
     return out
 
 
-def one_meta_iteration(examples, instances, recompute=False):
-    """Peak resident bytes during one MNIST meta-iteration (train_unroll), run after a first one.
+def one_meta_iteration(examples, instances, recompute=False, timed=False):
+    """Peak resident bytes during one MNIST meta-iteration (train_unroll), run after a first one (with timed=True:
+    (bytes, that iteration's seconds)).
 
     The first run traces and compiles; Linux's peak-RSS counter is then reset
     (/proc/self/clear_refs), so compilers' transient memory is not counted.
@@ -303,9 +304,12 @@ def one_meta_iteration(examples, instances, recompute=False):
     trainer, params, state, batch = one_segment(mlp_problem(examples), instances, 20, recompute=recompute)
     trainer.steps["truncated"](params, state, None, batch)[0].numpy()
     Path("/proc/self/clear_refs").write_text("5")
+    began = time.perf_counter()
     trainer.steps["truncated"](params, state, None, batch)[0].numpy()
+    seconds = time.perf_counter() - began
     status = Path("/proc/self/status").read_text()
-    return int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmHWM:"))) * 1024  # kB
+    peak = int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmHWM:"))) * 1024  # kB
+    return (peak, seconds) if timed else peak
 
 
 def peak_rss_bytes(instances, examples, recompute=False):
@@ -329,9 +333,8 @@ def memory_per_parameter(examples, small, large, repeats):
 
 def million_coordinates(examples, instances):
     """One MNIST meta-iteration (unroll 20) on `instances` MLPs at once (63: 1,002,330 coordinates), gates recomputed:
-    its peak resident memory and seconds, in a fresh process."""
-    code = ("import time\nfrom benchmarks.run import one_meta_iteration\nbegan = time.perf_counter()\n"
-            f"peak = one_meta_iteration({examples}, {instances}, True)\nprint(peak, (time.perf_counter() - began) / 2)\n")
+    its peak resident memory and seconds (the second iteration: the first compiles), in a fresh process."""
+    code = f"from benchmarks.run import one_meta_iteration\nprint(*one_meta_iteration({examples}, {instances}, True, timed=True))\n"
     peak, seconds = in_subprocess(code).split()
     coordinates = instances * mlp_problem(examples).dim
     return {"coordinates": coordinates, "peak_rss_bytes": int(peak), "bytes_per_coordinate": int(peak) / coordinates, "seconds_per_iteration": float(seconds)}
