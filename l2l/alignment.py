@@ -319,6 +319,24 @@ def stn_outputs(problem, params, data, pairs=6, seed=0, summary_pairs=500):
     return tf.reshape(moving[0, :pairs], shape).numpy(), tf.reshape(aligned[0, :pairs], shape).numpy(), determinant
 
 
+PLAUSIBLE_DETERMINANT = (0.5, 2.0)  # a map's area change that still shows a digit: the panels' warps change it by at most 1.44x
+
+
+def map_scale_check(problem, params, data, summary_pairs=500, seed=0, plausible=PLAUSIBLE_DETERMINANT):
+    """Whether a trained localisation network (params [1, dim]) still shows the digit: over summary_pairs warped images
+    of `data`, the median determinant of its maps' linear part and the share of maps whose determinant lies within
+    `plausible`. A network that shrinks every digit to a dot (or flips it) can tie a working one on photometric loss
+    against a single template; the one-template verdict reads this first. (A mean determinant says little: one
+    map's -70,914.8 outweighed the rest in the book.)"""
+    from l2l.rollout import generator
+
+    index = tf.range(min(summary_pairs, int(data.y.shape[0])), dtype=tf.int64)[None]
+    moving, _, _ = problem.pairs(generator(seed), index, params.dtype, source=data)
+    det = tf.linalg.det(problem.theta(params, moving)[0][:, :, :2]).numpy()
+    low, high = plausible
+    return {"median_determinant": float(np.median(det)), "plausible_share": float(np.mean((det >= low) & (det <= high))), "plausible": list(plausible)}
+
+
 def picture_rows(result, run, step, pairs, shots, damping=1e-3, seed=0):
     """What a geometry panel's optimisers make of its first `pairs` test pairs of `seed`: label -> images
     [pairs, H, W, C], rows "input", then for the learned optimiser the panel's verdict at `step` read (as

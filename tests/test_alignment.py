@@ -261,3 +261,19 @@ def test_robust_geometry_reads_each_runs_median_pair_and_success_paired_by_run()
     assert robust["verdicts"]["median"]["verdict"] == "beats" and robust["verdicts"]["median"]["wins"] == 4
     assert robust["verdicts"]["success"]["verdict"] == "beats" and robust["verdicts"]["success"]["best"] == "adam"
     assert ours.mean() > theirs.mean()  # what the mean alone would have said
+
+
+def test_the_map_scale_check_tells_a_collapsed_network_from_one_that_shows_the_digit():
+    """The untrained network maps every image by the identity (determinant 1); one whose last bias scales by 5
+    samples a region 25 times the image's, so every digit shrinks to a dot."""
+    from l2l import warp
+
+    x = np.random.default_rng(0).integers(0, 256, size=(40, 12, 12), dtype=np.uint8)
+    data = problems.image_data(x, np.arange(40) % 4, "noise")
+    problem = problems.SpatialTransformer(data, image_shape=(12, 12, 1), hidden=3, batch_size=4)
+    params = problem.init_params(tf.random.Generator.from_seed(0), problem.sample(None, 1))
+    fine = alignment.map_scale_check(problem, params, data, summary_pairs=40)
+    assert fine["median_determinant"] == pytest.approx(1.0) and fine["plausible_share"] == 1.0
+    collapsed = tf.concat([params[:, :-6], tf.constant(5.0 * warp.IDENTITY.reshape(1, 6), params.dtype)], axis=1)
+    check = alignment.map_scale_check(problem, collapsed, data, summary_pairs=40)
+    assert check["median_determinant"] == pytest.approx(25.0) and check["plausible_share"] == 0.0
