@@ -17,8 +17,10 @@ A run is keyed by a hash of everything that determines it (run_key): its
 checkpoints live in checkpoint_root/<key>/, so a changed setting starts a
 sibling run, and the same settings resume a killed run from its last
 checkpoint, ending where an uninterrupted run would, or reuse a finished
-one. The meta-optimiser is any pure optimiser of l2l.optimizers; its state is
-checkpointed as whatever structure its init returns. A non-finite meta-loss
+one (l2l.run_folder keeps the folder). How a segment becomes a meta-gradient
+is an estimator of l2l.estimators (truncated backpropagation, imitation),
+picked per epoch. The meta-optimiser is any pure optimiser of l2l.optimizers;
+its state is checkpointed as whatever structure its init returns. A non-finite meta-loss
 or meta-gradient stops the run cleanly: the update is not applied, the last
 checkpoint and the best weights are kept, and `result.status` says where.
 """
