@@ -9,6 +9,7 @@ from l2l import provenance
 from l2l.chapters.base import ChapterParameters, ParameterError, Recipe, _at_least, _names_a_seed, _positive_grids
 from l2l.chapters.cifar import cifar_convnet
 from l2l.chapters.mnist import mnist_panel
+from l2l.paper import PAPER_LSTM
 
 
 @dataclasses.dataclass(frozen=True)
@@ -121,7 +122,7 @@ def beyond(variant="combined", seed=0, epochs=None, clip_norm=None, params=None,
     p = params or Beyond()
     splits = splits or data.mnist_splits()
     used = {"paper": (), "combined": tuple(p.combined), "general": tuple(p.combined)}.get(variant, (variant,))
-    lstm = dict(preprocess_p=10.0, scale=0.1)
+    lstm = dict(PAPER_LSTM)
     meta_options = dict(seed=seed, epochs=epochs or (p.general_epochs if variant == "general" else p.meta_epochs), batch=1, horizon=p.horizon,
                         unroll=p.unroll, meta_lr=p.meta_lr, clip_norm=p.clip_norm if clip_norm is None else clip_norm, valid_every=p.valid_every,
                         valid_instances=p.valid_instances, select_on="mean", checkpoint_every=10)

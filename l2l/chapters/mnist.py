@@ -5,6 +5,7 @@ Imports no TensorFlow: the code that needs it imports it where it runs."""
 import dataclasses
 
 from l2l.chapters.base import BASELINES, SCHEDULED, ChapterParameters, Endpoint, ParameterError, Recipe, _at_least
+from l2l.paper import PAPER_LSTM, PAPER_MNIST_META
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,10 +57,10 @@ def mnist_paper(seed=0, epochs=10000, clip_norm=0.0, splits=None, streams="count
     # (l2l.rollout.generator), and keep the streams they started with, so their checkpoints resume; runs 0 and 1
     # thus draw their MLPs and minibatches one Philox block apart. They differ in clipping, so the book reads them
     # as two settings, not two replicates. The replicated campaign (mnist_budget) uses keyed streams.
-    config = meta.MetaConfig(seed=seed, epochs=epochs, batch=1, horizon=100, unroll=20, meta_lr=1e-3, clip_norm=clip_norm,
+    config = meta.MetaConfig(seed=seed, epochs=epochs, batch=1, **PAPER_MNIST_META, clip_norm=clip_norm,
                              valid_every=100, valid_instances=20, checkpoint_every=50, select_on="mean", snapshot_every=500, streams=streams)
     return Recipe(problems.MLP(splits["budget_meta_train"]), problems.MLP(splits["budget_valid"]),
-                  learned_optimizer.LSTMConfig(preprocess_p=10.0, scale=0.1), config)
+                  learned_optimizer.LSTMConfig(**PAPER_LSTM), config)
 
 
 def mnist_budget(seed=0, epochs=10000, splits=None):

@@ -5,6 +5,7 @@ Imports no TensorFlow: the code that needs it imports it where it runs."""
 import dataclasses
 
 from l2l.chapters.base import BASELINES, ChapterParameters, Endpoint, ParameterError, Recipe, _at_least
+from l2l.paper import DEEPMIND_LSTM
 
 
 @dataclasses.dataclass(frozen=True)
@@ -53,7 +54,7 @@ def quadratics(setting="paper", seed=0, epochs=10000, params=None):
     p = params or Quadratics(meta_epochs=epochs)
     problem, lstm_config = {
         "paper": (problems.Quadratic(distribution=p.distribution), learned_optimizer.LSTMConfig(preprocess_p=p.preprocess_p, scale=p.scale)),
-        "deepmind": (problems.Quadratic(distribution="uniform"), learned_optimizer.LSTMConfig(preprocess_p=0.0, scale=1.0)),
+        "deepmind": (problems.Quadratic(distribution="uniform"), learned_optimizer.LSTMConfig(**DEEPMIND_LSTM["quadratic"])),
     }[setting]
     config = meta.MetaConfig(seed=seed, epochs=p.meta_epochs, batch=p.batch, horizon=p.horizon, unroll=p.unroll, meta_lr=p.meta_lr,
                              clip_norm=p.clip_norm, valid_every=p.valid_every, valid_instances=p.tune_instances, select_on="mean",
