@@ -281,6 +281,7 @@ def test_the_book_builds_from_the_smoke_chapters_with_warnings_as_errors(smoke_s
     assert build.returncode == 0, build.stdout[-3000:] + build.stderr[-3000:]
     html = (smoke_site / "_build/html/book/quadratics.html").read_text()
     assert "the LSTM" in html and "_static/mathjax/tex-chtml.js" in html
+    assert "dropdown-download-buttons" not in html  # no download menu: make pdf is the printed book
     assert (smoke_site / "_build/html/_static/mathjax/tex-chtml.js").exists()
     if shutil.which("chromium") is None:
         pytest.skip("no chromium to print the PDF with (apt-get install chromium; .ci/run installs it)")
