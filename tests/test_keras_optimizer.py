@@ -409,3 +409,22 @@ def test_a_variable_without_a_gradient_keeps_its_value_and_its_state():
     for joined, alone in zip(optimizer._h[""] + optimizer._c[""], state.h + state.c):
         np.testing.assert_allclose(joined.numpy()[:, :6], alone.numpy()[:, :6], rtol=1e-5, atol=1e-8)  # XLA against TF: rounding
         assert not joined.numpy()[:, 6:10].any()  # the second variable's columns: never stepped
+
+
+def test_mixed_precision_trains_through_the_loss_scale_optimizer_with_float32_state():
+    """Under mixed_float16 Keras wraps the optimizer in a LossScaleOptimizer, which hands it unscaled float16 gradients:
+    the fused step casts them, keeps its LSTM state in float32, and trains."""
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        x, y = data()
+        net = model()
+        net.compile(optimizer=l2l.LearnedOptimizer(meta_params(), CONFIG, learning_rate=0.5), loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+        before = [w.copy() for w in net.get_weights()]
+        history = net.fit(x, y, batch_size=16, epochs=3, shuffle=False, verbose=0)
+        inner = net.optimizer.inner_optimizer if isinstance(net.optimizer, keras.optimizers.LossScaleOptimizer) else net.optimizer
+        assert isinstance(net.optimizer, keras.optimizers.LossScaleOptimizer) and isinstance(inner, l2l.LearnedOptimizer)
+        assert np.all(np.isfinite(history.history["loss"])) and history.history["loss"][-1] < history.history["loss"][0]
+        assert all(not np.array_equal(a, b) for a, b in zip(before, net.get_weights()))
+        assert all(v.dtype == "float32" for v in inner._h[""] + inner._c[""]) and np.asarray(inner._h[""][0]).any()
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
