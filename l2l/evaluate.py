@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 
-from l2l import optimizers
+from l2l import baselines, optimizers
 from l2l.rollout import TEST_SEED, TUNE_SEED, fresh_instances, generator, reset, steps_of, trajectory
 
 # Learning rates tried for every baseline: 1e-4 to 10 in half-decades.
@@ -145,11 +145,10 @@ def tune_learning_rates(problem, names, steps, instances, seed=0, grid=LR_GRID):
 
 
 
-# Each baseline's second hyperparameter, tried with every learning rate by tune().
-EXTRA_GRIDS = {"nag": {"momentum": (0.5, 0.9, 0.99)}, "adam": {"beta_1": (0.5, 0.9)}}
-# The scheduled baselines' own knobs, tuned with the rate and the base knob: the last rate as a share of the
-# first, and the shape (0 linear, 1 cosine). A 100-step LSTM can implement a decaying step size; these can too.
-DECAY_GRID = {"decay_to": (1.0, 0.3, 0.1, 0.03), "cosine": (0.0, 1.0)}
+# Each baseline's second hyperparameter, tried with every learning rate by tune(), and the scheduled baselines' own
+# knobs: declared with the baselines in l2l.baselines.
+EXTRA_GRIDS = baselines.EXTRA_GRIDS
+DECAY_GRID = baselines.DECAY_GRID
 
 
 def scheduled_grids(*decay_steps, extra=EXTRA_GRIDS):

@@ -4,9 +4,11 @@ import matplotlib.pyplot as plt
 import numpy as np
 import seaborn as sns
 
+from l2l import baselines
+
 # One colour per optimiser across every chapter.
 COLOURS = dict(zip(["lstm", "sgd", "rmsprop", "adam", "nag"], sns.color_palette("colorblind", 5)))
-LABELS = {"lstm": "LSTM", "sgd": "SGD", "rmsprop": "RMSprop", "adam": "ADAM", "nag": "NAG", "lstm_paper": "LSTM (paper settings)",
+LABELS = {"lstm": "LSTM", **baselines.LABELS, "lstm_paper": "LSTM (paper settings)",
           "lstm_one": "one LSTM for all parameters", "lstm_sub": "LSTM-sub (held-out labels)", "lstm_mnist": "LSTM trained on MNIST",
           "lstm_align": "LSTM trained on alignment", "gauss_newton": "Gauss-Newton"}
 

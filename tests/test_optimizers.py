@@ -134,3 +134,23 @@ def _grad(loss, theta):
         tape.watch(theta)
         value = loss(theta)
     return tape.gradient(value, theta)
+
+
+def test_the_baselines_are_declared_once_and_every_name_has_its_factory():
+    """l2l.baselines is the table (names, labels, tuned knobs); l2l.optimizers pairs each name with a factory that takes
+    those knobs; the grids every committed panel was tuned on (their keys hash them) stay as they were."""
+    from l2l import baselines, evaluate, plots
+    from l2l.chapters import base
+
+    assert set(optimizers.FACTORIES) == set(baselines.TABLE) and tuple(optimizers.BASELINES) == baselines.PLAIN == base.BASELINES
+    assert tuple(optimizers.SCHEDULED) == baselines.SCHEDULED == base.SCHEDULED
+    assert evaluate.EXTRA_GRIDS == {"nag": {"momentum": (0.5, 0.9, 0.99)}, "adam": {"beta_1": (0.5, 0.9)}}
+    assert evaluate.DECAY_GRID == {"decay_to": (1.0, 0.3, 0.1, 0.03), "cosine": (0.0, 1.0)}
+    for name, spec in baselines.TABLE.items():
+        knobs = {k: v[0] for k, v in spec.knobs.items()}
+        if spec.scheduled:
+            knobs.update({k: v[0] for k, v in baselines.DECAY_GRID.items()}, decay_steps=10.0)
+        optimizer = optimizers.FACTORIES[name](0.1, **knobs)
+        params = tf.ones([2, 3])
+        updates, _ = optimizer.update(tf.ones([2, 3]), optimizer.init(params), params)
+        assert updates.shape == (2, 3) and plots.label(name) == spec.label

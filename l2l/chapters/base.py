@@ -18,6 +18,7 @@ import math
 import typing
 from typing import NamedTuple
 
+from l2l import baselines
 from l2l.paper import PAPER_EPOCHS, budget_words  # noqa: F401
 
 
@@ -113,10 +114,10 @@ def _at_least(params, **minimums):
 # paired by run; the best baseline is chosen on the tuning split (l2l.experiment.best_baseline), never on test.
 
 
-BASELINES = ("sgd", "rmsprop", "adam", "nag")
+BASELINES = baselines.PLAIN  # ("sgd", "rmsprop", "adam", "nag"), declared in l2l.baselines
 
 
-SCHEDULED = ("nag_decay", "adam_decay")  # NAG and ADAM with a tuned decaying rate (l2l.optimizers.scheduled)
+SCHEDULED = baselines.SCHEDULED  # NAG and ADAM with a tuned decaying rate (l2l.optimizers.scheduled)
 
 
 @dataclasses.dataclass(frozen=True)
