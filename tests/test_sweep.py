@@ -231,6 +231,30 @@ def postgres():
         shutil.rmtree(folder, ignore_errors=True)
 
 
+def test_a_worker_that_loses_the_race_to_create_the_tables_opens_the_storage_on_a_retry(monkeypatch):
+    """Two workers on a fresh PostgreSQL database once failed one of them with DuplicateTable (both creating "studies")."""
+    import optuna
+
+    class ProgrammingError(Exception):
+        pass
+
+    calls = []
+
+    def racing(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 1:
+            raise ProgrammingError('(psycopg.errors.DuplicateTable) relation "studies" already exists')
+        return "storage"
+
+    monkeypatch.setattr(optuna.storages, "RDBStorage", racing)
+    monkeypatch.setattr(time, "sleep", lambda s: None)
+    assert sweep.storage("postgresql://me@127.0.0.1:1/l2l") == "storage" and len(calls) == 2
+    calls.clear()
+    monkeypatch.setattr(optuna.storages, "RDBStorage", lambda *a, **k: (_ for _ in ()).throw(ProgrammingError("syntax error")))
+    with pytest.raises(sweep.SpecError, match="cannot open the study storage"):
+        sweep.storage("postgresql://me@127.0.0.1:1/l2l")  # not a race: said at once
+
+
 def test_two_workers_share_a_study_on_a_postgresql_server(tmp_path, postgres):
     spec_path = write_spec(tmp_path, name="pg")
     first, second = worker(spec_path, tmp_path, postgres), worker(spec_path, tmp_path, postgres)  # as if on two machines

@@ -54,7 +54,8 @@ def storage(url, heartbeat=HEARTBEAT_S, grace=GRACE_S, connect_timeout=CONNECT_T
             raise SpecError(f"cannot open the study storage {masked(url)!r}: {masked(error, url)}; for PostgreSQL install the postgres extra (pip install -e '.[postgres]')") from None
         except Exception as error:  # sqlalchemy's OperationalError, ArgumentError, IntegrityError...
             # Workers started together on a fresh database race to create its tables; the loser finds them made on a retry.
-            racing = "IntegrityError" in type(error).__name__ or "UniqueViolation" in str(error)
+            # PostgreSQL says so as a unique violation, or (both creating a table at once) as DuplicateTable.
+            racing = "IntegrityError" in type(error).__name__ or any(word in str(error) for word in ("UniqueViolation", "DuplicateTable"))
             if attempt == 4 or not racing:
                 raise SpecError(f"cannot open the study storage {masked(url)!r}: {type(error).__name__}: {masked(str(error).splitlines()[0], url)}; "
                                 "check the URL and that the server is up (--connect-timeout sets how long a connection may take)") from None
