@@ -304,16 +304,22 @@ def reach_sentence(result, gauss_entry, step, unit="pairs"):
                          part(gauss_entry, "Gauss-Newton")]) + ".")
 
 
-def stn_outputs(problem, params, data, pairs=6, seed=0, summary_pairs=500):
-    """What one trained localisation network (params [1, dim]) does to warped images of `data`: (moving images
-    [pairs, H, W, C], their re-warped versions, and the mean determinant of its predicted maps' linear part over
-    summary_pairs pairs: above 1 the network samples a larger region than the image, so the digit it shows shrinks)."""
+def _predicted_maps(problem, params, data, summary_pairs, seed):
+    """(moving images [1, m, pixels], the maps [m, 2, 3] a localisation network (params [1, dim]) predicts for them): the
+    first summary_pairs images of `data` under `seed`'s warps."""
     from l2l.rollout import generator
 
     index = tf.range(min(summary_pairs, int(data.y.shape[0])), dtype=tf.int64)[None]
     moving, _, _ = problem.pairs(generator(seed), index, params.dtype, source=data)
+    return moving, problem.theta(params, moving)[0]
+
+
+def stn_outputs(problem, params, data, pairs=6, seed=0, summary_pairs=500):
+    """What one trained localisation network (params [1, dim]) does to warped images of `data`: (moving images
+    [pairs, H, W, C], their re-warped versions, and the mean determinant of its predicted maps' linear part over
+    summary_pairs pairs: above 1 the network samples a larger region than the image, so the digit it shows shrinks)."""
+    moving, theta = _predicted_maps(problem, params, data, summary_pairs, seed)
     aligned = problem.aligned(params, moving)
-    theta = problem.theta(params, moving)[0]
     determinant = float(tf.reduce_mean(tf.linalg.det(theta[:, :, :2])))
     shape = (-1, *problem.image_shape)
     return tf.reshape(moving[0, :pairs], shape).numpy(), tf.reshape(aligned[0, :pairs], shape).numpy(), determinant
@@ -328,11 +334,7 @@ def map_scale_check(problem, params, data, summary_pairs=500, seed=0, plausible=
     `plausible`. A network that shrinks every digit to a dot (or flips it) can tie a working one on photometric loss
     against a single template; the one-template verdict reads this first. (A mean determinant says little: one
     map's -70,914.8 outweighed the rest in the book.)"""
-    from l2l.rollout import generator
-
-    index = tf.range(min(summary_pairs, int(data.y.shape[0])), dtype=tf.int64)[None]
-    moving, _, _ = problem.pairs(generator(seed), index, params.dtype, source=data)
-    det = tf.linalg.det(problem.theta(params, moving)[0][:, :, :2]).numpy()
+    det = tf.linalg.det(_predicted_maps(problem, params, data, summary_pairs, seed)[1][:, :, :2]).numpy()
     low, high = plausible
     return {"median_determinant": float(np.median(det)), "plausible_share": float(np.mean((det >= low) & (det <= high))), "plausible": list(plausible)}
 

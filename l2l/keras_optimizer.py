@@ -194,7 +194,7 @@ class LearnedOptimizer(keras.optimizers.Optimizer):
                 keep = lambda new, was, columns=columns: tf.where(columns, new, was) if new.shape.rank else new
                 state = learned_optimizer.LSTMState(*(tuple(map(keep, n, o)) for n, o in zip(state, old)))
                 updates = [u if mask is None else tf.where(tf.reshape(mask, [-1]), u, tf.zeros_like(u)) for u, mask in zip(updates, touched)]
-            for target, value in zip(self._h[group] + self._c[group] + self._moments[group], state.h + state.c + state.moments):
+            for target, value in zip(self._state_of(group), state.h + state.c + state.moments):
                 self.assign(target, value)
             for i, update in zip(members, updates):
                 if i in given:
@@ -207,9 +207,13 @@ class LearnedOptimizer(keras.optimizers.Optimizer):
             store = self._joined(store)
         super().load_own_variables(store)
 
+    def _state_of(self, group):
+        """A group's state variables in LSTMState order: h per layer, c per layer, then m, v, t when it keeps moments."""
+        return self._h[group] + self._c[group] + self._moments[group]
+
     def _per_variable_count(self):
         configs = learned_optimizer.as_groups(self.lstm_config)
-        fused = sum(len(part[g]) for part in (self._h, self._c, self._moments) for g in part)
+        fused = sum(len(self._state_of(g)) for g in self._h)
         per_variable = sum(2 * configs[g].layers + 3 * configs[g].moments for g in self._var_groups)
         return len(self.variables) - fused + per_variable
 
@@ -217,7 +221,7 @@ class LearnedOptimizer(keras.optimizers.Optimizer):
         """The per-variable layout (h per layer, c per layer, then m, v, t, for each model variable in order, after
         the other variables) as this optimizer's: each member's coordinates, unpadded, one after another."""
         configs = learned_optimizer.as_groups(self.lstm_config)
-        head = len(self.variables) - sum(len(part[g]) for part in (self._h, self._c, self._moments) for g in part)
+        head = len(self.variables) - sum(len(self._state_of(g)) for g in self._h)
         old, position = {}, head
         for i, group in enumerate(self._var_groups):
             count = 2 * configs[group].layers + 3 * configs[group].moments
@@ -233,7 +237,7 @@ class LearnedOptimizer(keras.optimizers.Optimizer):
             if configs[group].moments:  # m and v join like h and c; the step count is one per variable, and was the same for all
                 columns += [pad(np.concatenate([old[i][2 * layers + k][: self._sizes[i]] for i in members])) for k in (0, 1)]
                 columns.append(max(old[i][2 * layers + 2] for i in members))
-            for variable, value in zip(self._h[group] + self._c[group] + self._moments[group], columns):
+            for variable, value in zip(self._state_of(group), columns):
                 joined[str(self._variable_position(variable))] = value
         return joined
 
