@@ -19,8 +19,9 @@ from typing import NamedTuple
 import numpy as np
 import tensorflow as tf
 
-from l2l import stats
+from l2l import evaluate, stats
 from l2l.rollout import TEST_SEED, fresh_instances
+from l2l.streams import generator
 
 
 def residuals(problem, params, instances):
@@ -223,42 +224,72 @@ def tune_inverse_compositional(problem, steps, instances, grid=(1e-4, 1e-3, 1e-2
     return {"damping": damping, "levels": level_count}, tried
 
 
-class GaussNewtonPanel(NamedTuple):
+class AnchorPanel(NamedTuple):
     entry: dict  # its summary entry, shaped as the protocol's: loss, trajectory_mean, corner_error, success by report step
-    verdicts: dict  # step -> "final" / "mean" / "corner" -> the panel's learned optimiser minus Gauss-Newton (l2l.stats.compare_runs)
+    verdicts: dict  # step -> "final" / "mean" / "corner" / "median" / "success" -> the panel's learned optimiser minus the anchor
     corners: np.ndarray  # corner errors [seeds, instances, steps + 1]
     curves: np.ndarray  # losses [seeds, instances, steps + 1]
 
 
-def gauss_newton_panel(result, steps=None, damping=1e-3):
-    """Gauss-Newton on a geometry panel's test instances (l2l.experiment.run_protocol with Panel(geometry=True)), as a
-    GaussNewtonPanel: its entry at every report step, and the comparison of the panel's learned optimiser (the one its
-    verdicts read) with it on the final loss, the trajectory mean and the corner error."""
-    from l2l import experiment, stats
+GaussNewtonPanel = AnchorPanel  # the name the executed chapter's source reads
 
-    panel = result.panel
-    seeds = range(next(iter(result.curves.values())).shape[0])
-    instances = next(iter(result.curves.values())).shape[1]
-    curves, seconds, corners = evaluate_gauss_newton(panel.problem, steps or panel.steps, instances, seeds, damping=damping)
+
+def anchor_panel(result, curves, seconds, corners, **setting):
+    """A classical method's curves and corner errors on a geometry panel's test instances (as evaluate_gauss_newton or
+    evaluate_inverse_compositional return them) as an AnchorPanel: its entry at every report step, and the paired
+    comparison of the panel's learned optimiser (the one its verdicts read, its runs tuned for each metric) with it on
+    the final loss, the trajectory mean, the mean corner error, each run's median corner error and the share of pairs
+    within 1 px (compared as failure rates, so "beats" means more pairs within 1 px). setting: what was chosen (damping,
+    levels), recorded in the entry."""
+    from l2l import experiment
+
     report = sorted(result.verdicts)
-    entry = {"lr": None, "damping": damping, "ms_per_step": 1000 * seconds,
+    entry = {"lr": None, **setting, "ms_per_step": 1000 * seconds,
              "loss": {str(s): stats.over_runs(experiment.metric_values(curves, s, "final")) for s in report},
              "trajectory_mean": {str(s): stats.over_runs(experiment.metric_values(curves, s, "mean")) for s in report},
              "corner_error": {str(s): stats.over_runs(corners[..., s]) for s in report},
              "success": {str(s): stats.over_runs((corners[..., s] <= 1.0).astype(float)) for s in report}}
     for s in report:  # nothing is tuned per step: the same figure under each report step, as the protocol's entries have it
         entry.update(experiment.reaching(corners[..., 1:], seconds, s, entry))
+    median = lambda c: np.median(np.nan_to_num(np.asarray(c, np.float64), nan=np.inf), axis=1)
+    failure = lambda c: 1.0 - (np.asarray(c) <= 1.0).mean(axis=1)
     verdicts = {}
     for s in report:
         learned = result.verdicts[s]["final"]["learned"]
         runs = result.runs[learned][s]
         ours_corner = result.metrics[runs["final"]][s][0]
-        verdicts[s] = {"final": stats.compare_runs(experiment.metric_values(result.curves[runs["final"]], s, "final"), experiment.metric_values(curves, s, "final")),
-                       "mean": stats.compare_runs(experiment.metric_values(result.curves[runs["mean"]], s, "mean"), experiment.metric_values(curves, s, "mean")),
-                       "corner": stats.compare_runs(ours_corner, corners[..., s])}
-        for v in verdicts[s].values():
-            v["learned"] = learned
-    return GaussNewtonPanel(entry, verdicts, corners, curves)
+        pairs = {"final": (experiment.metric_values(result.curves[runs["final"]], s, "final"), experiment.metric_values(curves, s, "final")),
+                 "mean": (experiment.metric_values(result.curves[runs["mean"]], s, "mean"), experiment.metric_values(curves, s, "mean")),
+                 "corner": (ours_corner, corners[..., s]),
+                 "median": (median(ours_corner), median(corners[..., s])),
+                 "success": (failure(ours_corner), failure(corners[..., s]))}
+        verdicts[s] = {m: {"learned": learned, **stats.compare_runs(ours, theirs)} for m, (ours, theirs) in pairs.items()}
+    return AnchorPanel(entry, verdicts, corners, curves)
+
+
+def _panel_shape(result):
+    """(seeds, instances) of a protocol result's test runs."""
+    curves = next(iter(result.curves.values()))
+    return range(curves.shape[0]), curves.shape[1]
+
+
+def gauss_newton_panel(result, steps=None, damping=1e-3):
+    """Gauss-Newton at a fixed damping on a geometry panel's test instances (l2l.experiment.run_protocol with
+    Panel(geometry=True)), as an AnchorPanel (anchor_panel)."""
+    seeds, instances = _panel_shape(result)
+    curves, seconds, corners = evaluate_gauss_newton(result.panel.problem, steps or result.panel.steps, instances, seeds, damping=damping)
+    return anchor_panel(result, curves, seconds, corners, damping=damping)
+
+
+def lucas_kanade_panel(result, tune_instances, grid=(1e-4, 1e-3, 1e-2, 1e-1, 1.0), levels=(1, 2, 3)):
+    """The inverse-compositional Lucas-Kanade anchor on a geometry panel's test instances, its initial damping and
+    pyramid levels tuned first on the panel's tuning problem (held-out pairs, as every baseline's rate is) for the mean
+    corner error at the panel's tuning step: an AnchorPanel whose entry records the choice and what each setting scored."""
+    panel = result.panel
+    chosen, tried = tune_inverse_compositional(panel.tuning_problem, panel.tune_steps, tune_instances, grid, levels)
+    seeds, instances = _panel_shape(result)
+    curves, seconds, corners = evaluate_inverse_compositional(panel.problem, panel.steps, instances, seeds, **chosen)
+    return anchor_panel(result, curves, seconds, corners, **chosen, tuning={f"{d:g}/{k}": v for (d, k), v in tried.items()})
 
 
 def snapshots(problem, optimizer, batch, params, steps, seed=0):
@@ -269,16 +300,20 @@ def snapshots(problem, optimizer, batch, params, steps, seed=0):
     return np.stack([problem.aligned(tf.convert_to_tensor(measured[s]), batch).numpy() for s in steps])
 
 
-def gauss_newton_sentence(verdict, metric, step, unit="pairs"):
-    """One sentence: the panel's learned optimiser minus Gauss-Newton on one metric at one step, over runs."""
+def anchor_sentence(verdict, metric, step, unit="pairs", anchor="Gauss-Newton"):
+    """One sentence: the panel's learned optimiser minus a classical anchor (an AnchorPanel's verdict) on one metric
+    at one step, over runs."""
     from l2l import experiment
 
     what = experiment.METRICS[metric].format(step=step)
     gap = (f"{verdict['mean']:.3g} (95% CI {verdict['ci95'][0]:.3g} to {verdict['ci95'][1]:.3g})" if not verdict.get("diverged")
            else f"not finite in {verdict['diverged']} of {verdict['runs']} runs")
     who = "the LSTM (its step multiplier tuned)" if verdict["learned"].endswith("_tuned") else "the LSTM"
-    return (f"On the {what}, over {verdict['runs']} runs of {unit}, {who} minus Gauss-Newton is {gap}: {who} **{verdict['verdict']}** it, "
+    return (f"On the {what}, over {verdict['runs']} runs of {unit}, {who} minus {anchor} is {gap}: {who} **{verdict['verdict']}** it, "
             f"lower in {verdict['wins']} of {verdict['runs']} runs.")
+
+
+gauss_newton_sentence = anchor_sentence  # the name the executed chapter's source reads
 
 
 def reach_sentence(result, gauss_entry, step, unit="pairs"):
@@ -339,26 +374,35 @@ def map_scale_check(problem, params, data, summary_pairs=500, seed=0, plausible=
     return {"median_determinant": float(np.median(det)), "plausible_share": float(np.mean((det >= low) & (det <= high))), "plausible": list(plausible)}
 
 
+def verdict_optimizers(result, runs, step, seed=0):
+    """[(name, optimizer)] of a panel's final-loss verdict at `step` for test seed `seed`: the learned optimiser as the
+    verdict reads it (run seed mod len(runs), l2l.meta.MetaResult, with its tuned multiplier where it has one) and the
+    best tuned baseline there, at its settings for that step."""
+    from l2l import optimizers
+
+    problem, verdict = result.panel.problem, result.verdicts[step]["final"]
+    k = seed % len(runs)
+    learned = runs[k].optimizer(problem)
+    if verdict["learned"].endswith("_tuned"):
+        learned = optimizers.scaled(learned, result.multipliers[verdict["learned"][: -len("_tuned")]][step]["final"][k])
+    best = optimizers.FACTORIES[verdict["best"]](**result.settings[step]["final"][verdict["best"]])
+    return [(verdict["learned"], learned), (verdict["best"], best)]
+
+
 def picture_rows(result, run, step, pairs, shots, damping=1e-3, seed=0):
     """What a geometry panel's optimisers make of its first `pairs` test pairs of `seed`: label -> images
     [pairs, H, W, C], rows "input", then for the learned optimiser the panel's verdict at `step` read (as
     meta-trained, or with its tuned multiplier), the best tuned baseline there and Gauss-Newton, one row per step of
     `shots`, and "example" last. run: the learned optimiser's meta-training run (l2l.meta.MetaResult)."""
-    from l2l import optimizers, plots
+    from l2l import plots
 
     problem = result.panel.problem
     batch, start = fresh_instances(problem, seed, next(iter(result.curves.values())).shape[1])
     batch = type(batch)(*(t[:pairs] for t in batch))
     start = start[:pairs]
-    verdict = result.verdicts[step]["final"]
-    learned = run.optimizer(problem)
-    if verdict["learned"].endswith("_tuned"):
-        name = verdict["learned"][: -len("_tuned")]
-        learned = optimizers.scaled(learned, result.multipliers[name][step]["final"][0])
-    best = optimizers.FACTORIES[verdict["best"]](**result.settings[step]["final"][verdict["best"]])
     shots = sorted(set(shots))
     rows = {"input": batch.moving.numpy()}
-    for name, optimizer in ((verdict["learned"], learned), (verdict["best"], best)):
+    for name, optimizer in verdict_optimizers(result, [run], step, seed):
         for s, images in zip(shots, snapshots(problem, optimizer, batch, start, shots, seed)):
             rows[f"{plots.label(name)}, step {s}"] = images
     _, path = gauss_newton(problem, batch, start, max(shots), damping)
@@ -366,6 +410,36 @@ def picture_rows(result, run, step, pairs, shots, damping=1e-3, seed=0):
         rows[f"Gauss-Newton, step {s}"] = problem.aligned(path[s], batch).numpy()
     rows["example"] = batch.example.numpy()
     return rows
+
+
+def downstream_accuracy(result, runs, step, classify, lucas_kanade=None):
+    """A second reading of a geometry panel, by use: a fixed classifier (classify: images [n, H, W, C] -> predicted
+    labels [n]) reads each test pair's moving image re-warped by the map each method reached at `step` (the panel's
+    final-loss verdict: the learned optimiser and the best tuned baseline; the Lucas-Kanade anchor at its tuned
+    setting, a dict of inverse_compositional's options, if given), beside the unaligned moving image and the true map.
+    Accuracy is against the label of the digit the pair shows. Returns {"accuracy": name -> over runs, "verdicts":
+    "best" and "lucas_kanade" -> the learned optimiser's error rate minus theirs, paired by run}."""
+    problem = result.panel.problem
+    seeds, instances = _panel_shape(result)
+    right = {}
+    for seed in seeds:
+        batch, start = fresh_instances(problem, seed, instances)
+        labels = problem.labels(generator(TEST_SEED + seed), instances).numpy()
+        maps = {"unaligned": start, "true map": tf.reshape(tf.cast(batch.true_theta, start.dtype), [-1, 6])}
+        for name, optimizer in verdict_optimizers(result, runs, step, seed):
+            _, _, at = evaluate.run(problem, optimizer, batch, start, step, seed, metric=lambda params, _: params, snapshots=(step,))
+            maps[name] = tf.convert_to_tensor(at[step])
+        if lucas_kanade is not None:
+            path = inverse_compositional(batch.example, batch.moving, tf.reshape(start, [-1, 2, 3]), step, **lucas_kanade)
+            maps["lucas_kanade"] = tf.reshape(path[-1], [-1, 6])
+        for name, params in maps.items():
+            right.setdefault(name, []).append(np.asarray(classify(problem.aligned(params, batch).numpy())) == labels)
+    accuracy = {name: np.asarray(r, np.float64).mean(axis=1) for name, r in right.items()}
+    learned, best = (n for n, _ in verdict_optimizers(result, runs, step))
+    verdicts = {"best": {"learned": learned, "other": best, **stats.compare_runs(1.0 - accuracy[learned], 1.0 - accuracy[best])}}
+    if lucas_kanade is not None:
+        verdicts["lucas_kanade"] = {"learned": learned, "other": "lucas_kanade", **stats.compare_runs(1.0 - accuracy[learned], 1.0 - accuracy["lucas_kanade"])}
+    return {"accuracy": {n: stats.within(stats.over_runs(a), "accuracy") for n, a in accuracy.items()}, "verdicts": verdicts}
 
 
 def template_rows(result, run, step, steps, heldout, pairs, seed=0):
@@ -393,18 +467,23 @@ def template_rows(result, run, step, steps, heldout, pairs, seed=0):
     return rows, determinants
 
 
-def robust_geometry(result, step, learned="lstm"):
-    """Corner error read robustly from a geometry panel's protocol result at `step`: each run's median over its pairs
-    (a few divergent pairs set a mean; a median they cannot) and its share of pairs within 1 px, for every optimiser,
-    with paired verdicts of `learned` against the baseline the protocol chose for the corner verdict (best on the
-    tuning split): {"median": {name: over runs}, "success": {...}, "verdicts": {"median": compare_runs, "success": ...}}.
-    The success verdict compares failure rates (1 - success), so "beats" means more pairs within 1 px."""
-    corner = lambda name: np.nan_to_num(np.asarray(result.metrics[result.runs_of[name][step]["final"]][step][0], np.float64), nan=np.inf)
-    success = lambda name: np.asarray(result.metrics[result.runs_of[name][step]["final"]][step][1], np.float64).mean(axis=1)
-    medians = {name: np.median(corner(name), axis=1) for name in result.runs_of}
+def robust_geometry(result, step, learned=None):
+    """Corner error read robustly from a geometry panel's protocol result (l2l.experiment.ProtocolResult) at `step`: each
+    run's median over its pairs (a few divergent pairs set a mean; a median they cannot) and its share of pairs within
+    1 px, for every optimiser (its runs tuned for the final loss at `step`), with paired verdicts of `learned` (default:
+    the one the panel's corner verdict reads, the tuned entry where a multiplier was tuned) against the baseline the
+    protocol chose for the corner verdict (best on the tuning split): {"median": {name: over runs}, "success": {...},
+    "verdicts": {"median": compare_runs, "success": ...}}. The success verdict compares failure rates (1 - success), so
+    "beats" means more pairs within 1 px."""
+    corner_verdict = result.verdicts[step]["corner"]
+    learned = learned or corner_verdict["learned"]
+    names = [n for n, by_step in result.runs.items() if step in by_step]
+    measures = lambda name, i: np.asarray(result.metrics[result.runs[name][step]["final"]][step][i], np.float64)
+    medians = {n: np.median(np.nan_to_num(measures(n, 0), nan=np.inf), axis=1) for n in names}
+    success = {n: measures(n, 1).mean(axis=1) for n in names}
     out = {"median": {n: stats.within(stats.over_runs(m), "corner_error") for n, m in medians.items()},
-           "success": {n: stats.within(stats.over_runs(success(n)), "success") for n in result.runs_of}}
-    best = result.verdicts[step]["corner"]["best"]
+           "success": {n: stats.within(stats.over_runs(v), "success") for n, v in success.items()}}
+    best = corner_verdict["best"]
     out["verdicts"] = {"median": {"learned": learned, "best": best, **stats.compare_runs(medians[learned], medians[best])},
-                       "success": {"learned": learned, "best": best, **stats.compare_runs(1.0 - success(learned), 1.0 - success(best))}}
+                       "success": {"learned": learned, "best": best, **stats.compare_runs(1.0 - success[learned], 1.0 - success[best])}}
     return out

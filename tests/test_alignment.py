@@ -245,16 +245,17 @@ def test_the_template_gradient_is_centred_so_sharp_images_align_as_well_as_gauss
 def test_robust_geometry_reads_each_runs_median_pair_and_success_paired_by_run():
     """One divergent pair per run sets the LSTM's mean corner error; its median and its success rate show it aligns
     the other pairs better than the baseline."""
-    from types import SimpleNamespace
+    from l2l.experiment import ProtocolResult
 
     rng = np.random.default_rng(0)
     ours = rng.uniform(0.1, 0.5, size=(4, 9))
     ours[:, 0] = 500.0  # diverged on one pair per run
     theirs = rng.uniform(1.5, 2.5, size=(4, 9))
-    result = SimpleNamespace(
-        runs_of={"lstm": {10: {"final": "a"}}, "adam": {10: {"final": "b"}}},
+    result = ProtocolResult(  # the shape run_protocol returns, so the reader cannot drift from it
+        panel=None, settings={}, multipliers={}, curves={}, seconds_per_step={}, entries={}, tuning_s=0.0,
+        runs={"lstm": {10: {"final": "a"}}, "adam": {10: {"final": "b"}}},
         metrics={"a": {10: (ours, (ours <= 1.0).astype(float))}, "b": {10: (theirs, (theirs <= 1.0).astype(float))}},
-        verdicts={10: {"corner": {"best": "adam"}}})
+        verdicts={10: {"corner": {"learned": "lstm", "best": "adam"}}})
     robust = alignment.robust_geometry(result, 10)
     np.testing.assert_allclose(robust["median"]["lstm"]["mean"], np.median(ours, axis=1).mean())
     assert robust["success"]["lstm"]["mean"] == pytest.approx(8 / 9) and robust["success"]["adam"]["mean"] == 0.0
@@ -277,3 +278,78 @@ def test_the_map_scale_check_tells_a_collapsed_network_from_one_that_shows_the_d
     collapsed = tf.concat([params[:, :-6], tf.constant(5.0 * warp.IDENTITY.reshape(1, 6), params.dtype)], axis=1)
     check = alignment.map_scale_check(problem, collapsed, data, summary_pairs=40)
     assert check["median_determinant"] == pytest.approx(25.0) and check["plausible_share"] == 0.0
+
+
+def _two_bars(problem_type=problems.Alignment, **bounds):
+    """Eight 16x16 images of two classes that differ only in where their bar stands (x 3-5 or 9-11)."""
+    x = np.zeros((8, 16, 16), np.uint8)
+    labels = np.arange(8) % 2
+    for i, c in enumerate(labels):
+        x[i, 3:13, 3 + 6 * c:6 + 6 * c] = 255
+        x[i, 3:5, 3 + 6 * c:8 + 6 * c] = 160 + 40 * c
+    return problem_type(problems.image_data(x, labels, "two bars"), image_shape=(16, 16, 1), **bounds)
+
+
+@pytest.mark.parametrize("problem_type", [problems.Alignment, problems.ExemplarAlignment])
+def test_labels_are_the_class_of_the_digit_each_instance_shows(problem_type):
+    from l2l.streams import generator
+
+    problem = _two_bars(problem_type, max_shift=1.0)
+    batch = problem.sample(generator(7), 16)
+    labels = problem.labels(generator(7), 16).numpy()
+    bar_on_the_right = batch.example.numpy()[:, 8, 10, 0] > 0.5
+    np.testing.assert_array_equal(labels, bar_on_the_right.astype(labels.dtype))
+    assert 0 < labels.sum() < 16
+
+
+def _nearest_bar(images):
+    """A fixed classifier: the class whose bar position holds more of the image's ink."""
+    left, right = images[:, 3:13, 3:6, 0].sum(axis=(1, 2)), images[:, 3:13, 9:12, 0].sum(axis=(1, 2))
+    return (right > left).astype(np.int64)
+
+
+def test_the_lucas_kanade_anchor_is_tuned_on_the_tuning_pairs_and_compared_by_median_and_success():
+    from l2l import experiment
+
+    problem = _two_bars(max_rotation=10.0, max_scale=0.05, max_shear=0.05, max_shift=1.5)
+    tuning = _two_bars(max_rotation=10.0, max_scale=0.05, max_shear=0.05, max_shift=1.0)
+    panel = experiment.Panel("pairs", "bars", problem, tuning, tune_steps=3, steps=5, report_steps=(3, 5), geometry=True)
+    result = experiment.run_protocol(panel, {"lstm": [_fixed(3.0)]}, instances=4, seeds=[0, 1], tune_instances=2, baselines=("sgd",), extra={},
+                                     grid=(0.3, 3.0), log=lambda line: None)
+    lk = alignment.lucas_kanade_panel(result, tune_instances=2, grid=(1e-2, 1.0), levels=(1, 2))
+    chosen, tried = alignment.tune_inverse_compositional(tuning, 3, 2, grid=(1e-2, 1.0), levels=(1, 2))  # on the tuning pairs, at the tuning step
+    assert (lk.entry["damping"], lk.entry["levels"]) == (chosen["damping"], chosen["levels"]) and len(lk.entry["tuning"]) == 4
+    _, _, corners = alignment.evaluate_inverse_compositional(problem, 5, 4, [0, 1], **chosen)
+    np.testing.assert_allclose(lk.corners, corners, rtol=1e-6)
+    ours = result.metrics[result.runs["lstm"][5]["final"]][5][0]
+    v = lk.verdicts[5]
+    assert v["median"]["mean"] == pytest.approx((np.median(ours, axis=1) - np.median(corners[..., 5], axis=1)).mean(), rel=1e-5, abs=1e-9)
+    assert v["success"]["mean"] == pytest.approx(((corners[..., 5] <= 1.0).mean(axis=1) - (ours <= 1.0).mean(axis=1)).mean(), abs=1e-9)
+    assert "Lucas-Kanade" in alignment.anchor_sentence(v["median"], "median", 5, anchor="Lucas-Kanade")
+
+
+def test_the_downstream_reading_classifies_each_methods_aligned_pairs_against_their_labels():
+    from l2l import experiment
+    from l2l.rollout import fresh_instances
+    from l2l.streams import TEST_SEED, generator
+
+    problem = _two_bars(problems.ExemplarAlignment, max_rotation=5.0, max_shift=3.0)
+    panel = experiment.Panel("exemplar", "bars", problem, problem, tune_steps=3, steps=4, report_steps=(3, 4), geometry=True)
+    result = experiment.run_protocol(panel, {"lstm": [_fixed(3.0)]}, instances=6, seeds=[0, 1], tune_instances=2, baselines=("sgd",), extra={},
+                                     grid=(0.3, 3.0), log=lambda line: None)
+    lk = {"damping": 1e-2, "levels": 1}
+    read = alignment.downstream_accuracy(result, [_fixed(3.0)], 3, _nearest_bar, lucas_kanade=lk)
+    assert set(read["accuracy"]) == {"unaligned", "true map", "lstm", "sgd", "lucas_kanade"}
+    expected = {}
+    for seed in (0, 1):
+        batch, start = fresh_instances(problem, seed, 6)
+        labels = problem.labels(generator(TEST_SEED + seed), 6).numpy()
+        truth = tf.reshape(batch.true_theta, [-1, 6])
+        lk_map = tf.reshape(alignment.inverse_compositional(batch.example, batch.moving, tf.reshape(start, [-1, 2, 3]), 3, **lk)[-1], [-1, 6])
+        for name, params in (("unaligned", start), ("true map", truth), ("lucas_kanade", lk_map)):
+            expected.setdefault(name, []).append((_nearest_bar(problem.aligned(params, batch).numpy()) == labels).mean())
+    for name, values in expected.items():
+        assert read["accuracy"][name]["mean"] == pytest.approx(np.mean(values)), name
+    assert read["accuracy"]["true map"]["mean"] == 1.0  # undoing the warp puts every bar back where its class has it
+    v = read["verdicts"]["lucas_kanade"]
+    assert v["learned"] == "lstm" and v["runs"] == 2

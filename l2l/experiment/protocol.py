@@ -27,6 +27,8 @@ METRICS = {  # verdict metric -> what it measures, in words
     "mean": "mean training loss over steps 1-{step}",
     "heldout": "held-out loss at step {step}",
     "corner": "mean corner error in pixels at step {step}",
+    "median": "median pair's corner error in pixels at step {step}",
+    "success": "share of pairs not within 1 px at step {step}",
     "time": "training loss at equal wall-clock time (the LSTM's step {step})",
 }
 

@@ -68,6 +68,11 @@ class Alignment:
         # Re-warping by theta shows the example at forward(theta(q)): theta = forward^-1 brings it back.
         return AlignmentInstances(example, moving, tf.cast(tf.linalg.inv(forward)[:, :2], tf.float32))
 
+    def labels(self, rng, n):
+        """The class of the digit each of the n instances `sample(rng, n)` draws from the same generator state shows
+        [n]: what a downstream classifier should read off the aligned image. It consumes the rng as sample begins to."""
+        return tf.gather(self.data.y, rng.uniform([n], 0, tf.shape(self.data.y, out_type=tf.int64)[0], dtype=tf.int64))
+
     def init_params(self, rng, instances):
         from l2l import warp
 
@@ -132,6 +137,9 @@ class ExemplarAlignment(Alignment):
 
     def __repr__(self):
         return "Exemplar" + super().__repr__()
+
+    def labels(self, rng, n):
+        return tf.gather(self.data.y, same_class_pairs(self.data.y, rng, n)[0])
 
     def sample(self, rng, n):
         from l2l import warp
