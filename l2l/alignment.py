@@ -389,11 +389,12 @@ def verdict_optimizers(result, runs, step, seed=0):
     return [(verdict["learned"], learned), (verdict["best"], best)]
 
 
-def picture_rows(result, run, step, pairs, shots, damping=1e-3, seed=0):
+def picture_rows(result, run, step, pairs, shots, damping=1e-3, seed=0, lucas_kanade=None):
     """What a geometry panel's optimisers make of its first `pairs` test pairs of `seed`: label -> images
     [pairs, H, W, C], rows "input", then for the learned optimiser the panel's verdict at `step` read (as
-    meta-trained, or with its tuned multiplier), the best tuned baseline there and Gauss-Newton, one row per step of
-    `shots`, and "example" last. run: the learned optimiser's meta-training run (l2l.meta.MetaResult)."""
+    meta-trained, or with its tuned multiplier), the best tuned baseline there, Gauss-Newton and (given its options,
+    as lucas_kanade_panel chose them) Lucas-Kanade, one row per step of `shots`, and "example" last. run: the learned
+    optimiser's meta-training run (l2l.meta.MetaResult)."""
     from l2l import plots
 
     problem = result.panel.problem
@@ -408,6 +409,10 @@ def picture_rows(result, run, step, pairs, shots, damping=1e-3, seed=0):
     _, path = gauss_newton(problem, batch, start, max(shots), damping)
     for s in shots:
         rows[f"Gauss-Newton, step {s}"] = problem.aligned(path[s], batch).numpy()
+    if lucas_kanade is not None:
+        path = inverse_compositional(batch.example, batch.moving, tf.reshape(start, [-1, 2, 3]), max(shots), **lucas_kanade)
+        for s in shots:
+            rows[f"Lucas-Kanade, step {s}"] = problem.aligned(tf.reshape(path[s], [-1, 6]), batch).numpy()
     rows["example"] = batch.example.numpy()
     return rows
 
@@ -446,8 +451,8 @@ def template_rows(result, run, step, steps, heldout, pairs, seed=0):
     """The thesis' setting (a SpatialTransformer panel whose every target is one example image): one localisation
     network trained by each optimiser for `steps` steps on `seed`'s instance (the learned one with its multiplier
     tuned for the final loss at `step`, each baseline tuned for it), what it makes of `pairs` warped images of
-    `heldout`, and its maps' mean determinant. Returns (label -> images, label -> determinant); rows "input" first
-    and "target" last."""
+    `heldout`, and map_scale_check of its maps there. Returns (label -> images, label -> map_scale_check); rows
+    "input" first and "target" last."""
     from l2l import evaluate, optimizers, plots
 
     problem = result.panel.problem
@@ -457,14 +462,16 @@ def template_rows(result, run, step, steps, heldout, pairs, seed=0):
     trained_by = {plots.label(f"{name}_tuned"): optimizers.scaled(run.optimizer(problem), result.multipliers[name][step]["final"][0])}
     for baseline, settings in result.settings[step]["final"].items():
         trained_by[plots.label(baseline)] = optimizers.FACTORIES[baseline](**settings)
-    rows, determinants = {}, {}
+    rows, checks = {}, {}
     for label, optimizer in trained_by.items():
         _, _, at = evaluate.run(problem, optimizer, batch, start, steps, seed, metric=lambda params, instances: params, snapshots=(steps,))
-        moving, aligned, determinants[label] = stn_outputs(problem, tf.convert_to_tensor(at[steps]), heldout, pairs, seed)
+        params = tf.convert_to_tensor(at[steps])
+        moving, aligned, _ = stn_outputs(problem, params, heldout, pairs, seed)
+        checks[label] = map_scale_check(problem, params, heldout, seed=seed)
         rows.setdefault("input", moving)
-        rows[f"{label} (det {determinants[label]:.2f})"] = aligned
+        rows[f"{label} (median det {checks[label]['median_determinant']:.2f})"] = aligned
     rows["target"] = np.repeat(problem.data.x.numpy()[problem.template].reshape(1, *problem.image_shape), pairs, axis=0)
-    return rows, determinants
+    return rows, checks
 
 
 def robust_geometry(result, step, learned=None):

@@ -164,11 +164,13 @@ def _raise_on_sigterm(signum, frame):
 
 
 def _show_parameters_once(notebook):
-    """The book shows papermill's injected cell (every resolved value); the defaults cell is hidden."""
+    """The book shows papermill's injected cell (every resolved value), folded; the defaults cell is hidden."""
     for cell in notebook.cells:
         tags = cell.get("metadata", {}).get("tags", [])
         if "parameters" in tags and "remove-cell" not in tags:
             tags.append("remove-cell")
+        if "injected-parameters" in tags and "hide-input" not in tags:
+            tags.append("hide-input")
 
 
 def run(chapter, profile="full", overrides=None, output=None, root=ROOT, log_output=True):
@@ -290,6 +292,19 @@ def _read_parameter_file(path):
 MAX_TABLE_COLUMNS = 7  # a table a reader can read at the text column's width, and in print
 
 
+MAX_CODE_LINES = 60  # a chapter notebook reads as prose, parameters and calls into l2l (the wing issue's limit)
+
+
+def code_lines(chapter, root=ROOT):
+    """The lines of code a chapter's notebook (notebooks/<chapter>.py) holds outside its parameters cell: non-blank,
+    non-comment lines of its code cells."""
+    import jupytext
+
+    notebook = jupytext.read(notebook_path(chapter, root))
+    return sum(1 for cell in notebook.cells if cell.cell_type == "code" and "parameters" not in cell.metadata.get("tags", [])
+               for line in cell.source.splitlines() if line.strip() and not line.strip().startswith("#"))
+
+
 def page_problems(notebook, max_columns=MAX_TABLE_COLUMNS):
     """What an executed chapter shows that a book page should not: stderr output, a runner's log line ("wrote ...")
     and Markdown tables (shown or glued) of more than max_columns columns. A list of one-line descriptions."""
@@ -301,7 +316,8 @@ def page_problems(notebook, max_columns=MAX_TABLE_COLUMNS):
                 if output.get("name") == "stderr" and text.strip():
                     problems.append(f"cell {index}: stderr output: {text.strip().splitlines()[0][:80]}")
                 problems += [f"cell {index}: a log line: {line[:80]}" for line in text.splitlines() if line.startswith("wrote ")]
-            markdown = output.get("data", {}).get("text/markdown", "")
+            # Glued output (myst-nb's glue) keeps its Markdown under a prefixed MIME type: the page renders it all the same.
+            markdown = "\n".join(v for k, v in output.get("data", {}).items() if k.endswith("text/markdown") and isinstance(v, str))
             widths = [line.count("|") - 1 for line in markdown.splitlines() if line.startswith("|")]
             if widths and max(widths) > max_columns:
                 problems.append(f"cell {index}: a table of {max(widths)} columns (more than {max_columns})")

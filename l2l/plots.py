@@ -10,7 +10,7 @@ from l2l import baselines
 COLOURS = dict(zip(["lstm", "sgd", "rmsprop", "adam", "nag"], sns.color_palette("colorblind", 5)))
 LABELS = {"lstm": "LSTM", **baselines.LABELS, "lstm_paper": "LSTM (paper settings)",
           "lstm_one": "one LSTM for all parameters", "lstm_sub": "LSTM-sub (held-out labels)", "lstm_mnist": "LSTM trained on MNIST",
-          "lstm_align": "LSTM trained on alignment", "gauss_newton": "Gauss-Newton"}
+          "lstm_align": "LSTM trained on alignment", "gauss_newton": "Gauss-Newton", "lucas_kanade": "Lucas-Kanade"}
 
 
 def label(name):

@@ -127,6 +127,11 @@ def test_a_panels_picture_rows_are_the_images_each_optimisers_parameters_give():
     np.testing.assert_allclose(rows["SGD, step 4"], problem.aligned(at[4], first).numpy(), rtol=1e-5, atol=1e-6)
     _, path = alignment.gauss_newton(problem, first, start[:2], 1)
     np.testing.assert_allclose(rows["Gauss-Newton, step 1"], problem.aligned(path[1], first).numpy(), rtol=1e-5, atol=1e-6)
+    lk = {"damping": 0.1, "levels": 2}
+    with_lk = alignment.picture_rows(result, _fixed(3.0), 3, pairs=2, shots=(4, 1), lucas_kanade=lk)
+    assert list(with_lk)[-3:] == ["Lucas-Kanade, step 1", "Lucas-Kanade, step 4", "example"]
+    path = alignment.inverse_compositional(first.example, first.moving, tf.reshape(start[:2], [-1, 2, 3]), 4, **lk)
+    np.testing.assert_allclose(with_lk["Lucas-Kanade, step 4"], problem.aligned(tf.reshape(path[4], [-1, 6]), first).numpy(), rtol=1e-5, atol=1e-6)
 
 
 def test_template_rows_train_one_network_per_optimiser_and_report_its_maps_determinant():
@@ -139,10 +144,10 @@ def test_template_rows_train_one_network_per_optimiser_and_report_its_maps_deter
     panel = experiment.Panel("single_template", "one example", stn, stn, tune_steps=2, steps=3, report_steps=(2, 3), heldout=data)
     result = experiment.run_protocol(panel, {"lstm": [_fixed(0.1)]}, instances=1, seeds=[0], tune_instances=1, baselines=("sgd",), extra={},
                                      grid=(0.01, 0.1), tune_learned=True, multiplier_grid=(0.5, 1.0), log=lambda line: None)
-    rows, determinants = alignment.template_rows(result, _fixed(0.1), 2, 3, data, pairs=2)
-    assert list(determinants) == ["LSTM, multiplier tuned", "SGD"] and all(np.isfinite(list(determinants.values())))
+    rows, checks = alignment.template_rows(result, _fixed(0.1), 2, 3, data, pairs=2)
+    assert list(checks) == ["LSTM, multiplier tuned", "SGD"] and all(np.isfinite(c["median_determinant"]) for c in checks.values())
     assert list(rows)[0] == "input" and list(rows)[-1] == "target" and len(rows) == 4
-    assert f"SGD (det {determinants['SGD']:.2f})" in rows
+    assert f"SGD (median det {checks['SGD']['median_determinant']:.2f})" in rows
     np.testing.assert_allclose(rows["target"], np.repeat(x[1].reshape(1, 16, 16, 1) / 255.0, 2, axis=0), atol=1e-6)
 
 
@@ -353,3 +358,47 @@ def test_the_downstream_reading_classifies_each_methods_aligned_pairs_against_th
     assert read["accuracy"]["true map"]["mean"] == 1.0  # undoing the warp puts every bar back where its class has it
     v = read["verdicts"]["lucas_kanade"]
     assert v["learned"] == "lstm" and v["runs"] == 2
+
+
+def _network_result(lstm_curve, success):
+    """A protocol result of a localisation-network panel (report steps 2 and 4) as run_protocol shapes it, with the
+    LSTM's loss curve per run given and every optimiser's held-out success share at step 4."""
+    from l2l import stats
+    from l2l.experiment import ProtocolResult
+
+    curves = {"a": np.broadcast_to(np.asarray(lstm_curve, np.float64)[:, None, :], (len(lstm_curve), 2, 5)).copy(),
+              "b": np.full((len(lstm_curve), 2, 5), 0.09)}
+    runs = {n: {s: {"final": r, "mean": r} for s in (2, 4)} for n, r in (("lstm", "a"), ("adam", "b"))}
+    entries = {n: {"success": {"4": {"mean": v}}} for n, v in success.items()}
+    verdict = {"learned": "lstm", "best": "adam", "chosen_on": "tuning", **stats.compare_runs(curves["a"][..., 4], curves["b"][..., 4])}
+    return ProtocolResult(panel=None, settings={}, multipliers={}, curves=curves, runs=runs, seconds_per_step={}, metrics={}, entries=entries,
+                          verdicts={s: {"final": verdict} for s in (2, 4)}, tuning_s=0.0)
+
+
+def test_the_amortised_panel_says_its_meta_training_failed_before_comparing_anything():
+    from l2l.chapters import stn
+
+    worse = _network_result([[0.10, 0.11, 0.12, 0.12, 0.13], [0.10, 0.10, 0.11, 0.12, 0.12], [0.10, 0.12, 0.12, 0.13, 0.14]], {"lstm": 0.0, "adam": 0.01})
+    reading = stn.amortised_reading(worse, 4)
+    assert reading["failed"] and reading["identity"] == pytest.approx(0.10) and reading["solved_by"] == []
+    sentence = stn.amortised_sentence(reading, worse)
+    assert "meta-training failed" in sentence and "best tuned baseline" not in sentence and "ADAM's: 1%" in sentence
+    unsolved = _network_result([[0.10, 0.08, 0.07, 0.06, 0.05]] * 3, {"lstm": 0.2, "adam": 0.3})
+    assert "No optimiser solves" in stn.amortised_sentence(stn.amortised_reading(unsolved, 4), unsolved)
+    solved = _network_result([[0.10, 0.08, 0.07, 0.06, 0.05], [0.10, 0.07, 0.06, 0.05, 0.04], [0.1, 0.09, 0.07, 0.06, 0.05]], {"lstm": 0.6, "adam": 0.3})
+    reading = stn.amortised_reading(solved, 4)
+    assert not reading["failed"] and reading["solved_by"] == ["lstm"]
+    assert "minus the best tuned baseline" in stn.amortised_sentence(reading, solved)
+
+
+def test_a_collapsed_map_gets_no_loss_verdict_in_the_one_template_setting():
+    from l2l.chapters import stn
+
+    result = _network_result([[0.10, 0.08, 0.07, 0.06, 0.05]] * 3, {"lstm": 0.0, "adam": 0.0})._replace(
+        panel=type("P", (), {"tune_steps": 2})())
+    fine = {"median_determinant": 1.1, "plausible_share": 0.9, "plausible": [0.5, 2.0]}
+    collapsed = {"median_determinant": 25.0, "plausible_share": 0.1, "plausible": [0.5, 2.0]}
+    said = stn.template_sentence(result, {"LSTM, multiplier tuned": collapsed, "ADAM": fine}, 4)
+    assert "collapsed" in said and "best tuned baseline" not in said and "median determinant 25.00" in said
+    said = stn.template_sentence(result, {"LSTM, multiplier tuned": fine, "ADAM": fine}, 4)
+    assert "collapsed" not in said and "minus the best tuned baseline" in said

@@ -90,12 +90,12 @@ def test_listing_chapters_does_not_import_tensorflow():
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, cwd=ROOT).returncode == 0
 
 
-def test_only_papermills_injected_parameters_are_shown():
+def test_only_papermills_injected_parameters_are_shown_and_folded():
     nb = nbformat.v4.new_notebook()
     nb.cells = [nbformat.v4.new_code_cell("profile = 'full'", metadata={"tags": ["parameters"]}),
                 nbformat.v4.new_code_cell("profile = 'smoke'", metadata={"tags": ["injected-parameters"]})]
     book._show_parameters_once(nb)
-    assert nb.cells[0].metadata["tags"] == ["parameters", "remove-cell"] and nb.cells[1].metadata["tags"] == ["injected-parameters"]
+    assert nb.cells[0].metadata["tags"] == ["parameters", "remove-cell"] and nb.cells[1].metadata["tags"] == ["injected-parameters", "hide-input"]
 
 
 def test_the_recorded_commit_is_dirty_only_when_code_changed(tmp_path):
@@ -485,11 +485,14 @@ def test_page_problems_finds_stderr_log_lines_and_wide_tables():
     cell.outputs = [nbformat.v4.new_output("stream", name="stderr", text="RuntimeWarning: overflow\n"),
                     nbformat.v4.new_output("stream", name="stdout", text="fine\nwrote book/results/x/summary.json\n"),
                     nbformat.v4.new_output("display_data", data={"text/markdown": "| a | b |\n|---|---|\n| 1 | 2 |"}),
-                    nbformat.v4.new_output("display_data", data={"text/markdown": "|" + " c |" * 9 + "\n"})]
+                    nbformat.v4.new_output("display_data", data={"text/markdown": "|" + " c |" * 9 + "\n"}),
+                    # a table glued for a {glue:md} directive: myst-nb renders it on the page all the same
+                    nbformat.v4.new_output("display_data", data={"application/papermill.record/text/markdown": "|" + " d |" * 8 + "\n"},
+                                           metadata={"scrapbook": {"name": "table_x"}})]
     nb.cells.append(cell)
     found = book.page_problems(nb)
     assert found == ["cell 0: stderr output: RuntimeWarning: overflow", "cell 0: a log line: wrote book/results/x/summary.json",
-                     "cell 0: a table of 9 columns (more than 7)"]
+                     "cell 0: a table of 9 columns (more than 7)", "cell 0: a table of 8 columns (more than 7)"]
     assert book.page_problems(nb, max_columns=9) == found[:2]
 
 

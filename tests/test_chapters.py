@@ -141,3 +141,16 @@ def test_every_committed_run_is_still_found_by_its_key():
     for path in found:
         saved = json.loads(path.read_text())
         assert saved["key"] == path.parent.name == meta._key(saved["config"]), path
+
+
+# Code lines of the notebooks not yet rewritten to MAX_CODE_LINES (at their next re-execution, issue 33): they may only fall.
+NOT_YET_SHORT = {"quadratics": 80, "mnist": 93, "keras": 79, "cifar": 117, "hyper": 98, "beyond": 83}
+
+
+def test_chapter_notebooks_are_prose_parameters_and_calls_into_the_package():
+    from l2l import book
+
+    for chapter in chapters.CHAPTERS:
+        lines = book.code_lines(chapter)
+        limit = NOT_YET_SHORT.get(chapter, book.MAX_CODE_LINES)
+        assert lines <= limit, f"notebooks/{chapter}.py holds {lines} lines of code (limit {limit}): move the chapter's logic into l2l/chapters/{chapter}.py"

@@ -539,3 +539,15 @@ def test_a_budgeted_study_gives_every_trial_the_same_meta_updates_and_scores_it_
     done = [t for t in study.trials if t.state.name == "COMPLETE"]
     assert sorted(t.user_attrs["epochs"] for t in done) == [5, 13] and {t.user_attrs["eval_horizon"] for t in done} == {6}
     assert "nag_h6" in study.user_attrs and "nag_h10" not in study.user_attrs
+
+
+def test_a_study_made_before_a_spec_field_existed_is_read_with_that_fields_default(tmp_path):
+    """The committed studies were made before budget and eval_horizon were fields: at their defaults (off) the study is
+    the same, and it must open; given other values it is another study, refused."""
+    store = sweep.storage(f"sqlite:///{tmp_path / 's.db'}")
+    made = sweep.study(sweep.spec_from_dict(TINY), store)
+    old = {k: v for k, v in made.user_attrs["spec"].items() if k not in ("budget", "eval_horizon")}
+    made.set_user_attr("spec", old)
+    assert sweep.study(sweep.spec_from_dict(TINY), store).user_attrs["spec"] == old  # opened, and left as it was
+    with pytest.raises(sweep.SpecError, match=r"eval_horizon: 0 in the study, 7 in the spec"):
+        sweep.study(sweep.spec_from_dict({**TINY, "eval_horizon": 7}), store)
