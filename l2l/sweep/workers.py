@@ -92,6 +92,11 @@ def study(spec, store):
     s = optuna.create_study(study_name=spec.name, storage=store, sampler=sampler, pruner=pruner, direction="minimize", load_if_exists=True)
     described = dataclasses.asdict(spec)
     recorded = s.user_attrs.get("spec")
+    if recorded is not None:
+        # A field added to Spec after the study was made (budget, eval_horizon) is read at its default, which keeps
+        # the behaviour the study ran with: the committed studies stay readable by the code that added it.
+        later = {f.name: f.default for f in dataclasses.fields(spec) if f.name not in recorded and f.default is not dataclasses.MISSING}
+        recorded = {**recorded, **later}
     budget = lambda d: {k: v for k, v in d.items() if k != "trials"}
     if recorded is None or (budget(recorded) == budget(described) and recorded != described):
         s.set_user_attr("spec", described)
