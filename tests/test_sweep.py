@@ -551,3 +551,51 @@ def test_a_study_made_before_a_spec_field_existed_is_read_with_that_fields_defau
     assert sweep.study(sweep.spec_from_dict(TINY), store).user_attrs["spec"] == old  # opened, and left as it was
     with pytest.raises(sweep.SpecError, match=r"eval_horizon: 0 in the study, 7 in the spec"):
         sweep.study(sweep.spec_from_dict({**TINY, "eval_horizon": 7}), store)
+
+
+DESIGN = {**TINY, "name": "design", "sampler": "design", "pruner": "none", "trials": 8,
+          "space": {"meta_lr": {"choices": [1e-3, 1e-2]}, "hidden": {"choices": [4, 8]}, "seed": {"choices": [0, 1]}}}
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"space": {**DESIGN["space"], "hidden": {"choices": [4, 8, 16]}}}, r"exactly two choices \(low, high\) for every searched setting but seed; give them to \['hidden'\]"),
+    ({"space": {**DESIGN["space"], "seed": {"low": 0, "high": 3}}}, r"space.seed lists the replicates' seeds as choices"),
+    ({"trials": 9}, r"trials \(9\) exceeds the design's 8 points"),
+])
+def test_a_design_spec_names_what_it_needs(change, message):
+    with pytest.raises(sweep.SpecError, match=message):
+        sweep.spec_from_dict({**DESIGN, **change})
+
+
+def test_a_six_setting_design_is_the_16_point_fractional_factorial_once_per_seed():
+    space = {"meta_lr": {"choices": [1e-3, 4e-3]}, "unroll": {"choices": [5, 25]}, "horizon": {"choices": [50, 100]},
+             "scale": {"choices": [0.05, 0.2]}, "layers": {"choices": [1, 3]}, "batch": {"choices": [1, 2]}, "seed": {"choices": [0, 1]}}
+    spec = sweep.spec_from_dict({**DESIGN, "task": "mnist", "trials": 32, "space": space, "fixed": {}})
+    points = sweep.design_points(spec)
+    assert len(points) == sweep.grid_size(spec) == 32 and len({tuple(sorted(p.items())) for p in points}) == 32
+    for name, dim in space.items():  # balanced: every level of every setting in half the points
+        assert [sum(p[name] == v for p in points) for v in dim["choices"]] == [16, 16], name
+    # Resolution IV: no two settings' columns coincide, and none is the product of two others.
+    from l2l import design
+
+    coded = design.fractional_factorial(6)
+    assert all(abs(coded[:, i] @ coded[:, j]) == 0 for i in range(6) for j in range(i))
+    assert all(abs(coded[:, i] @ (coded[:, j] * coded[:, k])) < 16 for i in range(6) for j in range(6) for k in range(j) if i not in (j, k))
+
+
+def test_a_design_study_runs_each_point_once_with_its_own_seed(tmp_path):
+    import optuna
+
+    spec = sweep.spec_from_dict(DESIGN)
+    store = sweep.storage(f"sqlite:///{tmp_path / 'd.db'}")
+    s = sweep.study(spec, store)
+    assert sweep.enqueue_points(spec, s) == 8 and sweep.enqueue_points(spec, s) == 0  # held while waiting
+    assert sweep.work(spec, store, str(tmp_path / "runs"), log=lambda line: None) == 8
+    trials = optuna.load_study(study_name="design", storage=store).trials
+    assert sorted(tuple(sorted(t.params.items())) for t in trials) == sorted(tuple(sorted(p.items())) for p in sweep.design_points(spec))
+    assert all(t.state.name == "COMPLETE" for t in trials)
+    by_point = {}
+    for t in trials:
+        assert t.user_attrs["settings"]["seed"] == t.params["seed"]
+        by_point.setdefault((t.params["meta_lr"], t.params["hidden"]), set()).add(t.user_attrs["run_key"])
+    assert all(len(keys) == 2 for keys in by_point.values())  # the two seeds of a point are two runs

@@ -46,6 +46,7 @@ from l2l.sweep.spec import (  # noqa: E402, F401
                             Spec,
                             SpecError,
                             check,
+                            design_points,
                             dump_spec,
                             grid_points,
                             grid_size,
@@ -54,7 +55,7 @@ from l2l.sweep.spec import (  # noqa: E402, F401
                             spec_from_dict,
                             suggest,
 )
-from l2l.sweep.trials import Objective, RunFailed, Surplus, build_run, finished, objective_losses, taken, task_problems, tuned_nag  # noqa: E402, F401
+from l2l.sweep.trials import Objective, RunFailed, Surplus, build_run, finished, objective_losses, taken, task_problems, tuned_baseline, tuned_nag  # noqa: E402, F401
 from l2l.sweep.workers import (  # noqa: E402, F401
                             CONNECT_TIMEOUT_S,
                             GRACE_S,
@@ -65,6 +66,7 @@ from l2l.sweep.workers import (  # noqa: E402, F401
                             _quiet_surplus,
                             default_storage,
                             enqueue_grid,
+                            enqueue_points,
                             masked,
                             sampler_seed,
                             storage,

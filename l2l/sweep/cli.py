@@ -7,7 +7,7 @@ import sys
 
 from l2l.sweep.analysis import importances, trials_frame
 from l2l.sweep.spec import SpecError, load_spec
-from l2l.sweep.workers import CONNECT_TIMEOUT_S, GRACE_S, HEARTBEAT_S, OUTAGE_S, STORAGE_VARIABLE, StorageDown, default_storage, enqueue_grid, masked, storage, study, work
+from l2l.sweep.workers import CONNECT_TIMEOUT_S, GRACE_S, HEARTBEAT_S, OUTAGE_S, STORAGE_VARIABLE, StorageDown, default_storage, enqueue_points, masked, storage, study, work
 
 
 def run_workers(spec_path, store_url, root, workers=1, threads=1, heartbeat=HEARTBEAT_S, grace=GRACE_S, log=print):
@@ -89,7 +89,7 @@ def main(argv=None):
         print(f"error: {masked(error, args.storage)}", file=sys.stderr)
         return 2
     if args.command == "run" and os.environ.get("L2L_SWEEP_WORKER") is None:  # the launching process, before any worker
-        enqueue_grid(spec, study(spec, store))
+        enqueue_points(spec, study(spec, store))
     if args.command == "run" and args.workers > 1:
         return _spawn(args, args.workers)
     if args.command == "run":

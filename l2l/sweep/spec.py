@@ -15,6 +15,7 @@ SETTINGS = {
     "scale": (float, "lstm", 1e-12, "the LSTM's output scale"),
     "hidden": (int, "lstm", 1, "units per LSTM layer"),
     "layers": (int, "lstm", 1, "stacked LSTM layers"),
+    "seed": (int, "run", 0, "the trial's meta-training seed (a design's replicates); without it, the spec's seed"),
 }
 # setting -> the largest value a spec may give it: a bound on one trial's memory and time on one machine
 # (meta-training keeps hidden x layers x unroll x batch x coordinates floats; hidden 1,024 is 50 times the paper's).
@@ -29,7 +30,7 @@ DEFAULTS = {
 }
 TASKS = tuple(DEFAULTS)
 OBJECTIVES = ("mean", "final")
-SAMPLERS = ("tpe", "grid")
+SAMPLERS = ("tpe", "grid", "design")  # design: a two-level fractional factorial (l2l.design) x the seed's choices
 PRUNERS = ("median", "none")
 DIMENSION_KEYS = {"low", "high", "log", "step", "choices"}
 
@@ -47,7 +48,7 @@ class Spec:
     objective: str = "mean"  # "mean" loss over the horizon or "final" loss, as a ratio to tuned NAG's
     trials: int = 20  # finished trials (complete, pruned, or failed with a reason) at which the study ends
     seed: int = 0  # seeds the sampler, every trial's meta-training and the objective's instances
-    sampler: str = "tpe"  # "tpe", or "grid" (every searched setting needs choices)
+    sampler: str = "tpe"  # "tpe"; "grid" (every searched setting needs choices); "design" (two choices each, a factorial; seed replicates it)
     pruner: str = "median"  # "median": stop a trial whose validation is worse than the median at that epoch; "none"
     startup_trials: int = 5  # trials the pruner and TPE sample before they act on what they have seen
     valid_every: int = 10  # epochs between the validations the pruner reads
@@ -131,6 +132,17 @@ def check(spec, source="spec"):
             fail(f"the grid sampler needs choices for every searched setting; give choices to {not_choices}")
         if spec.trials > grid_size(spec):
             fail(f"trials ({spec.trials}) exceeds the grid's {grid_size(spec)} points; ask for at most that many")
+    if spec.sampler == "design":
+        factors = [n for n in spec.space if n != "seed"]
+        not_two = sorted(n for n in factors if len(spec.space[n].get("choices", ())) != 2)
+        if not_two:
+            fail(f"the design sampler needs exactly two choices (low, high) for every searched setting but seed; give them to {not_two}")
+        if not 1 <= len(factors) <= 8:
+            fail(f"the design sampler takes 1 to 8 settings (a 16-point fractional factorial at most), got {len(factors)}; fix the others")
+        if "seed" in spec.space and "choices" not in spec.space["seed"]:
+            fail("space.seed lists the replicates' seeds as choices, e.g. seed: {choices: [0, 1]}")
+        if spec.trials > grid_size(spec):
+            fail(f"trials ({spec.trials}) exceeds the design's {grid_size(spec)} points (factorial points x seeds); ask for at most that many")
     horizons, unrolls = _values(spec, "horizon"), _values(spec, "unroll")
     if horizons is None or unrolls is None:
         fail("horizon and unroll, when searched, need choices (every horizon must be a multiple of every unroll)")
@@ -181,7 +193,22 @@ def _values(spec, name):
 
 
 def grid_size(spec):
+    """The points a grid or design study holds: every combination of choices, or the design's rows x seeds."""
+    if spec.sampler == "design":
+        return len(design_points(spec))
     return math.prod(len(d["choices"]) for d in spec.space.values() if "choices" in d)
+
+
+def design_points(spec):
+    """A design study's points, each a dict of its settings (seed included): the two-level fractional factorial over
+    the searched settings but seed (l2l.design, in the space's order, the first choice the low level), each row once
+    per seed choice."""
+    from l2l import design
+
+    factors = [n for n in spec.space if n != "seed"]
+    rows = design.design_points(design.fractional_factorial(len(factors)), {n: tuple(spec.space[n]["choices"]) for n in factors})
+    seeds = spec.space.get("seed", {}).get("choices")
+    return [{**row, "seed": seed} for seed in seeds for row in rows] if seeds else rows
 
 
 # -- a trial ----------------------------------------------------------------

@@ -32,7 +32,7 @@ def build_run(spec, settings, task_problem, valid_problem, root):
     if spec.budget:  # the same meta-updates for every trial: at fixed epochs, unroll 5 makes ten times unroll 50's
         settings = {**settings, "epochs": design.epochs_for_budget(spec.budget, settings["horizon"], settings["unroll"])}
     lstm = learned_optimizer.LSTMConfig(**{k: v for k, v in settings.items() if SETTINGS[k][1] == "lstm"})
-    config = meta.MetaConfig(seed=spec.seed, valid_every=spec.valid_every, valid_instances=spec.valid_instances, select_on=spec.objective,
+    config = meta.MetaConfig(seed=settings.get("seed", spec.seed), valid_every=spec.valid_every, valid_instances=spec.valid_instances, select_on=spec.objective,
                              checkpoint_every=max(1, min(spec.valid_every, 25)), **{k: v for k, v in settings.items() if SETTINGS[k][1] == "meta"})
     return meta.MetaTrainer(task_problem, lstm, config, checkpoint_root=os.path.join(root, f"epochs{config.epochs}"), valid_problem=valid_problem)
 
@@ -48,14 +48,19 @@ def objective_losses(problem, optimizer, horizon, instances, seed):
     return evaluate._scores(losses.T, [horizon])[horizon]
 
 
-def tuned_nag(problem, horizon, instances, seed):
-    """{"final", "mean", "settings"}: NAG's best of evaluate.tune's grid (learning rate x momentum, refined)
-    on the objective's instances, each objective tuned on its own."""
+def tuned_baseline(problem, name, horizon, instances, seed):
+    """{"final", "mean", "settings"}: a baseline's best of evaluate.tune's grid (its learning rate and, for NAG and
+    ADAM, momentum or beta1, refined) on the objective's instances, each objective tuned on its own."""
     from l2l import evaluate
 
-    settings, table = evaluate.tune(problem, ["nag"], horizon, instances, seed=seed)
+    settings, table = evaluate.tune(problem, [name], horizon, instances, seed=seed)
     return {"final": float(table["final"].min()), "mean": float(table["mean"].min()),
-            "settings": {o: settings[o]["nag"] for o in evaluate.OBJECTIVES}}
+            "settings": {o: settings[o][name] for o in evaluate.OBJECTIVES}}
+
+
+def tuned_nag(problem, horizon, instances, seed):
+    """tuned_baseline for NAG: what every trial's score is the ratio to."""
+    return tuned_baseline(problem, "nag", horizon, instances, seed)
 
 
 class Surplus(Exception):

@@ -7,7 +7,7 @@ import re
 import time
 import warnings
 
-from l2l.sweep.spec import SpecError
+from l2l.sweep.spec import SpecError, design_points
 from l2l.sweep.trials import Objective, RunFailed, Surplus, _is_outage, finished, taken
 
 HEARTBEAT_S = 30  # a worker records it is alive this often
@@ -86,8 +86,12 @@ def study(spec, store):
     optuna.logging.set_verbosity(optuna.logging.WARNING)
 
     seed = sampler_seed(spec, store)
-    sampler = (optuna.samplers.GridSampler({n: d["choices"] for n, d in spec.space.items()}, seed=seed) if spec.sampler == "grid"
-               else optuna.samplers.TPESampler(seed=seed, n_startup_trials=spec.startup_trials))
+    if spec.sampler == "grid":
+        sampler = optuna.samplers.GridSampler({n: d["choices"] for n, d in spec.space.items()}, seed=seed)
+    elif spec.sampler == "design":  # its points are enqueued (enqueue_points); nothing is sampled beyond them
+        sampler = optuna.samplers.RandomSampler(seed=seed)
+    else:
+        sampler = optuna.samplers.TPESampler(seed=seed, n_startup_trials=spec.startup_trials)
     pruner = optuna.pruners.MedianPruner(n_startup_trials=spec.startup_trials, n_warmup_steps=0) if spec.pruner == "median" else optuna.pruners.NopPruner()
     s = optuna.create_study(study_name=spec.name, storage=store, sampler=sampler, pruner=pruner, direction="minimize", load_if_exists=True)
     described = dataclasses.asdict(spec)
@@ -108,28 +112,34 @@ def study(spec, store):
     return s
 
 
-def enqueue_grid(spec, s):
-    """A grid study's points, each enqueued once unless a trial already holds it (any state but a worker's death):
-    workers then take points from the queue, where Optuna's GridSampler, asked by two workers at once, can give
-    both the same point (found in the hyper chapter: two workers trained one point side by side). Call it from one
-    process before the workers start. Returns the number enqueued."""
+def enqueue_points(spec, s):
+    """A grid or design study's points, each enqueued once unless a trial already holds it (any state but a worker's
+    death): workers then take points from the queue, where Optuna's GridSampler, asked by two workers at once, can
+    give both the same point (found in the hyper chapter: two workers trained one point side by side). Call it from
+    one process before the workers start. Returns the number enqueued."""
     import itertools
 
     from optuna.trial import TrialState
 
-    if spec.sampler != "grid":
+    if spec.sampler not in ("grid", "design"):
         return 0
     # A waiting trial holds its point in system_attrs["fixed_params"] until a worker takes it.
     held = {tuple(sorted((t.params or t.system_attrs.get("fixed_params", {})).items())) for t in s.get_trials(deepcopy=False)
             if t.state != TrialState.FAIL or "failure" in t.user_attrs}
-    names = sorted(spec.space)
+    if spec.sampler == "grid":
+        names = sorted(spec.space)
+        points = [dict(zip(names, values)) for values in itertools.product(*(spec.space[n]["choices"] for n in names))]
+    else:
+        points = design_points(spec)
     added = 0
-    for values in itertools.product(*(spec.space[n]["choices"] for n in names)):
-        point = dict(zip(names, values))
+    for point in points:
         if tuple(sorted(point.items())) not in held:
             s.enqueue_trial(point)
             added += 1
     return added
+
+
+enqueue_grid = enqueue_points  # the name before designs
 
 
 class _QuietSurplus(logging.Filter):
