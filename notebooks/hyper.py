@@ -14,29 +14,60 @@
 # %% [markdown]
 # # Which settings of the meta-learner matter
 #
-# The study this project grows from found tuning the meta-learner "significantly
-# challenging" and named, in prose, the settings it thought mattered most. This
-# chapter measures it. An Optuna study searches the meta-learner's settings
-# (meta learning rate, unroll length, training horizon, gradient
-# preprocessing, output scale, LSTM size and depth, meta-gradient clipping,
-# problem instances per meta-iteration, meta-training epochs) on the MNIST
-# chapter's MLP. Each trial meta-trains an LSTM and scores it by its loss on
-# MLPs of held-out training images **as a ratio to NAG's**, with NAG's learning
-# rate and momentum tuned on those same MLPs: below 1, the learned optimiser
-# wins. A median pruner stops trials whose validation trails the median, so
-# hopeless settings cost little.
+# ## Result
 #
-# From the trials: how much each setting matters (Optuna's fANOVA and
-# PED-ANOVA estimators, with bootstrap intervals), how the objective moves with
-# the top settings, a grid study of the top two, what each configuration cost
-# and where meta-training failed. A quadratics study asks whether the ranking
-# carries over. Last, the best configuration found is meta-trained several
-# times and tested on the MNIST chapter's test panel with its protocol.
+# The study this project grows from found tuning the meta-learner
+# "significantly challenging" and named, in prose, the settings it thought
+# mattered. This chapter measures it with a **designed experiment**: a
+# two-level fractional factorial over {glue:text}`factor_count` settings
+# around the best configuration a TPE search found, every point meta-trained
+# with {glue:text}`design_seeds` seeds at one budget in meta-updates
+# ({glue:text}`design_budget`), every trial scored at step
+# {glue:text}`eval_horizon` on held-out MLPs against the better of NAG and
+# ADAM, each tuned there. Each setting's effect is the factor by which moving
+# it from its low to its high level multiplies that ratio (mean over the
+# trials that trained, 95% interval from the design's residuals):
+#
+# ```{glue:md} effects_sentence
+# :format: myst
+# ```
+#
+# ```{glue:md} failure_sentence
+# :format: myst
+# ```
+#
+# ```{glue:figure} fig_effects
+# :name: fig-hyper-effects
+#
+# Each setting's effect on the LSTM's loss over the better tuned baseline's at
+# step {glue:text}`eval_horizon` (the final loss, then the mean over the
+# steps), with its 95% interval, on both tasks; 1 (dotted) is no effect.
+# ```
+#
+# The design's best point, meta-trained again with {glue:text}`best_seeds`
+# fresh seeds and tested with the MNIST chapter's protocol on its test panel:
+#
+# ```{glue:md} verdict_hyper_final
+# :format: myst
+# ```
+#
+# ```{glue:md} verdict_hyper_mean
+# :format: myst
+# ```
+#
+# **What the design can and cannot support.** Its settings' main effects are
+# estimated free of every two-setting interaction (resolution IV), but
+# two-setting interactions are aliased with each other and not estimated;
+# each effect holds between the two levels tried, near the best
+# configuration, at this budget, not across the whole range the search
+# explored. The design is exploratory: it was fixed before its runs, but its
+# intervals are not corrected for its {glue:text}`factor_count` settings and
+# two metrics.
 #
 # ```bash
 # python -m l2l.book run hyper                      # the full profile shown here
 # python -m l2l.book run hyper --profile smoke      # minutes, into _build/smoke/
-# python -m l2l.sweep run notebooks/sweeps/mnist.yaml --workers 2 --threads 1   # the main study alone
+# python -m l2l.sweep run notebooks/sweeps/mnist_design.yaml --workers 2 --threads 1   # the design alone
 # ```
 
 # %% tags=["parameters"]
@@ -44,177 +75,117 @@ profile = "full"  # every parameter is a field of l2l.chapters.Hyper; the runner
 
 # %% tags=["hide-input"]
 import matplotlib.pyplot as plt
-import numpy as np
 import pandas as pd
 from IPython.display import Markdown, display
 from myst_nb import glue
 
-from l2l import chapters, data, experiment, learned_optimizer, meta, plots, problems, recipes, sweep
+from l2l import experiment, plots, sweep
+from l2l.chapters import Hyper, hyper
 
-p = chapters.Hyper.from_namespace(globals())
+p = Hyper.from_namespace(globals())
 chapter = experiment.Chapter("hyper", p)
-spec, second = sweep.load_spec(p.spec), sweep.load_spec(p.second_spec)  # a malformed spec fails here, before any compute
-split = data.mnist_splits()
-mnist_runs = experiment.saved_runs([p.mnist_weights.format(seed=s) for s in range(p.best_seeds)], "python -m l2l.book run mnist")
-store_url = lambda s: sweep.default_storage(s, p.results_dir)
-for name, value in p.as_dict().items():
+specs = [sweep.load_spec(path) for path in (p.spec, p.design_spec, p.second_spec)]  # a malformed spec fails here, before any compute
+design_spec = specs[1]
+for name, value in {**p.as_dict(), "factor_count": len(hyper.factors(design_spec)), "design_seeds": len(design_spec.space.get("seed", {}).get("choices", [0])),
+                    "design_budget": f"{design_spec.budget:,} meta-updates a trial", "eval_horizon": design_spec.eval_horizon,
+                    "point_count": len(sweep.design_points(design_spec)) // len(design_spec.space.get("seed", {}).get("choices", [0])),
+                    "search_count": len(specs[0].space)}.items():
     glue(name, value, display=False)
-glue("trials", spec.trials, display=False)
-glue("space_text", ", ".join(sorted(spec.space)), display=False)
 
 # %% [markdown]
-# ## The study
+# ## The search that found the region
 #
-# {glue:text}`trials` trials over {glue:text}`space_text`
-# (`notebooks/sweeps/mnist.yaml` gives every range), run by
-# {glue:text}`workers` worker processes sharing one SQLite study file
-# (`book/results/hyper/`, reloadable with Optuna or `optuna-dashboard`).
-# The first trials are sampled at random, the rest by TPE.
+# A TPE study ({glue:text}`spec`) searched {glue:text}`search_count`
+# settings of the meta-learner on the MNIST chapter's MLP, each trial scored by its loss on
+# held-out MLPs as a ratio to tuned NAG's. A search concentrates its trials
+# where it found good ones, so its trail says where to look, not how much
+# each setting matters: this chapter reads only its outcomes and its best
+# trial, around which the design sits. Left: each trial's CPU time against
+# its score; counts of how its trials ended below.
 
 # %% tags=["hide-input"]
-for path, s in ((p.spec, spec), (p.second_spec, second)):
-    sweep.run_workers(path, store_url(s), p.checkpoint_dir, workers=p.workers, log=experiment.terminal_log)
-study, second_study = (sweep.study(s, sweep.storage(store_url(s))) for s in (spec, second))
-frames = {s.name: sweep.trials_frame(st) for s, st in ((spec, study), (second, second_study))}
-frame = frames[spec.name]
-for name, f in frames.items():
-    f.drop(columns=["run_key"]).to_csv(chapter.path(f"trials_{name}.csv"), index=False, float_format="%.6g")
-counts = {name: sweep.outcomes(f) for name, f in frames.items()}
-done = frame[frame.state == "COMPLETE"]
-cpu_hours = frame.cpu_s.sum() / 3600
-glue("n_complete", counts[spec.name]["complete"], display=False)
-glue("n_pruned", counts[spec.name]["pruned"], display=False)
-glue("n_failed", counts[spec.name]["failed"], display=False)
-glue("cpu_hours", f"{cpu_hours:.2f}", display=False)
-glue("n_wins", int((done.value < 1).sum()), display=False)
-glue("best_ratio", f"{done.value.min():.3g}", display=False)
-glue("median_ratio", f"{done.value.median():.3g}", display=False)
-display(Markdown(pd.DataFrame(counts).T.rename_axis("study").reset_index().to_markdown(index=False)))
-
-# %% [markdown]
-# Of the main study's trials, {glue:text}`n_complete` completed,
-# {glue:text}`n_pruned` were pruned and {glue:text}`n_failed` failed
-# (meta-training went non-finite); together they used
-# {glue:text}`cpu_hours` CPU hours. {glue:text}`n_wins` complete trials scored
-# below 1 (their LSTM beat tuned NAG on the held-out MLPs); the best scored
-# {glue:text}`best_ratio`, the median {glue:text}`median_ratio`.
-#
-# ## Cost against quality, and where meta-training fails
-#
-# Left: each trial's CPU seconds against its score (pruned trials at their
-# last validation, which the pruner read). Right: the trials over the two most
-# important settings (next section), by outcome.
-
-# %% tags=["hide-input"]
-ranking = {s.name: {e: sweep.importances(st, e, repeats=p.importance_repeats, seed=s.seed) for e in ("fanova", "ped_anova")}
-           for s, st in ((spec, study), (second, second_study))}
-top = list(ranking[spec.name]["fanova"].setting[:2])
-fig, axes = plt.subplots(1, 2, figsize=(12, 4.2))
-plots.cost_quality(frame, ax=axes[0])
-if len(top) == 2:
-    plots.outcome_map(frame, top, log=[bool(spec.space[name].get("log")) for name in top], ax=axes[1])
+search, search_study, search_frame = hyper.run_study(p.spec, p)
+plots.cost_quality(search_frame)
 plt.show()
+display(Markdown(pd.DataFrame([sweep.outcomes(search_frame)]).to_markdown(index=False)))
 
 # %% [markdown]
-# ## Which settings matter
+# ## The design
 #
-# Each setting's share of the objective's variance (fANOVA, random forests on
-# the complete trials) and PED-ANOVA's importance of where good trials sit;
-# bars span the 2.5 to 97.5 percentiles over {glue:text}`importance_repeats`
-# bootstrap resamples of the trials. The quadratics study beside it asks
-# whether the ranking carries over to another task.
-#
-# {glue:md}`importance_sentence`
+# Around the search's best trial, {glue:text}`factor_count` settings at two
+# levels each ({glue:text}`design_spec` lists them and the settings held), in
+# a {glue:text}`point_count`-point two-level design, each point meta-trained
+# with {glue:text}`design_seeds` seeds. Every trial gets the same number of
+# meta-updates, so a short unroll is not a proxy for more updates, and is
+# scored at step {glue:text}`eval_horizon` whatever its training horizon. A
+# trial whose optimiser never trained (its final loss not below the
+# parameters' untrained level) scores a ratio that only says the baselines'
+# level: those trials are counted apart, per setting, and the effects are
+# estimated on the rest. The same design on a second task
+# ({glue:text}`second_spec`) asks whether the effects carry over.
 
 # %% tags=["hide-input"]
-fig, axes = plt.subplots(1, 2, figsize=(12, 4.5), sharex=True)
-for ax, (name, by) in zip(axes, ranking.items()):
-    plots.importance_bars(by, ax=ax, title=f"study {name}")
-plt.show()
-main_rank = list(ranking[spec.name]["fanova"].setting)
-estimators_rho, _ = sweep.rank_agreement(main_rank, ranking[spec.name]["ped_anova"].setting)
-tasks_rho, _ = sweep.rank_agreement(main_rank, ranking[second.name]["fanova"].setting)
-glue("importance_sentence", Markdown(sweep.importance_sentence(ranking[spec.name], ranking[second.name], counts[spec.name]["complete"])), display=False)
+reads = {}
+for part, path in (("main", p.design_spec), ("second", p.second_spec)):
+    spec, study, _ = hyper.run_study(path, p)
+    frame = hyper.design_frame(spec, study, hyper.baselines(spec, study), hyper.untrained_level(spec))
+    frame.to_csv(chapter.path(f"design_{spec.name}.csv"), index=False, float_format="%.6g")
+    reads[part] = (spec, frame, {m: hyper.effects(frame, spec, m) for m in hyper.METRICS}, hyper.failures(frame, spec))
+spec, frame, by_metric, failed = reads["main"]
+glue("effects_sentence", Markdown(hyper.effects_sentence(frame, by_metric, spec)), display=False)
+glue("failure_sentence", Markdown(hyper.failure_sentence(failed, frame)), display=False)
+figure = hyper.effects_figure({f"{hyper.TASK_WORDS[sp.task]}, {m}": e for sp, _, by, _ in reads.values() for m, e in by.items()})
+glue("fig_effects", figure, display=False)
+plt.close(figure)
+for part, (sp, fr, by, failed) in reads.items():
+    glue(f"effects_table_{part}", Markdown(hyper.effects_markdown(by)), display=False)
+    glue(f"failures_{part}", Markdown(failed.to_markdown(index=False)), display=False)
+    glue(f"effects_sentence_{part}", Markdown(hyper.effects_sentence(fr, by, sp)), display=False)
 
 # %% [markdown]
-# ## How the objective moves with the top settings
+# The same design on the second task:
 #
-# Geometric mean of the score per choice, or per quarter of the trials' values
-# for a range, with 95% intervals on its log (complete trials only: pruned
-# trials stopped early and failed ones have no score).
+# ```{glue:md} effects_sentence_second
+# :format: myst
+# ```
+#
+# Effects on the main task (the ratio's factor from each setting's low to its high
+# level, then its 95% interval; * marks an interval that excludes 1), and
+# the trials that trained per setting and level:
+#
+# ```{glue:md} effects_table_main
+# ```
+#
+# ````{dropdown} Trials that trained, per setting and level; the same for the second task
+# ```{glue:md} failures_main
+# ```
+# ```{glue:md} effects_table_second
+# ```
+# ```{glue:md} failures_second
+# ```
+# ````
+#
+# ## The best point, replicated
+#
+# The design point with the lowest mean ratio over its seeds (all of which
+# trained), meta-trained again with {glue:text}`best_seeds` fresh seeds at the
+# design's budget and tested with the MNIST chapter's protocol on its base
+# panel: {glue:text}`eval_instances` test MLPs per run on images the study
+# never saw, every baseline tuned for each step and metric on
+# {glue:text}`tune_instances` MLPs of held-out training images, the MNIST
+# chapter's paper-settings LSTMs beside it.
 
 # %% tags=["hide-input"]
-shown = main_rank[:3]
-fig, axes = plt.subplots(1, len(shown), figsize=(4.2 * len(shown), 3.8), sharey=True)
-dependence = {}
-for ax, name in zip(np.atleast_1d(axes), shown):
-    table = sweep.partial_dependence(frame, name)
-    dependence[name] = table.to_dict("records")
-    plots.dependence(table, ax=ax, title=name)
-np.atleast_1d(axes)[0].set_ylabel("loss / tuned NAG's (geometric mean)")
-plt.show()
-
-# %% [markdown]
-# ## The top two settings on a grid
-#
-# A grid study over the two most important settings, {glue:text}`grid_points`
-# values each, every other setting held at the best trial's.
-#
-# {glue:md}`grid_sentence`
-
-# %% tags=["hide-input"]
-best = study.best_trial
-best_settings = sweep.settings_of(best)
-grid = sweep.grid_spec(spec, best_settings, top, p.grid_points)
-grid_path = sweep.dump_spec(grid, chapter.path(f"{grid.name}.yaml"))
-sweep.run_workers(grid_path, store_url(grid), p.checkpoint_dir, workers=p.workers, log=experiment.terminal_log)
-grid_frame = sweep.trials_frame(sweep.study(grid, sweep.storage(store_url(grid))))
-grid_frame.drop(columns=["run_key"]).to_csv(chapter.path("trials_grid.csv"), index=False, float_format="%.6g")
-heat = sweep.grid_heat(grid_frame, top)
-fig, ax = plt.subplots(figsize=(5.5, 4.2))
-plots.ratio_heatmap(heat, ax=ax)
-plt.show()
-glue("grid_sentence", Markdown(sweep.grid_sentence(heat, grid.objective)), display=False)
-
-# %% [markdown]
-# ## The best configuration at the MNIST chapter's budget, on its test panel
-#
-# The best trial's settings ({glue:text}`best_text`), meta-trained
-# {glue:text}`best_seeds` times (seeds 0 to {glue:text}`best_seeds_last`) for
-# {glue:text}`best_epochs` epochs (the MNIST chapter's budget), then tested with the MNIST chapter's
-# protocol on its base panel: {glue:text}`eval_instances` test MLPs per run on
-# images the study never saw, every baseline tuned for each step and metric,
-# the MNIST chapter's paper-settings LSTMs beside it.
-#
-# {glue:md}`verdict_hyper_final`
-#
-# {glue:md}`verdict_hyper_mean`
-
-# %% tags=["hide-input"]
-full_epochs = p.best_epochs
-lstm = learned_optimizer.LSTMConfig(**{k: v for k, v in best_settings.items() if sweep.SETTINGS[k][1] == "lstm"})
-configs = [meta.MetaConfig(seed=s, valid_every=spec.valid_every, valid_instances=spec.valid_instances, select_on=spec.objective,
-                           **{**{k: v for k, v in best_settings.items() if sweep.SETTINGS[k][1] == "meta"}, "epochs": full_epochs})
-           for s in range(p.best_seeds)]
-best_runs = experiment.meta_train_runs(problems.MLP(split["meta_train"]), lstm, configs, p.checkpoint_dir, chapter.results_dir, "lstm_best",
-                                       valid_problem=problems.MLP(split["valid"]), chapter="hyper", trained_on="MNIST train[:40000], the study's best settings")
-base = recipes.mnist_panel(split, horizon=p.horizon, long_steps=p.long_steps)
-result = experiment.run_protocol(base, {"lstm": list(best_runs.values()), "lstm_paper": mnist_runs}, p.eval_instances, list(range(p.best_seeds)),
-                                 p.tune_instances, cache_dir=f"{p.checkpoint_dir}/panels")
-fig = experiment.protocol_figure(result, p.horizon, steps=p.long_steps, objective="mean", title="MNIST base: the study's best settings, the paper's, tuned baselines")
-plt.show()
-display(Markdown(experiment.protocol_table(result).to_markdown(index=False)))
-glue("best_text", ", ".join(f"{k} {v:g}" for k, v in sorted(best_settings.items())), display=False)
-glue("best_seeds_last", p.best_seeds - 1, display=False)
-for metric in ("final", "mean"):
-    chapter.glue_verdict(f"verdict_hyper_{metric}", experiment.protocol_sentence(result, p.horizon, metric, "MLPs"))
-chapter.save_protocols({"best": result}, range(p.best_seeds), dense_until=p.horizon)
+best = hyper.best_point(frame, spec)
+best_runs, best_epochs, result = hyper.replicate_best(p, best, spec, chapter)
+if result is not None:
+    experiment.protocol_figure(result, p.horizon, steps=p.long_steps, objective="mean", title="MNIST base: the design's best point, the paper's, tuned baselines")
+    plt.show()
+    chapter.save_protocols({"best": result}, range(p.best_seeds), dense_until=p.horizon)
+for metric, sentence in hyper.replicated_sentences(result, p.horizon).items():
+    chapter.glue_verdict(f"verdict_hyper_{metric}", sentence)
 summary = chapter.finish(
-    {"best": experiment.protocol_summary(result)},
-    studies={s: {"outcomes": counts[s], "importance": {e: r.to_dict("records") for e, r in ranking[s].items()}} for s in ranking},
-    best_trial={"number": best.number, "value": best.value, "settings": best_settings, "full_epochs": full_epochs},
-    dependence=dependence, grid={"pair": top, "values": grid_frame[["number", "state", "value", *top]].to_dict("records")},
-    rank_agreement={"estimators": estimators_rho, "tasks": tasks_rho}, cpu_hours=cpu_hours,
-    meta_training_s={"lstm_best": [r.wall_time_s for r in best_runs.values()],
-                     **{f"trials_{name}": f.wall_s.dropna().tolist() for name, f in frames.items()}})
-print(f"wrote {chapter.results_dir}/summary.json; chapter wall time {summary['wall_time_s']} s")
+    {"best": experiment.protocol_summary(result)} if result is not None else {}, best_point=best, search=sweep.outcomes(search_frame),
+    designs=hyper.design_summary(reads), meta_training_s={"lstm_best": [r.wall_time_s for r in best_runs.values()],
+                                                          **{f"trials_{sp.name}": fr.wall_s.dropna().tolist() for sp, fr, _, _ in reads.values()}},
+    meta_epochs={"lstm_best": best_epochs})
