@@ -6,8 +6,21 @@ import seaborn as sns
 
 from l2l import baselines
 
-# One colour per optimiser across every chapter.
-COLOURS = dict(zip(["lstm", "sgd", "rmsprop", "adam", "nag"], sns.color_palette("colorblind", 5)))
+# One colour per optimiser across every chapter (Seaborn's colour-blind palette): the four baselines of the paper, their
+# scheduled variants, the LSTM and its variants; the classical alignment anchors in black (told apart by line style).
+_PALETTE = sns.color_palette("colorblind", 10)
+COLOURS = {"lstm": _PALETTE[0], "sgd": _PALETTE[1], "rmsprop": _PALETTE[2], "adam": _PALETTE[3], "nag": _PALETTE[4],
+           "adam_decay": _PALETTE[5], "nag_decay": _PALETTE[6], "lstm_paper": _PALETTE[9], "lstm_one": _PALETTE[8], "lstm_sub": _PALETTE[7],
+           "lstm_mnist": _PALETTE[9], "lstm_align": _PALETTE[9], "gauss_newton": (0.0, 0.0, 0.0), "lucas_kanade": (0.0, 0.0, 0.0)}
+
+
+def colour(name):
+    """An optimiser's colour (COLOURS), the same in every figure: a tuned multiplier keeps its optimiser's; any other
+    learned optimiser ("lstm_<x>": the chapter's own LSTM under another name, as lstm_budget or lstm_best) the LSTM's."""
+    name = name[: -len("_tuned")] if name.endswith("_tuned") else name
+    if name in COLOURS:
+        return COLOURS[name]
+    return COLOURS["lstm"] if name.startswith("lstm") else (0.4, 0.4, 0.4)
 LABELS = {"lstm": "LSTM", **baselines.LABELS, "lstm_paper": "LSTM (paper settings)",
           "lstm_one": "one LSTM for all parameters", "lstm_sub": "LSTM-sub (held-out labels)", "lstm_mnist": "LSTM trained on MNIST",
           "lstm_align": "LSTM trained on alignment", "gauss_newton": "Gauss-Newton", "lucas_kanade": "Lucas-Kanade"}
@@ -28,26 +41,39 @@ def style():
     plt.rcParams.update({"figure.dpi": 80, "savefig.dpi": 80, "figure.figsize": (7, 4.2)})
 
 
+DIVERGED_ABOVE = 10.0  # a loss figure's axis stops at this many times the highest starting loss: curves above it diverged
+
+
 def loss_curves(band_table, ax=None, title=None, log_x=False, lrs=None):
     """Mean loss against step on a log scale, with the table's 95% bands.
 
-    band_table: columns optimiser, step, mean, low, high (l2l.evaluate.bands).
+    band_table: columns optimiser, step, mean, low, high (l2l.stats.run_bands).
     lrs: optional name -> learning rate, shown in the legend.
+    A curve that climbs above DIVERGED_ABOVE times the highest loss at the first step drawn does not set the axis
+    (one diverged SGD run at 1e15 flattened every other curve of the book's first figure): the axis stops there and
+    the curve's legend entry says it left the axis.
     """
     ax = ax or plt.gca()
+    first = band_table.step.min()
+    starts = band_table[band_table.step == first]["mean"]
+    top = DIVERGED_ABOVE * float(starts[np.isfinite(starts)].max()) if np.isfinite(starts).any() else None
     for name, part in band_table.groupby("optimiser", sort=False):
         label = globals()["label"](name) + (f" (lr {lrs[name]:.3g})" if lrs and lrs.get(name) else "")
-        colour = COLOURS.get(name)
-        sns.lineplot(x=part.step, y=part["mean"], ax=ax, label=label, color=colour, linewidth=2 if name == "lstm" else 1.4)
-        ax.fill_between(part.step, part.low, part.high, color=colour, alpha=0.2, linewidth=0)
+        if top is not None and not (part["mean"].fillna(np.inf) <= top).all():
+            label += ", diverged (leaves the axis)"
+        hue = colour(name)
+        sns.lineplot(x=part.step, y=part["mean"], ax=ax, label=label, color=hue, linewidth=2 if name == "lstm" else 1.4)
+        ax.fill_between(part.step, part.low, part.high, color=hue, alpha=0.2, linewidth=0)
     ax.set_yscale("log")
+    if top is not None:
+        ax.set_ylim(top=top)
     if log_x:
         ax.set_xscale("log")
     ax.set_xlabel("step")
     ax.set_ylabel("loss")
     if title:
         ax.set_title(title)
-    ax.legend(frameon=False)
+    ax.legend(frameon=False, fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))  # outside the data
     return ax
 
 
@@ -57,8 +83,8 @@ def rate_sweeps(sweeps, xlabel, ylabel, ax=None):
     ax = ax or plt.gca()
     for name, (sweep, chosen, legend) in sweeps.items():
         finite = sweep.replace(np.inf, np.nan)
-        ax.plot(finite.lr, finite.final_loss, marker="o", color=COLOURS.get(name), label=legend)
-        ax.scatter([chosen], finite.final_loss[finite.lr == chosen], s=160, facecolors="none", edgecolors=COLOURS.get(name), linewidths=2)
+        ax.plot(finite.lr, finite.final_loss, marker="o", color=colour(name), label=legend)
+        ax.scatter([chosen], finite.final_loss[finite.lr == chosen], s=160, facecolors="none", edgecolors=colour(name), linewidths=2)
     ax.set(xscale="log", yscale="log", xlabel=xlabel, ylabel=ylabel)
     ax.legend(frameon=False)
     return ax
@@ -72,7 +98,7 @@ def update_ratio_panels(ratios, steps):
     axes = np.atleast_1d(axes)
     for ax, k in zip(axes, kernels):
         for name, ratio in ratios.items():
-            ax.plot(range(1, steps + 1), ratio[k], color=COLOURS["lstm" if name.startswith("lstm") else name], label=LABELS.get(name, label(name)))
+            ax.plot(range(1, steps + 1), ratio[k], color=colour(name), label=LABELS.get(name, label(name)))
         ax.set(yscale="log", title=k.split("/")[0], xlabel="step")
     axes[0].set_ylabel("||update|| / ||weights||")
     axes[0].legend(frameon=False)
@@ -130,7 +156,7 @@ def interval_points(entries, key, steps, ax=None, threshold=None, ylabel=None, t
         for i, name in enumerate(names):
             v = entries[name][key][str(step)]
             ax.errorbar([i + shift], [v["mean"]], yerr=[[v["mean"] - v["ci95"][0]], [v["ci95"][1] - v["mean"]]], marker="os^D"[k % 4],
-                        color=COLOURS.get(name.replace("_tuned", ""), "black"), capsize=3, label=f"step {step}" if i == 0 else None)
+                        color=colour(name), capsize=3, label=f"step {step}" if i == 0 else None)
     if threshold is not None:
         ax.axhline(threshold, color="grey", linestyle=":")
     ax.set_xticks(range(len(names)), [label(n) for n in names], rotation=30, ha="right", fontsize=8)

@@ -181,17 +181,28 @@ def compare_runs(a, b, level=0.95):
     return out
 
 
-def run_bands(curves, steps, level=0.95):
+def run_bands(curves, steps, level=0.95, log=False):
     """Long table (optimiser, step, mean, low, high) for plotting: each run's (seed's) mean curve, a
-    t-interval over runs, as over_runs; a single run gets a band of zero width."""
+    t-interval over runs, as over_runs; a single run gets a band of zero width.
+
+    log=True: for a positive quantity drawn on a log axis, the interval is taken on the log of the runs' curves and
+    mapped back: the line is their geometric mean and the band never reaches below what a loss can be (an arithmetic
+    t-band of a few runs reached 1e-5, and below 0, on the book's loss figures). A run whose mean is not positive and
+    finite (diverged) makes that step's line and band NaN: nothing is drawn there."""
     from scipy import stats as scipy_stats
 
     frames = []
     for name, values in curves.items():
         per_run = np.asarray(values, np.float64)[:, :, list(steps)].mean(axis=1)
+        if log:
+            with np.errstate(divide="ignore", invalid="ignore"):
+                per_run = np.where(np.isfinite(per_run) & (per_run > 0), np.log(np.where(per_run > 0, per_run, 1.0)), np.nan)
         n, mean = per_run.shape[0], per_run.mean(axis=0)
         half = scipy_stats.t.ppf(0.5 + level / 2, n - 1) * per_run.std(axis=0, ddof=1) / np.sqrt(n) if n > 1 else np.zeros_like(mean)
-        frames.append(pd.DataFrame({"optimiser": name, "step": list(steps), "mean": mean, "low": mean - half, "high": mean + half}))
+        low, high = mean - half, mean + half
+        if log:
+            mean, low, high = np.exp(mean), np.exp(low), np.exp(high)
+        frames.append(pd.DataFrame({"optimiser": name, "step": list(steps), "mean": mean, "low": low, "high": high}))
     return pd.concat(frames, ignore_index=True)
 
 

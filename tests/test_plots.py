@@ -90,3 +90,34 @@ def test_rate_sweeps_and_update_ratio_panels_draw_what_they_are_given():
     assert [a.get_title() for a in fig.axes] == ["dense0", "dense1"]
     assert [list(line.get_ydata()) for line in fig.axes[1].get_lines()] == [[3.0, 4.0], [7.0, 8.0]]
     plt.close("all")
+
+
+def test_log_bands_stay_above_zero_and_centre_on_the_geometric_mean():
+    from l2l import stats
+
+    per_run = np.array([0.1, 1.0, 10.0])  # three runs' mean loss at one step: an arithmetic t-band reaches far below 0
+    curves = {"lstm": np.repeat(per_run[:, None, None], 4, axis=1) * np.ones((3, 4, 2))}
+    plain, logged = stats.run_bands(curves, [0, 1]), stats.run_bands(curves, [0, 1], log=True)
+    assert plain["low"].iloc[0] < 0 < logged["low"].iloc[0]
+    assert logged["mean"].iloc[0] == pytest.approx(1.0) and logged["high"].iloc[0] == pytest.approx(1.0 / logged["low"].iloc[0])
+    diverged = {"sgd": np.concatenate([curves["lstm"][:2], np.full((1, 4, 2), np.inf)])}
+    assert stats.run_bands(diverged, [0, 1], log=True)[["mean", "low", "high"]].isna().all().all()
+
+
+def test_a_diverged_curve_does_not_set_the_axis_and_says_it_left_it():
+    steps = np.arange(5)
+    table = pd.concat([pd.DataFrame({"optimiser": "lstm", "step": steps, "mean": 2.0 / (1 + steps), "low": 1.0 / (1 + steps), "high": 3.0 / (1 + steps)}),
+                       pd.DataFrame({"optimiser": "sgd", "step": steps, "mean": 2.0 * 1e4 ** steps, "low": 2.0 * 1e4 ** steps, "high": 2.0 * 1e4 ** steps})])
+    fig, ax = plt.subplots()
+    plots.loss_curves(table, ax=ax)
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert labels == ["LSTM", "SGD, diverged (leaves the axis)"]
+    assert ax.get_ylim()[1] == pytest.approx(plots.DIVERGED_ABOVE * 2.0)
+    plt.close(fig)
+
+
+def test_every_optimiser_keeps_one_colour_across_the_book():
+    assert plots.colour("lstm_budget_tuned") == plots.colour("lstm") == plots.colour("lstm_best")
+    assert plots.colour("adam_tuned") == plots.colour("adam")
+    baselines = ["sgd", "rmsprop", "adam", "nag", "adam_decay", "nag_decay"]
+    assert len({plots.colour(n) for n in baselines + ["lstm", "lstm_paper"]}) == 8  # no two of a panel's optimisers alike

@@ -71,7 +71,7 @@ def budget_figure(curves, step, lines):
             errors = [means - [r["ci95"][0] for r in rows], [r["ci95"][1] for r in rows] - means]
             ax.errorbar(curve["epochs"], means, yerr=errors, marker="o", capsize=3, label=f"LSTM {label}")
         name, baseline = lines[metric]
-        ax.axhline(next(iter(curves.values()))["baselines"][baseline][metric]["mean"], color=plots.COLOURS.get(baseline.split()[0]),
+        ax.axhline(next(iter(curves.values()))["baselines"][baseline][metric]["mean"], color=plots.colour(baseline.split()[0]),
                    linestyle="--", label=name)
         ax.set(xlabel="meta-training epoch", ylabel=METRICS[metric].format(step=step))
         ax.legend(frameon=False)

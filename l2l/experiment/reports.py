@@ -249,12 +249,13 @@ def protocol_curves(result, step, objective="final"):
     return {name: result.curves[by_step[step][objective]] for name, by_step in result.runs.items()}
 
 def protocol_figure(result, step, steps=None, objective="final", log_x=False, grid=None, ax=None, title=None):
-    """Mean loss with 95% bands over runs, every optimiser tuned for `step` and `objective`, to `steps` (or on `grid`)."""
+    """Loss curves, every optimiser tuned for `step` and `objective`, to `steps` (or on `grid`): the geometric mean over
+    runs of each run's mean curve, with a 95% band taken on the log scale (stats.run_bands(log=True))."""
     fig = plt.figure() if ax is None else ax.figure
     points = grid if grid is not None else range((steps or result.panel.steps) + 1)
     # The rates of the runs drawn: those tuned for this step and objective (the entries' settings are the final loss's).
     lrs = {n: result.settings[step][objective][n]["learning_rate"] for n, e in result.entries.items() if e.get("settings")}
-    plots.loss_curves(stats.run_bands(protocol_curves(result, step, objective), points), ax=ax, lrs=lrs, title=title or result.panel.title, log_x=log_x)
+    plots.loss_curves(stats.run_bands(protocol_curves(result, step, objective), points, log=True), ax=ax, lrs=lrs, title=title or result.panel.title, log_x=log_x)
     return fig
 
 def protocol_curves_frame(results, seeds, dense_until=None, sparse_points=60):
