@@ -23,7 +23,7 @@ def colour(name):
     return COLOURS["lstm"] if name.startswith("lstm") else (0.4, 0.4, 0.4)
 LABELS = {"lstm": "LSTM", **baselines.LABELS, "lstm_paper": "LSTM (paper settings)",
           "lstm_one": "one LSTM for all parameters", "lstm_sub": "LSTM-sub (held-out labels)", "lstm_mnist": "LSTM trained on MNIST",
-          "lstm_align": "LSTM trained on alignment", "gauss_newton": "Gauss-Newton", "lucas_kanade": "Lucas-Kanade"}
+          "lstm_align": "LSTM trained on alignment", "lstm_budget": "LSTM", "gauss_newton": "Gauss-Newton", "lucas_kanade": "Lucas-Kanade"}
 
 
 def label(name):

@@ -68,6 +68,23 @@ def trainer(name, root=None, **options):
     return meta.MetaTrainer(recipe.problem, recipe.lstm_config, recipe.meta_config, checkpoint_root=root, valid_problem=recipe.valid_problem)
 
 
+def finished_runs(name, seeds, root=None, **options):
+    """The MetaResults (best-by-validation weights) of a recipe's runs for `seeds`, each finished: what a chapter reads
+    from a campaign trained in the background. Read only (nothing in the run folders is written). A run that is not
+    finished is named with its progress and the command that finishes it, before any compute."""
+    runs, unfinished = [], []
+    for seed in seeds:
+        run = trainer(name, root, seed=seed, **options)
+        done = int(run.state.epoch.numpy())
+        if done < run.config.epochs:
+            unfinished.append(f"seed {seed} at epoch {done} of {run.config.epochs} (python -m l2l.recipes train {name} --seed {seed} --threads 1)")
+        else:
+            runs.append(run.result())
+    if unfinished:
+        raise ValueError(f"{name}: runs not finished under {root or ROOTS[name]}: " + "; ".join(unfinished) + ". Finish them first, then run the chapter.")
+    return runs
+
+
 def snapshots(name, root=BUDGET_ROOT, **options):
     """(run key, epoch -> snapshot path, epochs trained) of a recipe's run, read only: nothing is opened
     for writing, so a chapter can read a run that another process is still training."""

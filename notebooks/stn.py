@@ -34,9 +34,10 @@
 # ```{glue:figure} fig_result
 # :name: fig-stn-result
 #
-# The exemplar panel. Left: photometric loss, mean over pairs and runs with
-# its 95% band over runs, every gradient optimiser tuned for the loss at step
-# {glue:text}`horizon`; Gauss-Newton dotted, Lucas-Kanade dashed. Right: each
+# The exemplar panel. Left: photometric loss, each run's mean over its pairs,
+# then the geometric mean over runs with a 95% band on the log scale, every
+# gradient optimiser tuned for the loss at step {glue:text}`horizon`;
+# Gauss-Newton dotted, Lucas-Kanade dashed (mean over all pairs). Right: each
 # run's median pair's corner error, mean and 95% interval over runs, at the
 # two report steps; the dotted line is 1 pixel.
 # ```
@@ -159,7 +160,8 @@ stn.geometry_figure(geometry, p.horizon)
 plt.show()
 
 # %% [markdown]
-# Mean photometric loss of every panel (95% bands over runs; gradient
+# Photometric loss of every panel (each run's mean over its pairs, then the
+# geometric mean over runs with a 95% band on the log scale; gradient
 # optimisers tuned for the loss at step {glue:text}`horizon`; Gauss-Newton
 # dotted, Lucas-Kanade dashed). Each panel's verdicts at step
 # {glue:text}`horizon`, one sentence per metric and comparison:

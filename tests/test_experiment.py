@@ -889,6 +889,14 @@ def test_a_preregistered_endpoint_is_read_against_the_baseline_best_on_the_tunin
         experiment.read_endpoint(result, endpoint("final", ("nag", "adam")))
     with pytest.raises(ValueError, match="kept no tuning scores"):
         experiment.read_endpoint(result._replace(tuning_scores=None), endpoint("final"))
+    # In words: which endpoint, what, how many runs, the interval, k of n, the outcome and what an inconclusive one rules out.
+    said = experiment.endpoint_sentence(final, endpoint("final"), "MLPs")
+    assert said.startswith("Primary endpoint `e` (claim): over 5 runs of MLPs, LSTM meta-trained at 10,000 of") and "NAG, decaying rate" in said
+    assert f"lower in {final['wins']} of 5 runs" in said and "chosen on the tuning split" in said
+    assert f"**{final['outcome']}" in said
+    for outcome, expected in (("reproduced", "**reproduced**."), ("not reproduced", "**not reproduced**."),
+                              ("inconclusive", "**inconclusive at 5 runs** (the design could detect a difference of 0.123 or more).")):
+        assert experiment.endpoint_sentence({**final, "outcome": outcome, "detectable": 0.1234}, endpoint("final"), "MLPs").endswith(expected)
 
 
 def test_the_headline_table_reads_each_primary_endpoint_a_chapter_recorded_and_says_which_are_not_yet_measured():

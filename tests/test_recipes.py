@@ -31,6 +31,19 @@ def test_snapshots_are_read_by_key_without_writing(tmp_path, monkeypatch):
         recipes.snapshots("nope", str(tmp_path))
 
 
+def test_a_chapter_reads_a_campaigns_finished_runs_without_writing_and_names_the_unfinished(tmp_path, monkeypatch):
+    monkeypatch.setitem(recipes.RECIPES, "tiny", tiny)
+    done = recipes.trainer("tiny", str(tmp_path), seed=0).run(log=lambda line: None)
+    recipes.trainer("tiny", str(tmp_path), seed=1, epochs=2).run(log=lambda line: None)  # seed 1: half of its 4 epochs
+    before = {p: os.path.getmtime(os.path.join(d, p)) for d, _, files in os.walk(tmp_path) for p in files}
+    (read,) = recipes.finished_runs("tiny", [0], str(tmp_path))
+    assert read.key == done.key and read.best_epoch == done.best_epoch
+    assert all(np.array_equal(read.meta_params[k].numpy(), done.meta_params[k].numpy()) for k in done.meta_params)
+    with pytest.raises(ValueError, match=r"seed 1 at epoch 2 of 4 \(python -m l2l.recipes train tiny --seed 1 --threads 1\)"):
+        recipes.finished_runs("tiny", [0, 1], str(tmp_path))
+    assert {p: os.path.getmtime(os.path.join(d, p)) for d, _, files in os.walk(tmp_path) for p in files} == before
+
+
 def test_the_cifar_recipe_builds_each_learner_from_the_chapters_parameters():
     import numpy as np
 

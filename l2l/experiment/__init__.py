@@ -63,6 +63,7 @@ from l2l.experiment.protocol import (  # noqa: F401
     _verdicts,
     best_baseline,
     corner_path,
+    endpoint_sentence,
     evaluate_each,
     metric_values,
     protocol_view,

@@ -405,6 +405,24 @@ def read_endpoint(result, endpoint):
             # Each side on its own, over runs (accuracy as error, as compared): what a headline table prints beside the difference.
             "learned_value": stats.over_runs(ours), "baseline_value": stats.over_runs(theirs)}
 
+def endpoint_sentence(reading, endpoint, unit="problems"):
+    """A pre-registered endpoint's reading (read_endpoint) in one sentence: which endpoint, what was measured, over how
+    many runs, the paired difference with its interval and k of n, and the pre-registered outcome; an inconclusive
+    one says the smallest difference the design could have detected."""
+    from l2l import plots
+
+    r = reading
+    kind = "Primary" if endpoint.primary else "Secondary"
+    gap = (f"{r['mean']:.3g} (95% CI {r['ci95'][0]:.3g} to {r['ci95'][1]:.3g})" if all(map(np.isfinite, [r["mean"], *r["ci95"]]))
+           else "not finite (a run diverged)")
+    outcome = {"reproduced": "**reproduced**", "not reproduced": "**not reproduced**",
+               "inconclusive": f"**inconclusive at {r['runs']} runs** (the design could detect a difference of {r['detectable']:.3g} or more)"}[r["outcome"]]
+    chosen = "chosen on the tuning split" if r["chosen_on"] != "named" else "named in advance"
+    return (f"{kind} endpoint `{endpoint.name}` ({endpoint.claim}): over {r['runs']} runs of {unit}, {plots.label(endpoint.learned)} "
+            f"meta-trained {r['budget']} minus {plots.label(r['best'])} ({chosen}) is {gap}, lower in {r['wins']} of {r['runs']} runs "
+            f"(reproduced needs {r['needed']} and an interval below 0): {outcome}.")
+
+
 def protocol_view(result, learned_name, name=None, title=None, others=()):
     """One learned optimiser's panel out of a run_protocol result that evaluated several on the same instances.
 
