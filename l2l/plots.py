@@ -41,6 +41,11 @@ def style():
     plt.rcParams.update({"figure.dpi": 80, "savefig.dpi": 80, "figure.figsize": (7, 4.2)})
 
 
+def legend_below(ax):
+    """The axes' legend below it, outside the data: beside it, a panel's legend ran into its neighbour's in a row."""
+    return ax.legend(frameon=False, fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2)
+
+
 DIVERGED_ABOVE = 10.0  # a loss figure's axis stops at this many times the highest starting loss: curves above it diverged
 
 
@@ -73,7 +78,7 @@ def loss_curves(band_table, ax=None, title=None, log_x=False, lrs=None):
     ax.set_ylabel("loss")
     if title:
         ax.set_title(title)
-    ax.legend(frameon=False, fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))  # outside the data
+    legend_below(ax)
     return ax
 
 

@@ -897,6 +897,9 @@ def test_a_preregistered_endpoint_is_read_against_the_baseline_best_on_the_tunin
     for outcome, expected in (("reproduced", "**reproduced**."), ("not reproduced", "**not reproduced**."),
                               ("inconclusive", "**inconclusive at 5 runs** (the design could detect a difference of 0.123 or more).")):
         assert experiment.endpoint_sentence({**final, "outcome": outcome, "detectable": 0.1234}, endpoint("final"), "MLPs").endswith(expected)
+    short = experiment.endpoint_sentence({**final, "meta_epochs": 200, "budget": "at 200 of the DeepMind code's 10,000 meta-training epochs (2%)"},
+                                         endpoint("final"), "MLPs")
+    assert "meta-trained at 200 of" in short and short.endswith("; not the pre-registered reading, which is at 10,000 meta-training epochs.")
 
 
 def test_the_headline_table_reads_each_primary_endpoint_a_chapter_recorded_and_says_which_are_not_yet_measured():

@@ -4,7 +4,7 @@ Imports no TensorFlow: the code that needs it imports it where it runs."""
 
 import dataclasses
 
-from l2l.chapters.base import BASELINES, SCHEDULED, ChapterParameters, Endpoint, ParameterError, Recipe, _at_least
+from l2l.chapters.base import BASELINES, SCHEDULED, ChapterParameters, Endpoint, ParameterError, Recipe, _at_least, budget_words  # noqa: F401
 from l2l.paper import PAPER_LSTM, PAPER_MNIST_META
 
 
@@ -22,22 +22,26 @@ class Mnist(ChapterParameters):
     eval_instances: int = 8  # MLPs per run on the test panels
     tune_instances: int = 10  # MLPs on held-out training images for tuning every baseline and multiplier
     long_steps: int = 200  # test runs go this far (twice the horizon)
-    budget_clip_norms: list[float] = (0.0, 700.0)  # the budget runs (l2l.recipes mnist_paper): run k has seed k and this clipping
+    budget_runs: int = 5  # the budget campaign's runs (l2l.recipes mnist_budget, seeds 0..budget_runs-1), read when finished; run k meets test seed k
     budget_epochs: int = 10000  # their length (the DeepMind code's)
     budget_every: int = 500  # evaluate their snapshots every this many epochs (a multiple of 500, how often they are kept)
-    budget_seeds: int = 3  # test seeds per snapshot (eval_instances MLPs each)
-    budget_root: str = "book/results/mnist/runs"  # where the budget runs live (committed); the chapter only reads it
+    budget_train: bool = False  # train the budget runs here if unfinished: the smoke profile's tiny ones; the full profile reads the campaign's
+    endpoint_lr_grid: list[float] = (0.0001, 0.0003162, 0.001, 0.003162, 0.01, 0.03162, 0.1, 0.3162, 1.0, 3.162, 10.0)  # the endpoints' first-stage rates
+    endpoint_decay_to: list[float] = (1.0, 0.3, 0.1, 0.03)  # the decaying baselines' final share of their first rate, tuned (l2l.baselines.DECAY_GRID)
+    budget_root: str = "book/results/mnist/runs"  # where the budget runs live (committed); the full profile only reads it
     bootstrap: int = 2000  # bootstrap resamples for 95% intervals drawn per instance
     results_dir: str = "book/results/mnist"  # summary.json, curves, trained weights
     checkpoint_dir: str = ".cache/checkpoints"  # resumable meta-training runs, one folder per run key; not in git
 
     def check(self):
         _at_least(self, meta_seeds=1, meta_epochs=1, horizon=1, unroll=1, valid_every=1, valid_instances=2, deepmind_seeds=1,
-                  eval_instances=2, tune_instances=1, bootstrap=100, long_steps=self.horizon, budget_epochs=500, budget_every=500, budget_seeds=1)
+                  eval_instances=2, tune_instances=1, bootstrap=100, long_steps=self.horizon, budget_runs=2, budget_epochs=1, budget_every=500)
         if self.budget_every % 500:
             raise ParameterError(f"Mnist.budget_every must be a multiple of 500 (the budget runs keep a snapshot every 500 epochs), got {self.budget_every}")
-        if any(c < 0 for c in self.budget_clip_norms):
-            raise ParameterError(f"Mnist.budget_clip_norms must be >= 0 (0: no clipping), got {list(self.budget_clip_norms)}")
+        if not self.endpoint_decay_to or not all(0 < d <= 1 for d in self.endpoint_decay_to):
+            raise ParameterError(f"Mnist.endpoint_decay_to needs shares in (0, 1], got {list(self.endpoint_decay_to)}")
+        if not self.endpoint_lr_grid or min(self.endpoint_lr_grid) <= 0:
+            raise ParameterError(f"Mnist.endpoint_lr_grid needs positive rates, got {list(self.endpoint_lr_grid)}")
 
 
 MNIST_SETUP = "MNIST MLP 784-20-10 sigmoid, the paper's recipe"
@@ -110,8 +114,200 @@ def budget_endpoints(params, splits, runs, cache_dir=None, log=print, grid=None)
     steps = sorted({e.step for e in ENDPOINTS})
     panel = mnist_panel(splits, "budget_endpoints", "MNIST, MLP 784-20-10 sigmoid: the 10,000-epoch runs", horizon=min(steps), long_steps=max(steps))
     baselines = tuple(dict.fromkeys(b for e in ENDPOINTS for b in e.against))
+    decay_to = tuple(float(d) for d in getattr(params, "endpoint_decay_to", ())) or None  # the chapter's choice, or DECAY_GRID's
+    scheduled = {name: {**grids, **({"decay_to": decay_to} if decay_to else {})} for name, grids in evaluate.scheduled_grids(*steps).items()}
     result = experiment.run_protocol(panel, {"lstm_budget": list(runs)}, instances=params.eval_instances, seeds=list(range(len(runs))),
                                      tune_instances=params.tune_instances, baselines=baselines,
-                                     extra={**evaluate.EXTRA_GRIDS, **evaluate.scheduled_grids(*steps)}, learned_name="lstm_budget",
+                                     extra={**evaluate.EXTRA_GRIDS, **scheduled}, learned_name="lstm_budget",
                                      cache_dir=cache_dir, log=log, grid=grid or evaluate.LR_GRID)
-    return result, {e.name: experiment.read_endpoint(result, e) for e in ENDPOINTS}
+    # The budget the runs were trained at, as measured (the smoke profile's are tiny): the sentence says when it is
+    # short of the pre-registered one.
+    epochs = min(len(getattr(r, "history", ())) or params.budget_epochs for r in runs) if hasattr(params, "budget_epochs") else None
+    readings = {}
+    for e in ENDPOINTS:
+        reading = experiment.read_endpoint(result, e)
+        if epochs is not None:
+            reading.update(meta_epochs=epochs, budget=budget_words(epochs), preregistered_epochs=e.meta_epochs)
+        readings[e.name] = reading
+    return result, readings
+
+
+# -- the chapter's own code ------------------------------------------------------------------------------------------
+
+# The paper's Figure 3 at step 100, read off the figure by eye (log scale, about +-25%): literature values printed beside
+# ours, never compared with them as measurements. Its SGD and RMSprop curves sit above these and were not read.
+PAPER_FIGURE3_STEP100 = {"lstm": 0.25, "nag": 0.33, "adam": 0.36}
+
+
+def budget_runs(p, split, log=print):
+    """The budget campaign's runs (mnist_budget seeds 0..p.budget_runs-1), each at its best-by-validation weights:
+    read finished from p.budget_root (recipes.finished_runs names any unfinished one and its command), or, with
+    p.budget_train (the smoke profile), trained there first."""
+    from l2l import recipes
+
+    seeds = list(range(p.budget_runs))
+    if p.budget_train:
+        for seed in seeds:
+            recipes.trainer("mnist_budget", p.budget_root, seed=seed, epochs=p.budget_epochs, splits=split).run(log=log)
+    return recipes.finished_runs("mnist_budget", seeds, p.budget_root, epochs=p.budget_epochs, splits=split)
+
+
+def save_budget_weights(runs, results_dir):
+    """Each budget run's best weights as results_dir/lstm_budget_seed<k>.weights.h5 with its provenance (what
+    `python -m l2l.pretrained publish mnist` chooses from, by validation)."""
+    import os
+
+    from l2l import learned_optimizer
+
+    for seed, run in enumerate(runs):
+        learned_optimizer.save_weights(os.path.join(results_dir, f"lstm_budget_seed{seed}.weights.h5"), run.meta_params, run.lstm_config,
+                                       chapter="mnist", trained_on="MNIST train[:50000] (budget split), MLP 784-20-10 sigmoid, 100 steps",
+                                       seed=seed, best_epoch=run.best_epoch, best_valid=run.best_valid, epochs=len(run.history), status=run.status,
+                                       run_key=run.key)
+
+
+def campaign_curve(p, runs, panel, step, baselines):
+    """The budget campaign over meta-training: at each snapshot epoch (a multiple of p.budget_every) that every run
+    kept, run k's snapshot trains test seed k's MLPs (as the endpoints pair them), read over runs: {"epochs",
+    "snapshots": [{"final", "mean"} over runs], "baselines": name -> {"final", "mean"} over the same seeds}.
+    baselines: name -> factory(seed). Empty epochs where no snapshot is common to every run."""
+    import os
+
+    from l2l import evaluate, learned_optimizer, run_folder, stats
+    from l2l.experiment import metric_values
+
+    kept = [run_folder.snapshots_in(os.path.join(p.budget_root, run.key)) for run in runs]
+    epochs = sorted(e for e in set.intersection(*(set(k) for k in kept)) if e % p.budget_every == 0) if kept else []
+    seeds = list(range(len(runs)))
+    rows = []
+    for e in epochs:
+        made = {f"run{k}": (lambda s, path=kept[k][e]: learned_optimizer.learned(learned_optimizer.load_weights(path)[0], runs[0].lstm_config))
+                for k in seeds}
+        per_run = {m: [] for m in ("final", "mean")}
+        for k in seeds:  # run k on test seed k only
+            curves = evaluate.evaluate(panel.problem, {"lstm": made[f"run{k}"]}, step, p.eval_instances, [k]).curves["lstm"]
+            for m in per_run:
+                per_run[m].append(metric_values(curves, step, m)[0])
+        rows.append({m: stats.within(stats.over_runs(v), "loss") for m, v in per_run.items()})
+    curves = evaluate.evaluate(panel.problem, baselines, step, p.eval_instances, seeds).curves if baselines else {}
+    return {"epochs": epochs, "snapshots": rows,
+            "baselines": {n: {m: stats.within(stats.over_runs(metric_values(c, step, m)), "loss") for m in ("final", "mean")} for n, c in curves.items()}}
+
+
+def endpoint_markdown(readings, unit="MLPs"):
+    """(the primary endpoint's sentence, the secondaries as Markdown bullets), in ENDPOINTS' order."""
+    from l2l import experiment
+
+    by_name = {e.name: e for e in ENDPOINTS}
+    primary = [experiment.endpoint_sentence(readings[e.name], e, unit) for e in ENDPOINTS if e.primary]
+    secondary = [f"- {experiment.endpoint_sentence(readings[e.name], by_name[e.name], unit)}" for e in ENDPOINTS if not e.primary]
+    return " ".join(primary), "\n".join(secondary)
+
+
+def result_figure(result, curve, step=100):
+    """The chapter's headline figure: left, the budget runs' loss curves against every tuned baseline (each tuned for
+    the loss at `step`), to the panel's end; right, the campaign's loss at `step` over meta-training epochs, mean over
+    runs with its 95% interval, against the best tuned NAG and ADAM lines."""
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    from l2l import experiment, plots
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=(12.5, 4.2))
+    experiment.protocol_figure(result, step, objective="final", ax=left, title="The budget runs' LSTMs on the test MLPs")
+    left.axvline(step, color="grey", linestyle=":")
+    if curve["epochs"]:
+        means = np.array([r["final"]["mean"] for r in curve["snapshots"]])
+        errors = [means - [r["final"]["ci95"][0] for r in curve["snapshots"]], [r["final"]["ci95"][1] for r in curve["snapshots"]] - means]
+        right.errorbar(curve["epochs"], means, yerr=errors, marker="o", capsize=3, color=plots.colour("lstm"), label="LSTM, over runs")
+    for name, value in curve["baselines"].items():
+        right.axhline(value["final"]["mean"], color=plots.colour(name), linestyle="--", label=f"{plots.label(name)}, tuned")
+    right.set(xlabel="meta-training epoch", ylabel=f"loss at step {step}", yscale="log", title="Over meta-training")
+    right.legend(frameon=False, fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    fig.tight_layout()
+    return fig
+
+
+def protocol_panel_table(result, step):
+    """A test panel at `step` in six columns: optimiser, setting (tuned for that step's final loss), loss at the step,
+    mean loss over steps 1 to it, held-out accuracy there, ms per step."""
+    import pandas as pd
+
+    from l2l import plots
+    from l2l.experiment.reports import _settings_text, fmt_interval
+
+    e = result.entries
+    return pd.DataFrame({
+        "optimiser": [plots.label(n) for n in e], "setting": [_settings_text(n, v, step) for n, v in e.items()],
+        f"loss at step {step}": [fmt_interval(v["loss"][str(step)]) for v in e.values()],
+        f"mean loss, steps 1-{step}": [fmt_interval(v["trajectory_mean"][str(step)]) for v in e.values()],
+        "held-out accuracy": [f"{100 * v['accuracy'][str(step)]['mean']:.1f}%" if "accuracy" in v else "" for v in e.values()],
+        "ms per step": [f"{v['ms_per_step']:.2f}" for v in e.values()]})
+
+
+# -- the chapter's own runs, at 200 epochs -------------------------------------------------------------------------
+
+TRANSFER_PANELS = ("hidden40", "layers2", "relu", "fashion")  # Figure 4: the LSTM transferred, its step multiplier tuned per run
+
+
+def chapter_runs(p, split, chapter):
+    """The chapter's own meta-training runs (label -> seed -> MetaResult): p.meta_seeds with the paper's settings
+    (LogAndSign p 10, output scale 0.1) and p.deepmind_seeds with the DeepMind code's (p 5, scale 0.01), each
+    p.meta_epochs epochs of one fresh MLP over the horizon, selected by the mean loss over it on validation MLPs."""
+    from l2l import experiment, learned_optimizer, meta, problems
+    from l2l.paper import DEEPMIND_LSTM
+
+    settings = {"paper": (learned_optimizer.LSTMConfig(**PAPER_LSTM), p.meta_seeds), "deepmind": (learned_optimizer.LSTMConfig(**DEEPMIND_LSTM["mnist"]), p.deepmind_seeds)}
+    configs = [meta.MetaConfig(seed=s, epochs=p.meta_epochs, batch=1, horizon=p.horizon, unroll=p.unroll, meta_lr=p.meta_lr, clip_norm=p.clip_norm,
+                               valid_every=p.valid_every, valid_instances=p.valid_instances, select_on="mean")
+               for s in range(max(p.meta_seeds, p.deepmind_seeds))]
+    return {setting: experiment.meta_train_runs(problems.MLP(split["meta_train"]), lstm, configs[:count], p.checkpoint_dir, chapter.results_dir,
+                                                f"lstm_{setting}", valid_problem=problems.MLP(split["valid"]), chapter="mnist",
+                                                trained_on="MNIST train[:40000], MLP 784-20-10 sigmoid, 100 steps")
+            for setting, (lstm, count) in settings.items()}
+
+
+def chapter_panels(p, split, trained):
+    """The base panel (Figure 3), the four transfer panels (Figure 4) and the settings ablation, through the protocol
+    with the chapter's paper-settings runs: name -> ProtocolResult."""
+    import dataclasses
+
+    from l2l import experiment
+
+    panel = lambda name, title, **options: mnist_panel(split, name, title, horizon=p.horizon, long_steps=p.long_steps, **options)
+    panels = {"base": panel("base", "MNIST, MLP 784-20-10 sigmoid"), "hidden40": panel("hidden40", "MNIST, MLP 784-40-10", hidden=(40,)),
+              "layers2": panel("layers2", "MNIST, MLP 784-20-20-10", hidden=(20, 20)), "relu": panel("relu", "MNIST, MLP 784-20-10 ReLU", activation="relu"),
+              "fashion": panel("fashion", "Fashion-MNIST, MLP 784-20-10 sigmoid", train="fashion_train", heldout="fashion_heldout", tune="fashion_tune")}
+    paper, deepmind = list(trained["paper"].values()), list(trained["deepmind"].values())
+    cache = f"{p.checkpoint_dir}/panels"  # a finished panel is kept here, so a killed chapter resumes at the next one
+    results = {name: experiment.run_protocol(pan, {"lstm": paper}, p.eval_instances, list(range(p.meta_seeds)), p.tune_instances,
+                                             tune_learned=name in TRANSFER_PANELS, cache_dir=cache) for name, pan in panels.items()}
+    results["deepmind_settings"] = experiment.run_protocol(
+        dataclasses.replace(panels["base"], name="deepmind_settings", title="MNIST: DeepMind settings (LSTM) and paper settings"),
+        {"lstm": deepmind, "lstm_paper": paper}, p.eval_instances, list(range(min(p.meta_seeds, p.deepmind_seeds))), p.tune_instances, cache_dir=cache)
+    return results
+
+
+def transfer_figure(results, step):
+    """Figure 4's four panels in a row of two by two: every optimiser tuned for the final loss at `step`."""
+    import matplotlib.pyplot as plt
+
+    from l2l import experiment
+
+    fig, axes = plt.subplots(2, 2, figsize=(12, 8))
+    for ax, name in zip(axes.flat, TRANSFER_PANELS):
+        experiment.protocol_figure(results[name], step, objective="final", ax=ax)
+    fig.tight_layout()
+    return fig
+
+
+def glue_panels(results, p, glue):
+    """Glues each panel's tables (at the horizon and at long_steps, six columns) and verdict bullets."""
+    from IPython.display import Markdown
+
+    from l2l import experiment
+
+    for name, result in results.items():
+        for suffix, step in (("", p.horizon), ("_long", p.long_steps)):
+            glue(f"table_{name}{suffix}", Markdown(protocol_panel_table(result, step).to_markdown(index=False)), display=False)
+        glue(f"verdicts_{name}", Markdown(experiment.protocol_verdicts(result, "MLPs")), display=False)

@@ -426,7 +426,7 @@ def result_figure(g, step):
 
     fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.2))
     _curves(left, g, step)
-    left.legend(frameon=False, fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    plots.legend_below(left)
     steps = sorted(g.result.verdicts)
     entries = {}
     for s in steps:

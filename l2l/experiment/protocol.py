@@ -418,6 +418,8 @@ def endpoint_sentence(reading, endpoint, unit="problems"):
     outcome = {"reproduced": "**reproduced**", "not reproduced": "**not reproduced**",
                "inconclusive": f"**inconclusive at {r['runs']} runs** (the design could detect a difference of {r['detectable']:.3g} or more)"}[r["outcome"]]
     chosen = "chosen on the tuning split" if r["chosen_on"] != "named" else "named in advance"
+    if r["meta_epochs"] < endpoint.meta_epochs:  # runs short of the budget the endpoint was registered at
+        outcome += f"; not the pre-registered reading, which is at {endpoint.meta_epochs:,} meta-training epochs"
     return (f"{kind} endpoint `{endpoint.name}` ({endpoint.claim}): over {r['runs']} runs of {unit}, {plots.label(endpoint.learned)} "
             f"meta-trained {r['budget']} minus {plots.label(r['best'])} ({chosen}) is {gap}, lower in {r['wins']} of {r['runs']} runs "
             f"(reproduced needs {r['needed']} and an interval below 0): {outcome}.")
