@@ -59,30 +59,20 @@ ROOTS = {"mnist_paper": BUDGET_ROOT, "mnist_budget": BUDGET_ROOT, "quadratics": 
 
 
 def trainer(name, root=None, **options):
-    from l2l import meta
+    from l2l.chapters.base import recipe_trainer
 
     if name not in RECIPES:
         raise SystemExit(f"unknown recipe {name!r}; recipes: {sorted(RECIPES)}")
-    recipe = RECIPES[name](**options)
-    root = root or ROOTS[name]
-    return meta.MetaTrainer(recipe.problem, recipe.lstm_config, recipe.meta_config, checkpoint_root=root, valid_problem=recipe.valid_problem)
+    return recipe_trainer(RECIPES[name](**options), root or ROOTS[name])
 
 
 def finished_runs(name, seeds, root=None, **options):
-    """The MetaResults (best-by-validation weights) of a recipe's runs for `seeds`, each finished: what a chapter reads
-    from a campaign trained in the background. Read only (nothing in the run folders is written). A run that is not
-    finished is named with its progress and the command that finishes it, before any compute."""
-    runs, unfinished = [], []
-    for seed in seeds:
-        run = trainer(name, root, seed=seed, **options)
-        done = int(run.state.epoch.numpy())
-        if done < run.config.epochs:
-            unfinished.append(f"seed {seed} at epoch {done} of {run.config.epochs} (python -m l2l.recipes train {name} --seed {seed} --threads 1)")
-        else:
-            runs.append(run.result())
-    if unfinished:
-        raise ValueError(f"{name}: runs not finished under {root or ROOTS[name]}: " + "; ".join(unfinished) + ". Finish them first, then run the chapter.")
-    return runs
+    """chapters.base.finished_runs of a named recipe (its runs under `root`, default its ROOTS entry)."""
+    from l2l.chapters.base import finished_runs as finished
+
+    if name not in RECIPES:
+        raise SystemExit(f"unknown recipe {name!r}; recipes: {sorted(RECIPES)}")
+    return finished(RECIPES[name], name, seeds, root or ROOTS[name], **options)
 
 
 def snapshots(name, root=BUDGET_ROOT, **options):

@@ -379,14 +379,14 @@ def test_the_amortised_panel_says_its_meta_training_failed_before_comparing_anyt
     from l2l.chapters import stn
 
     worse = _network_result([[0.10, 0.11, 0.12, 0.12, 0.13], [0.10, 0.10, 0.11, 0.12, 0.12], [0.10, 0.12, 0.12, 0.13, 0.14]], {"lstm": 0.0, "adam": 0.01})
-    reading = stn.amortised_reading(worse, 4)
+    reading = alignment.amortised_reading(worse, 4)
     assert reading["failed"] and reading["identity"] == pytest.approx(0.10) and reading["solved_by"] == []
     sentence = stn.amortised_sentence(reading, worse)
     assert "meta-training failed" in sentence and "best tuned baseline" not in sentence and "ADAM's: 1%" in sentence
     unsolved = _network_result([[0.10, 0.08, 0.07, 0.06, 0.05]] * 3, {"lstm": 0.2, "adam": 0.3})
-    assert "No optimiser solves" in stn.amortised_sentence(stn.amortised_reading(unsolved, 4), unsolved)
+    assert "No optimiser solves" in stn.amortised_sentence(alignment.amortised_reading(unsolved, 4), unsolved)
     solved = _network_result([[0.10, 0.08, 0.07, 0.06, 0.05], [0.10, 0.07, 0.06, 0.05, 0.04], [0.1, 0.09, 0.07, 0.06, 0.05]], {"lstm": 0.6, "adam": 0.3})
-    reading = stn.amortised_reading(solved, 4)
+    reading = alignment.amortised_reading(solved, 4)
     assert not reading["failed"] and reading["solved_by"] == ["lstm"]
     assert "minus the best tuned baseline" in stn.amortised_sentence(reading, solved)
 

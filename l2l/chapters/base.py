@@ -153,3 +153,28 @@ def _names_a_seed(params, name="mnist_weights"):
     """A path pattern of another chapter's weights holds {seed}: run k of that chapter."""
     if "{seed}" not in getattr(params, name):
         raise ParameterError(f"{type(params).__name__}.{name} must contain {{seed}} (run k of the MNIST chapter), got {getattr(params, name)!r}")
+
+
+def recipe_trainer(recipe, root):
+    """The MetaTrainer of a Recipe, its checkpoints under root: the same run key as the chapter that builds it."""
+    from l2l import meta
+
+    return meta.MetaTrainer(recipe.problem, recipe.lstm_config, recipe.meta_config, checkpoint_root=root, valid_problem=recipe.valid_problem)
+
+
+def finished_runs(make, name, seeds, root, **options):
+    """The MetaResults (best-by-validation weights) of recipe `make`'s runs (named `name` for the command) for `seeds`,
+    each finished: what a chapter reads from a campaign trained in the background. Read only (nothing in the run
+    folders is written). A run that is not finished is named with its progress and the command that finishes it,
+    before any compute."""
+    runs, unfinished = [], []
+    for seed in seeds:
+        run = recipe_trainer(make(seed=seed, **options), root)
+        done = int(run.state.epoch.numpy())
+        if done < run.config.epochs:
+            unfinished.append(f"seed {seed} at epoch {done} of {run.config.epochs} (python -m l2l.recipes train {name} --seed {seed} --threads 1)")
+        else:
+            runs.append(run.result())
+    if unfinished:
+        raise ValueError(f"{name}: runs not finished under {root}: " + "; ".join(unfinished) + ". Finish them first, then run the chapter.")
+    return runs

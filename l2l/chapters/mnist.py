@@ -141,15 +141,15 @@ PAPER_FIGURE3_STEP100 = {"lstm": 0.25, "nag": 0.33, "adam": 0.36}
 
 def budget_runs(p, split, log=print):
     """The budget campaign's runs (mnist_budget seeds 0..p.budget_runs-1), each at its best-by-validation weights:
-    read finished from p.budget_root (recipes.finished_runs names any unfinished one and its command), or, with
+    read finished from p.budget_root (chapters.base.finished_runs names any unfinished one and its command), or, with
     p.budget_train (the smoke profile), trained there first."""
-    from l2l import recipes
+    from l2l.chapters.base import finished_runs, recipe_trainer
 
     seeds = list(range(p.budget_runs))
     if p.budget_train:
         for seed in seeds:
-            recipes.trainer("mnist_budget", p.budget_root, seed=seed, epochs=p.budget_epochs, splits=split).run(log=log)
-    return recipes.finished_runs("mnist_budget", seeds, p.budget_root, epochs=p.budget_epochs, splits=split)
+            recipe_trainer(mnist_budget(seed=seed, epochs=p.budget_epochs, splits=split), p.budget_root).run(log=log)
+    return finished_runs(mnist_budget, "mnist_budget", seeds, p.budget_root, epochs=p.budget_epochs, splits=split)
 
 
 def save_budget_weights(runs, results_dir):

@@ -81,7 +81,6 @@ GEOMETRY = {  # alignment panel -> (its learned optimiser, whether it is transfe
     "fashion": ("alignment LSTM", True),
 }
 DIGIT_PANELS = ("exemplar", "exemplar_unseen", "pairs", "unseen_digits", "large_warps")  # the downstream classifier reads digits only
-SUCCESS_TO_SOLVE = 0.5  # the amortised task counts as solved by an optimiser that brings this share of held-out digits within 1 px
 
 
 class Setting(NamedTuple):
@@ -227,32 +226,15 @@ def _protocol(p, panel, learned, **options):
 def amortised(s, trained):
     """The amortised panel: localisation networks trained on warped seen digits, measured on warped unseen test
     digits, by the STN LSTM, the alignment LSTM transferred (multiplier tuned) and the tuned baselines. Returns
-    (its protocol result, amortised_reading at the panel's last step)."""
+    (its protocol result, alignment.amortised_reading at the panel's last step)."""
+    from l2l import alignment
+
     p = s.p
     panel = _stn_panel(p, "amortised", "Amortised STN: trained on seen digits, measured on unseen ones", _stn(p, s.seen("test_train")),
                        _stn(p, s.seen("valid")), s.unseen("test_heldout"))
     result = _protocol(p, panel, {"lstm": list(trained["STN LSTM"].values()), "lstm_align": list(trained["alignment LSTM"].values())},
                        tune_learned=["lstm_align"])
-    return result, amortised_reading(result, p.stn_long_steps)
-
-
-def amortised_reading(result, step, solve=SUCCESS_TO_SOLVE):
-    """What the amortised panel can support, decided before any comparison: the meta-trained STN LSTM's training loss
-    at `step` against its own at step 0 (the untrained network's identity map), paired by run; and each optimiser's
-    held-out share of digits within 1 px. {"vs_identity": compare_runs, "identity", "at_step", "success": name ->
-    share, "failed": the LSTM ends worse than the identity map (interval above 0), "solved_by": the optimisers that
-    bring at least `solve` of the held-out digits within 1 px}. A chapter states a comparison verdict only where the
-    meta-training did not fail and some optimiser solves the task."""
-    import numpy as np
-
-    from l2l import experiment, stats
-
-    curves = result.curves[result.runs["lstm"][step]["final"]]
-    at_zero, at_step = curves[..., 0].mean(axis=1), experiment.metric_values(curves, step, "final")
-    vs_identity = stats.compare_runs(at_step, curves[..., 0])
-    success = {name: entry["success"][str(step)]["mean"] for name, entry in result.entries.items() if "success" in entry}
-    return {"vs_identity": vs_identity, "identity": float(np.mean(at_zero)), "at_step": float(np.mean(at_step)), "step": step, "success": success,
-            "failed": vs_identity["verdict"] == "loses to", "solved_by": sorted(n for n, v in success.items() if v >= solve), "solve": solve}
+    return result, alignment.amortised_reading(result, p.stn_long_steps)
 
 
 def amortised_sentence(reading, result, unit="localisation networks"):
@@ -313,20 +295,11 @@ def template_sentence(result, checks, step, collapsed_below=0.5):
 ANCHORS = {"gauss_newton": "Gauss-Newton", "lucas_kanade": "Lucas-Kanade"}
 
 
-def _anchor_median(anchor, step):
-    import numpy as np
-
-    from l2l import stats
-
-    return stats.within(stats.over_runs(np.median(np.nan_to_num(anchor.corners[..., step], nan=np.inf), axis=1)), "corner_error")
-
-
 def medians(g, step):
     """name -> each run's median corner error at `step`, over runs, for every optimiser and both anchors."""
     from l2l import alignment
 
-    out = dict(alignment.robust_geometry(g.result, step)["median"])
-    return {**out, **{name: _anchor_median(getattr(g, name), step) for name in ANCHORS}}
+    return alignment.anchor_medians(g.result, {name: getattr(g, name) for name in ANCHORS}, step)
 
 
 def geometry_table(g, step):
@@ -339,7 +312,7 @@ def geometry_table(g, step):
 
     robust = alignment.robust_geometry(g.result, step)
     entries = {**g.result.entries, **{name: getattr(g, name).entry for name in ANCHORS}}
-    median = {**robust["median"], **{name: _anchor_median(getattr(g, name), step) for name in ANCHORS}}
+    median = medians(g, step)
     success = {**{n: v["mean"] for n, v in robust["success"].items()}, **{n: getattr(g, n).entry["success"][str(step)]["mean"] for n in ANCHORS}}
     setting = lambda n, e: (f"damping {e['damping']:g}" + (f", {e['levels']} levels" if "levels" in e else "")) if n in ANCHORS else _settings_text(n, e, step)
     return pd.DataFrame({
