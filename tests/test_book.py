@@ -222,7 +222,15 @@ def test_smoke_chapter_through_papermill_records_its_provenance_and_summary(smok
     if chapter == "quadratics":
         assert set(summary["panels"]["base"]["optimisers"]) == {"lstm", "sgd", "rmsprop", "adam", "nag"}
     if chapter == "mnist":
-        assert set(summary["panels"]) == {"base", "hidden40", "layers2", "relu", "fashion", "deepmind_settings", "budget"}
+        assert set(summary["panels"]) == {"base", "hidden40", "layers2", "relu", "fashion", "deepmind_settings", "budget_endpoints"}
+        from l2l.chapters import mnist
+
+        assert set(summary["endpoints"]) == {e.name for e in mnist.ENDPOINTS}  # every pre-registered endpoint read and recorded
+        primary = summary["endpoints"]["primary"]
+        assert primary["outcome"] in ("reproduced", "not reproduced", "inconclusive") and primary["runs"] == summary["parameters"]["budget_runs"]
+        assert primary["meta_epochs"] == summary["parameters"]["budget_epochs"] < primary["preregistered_epochs"]  # tiny smoke runs, and says so
+        assert summary["meta_epochs"]["lstm_budget"]["meta_epochs"] == summary["parameters"]["budget_epochs"]
+        assert {"nag_decay", "adam_decay", "lstm_budget"} <= set(summary["panels"]["budget_endpoints"]["optimisers"])
         assert set(summary["panels"]["hidden40"]["optimisers"]) == {"lstm", "lstm_tuned", "sgd", "rmsprop", "adam", "nag"}
         horizon = str(summary["parameters"]["horizon"])
         assert summary["panels"]["base"]["optimisers"]["lstm"]["loss"][horizon]["runs"] == summary["parameters"]["meta_seeds"]
@@ -236,17 +244,27 @@ def test_smoke_chapter_through_papermill_records_its_provenance_and_summary(smok
         assert summary["panels"]["cifar10"]["optimisers"]["lstm"]["loss"][horizon]["runs"] == summary["parameters"]["meta_seeds"]
         assert summary["panels"]["cifar10"]["optimisers"]["adam"] == summary["panels"]["one_lstm"]["optimisers"]["adam"]  # one evaluation
     if chapter == "stn":
-        assert set(summary["panels"]) == {"pairs", "unseen_digits", "large_warps", "fashion", "amortised", "single_template"}
+        assert set(summary["panels"]) == {"exemplar", "exemplar_unseen", "pairs", "unseen_digits", "large_warps", "fashion", "amortised", "single_template"}
         pairs = summary["panels"]["pairs"]
         assert set(pairs["optimisers"]["lstm"]) >= {"corner_error", "success"} and "corner" in pairs["verdicts"]["10"]
         assert pairs["gauss_newton"]["entry"]["corner_error"]["20"]["runs"] == summary["parameters"]["meta_seeds"]
+        exemplar = summary["panels"]["exemplar"]
+        assert {"damping", "levels", "tuning"} <= set(exemplar["lucas_kanade"]["entry"]) and set(exemplar["lucas_kanade"]["verdicts"]["10"]) == {
+            "final", "mean", "corner", "median", "success"}
+        assert set(exemplar["robust"]["10"]["verdicts"]) == {"median", "success"}
+        assert {"unaligned", "true map", "lstm", "lucas_kanade"} <= set(exemplar["downstream"]["accuracy"]) and summary["panels"]["fashion"]["downstream"] == {}
         assert set(summary["panels"]["amortised"]["optimisers"]) >= {"lstm", "lstm_align", "lstm_align_tuned", "nag"}
+        assert {"failed", "solved_by", "vs_identity"} <= set(summary["panels"]["amortised"]["reading"])
+        assert all("plausible_share" in c for c in summary["panels"]["single_template"]["map_scale"].values())
+        assert set(summary["meta_epochs"]) == {"exemplar LSTM", "alignment LSTM", "STN LSTM"}
     if chapter == "hyper":
         assert set(summary["panels"]["best"]["optimisers"]) == {"lstm", "lstm_paper", "sgd", "rmsprop", "adam", "nag"}
-        for study, outcomes in summary["studies"].items():
-            assert outcomes["outcomes"]["complete"] + outcomes["outcomes"]["pruned"] + outcomes["outcomes"]["failed"] == 4, study
-            assert {"fanova", "ped_anova"} == set(outcomes["importance"])
-        assert (results / "smoke_mnist.db").exists() and (results / "trials_grid.csv").exists()
+        assert summary["search"]["complete"] + summary["search"]["pruned"] + summary["search"]["failed"] == 4
+        main, second = summary["designs"]["main"], summary["designs"]["second"]
+        assert main["trials"] == second["trials"] == 8 and main["trained"] == 8  # the smoke's quadratic design trains; its MNIST one does not
+        assert {r["setting"] for r in main["effects"]["final"]} == {"meta_lr", "unroll"} and second["effects"] == {"final": None, "mean": None}
+        assert summary["best_point"]["settings"]["meta_lr"] in (0.01, 0.03) and "seed" not in summary["best_point"]["settings"]
+        assert (results / "smoke_mnist.db").exists() and (results / "smoke_quadratic_design.db").exists() and (results / "design_smoke_design.csv").exists()
     if chapter == "beyond":
         assert set(summary["panels"]) == {"mnist10", "mnist20", "relu", "cnn", "cifar10", "keras", "ablation"}  # the smoke profile's steps
         assert set(summary["panels"]["mnist20"]["against"]) == {"final/nag", "final/adam", "mean/nag", "mean/adam"}
