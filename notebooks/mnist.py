@@ -128,7 +128,7 @@ figure = mnist.result_figure(endpoint_result, curve)
 glue("fig_result", figure, display=False)
 plt.close(figure)
 for suffix, step in (("", 100), ("_long", 200)):
-    glue(f"table_budget{suffix}", Markdown(mnist.protocol_panel_table(endpoint_result, step).to_markdown(index=False)), display=False)
+    glue(f"table_budget{suffix}", Markdown(experiment.protocol_table_at(endpoint_result, step).to_markdown(index=False)), display=False)
 
 # %% [markdown]
 # ````{dropdown} The budget runs against every tuned baseline, at steps 100 and 200

@@ -228,23 +228,6 @@ def result_figure(result, curve, step=100):
     return fig
 
 
-def protocol_panel_table(result, step):
-    """A test panel at `step` in six columns: optimiser, setting (tuned for that step's final loss), loss at the step,
-    mean loss over steps 1 to it, held-out accuracy there, ms per step."""
-    import pandas as pd
-
-    from l2l import plots
-    from l2l.experiment.reports import _settings_text, fmt_interval
-
-    e = result.entries
-    return pd.DataFrame({
-        "optimiser": [plots.label(n) for n in e], "setting": [_settings_text(n, v, step) for n, v in e.items()],
-        f"loss at step {step}": [fmt_interval(v["loss"][str(step)]) for v in e.values()],
-        f"mean loss, steps 1-{step}": [fmt_interval(v["trajectory_mean"][str(step)]) for v in e.values()],
-        "held-out accuracy": [f"{100 * v['accuracy'][str(step)]['mean']:.1f}%" if "accuracy" in v else "" for v in e.values()],
-        "ms per step": [f"{v['ms_per_step']:.2f}" for v in e.values()]})
-
-
 # -- the chapter's own runs, at 200 epochs -------------------------------------------------------------------------
 
 TRANSFER_PANELS = ("hidden40", "layers2", "relu", "fashion")  # Figure 4: the LSTM transferred, its step multiplier tuned per run
@@ -309,5 +292,5 @@ def glue_panels(results, p, glue):
 
     for name, result in results.items():
         for suffix, step in (("", p.horizon), ("_long", p.long_steps)):
-            glue(f"table_{name}{suffix}", Markdown(protocol_panel_table(result, step).to_markdown(index=False)), display=False)
+            glue(f"table_{name}{suffix}", Markdown(experiment.protocol_table_at(result, step).to_markdown(index=False)), display=False)
         glue(f"verdicts_{name}", Markdown(experiment.protocol_verdicts(result, "MLPs")), display=False)

@@ -89,6 +89,7 @@ from l2l.experiment.reports import (  # noqa: F401
     protocol_sentence,
     protocol_summary,
     protocol_table,
+    protocol_table_at,
     protocol_tuning_frame,
     protocol_verdicts,
     step_summaries,

@@ -244,6 +244,18 @@ def protocol_table(result):
     columns["ms per step"] = [f"{result.entries[n]['ms_per_step']:.2f}" for n in names]
     return pd.DataFrame(columns)
 
+def protocol_table_at(result, step):
+    """A test panel at `step` in at most six columns (a page's width): optimiser, setting (tuned for that step's final
+    loss), loss at the step, mean loss over steps 1 to it, held-out accuracy there where measured, ms per step."""
+    e = result.entries
+    return pd.DataFrame({
+        "optimiser": [plots.label(n) for n in e], "setting": [_settings_text(n, v, step) for n, v in e.items()],
+        f"loss at step {step}": [fmt_interval(v["loss"][str(step)]) for v in e.values()],
+        f"mean loss, steps 1-{step}": [fmt_interval(v["trajectory_mean"][str(step)]) for v in e.values()],
+        **({"held-out accuracy": [f"{100 * v['accuracy'][str(step)]['mean']:.1f}%" if "accuracy" in v else "" for v in e.values()]}
+           if any("accuracy" in v for v in e.values()) else {}),
+        "ms per step": [f"{v['ms_per_step']:.2f}" for v in e.values()]})
+
 def protocol_curves(result, step, objective="final"):
     """name -> curves [seeds, instances, steps + 1] of every entry's run tuned for `step` and `objective`."""
     return {name: result.curves[by_step[step][objective]] for name, by_step in result.runs.items()}
