@@ -221,6 +221,8 @@ def test_smoke_chapter_through_papermill_records_its_provenance_and_summary(smok
     assert (results / "curves.csv").exists()
     if chapter == "quadratics":
         assert set(summary["panels"]["base"]["optimisers"]) == {"lstm", "sgd", "rmsprop", "adam", "nag"}
+        assert set(summary["endpoints"]) == {"paper", "deepmind"} and all(r["meta_epochs"] == summary["parameters"]["meta_epochs"]
+                                                                          for r in summary["endpoints"].values())
     if chapter == "mnist":
         assert set(summary["panels"]) == {"base", "hidden40", "layers2", "relu", "fashion", "deepmind_settings", "budget_endpoints"}
         from l2l.chapters import mnist
