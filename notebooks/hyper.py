@@ -168,7 +168,7 @@ for part, (sp, fr, by, failed) in reads.items():
 # ## The best point, replicated
 #
 # The design point with the lowest mean ratio over its seeds (all of which
-# trained), meta-trained again with {glue:text}`best_seeds` fresh seeds at the
+# trained; {glue:text}`best_text`), meta-trained again with {glue:text}`best_seeds` fresh seeds at the
 # design's budget and tested with the MNIST chapter's protocol on its base
 # panel: {glue:text}`eval_instances` test MLPs per run on images the study
 # never saw, every baseline tuned for each step and metric on
@@ -177,6 +177,7 @@ for part, (sp, fr, by, failed) in reads.items():
 
 # %% tags=["hide-input"]
 best = hyper.best_point(frame, spec)
+glue("best_text", ", ".join(f"{k} {best['settings'][k]:g}" for k in hyper.factors(spec)) if best else "none", display=False)
 best_runs, best_epochs, result = hyper.replicate_best(p, best, spec, chapter)
 if result is not None:
     experiment.protocol_figure(result, p.horizon, steps=p.long_steps, objective="mean", title="MNIST base: the design's best point, the paper's, tuned baselines")
