@@ -599,3 +599,29 @@ def test_a_design_study_runs_each_point_once_with_its_own_seed(tmp_path):
         assert t.user_attrs["settings"]["seed"] == t.params["seed"]
         by_point.setdefault((t.params["meta_lr"], t.params["hidden"]), set()).add(t.user_attrs["run_key"])
     assert all(len(keys) == 2 for keys in by_point.values())  # the two seeds of a point are two runs
+
+
+def test_a_worker_carries_on_when_another_told_the_same_queued_trial_first(tmp_path, monkeypatch):
+    """Two workers on SQLite can pop one waiting trial at once (seen in the two-worker grid test under load): the one
+    that tells second gets Optuna's "Cannot tell a COMPLETE trial." and must carry on, not die; any other error still
+    stops it."""
+    import optuna
+
+    spec = sweep.spec_from_dict({**TINY, "name": "race", "trials": 2})
+    store = sweep.storage(f"sqlite:///{tmp_path / 'race.db'}")
+    real = optuna.study.Study.optimize
+    calls = {"n": 0}
+
+    def once_told_elsewhere(self, *args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise ValueError("Cannot tell a COMPLETE trial.")
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(optuna.study.Study, "optimize", once_told_elsewhere)
+    lines = []
+    assert sweep.work(spec, store, str(tmp_path / "runs"), log=lines.append) == 2
+    assert any("another worker took and finished the same queued trial" in line for line in lines)
+    monkeypatch.setattr(optuna.study.Study, "optimize", lambda self, *a, **k: (_ for _ in ()).throw(ValueError("a bug")))
+    with pytest.raises(ValueError, match="a bug"):
+        sweep.work(sweep.spec_from_dict({**TINY, "name": "race2", "trials": 1}), store, str(tmp_path / "runs"), log=lines.append)
