@@ -51,28 +51,12 @@ test-fast: venv
 smoke: venv
 	for c in $(CHAPTERS); do $(RUN) -m l2l.book run $$c --profile smoke || exit 1; done
 
-# The keras chapter uses the optimiser the mnist chapter read from the budget campaign (its best 10,000-epoch run by
-# validation), published into the package and calibrated for Keras;
-# the cifar chapter reads the mnist chapter's weights for its transfer panel, and the hyper chapter compares with them.
+# Every chapter in its full profile, each after the chapters it reads, each followed by publishing (and calibrating)
+# the optimisers it trained, as l2l/chapters/__init__.py declares them (NEEDS, PUBLISHES): `python -m l2l.book chapters
+# --dry-run` prints the commands. The keras chapter uses the optimiser the mnist chapter read from the budget campaign
+# (its best 10,000-epoch run by validation), published into the package and calibrated for Keras.
 chapters: venv
-	$(RUN) -m l2l.book run quadratics
-	$(PY) -m l2l.pretrained publish quadratic 'book/results/quadratics/lstm_seed*.weights.h5' --summary book/results/quadratics/summary.json
-	$(PY) -m l2l.pretrained calibrate quadratic
-	$(RUN) -m l2l.book run mnist
-	$(PY) -m l2l.pretrained publish mnist 'book/results/mnist/lstm_budget_seed*.weights.h5' --summary book/results/mnist/summary.json
-	$(PY) -m l2l.pretrained calibrate mnist
-	$(RUN) -m l2l.book run keras
-	$(RUN) -m l2l.book run cifar
-	$(PY) -m l2l.pretrained publish cifar10 'book/results/cifar/lstm_seed*.weights.h5' --summary book/results/cifar/summary.json --groups conv_kernels
-	$(PY) -m l2l.pretrained calibrate cifar10
-	$(RUN) -m l2l.book run stn
-	$(PY) -m l2l.pretrained publish alignment 'book/results/stn/lstm_align_seed*.weights.h5' --summary book/results/stn/summary.json
-	$(PY) -m l2l.pretrained calibrate alignment
-	$(RUN) -m l2l.book run hyper
-	$(RUN) -m l2l.book run beyond
-	# The beyond chapter chooses the general optimiser's Keras multiplier itself; publish records that choice (no calibrate).
-	$(PY) -m l2l.pretrained publish general 'book/results/beyond/lstm_general_seed*.weights.h5' --summary book/results/beyond/summary.json
-	$(RUN) -m l2l.book run benchmarks
+	$(RUN) -m l2l.book chapters
 
 bench: venv
 	$(PY) benchmarks/run.py

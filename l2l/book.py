@@ -387,6 +387,22 @@ def pdf(single="_build/singlehtml", output="_build/pdf/book.pdf", cwd=None, time
     return target
 
 
+def build_all(dry_run=False):
+    """Runs l2l.chapters.full_build's commands one after another with this interpreter (and this environment: the
+    Makefile's allocator and thread settings reach every chapter); stops at the first that fails, naming it."""
+    import subprocess
+
+    from l2l.chapters import full_build
+
+    for command in full_build():
+        print("python -m " + " ".join(command), flush=True)
+        if not dry_run and subprocess.run([sys.executable, "-m", *command]).returncode:
+            print(f"error: `python -m {' '.join(command)}` failed; fix it and run `make chapters` again (finished runs and panels are reused)",
+                  file=sys.stderr)
+            return 2
+    return 0
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m l2l.book", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -404,6 +420,8 @@ def main(argv=None):
     printer = sub.add_parser("pdf", help="print the single-page build (make pdf) to a PDF with headless Chromium")
     printer.add_argument("--single", default="_build/singlehtml", help="the single-page build (default _build/singlehtml)")
     printer.add_argument("--output", default="_build/pdf/book.pdf", help="the PDF (default _build/pdf/book.pdf)")
+    builder = sub.add_parser("chapters", help="execute every chapter in its full profile, in order, publishing what each trained (make chapters)")
+    builder.add_argument("--dry-run", action="store_true", help="print the commands, run nothing")
     lister = sub.add_parser("list", help="chapters, profiles and parameters")
     lister.add_argument("--names", action="store_true", help="only the chapters' names, each after the chapters it reads (make smoke uses it)")
     args = parser.parse_args(argv)
@@ -414,6 +432,8 @@ def main(argv=None):
         if args.command == "pdf":
             print(f"wrote {pdf(args.single, args.output)}")
             return 0
+        if args.command == "chapters":
+            return build_all(dry_run=args.dry_run)
         if args.command == "list" and args.names:
             print(" ".join(execution_order()))
             return 0

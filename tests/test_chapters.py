@@ -154,3 +154,24 @@ def test_chapter_notebooks_are_prose_parameters_and_calls_into_the_package():
         lines = book.code_lines(chapter)
         limit = NOT_YET_SHORT.get(chapter, book.MAX_CODE_LINES)
         assert lines <= limit, f"notebooks/{chapter}.py holds {lines} lines of code (limit {limit}): move the chapter's logic into l2l/chapters/{chapter}.py"
+
+
+def test_make_chapters_runs_each_chapter_after_what_it_reads_and_publishes_what_it_trained_right_after_it():
+    from pathlib import Path
+
+    commands = chapters.full_build()
+    runs = [c[2] for c in commands if c[:2] == ["l2l.book", "run"]]
+    assert runs == chapters.execution_order() and set(runs) == set(chapters.CHAPTERS)
+    for chapter, needs in chapters.NEEDS.items():
+        assert all(runs.index(n) < runs.index(chapter) for n in needs), chapter
+    for chapter, published in chapters.PUBLISHES.items():
+        at = commands.index(["l2l.book", "run", chapter])
+        following = commands[at + 1: at + 1 + sum(2 if calibrate else 1 for *_, calibrate in published)]
+        for name, pattern, extra, calibrate in published:
+            assert pattern.startswith(f"book/results/{chapter}/")
+            assert ["l2l.pretrained", "publish", name, pattern, "--summary", f"book/results/{chapter}/summary.json", *extra] in following
+            assert (["l2l.pretrained", "calibrate", name] in following) == calibrate
+    # The MNIST optimiser the package ships comes from the 10,000-epoch budget runs, and the Makefile asks for nothing else.
+    assert chapters.PUBLISHES["mnist"][0][1] == "book/results/mnist/lstm_budget_seed*.weights.h5"
+    makefile = (Path(__file__).resolve().parents[1] / "Makefile").read_text()
+    assert "chapters: venv\n\t$(RUN) -m l2l.book chapters\n" in makefile and "l2l.pretrained publish" not in makefile

@@ -43,6 +43,16 @@ CHAPTERS = {"quadratics": Quadratics, "mnist": Mnist, "keras": Keras, "cifar": C
 # every chapter's summary.json.
 NEEDS = {"keras": ("mnist",), "cifar": ("mnist",), "hyper": ("mnist",), "beyond": ("mnist",),
          "benchmarks": ("quadratics", "mnist", "keras", "cifar", "stn", "hyper", "beyond")}
+# chapter -> the optimisers published into the package from its results once it has run (`make chapters`): (package
+# name, the weights files' pattern, publish's extra arguments, whether calibrate then chooses its Keras default). The beyond
+# chapter chooses the general optimiser's Keras multiplier itself, and publish records that choice.
+PUBLISHES = {
+    "quadratics": (("quadratic", "book/results/quadratics/lstm_seed*.weights.h5", (), True),),
+    "mnist": (("mnist", "book/results/mnist/lstm_budget_seed*.weights.h5", (), True),),  # the best 10,000-epoch run by validation
+    "cifar": (("cifar10", "book/results/cifar/lstm_seed*.weights.h5", ("--groups", "conv_kernels"), True),),
+    "stn": (("alignment", "book/results/stn/lstm_align_seed*.weights.h5", (), True),),
+    "beyond": (("general", "book/results/beyond/lstm_general_seed*.weights.h5", (), False),),
+}
 TITLES = {"quadratics": "Quadratic functions", "mnist": "MNIST", "cifar": "CIFAR-10"}  # the chapters' names on the pre-registration page
 ENDPOINTS = quadratics.ENDPOINTS + mnist.ENDPOINTS + cifar.ENDPOINTS  # pre-registered: see book/preregistration.md
 TECHNIQUES = beyond.TECHNIQUES  # noqa: F401  (the beyond chapter's techniques, named in its parameters' check)
@@ -61,6 +71,19 @@ def execution_order():
     for name in CHAPTERS:
         visit(name)
     return done
+
+
+def full_build():
+    """The commands that execute every chapter in its full profile (`make chapters`), each after the chapters it reads,
+    each followed by the publishing of what it trained (PUBLISHES): [argv after `python -m`]."""
+    commands = []
+    for chapter in execution_order():
+        commands.append(["l2l.book", "run", chapter])
+        for name, pattern, extra, calibrate in PUBLISHES.get(chapter, ()):
+            commands.append(["l2l.pretrained", "publish", name, pattern, "--summary", f"book/results/{chapter}/summary.json", *extra])
+            if calibrate:
+                commands.append(["l2l.pretrained", "calibrate", name])
+    return commands
 
 
 def endpoints(chapter):
