@@ -134,8 +134,8 @@ CHAPTERS = list(chapters.CHAPTERS)  # declared once, in l2l/chapters/__init__.py
 
 
 SMOKE_PATHS = {
-    "quadratics": lambda site: {"results_dir": str(site / "results/quadratics"), "checkpoint_dir": str(site / "ckpt")},
-    "mnist": lambda site: {"results_dir": str(site / "results/mnist"), "checkpoint_dir": str(site / "ckpt")},
+    "quadratics": lambda site: {"results_dir": str(site / "results/quadratics"), "checkpoint_dir": str(site / "ckpt"), "runs_root": str(site / "ckpt")},
+    "mnist": lambda site: {"results_dir": str(site / "results/mnist"), "checkpoint_dir": str(site / "ckpt"), "budget_root": str(site / "budget")},
     "keras": lambda site: {"results_dir": str(site / "results/keras")},
     "cifar": lambda site: {"results_dir": str(site / "results/cifar"), "checkpoint_dir": str(site / "ckpt"), "panel_dir": str(site / "panels")},
     "stn": lambda site: {"results_dir": str(site / "results/stn"), "checkpoint_dir": str(site / "ckpt")},
