@@ -109,6 +109,9 @@ from l2l.chapters import Stn, stn
 p = Stn.from_namespace(globals())
 chapter = experiment.Chapter("stn", p)
 s = stn.setting(p)  # fails here, before any compute, if L2L_DATA_DIR holds no MNIST
+glue("solve_text", f"{alignment.SUCCESS_TO_SOLVE:.0%}", display=False)
+glue("plausible_text", "{:g}-{:g}".format(*alignment.PLAUSIBLE_DETERMINANT), display=False)
+glue("area_text", f"{(1 + p.max_scale) ** 2:.2f}", display=False)
 texts = {"train_labels_text": p.train_labels, "unseen_labels_text": s.unseen_labels, "picture_steps_text": sorted(set(p.picture_steps)),
          "baselines_text": [plots.label(n) for n in experiment.BASELINES]}
 for name, value in {**p.as_dict(), **{k: ", ".join(map(str, v)) for k, v in texts.items()}, "meta_budget": stn.budget_words(p.meta_epochs)}.items():
@@ -228,7 +231,7 @@ for name, learner in (("exemplar", "exemplar LSTM"), ("pairs", "alignment LSTM")
 # transferred with its multiplier tuned. Before any comparison the chapter asks
 # whether the STN LSTM's meta-training worked at all (does it end below the
 # untrained network's identity map?) and whether any optimiser solves the task
-# (brings half the held-out digits within 1 px); only then is a verdict
+# (brings {glue:text}`solve_text` of the held-out digits within 1 px); only then is a verdict
 # stated.
 
 # %% tags=["hide-input"]
@@ -248,8 +251,9 @@ plt.show()
 # whatever map makes any digit look most like that
 # {glue:text}`template_label`, including one that shrinks the digit away. So
 # the verdict reads each trained network's maps first: the median determinant
-# of their linear part over 500 held-out digits and the share within 0.5-2
-# (the panels' warps change the area by at most 1.44 times); a learned
+# of their linear part over 500 held-out digits and the share within
+# {glue:text}`plausible_text` (the panels' warps change the area by at most
+# {glue:text}`area_text` times); a learned
 # optimiser whose maps mostly leave that range gets no loss verdict. Below,
 # for each optimiser (tuned for the loss at step {glue:text}`stn_horizon`),
 # one network trained to step {glue:text}`stn_long_steps` on seed 0 and what it

@@ -114,21 +114,17 @@ def budget_endpoints(params, splits, runs, cache_dir=None, log=print, grid=None)
     steps = sorted({e.step for e in ENDPOINTS})
     panel = mnist_panel(splits, "budget_endpoints", "MNIST, MLP 784-20-10 sigmoid: the 10,000-epoch runs", horizon=min(steps), long_steps=max(steps))
     baselines = tuple(dict.fromkeys(b for e in ENDPOINTS for b in e.against))
-    decay_to = tuple(float(d) for d in getattr(params, "endpoint_decay_to", ())) or None  # the chapter's choice, or DECAY_GRID's
-    scheduled = {name: {**grids, **({"decay_to": decay_to} if decay_to else {})} for name, grids in evaluate.scheduled_grids(*steps).items()}
+    decay_to = tuple(float(d) for d in params.endpoint_decay_to)  # DECAY_GRID's by default, so the full profile's panel key is unchanged
+    scheduled = {name: {**grids, "decay_to": decay_to} for name, grids in evaluate.scheduled_grids(*steps).items()}
     result = experiment.run_protocol(panel, {"lstm_budget": list(runs)}, instances=params.eval_instances, seeds=list(range(len(runs))),
                                      tune_instances=params.tune_instances, baselines=baselines,
                                      extra={**evaluate.EXTRA_GRIDS, **scheduled}, learned_name="lstm_budget",
                                      cache_dir=cache_dir, log=log, grid=grid or evaluate.LR_GRID)
     # The budget the runs were trained at, as measured (the smoke profile's are tiny): the sentence says when it is
     # short of the pre-registered one.
-    epochs = min(len(getattr(r, "history", ())) or params.budget_epochs for r in runs) if hasattr(params, "budget_epochs") else None
-    readings = {}
-    for e in ENDPOINTS:
-        reading = experiment.read_endpoint(result, e)
-        if epochs is not None:
-            reading.update(meta_epochs=epochs, budget=budget_words(epochs), preregistered_epochs=e.meta_epochs)
-        readings[e.name] = reading
+    epochs = min(len(getattr(r, "history", ())) or params.budget_epochs for r in runs)  # saved runs keep no history
+    readings = {e.name: {**experiment.read_endpoint(result, e), "meta_epochs": epochs, "budget": budget_words(epochs),
+                         "preregistered_epochs": e.meta_epochs} for e in ENDPOINTS}
     return result, readings
 
 
