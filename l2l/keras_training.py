@@ -22,9 +22,9 @@ class BatchLosses(keras.callbacks.Callback):
     each batch's loss is recovered from the difference of running sums.
     """
 
-    def __init__(self, examples, batch_size):
+    def __init__(self, examples, batch_size, steps=None):
         super().__init__()
-        self.examples, self.batch_size = examples, batch_size
+        self.examples, self.batch_size, self.steps = examples, batch_size, steps
 
     def on_train_begin(self, logs=None):
         self.losses, self.times = [], []
@@ -39,18 +39,24 @@ class BatchLosses(keras.callbacks.Callback):
         self.losses.append((total - self.total) / size)
         self.total = total
         self.times.append(time.perf_counter())
+        if self.steps is not None and len(self.losses) >= self.steps:
+            # fit runs whole epochs: without the stop a 200-step run on 10,000 images took 237 steps, and the
+            # accuracy reported "at step 200" was read from the model after step 237.
+            self.model.stop_training = True
 
 
 def train(build, make_optimizer, seed, x, y, steps, batch_size, loss=None):
     """(per-step training losses [steps], seconds per step, the trained model).
 
     build(seed) returns an uncompiled model; the same seed gives every
-    optimiser the same initial weights and the same shuffling.
+    optimiser the same initial weights and the same shuffling. Training stops
+    after `steps` minibatches, mid-epoch if need be: the returned model is the
+    one after step `steps`.
     """
     model = build(seed)
     loss = loss or keras.losses.SparseCategoricalCrossentropy(from_logits=True)
     model.compile(optimizer=make_optimizer(), loss=loss, metrics=["accuracy"])
-    record = BatchLosses(len(x), batch_size)
+    record = BatchLosses(len(x), batch_size, steps)
     epochs = -(-steps * batch_size // len(x))
     model.fit(x, y, batch_size=batch_size, epochs=epochs, callbacks=[record], verbose=0, shuffle=True)
     seconds = (record.times[-1] - record.times[0]) / max(len(record.times) - 1, 1)  # the first step includes tracing

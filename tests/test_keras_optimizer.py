@@ -189,6 +189,20 @@ def test_batch_losses_recover_each_minibatch_loss_from_keras_running_means():
     assert losses.shape == (3,) and np.dot(losses, [10, 10, 5]) / 25 == pytest.approx(full, rel=1e-5)
 
 
+def test_training_stops_at_the_asked_step_mid_epoch_so_the_model_is_the_one_after_it():
+    import keras
+
+    from l2l import keras_training
+
+    x, y = np.random.default_rng(3).normal(size=(25, 2)).astype(np.float32), np.arange(25) % 3
+    # 4 steps of 10 examples: one whole epoch (3 batches) and one batch of the next; fit alone would run 6.
+    losses, _, model = keras_training.train(_dense, lambda: keras.optimizers.SGD(0.1), 0, x, y, steps=4, batch_size=10)
+    assert losses.shape == (4,) and int(model.optimizer.iterations) == 4
+    # The same run asked for 6 steps passes through the same first 4: stopping changes no loss before it.
+    longer, _, _ = keras_training.train(_dense, lambda: keras.optimizers.SGD(0.1), 0, x, y, steps=6, batch_size=10)
+    np.testing.assert_allclose(longer[:4], losses, rtol=1e-6)
+
+
 def test_parameter_groups_route_each_variable_to_its_own_lstm_and_survive_saving(tmp_path):
     import keras
 
