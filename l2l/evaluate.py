@@ -33,7 +33,7 @@ class Evaluation(NamedTuple):
     metrics: dict  # name -> {step: metric(params, instances) stacked over seeds}, where a metric was asked for
 
 
-def run(problem, optimizer, batch, params, steps, seed=0, metric=None, snapshots=(), every_step=False):
+def run(problem, optimizer, batch, params, steps, seed=0, metric=None, snapshots=(), every_step=False, traced=None):
     """One optimiser on one batch of instances.
 
     Returns (losses [n, steps + 1], seconds per step, {step: metric(params, batch)}
@@ -42,6 +42,8 @@ def run(problem, optimizer, batch, params, steps, seed=0, metric=None, snapshots
     every_step: the metric at every step 1..steps instead, read from the
     parameters' path kept in one unsplit run (for small optimisees: an
     alignment's 6 parameters), so that the timing is that of an unsplit run.
+    traced: a dict in which the traced steps are kept by optimiser object, so that a later call with the same
+    object (another seed of a baseline) reuses the trace, its random stream put back at `seed`'s start.
     """
     if steps < 0:
         raise ValueError(f"steps must be >= 0, got {steps}")
@@ -51,9 +53,8 @@ def run(problem, optimizer, batch, params, steps, seed=0, metric=None, snapshots
     if every_step:
         if metric is None:
             raise ValueError("every_step measures the metric at every step: pass a metric")
-        return _run_with_path(problem, optimizer, batch, params, steps, seed, metric)
-    rng = generator(seed)  # minibatches, identical for every optimiser
-    fn = tf.function(functools.partial(steps_of, problem, optimizer, rng=rng))
+        return _run_with_path(problem, optimizer, batch, params, steps, seed, metric, traced)
+    fn, rng = _traced(problem, optimizer, seed, False, traced)  # minibatches from rng, identical for every optimiser
     bounds = sorted(set(snapshots) | {steps}) if steps else []
     state = optimizer.init(params)
     for length in {b - a for a, b in zip([0] + bounds, bounds)}:
@@ -71,10 +72,24 @@ def run(problem, optimizer, batch, params, steps, seed=0, metric=None, snapshots
     return np.concatenate(chunks).T, elapsed / max(steps, 1), measured
 
 
-def _run_with_path(problem, optimizer, batch, params, steps, seed, metric):
-    """run() with the metric at every step, from the path of parameters of one unsplit run."""
+def _traced(problem, optimizer, seed, keep_path, traced):
+    """(steps_of as a tf.function, its random stream at `seed`'s start); from `traced` where this optimiser object
+    was traced before. The object is kept there with its trace, so no other object can take its id."""
+    key = (id(problem), id(optimizer), keep_path)
+    if traced is not None and key in traced:
+        _, _, fn, rng = traced[key]
+        reset(rng, seed)  # the same stream generator(seed) starts
+        return fn, rng
     rng = generator(seed)
-    fn = tf.function(functools.partial(steps_of, problem, optimizer, rng=rng, keep_path=True))
+    fn = tf.function(functools.partial(steps_of, problem, optimizer, rng=rng, keep_path=keep_path))
+    if traced is not None:
+        traced[key] = (problem, optimizer, fn, rng)
+    return fn, rng
+
+
+def _run_with_path(problem, optimizer, batch, params, steps, seed, metric, traced=None):
+    """run() with the metric at every step, from the path of parameters of one unsplit run."""
+    fn, rng = _traced(problem, optimizer, seed, True, traced)
     state = optimizer.init(params)
     fn.get_concrete_function(batch, params, state, steps)  # trace outside the timed call
     began = time.perf_counter()
@@ -93,14 +108,18 @@ def evaluate(problem, factories, steps, instances, seeds, offset=TEST_SEED, metr
     and minibatches. `metric(params, instances)` (e.g. held-out accuracy, or the
     corner error of an alignment against its instances' true warps) is taken at
     each step in `snapshots`, or with every_step at every step (see run).
+    A factory that returns one object for several seeds (same_every_seed: a
+    baseline) is traced once for them: tracing, not the steps, is most of a
+    short evaluation's time.
     """
     curves = {name: [] for name in factories}
     cost = {name: [] for name in factories}
     metrics = {name: {s: [] for s in (range(1, steps + 1) if every_step else snapshots)} for name in factories}
+    traced = {}
     for seed in seeds:
         batch, params = fresh_instances(problem, seed, instances, offset)
         for name, factory in factories.items():
-            losses, seconds, measured = run(problem, factory(seed), batch, params, steps, seed, metric, snapshots, every_step)
+            losses, seconds, measured = run(problem, factory(seed), batch, params, steps, seed, metric, snapshots, every_step, traced)
             curves[name].append(losses)
             cost[name].append(seconds)
             for s, value in measured.items():
@@ -111,6 +130,13 @@ def evaluate(problem, factories, steps, instances, seeds, offset=TEST_SEED, metr
         seconds_per_step={k: float(np.mean(v)) for k, v in cost.items()},
         metrics={k: {s: stack(v) for s, v in m.items()} for k, m in metrics.items()},
     )
+
+
+def same_every_seed(make):
+    """A factory(seed) that builds `make()` once and returns that object for every seed: for an optimiser that does
+    not depend on the seed (a baseline at its setting), so that evaluate traces it once."""
+    made = []
+    return lambda seed: made[0] if made else made.append(make()) or made[0]
 
 
 def final_loss(losses):

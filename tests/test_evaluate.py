@@ -62,6 +62,30 @@ def test_every_step_reads_the_metric_off_one_unsplit_runs_path():
         evaluate.run(problem, optimizers.adam(0.01), batch, params, steps=6, every_step=True)
 
 
+@pytest.mark.parametrize("every_step", [False, True])
+def test_a_baseline_traced_once_for_every_seed_gives_the_numbers_of_a_trace_per_seed(every_step):
+    # Minibatches, so that each seed's run must start from its own stream after the shared trace's stream is put back.
+    x = np.random.default_rng(1).integers(0, 256, size=(60, 2, 2), dtype=np.uint8)
+    problem = problems.MLP(problems.image_data(x, np.arange(60) % 10, "tiny"), hidden=(3,), batch_size=8)
+    traces = []
+
+    def counted():
+        adam = optimizers.adam(0.01)
+        return optimizers.Optimizer(adam.init, lambda g, s, p=None: traces.append(1) or adam.update(g, s, p))
+
+    loss_at = lambda p, instances: problem.loss(p, instances, rollout.generator(99)).numpy()
+    options = dict(steps=5, instances=2, seeds=[0, 1, 2], metric=loss_at, snapshots=(2, 5))
+    if every_step:
+        options.update(snapshots=(), every_step=True)
+    apart = evaluate.evaluate(problem, {"adam": lambda seed: counted()}, **options)
+    traced_apart, traces[:] = len(traces), []
+    shared = evaluate.evaluate(problem, {"adam": evaluate.same_every_seed(counted)}, **options)
+    assert len(traces) < traced_apart and len(traces) == traced_apart // 3  # one seed's traces serve all three
+    np.testing.assert_array_equal(shared.curves["adam"], apart.curves["adam"])
+    for step, values in apart.metrics["adam"].items():
+        np.testing.assert_array_equal(shared.metrics["adam"][step], values)
+
+
 def test_negative_steps_rejected():
     problem = problems.Quadratic(dims=3)
     batch, params = rollout.fresh_instances(problem, 0, 2)

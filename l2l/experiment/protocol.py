@@ -270,7 +270,7 @@ def _run_protocol(panel, learned, instances, seeds, tune_instances, baselines=BA
             for name in baselines:
                 kwargs = settings[s][o][name]
                 run = chosen.setdefault((name, tuple(sorted(kwargs.items()))), f"{name}@{s}:{o}")
-                made.setdefault(run, lambda seed, name=name, kwargs=dict(kwargs): optimizers.FACTORIES[name](**kwargs))
+                made.setdefault(run, evaluate.same_every_seed(lambda name=name, kwargs=dict(kwargs): optimizers.FACTORIES[name](**kwargs)))
                 runs_of.setdefault(name, {}).setdefault(s, {})[o] = run
 
     metric = panel.metric()
