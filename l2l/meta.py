@@ -40,7 +40,7 @@ import tensorflow as tf
 from l2l import estimators, learned_optimizer, optimizers
 from l2l.estimators import segment_imitation_gradient, segment_meta_gradient  # noqa: F401  (their home before estimators.py)
 from l2l.problems import Mixture
-from l2l.rollout import STREAMS, VALID_SEED, generator, trajectory
+from l2l.rollout import STREAMS, VALID_SEED, generator, reset, trajectory
 from l2l.run_folder import RunFolder, inspect_run, snapshots_in  # noqa: F401  (their home before run_folder.py)
 
 # Part of every run key: bump it when a change to the code alters what a run
@@ -214,13 +214,26 @@ class MetaTrainer:
         # One compiled segment per estimator the run may pick: segment, meta-update, finiteness.
         self.estimators = {name: estimators.ESTIMATORS[name](config) for name in estimators.used(config)}
         self.steps = {name: tf.function(lambda *args, name=name: self._segment(name, *args)) for name in self.estimators}
-        self.validate = tf.function(self._validate)
-        # The initial weights' validation draws its minibatches from a generator of its own, so that
-        # the run's own validations see the minibatches they would see without it.
-        self._initial_rng = generator(VALID_SEED + config.seed, config.streams)
-        initial = learned_optimizer.init_group_params(lstm_config, config.seed)
-        # At the run's horizon: with a curriculum, what its last stage's validations are compared with.
-        self.validate_initial = tf.function(lambda: self._validate(self._initial_rng, initial))
+        # One trace validates the run's weights and the initial ones (weights are variables passed in: no retrace);
+        # a second trace of the same graph took a quarter of a smoke run's meta-training.
+        self._validate_weights = tf.function(lambda weights, horizon=None: self._validate(None, weights, horizon))
+        self._initial_weights = {k: tf.Variable(v)  # trainable, as the run's are: the flag is part of the trace's signature
+                                 for k, v in learned_optimizer.init_group_params(lstm_config, config.seed).items()}
+
+    def validate(self, horizon=None):
+        """The validation metric of the current weights at `horizon` steps (default: the run's)."""
+        return self._validate_weights(dict(self.state.weights), horizon)
+
+    def validate_initial(self):
+        """The validation metric of the initial weights, at the run's horizon (with a curriculum, what its last stage's
+        validations are compared with). Its minibatches are a fresh stream of the validation seed, as a generator of
+        its own would draw them; the run's validation stream is put back, so its own validations see the minibatches
+        they would see without it."""
+        kept = tf.identity(self.valid_rng.state)
+        reset(self.valid_rng, VALID_SEED + self.config.seed, self.config.streams)
+        value = self._validate_weights(self._initial_weights)
+        self.valid_rng.state.assign(kept)
+        return value
 
     def snapshots(self):
         """epoch -> path of every snapshot this run has written."""

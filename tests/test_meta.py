@@ -86,7 +86,7 @@ def test_train_unroll_traces_once_and_validation_selects_the_best():
     result = trainer.run(log=lambda line: None)
     assert result.status == "completed"
     assert trainer.steps["truncated"].experimental_get_tracing_count() == 1  # 6 epochs x 2 segments, one trace
-    assert trainer.validate.experimental_get_tracing_count() == 1
+    assert trainer._validate_weights.experimental_get_tracing_count() == 1  # and the initial validation shares it
     valid = result.history.dropna(subset=["valid_loss"])
     assert list(valid.epoch) == [2, 4, 6]
     assert result.best_valid == pytest.approx(valid.valid_loss.min())
@@ -257,6 +257,21 @@ def test_the_initial_validation_measures_the_initial_weights_even_after_a_resume
     resumed = meta.MetaTrainer(problem, TINY_LSTM, tiny(epochs=4), checkpoint_root=str(tmp_path))
     assert float(resumed.validate_initial()) == first and float(resumed.state.initial_valid.numpy()) == first
     assert float(resumed.validate()) != first  # the trained weights validate differently
+
+
+def test_the_initial_validation_shares_the_validations_trace_and_draws_the_stream_a_generator_of_its_own_would():
+    # Minibatches (an MLP), so that which stream the initial validation draws from shows in its value.
+    x = np.random.default_rng(4).integers(0, 256, size=(60, 2, 2), dtype=np.uint8)
+    problem = problems.MLP(problems.image_data(x, np.arange(60) % 10, "tiny"), hidden=(3,), batch_size=8)
+    trainer = meta.MetaTrainer(problem, TINY_LSTM, tiny(epochs=2))
+    initial = learned_optimizer.init_group_params(TINY_LSTM, 0)
+    fresh = rollout.generator(meta.VALID_SEED)
+    own = tf.function(lambda: trainer._validate(fresh, initial))()  # what a generator of its own draws
+    before = trainer.valid_rng.state.numpy().copy()
+    assert float(trainer.validate_initial()) == float(own)
+    np.testing.assert_array_equal(trainer.valid_rng.state.numpy(), before)  # the run's validations see their own minibatches
+    trainer.validate()
+    assert trainer._validate_weights.experimental_get_tracing_count() == 1
 
 
 def test_seeds_are_independent_streams_and_old_runs_keep_their_keys():
