@@ -18,7 +18,7 @@
 # on two label subsets of it, trained by LSTM optimisers. The optimisee has
 # three 5x5 convolutions of 16 channels (SAME padding), each followed by batch
 # normalisation, ReLU and 2x2 max pooling, then a dense layer of 32 units
-# (batch normalisation, ReLU) and the class outputs; minibatches of 128, a
+# (batch normalisation, ReLU) and the class outputs; minibatches of {glue:text}`batch_size`, a
 # fresh one at every step; every weight starts $\sim N(0, 0.01^2)$. As the
 # paper argues, convolution kernels and the other parameters (biases,
 # batch-normalisation offsets, dense weights) get an LSTM each: two parameter
@@ -66,11 +66,11 @@ from IPython.display import HTML, Markdown
 from myst_nb import glue
 
 import l2l
-from l2l import chapters, data, experiment, keras_optimizer, keras_training, recipes
+from l2l import chapters, experiment, keras_optimizer, keras_training, recipes
 
 p = chapters.Cifar.from_namespace(globals())
 chapter = experiment.Chapter("cifar", p)
-split = data.cifar_splits()  # fails here, before any compute, if L2L_DATA_DIR holds no CIFAR-10 and there is no network
+split = chapters.cifar.cifar_split(p)  # fails here, before any compute, if L2L_DATA_DIR holds no CIFAR-10 and there is no network
 mnist_runs = experiment.saved_runs([p.mnist_weights.format(seed=k) for k in range(p.meta_seeds)],
                                    made_by="the MNIST chapter (python -m l2l.book run mnist)")
 H = p.horizon
@@ -78,7 +78,7 @@ seeds = list(range(p.meta_seeds))
 
 
 images = lambda part, labels=None: recipes.cifar_images(split, part, labels)
-convnet = lambda part, labels=None: recipes.cifar_convnet(split, part, labels)
+convnet = lambda part, labels=None: recipes.cifar_convnet(split, part, labels, p.batch_size)
 
 
 # Each learned optimiser's runs, built by l2l.recipes.cifar (one run key for this chapter and `python -m l2l.recipes train cifar`).
@@ -270,7 +270,7 @@ show(results["mnist_transfer"]);
 # The same ConvNet built from Keras layers (`l2l.keras_training.paper_convnet`;
 # the tests check it gives the problem's loss and gradients from the same
 # weights), trained by `model.fit` on data_batch_5 for
-# {glue:text}`keras_steps` steps of 128 images: the two-LSTM optimiser (run
+# {glue:text}`keras_steps` steps of {glue:text}`batch_size` images: the two-LSTM optimiser (run
 # $s$ on seed $s$, kernels to its `conv` LSTM through
 # `l2l.keras_optimizer.conv_kernels`) at multiplier 1 and at a multiplier tuned
 # per run on the selection images, against ADAM with its learning rate tuned
@@ -289,12 +289,12 @@ keras_images = lambda part: (images(part).x.numpy().reshape(-1, *cifar10.problem
 build = lambda seed: keras_training.paper_convnet(seed, cifar10.problem)
 two = runs["lstm"]
 keras_lstm = lambda k, m=1.0: l2l.LearnedOptimizer(two[k].meta_params, two[k].lstm_config, learning_rate=m, groups=keras_optimizer.conv_kernels)
-adam_lr, adam_sweep = keras_training.tune_learning_rate(build, keras.optimizers.Adam, p.keras_adam_grid, x_tune, y_tune, p.keras_steps, 128, last=p.keras_last)
+adam_lr, adam_sweep = keras_training.tune_learning_rate(build, keras.optimizers.Adam, p.keras_adam_grid, x_tune, y_tune, p.keras_steps, p.batch_size, last=p.keras_last)
 keras_multipliers = [keras_training.tune_learning_rate(build, lambda m, k=k: keras_lstm(k, m), p.keras_multiplier_grid, x_tune, y_tune,
-                                                       p.keras_steps, 128, last=p.keras_last)[0] for k in seeds]
+                                                       p.keras_steps, p.batch_size, last=p.keras_last)[0] for k in seeds]
 fit_runs = keras_training.compare(build, {"lstm_tuned": lambda k: keras_lstm(k, keras_multipliers[k]), "lstm": lambda k: keras_lstm(k),
                                           "adam": lambda: keras.optimizers.Adam(adam_lr)},
-                                  p.meta_seeds, x_train, y_train, x_test, y_test, p.keras_steps, 128)
+                                  p.meta_seeds, x_train, y_train, x_test, y_test, p.keras_steps, p.batch_size)
 keras_result, keras_verdicts, endpoint = keras_training.fit_panel("keras", "CIFAR-10 ConvNet through model.fit", fit_runs, {"adam": adam_lr},
                                                                   p.keras_steps, p.keras_last)
 labels = {"lstm_tuned": "LSTM, multiplier tuned (" + ", ".join(f"{m:g}" for m in keras_multipliers) + ")", "lstm": "LSTM, multiplier 1",

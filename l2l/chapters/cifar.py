@@ -12,6 +12,7 @@ class Cifar(ChapterParameters):
     meta_seeds: int = 3  # meta-training runs of each learned optimiser; test seed s uses run s (the run is the unit)
     meta_epochs: int = 50  # meta-training epochs per run, each one fresh ConvNet over the horizon (what 2 CPU cores allow; see the chapter)
     meta_lr: float = 0.001  # learning rate of Adam on the LSTM weights
+    batch_size: int = 128  # the ConvNet's minibatch, in meta-training, every panel and model.fit (paper: 128)
     clip_norm: float = 0.0  # meta-gradient global-norm clipping; 0: none
     horizon: int = 100  # optimisee steps per epoch, the meta-objective's horizon (the DeepMind code: 100)
     unroll: int = 20  # steps per truncated-BPTT segment (paper: 20)
@@ -25,6 +26,7 @@ class Cifar(ChapterParameters):
     cifar2_labels: list[int] = (0, 1)  # the CIFAR-2 panel's labels
     sub_labels: list[int] = (5, 6, 7, 8, 9)  # LSTM-sub meta-trains on these labels only, none of them in either subset
     eval_instances: int = 1  # ConvNets per run on each test panel
+    heldout_examples: int = 0  # held-out test images every panel and Keras model is measured on; 0: all (the mirror's 1,000)
     tune_instances: int = 1  # ConvNets on the selection images for tuning every baseline and multiplier
     lr_grid: list[float] = (0.0001, 0.0003162, 0.001, 0.003162, 0.01, 0.03162, 0.1, 0.3162, 1.0)  # first-stage rates (half-decades); then quarter-decades beside the best
     nag_momenta: list[float] = (0.9, 0.99)  # NAG momenta tuned with the rate
@@ -39,8 +41,10 @@ class Cifar(ChapterParameters):
     panel_dir: str = ".cache/checkpoints/panels"  # finished panels, so a killed chapter resumes at the next one; not in git
 
     def check(self):
-        _at_least(self, meta_seeds=1, meta_epochs=1, horizon=1, unroll=1, valid_every=1, valid_instances=2, eval_instances=1, tune_instances=1,
+        _at_least(self, meta_seeds=1, meta_epochs=1, batch_size=1, horizon=1, unroll=1, valid_every=1, valid_instances=2, eval_instances=1, tune_instances=1,
                   subset_factor=1, keras_steps=1, keras_last=1)
+        if self.heldout_examples < 0:
+            raise ParameterError(f"Cifar.heldout_examples must be >= 0 (0: all held-out images), got {self.heldout_examples}")
         if self.keras_last > self.keras_steps:
             raise ParameterError(f"Cifar.keras_last ({self.keras_last}) cannot exceed keras_steps ({self.keras_steps})")
         if any(f < 2 for f in self.long_factors):
@@ -68,6 +72,15 @@ CIFAR_ROOT = "book/results/cifar/runs"  # committed: the CIFAR chapter's meta-tr
 CIFAR_LEARNERS = ("lstm", "lstm_one", "lstm_sub", "lstm_five")
 
 
+def cifar_split(params):
+    """The book's CIFAR-10 split (l2l.data.cifar_splits) with its held-out part cut to params.heldout_examples images
+    (0: all, the same data object, so every panel's key is unchanged)."""
+    from l2l import data, problems
+
+    splits = data.cifar_splits()
+    return {**splits, "test_heldout": problems.head(splits["test_heldout"], params.heldout_examples)}
+
+
 def cifar_images(splits, part, labels=None):
     """A part of the CIFAR split (l2l.data.cifar_splits), on all labels or on a subset of them (relabelled 0..k-1)."""
     from l2l import problems
@@ -75,11 +88,11 @@ def cifar_images(splits, part, labels=None):
     return splits[part] if labels is None else problems.label_subset(splits[part], labels)
 
 
-def cifar_convnet(splits, part, labels=None):
+def cifar_convnet(splits, part, labels=None, batch_size=128):
     """The paper's ConvNet on a part of the CIFAR split, with as many outputs as labels."""
     from l2l import problems
 
-    return problems.ConvNet(cifar_images(splits, part, labels), classes=10 if labels is None else len(labels))
+    return problems.ConvNet(cifar_images(splits, part, labels), classes=10 if labels is None else len(labels), batch_size=batch_size)
 
 
 def cifar(learner="lstm", seed=0, epochs=None, clip_norm=None, params=None, splits=None):
@@ -95,7 +108,7 @@ def cifar(learner="lstm", seed=0, epochs=None, clip_norm=None, params=None, spli
     p = params or Cifar()
     splits = splits or data.cifar_splits()
     labels = {"lstm_sub": p.sub_labels, "lstm_five": p.cifar5_labels}.get(learner)
-    convnet = lambda part: cifar_convnet(splits, part, labels)
+    convnet = lambda part: cifar_convnet(splits, part, labels, p.batch_size)
     lstm = learned_optimizer.LSTMConfig(preprocess_p=p.preprocess_p, scale=p.scale)
     config = meta.MetaConfig(seed=seed, epochs=epochs or p.meta_epochs, batch=1, horizon=p.horizon, unroll=p.unroll, meta_lr=p.meta_lr,
                              clip_norm=p.clip_norm if clip_norm is None else clip_norm, valid_every=p.valid_every,
