@@ -45,6 +45,7 @@ class Beyond(ChapterParameters):
     cnn_tune_instances: int = 2  # CNNs on the selection images tuning every baseline and multiplier (10, estimated from the MLP panels: hours of one thread)
     cifar_steps: int = 200  # the CIFAR-10 ConvNet panel's steps (the CIFAR chapter's 2x horizon)
     cifar_instances: int = 1  # ConvNets per run
+    convnet_batch: int = 128  # the CNN's and the CIFAR ConvNet's minibatch (as their chapters: 128)
     cifar_tune_instances: int = 1  # ConvNets tuning every baseline and multiplier, as in the CIFAR chapter (one setting cost 9 min at 10)
     calibration_steps: int = 200  # steps per held-out Keras model when choosing the general optimiser's default multiplier (l2l.pretrained's)
     calibration_refine: bool = True  # then the quarter-decades beside the best multiplier, as l2l.pretrained's (smoke: off, 6 fewer Keras fits)
@@ -60,7 +61,7 @@ class Beyond(ChapterParameters):
     def check(self):
         _at_least(self, ablation_seeds=1, final_seeds=1, meta_epochs=1, horizon=1, unroll=1, valid_every=1, valid_instances=2, patience=1,
                   teacher_instances=1, general_seeds=1, general_epochs=1, eval_instances=2, tune_instances=1, relu_steps=self.horizon,
-                  cnn_steps=self.horizon, cnn_instances=1, cnn_tune_instances=1, cifar_steps=1, cifar_instances=1, cifar_tune_instances=1, calibration_steps=20, keras_steps=1, keras_last=1)
+                  cnn_steps=self.horizon, cnn_instances=1, convnet_batch=1, cnn_tune_instances=1, cifar_steps=1, cifar_instances=1, cifar_tune_instances=1, calibration_steps=20, keras_steps=1, keras_last=1)
         if self.heldout_examples < 0:
             raise ParameterError(f"Beyond.heldout_examples must be >= 0 (0: all held-out images), got {self.heldout_examples}")
         unknown = sorted(set(self.combined) - set(TECHNIQUES))
@@ -198,8 +199,8 @@ def beyond_panels(params, splits, cifar_splits):
 
     p = params
     mlp = lambda name, title, steps, **architecture: mnist_panel(splits, name, title, p.horizon, steps, **architecture)
-    cnn = lambda part: problems.ConvNet(splits[part], image_shape=(28, 28, 1), channels=(8, 16), kernel=3, hidden=32)
-    convnet = lambda part: cifar_convnet(cifar_splits, part)
+    cnn = lambda part: problems.ConvNet(splits[part], image_shape=(28, 28, 1), channels=(8, 16), kernel=3, hidden=32, batch_size=p.convnet_batch)
+    convnet = lambda part: cifar_convnet(cifar_splits, part, batch_size=p.convnet_batch)
     mnist = dataclasses.replace(mlp("mnist", "MNIST, MLP 784-20-10 sigmoid", max(p.report_steps)), report_steps=tuple(p.report_steps))
     return {
         "mnist": (mnist, p.eval_instances),
