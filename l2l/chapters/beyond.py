@@ -61,7 +61,8 @@ class Beyond(ChapterParameters):
     def check(self):
         _at_least(self, ablation_seeds=1, final_seeds=1, meta_epochs=1, horizon=1, unroll=1, valid_every=1, valid_instances=2, patience=1,
                   teacher_instances=1, general_seeds=1, general_epochs=1, eval_instances=2, tune_instances=1, relu_steps=self.horizon,
-                  cnn_steps=self.horizon, cnn_instances=1, convnet_batch=1, cnn_tune_instances=1, cifar_steps=1, cifar_instances=1, cifar_tune_instances=1, calibration_steps=20, keras_steps=1, keras_last=1)
+                  cnn_steps=self.horizon, cnn_instances=1, convnet_batch=1, cnn_tune_instances=1, cifar_steps=1, cifar_instances=1,
+                  cifar_tune_instances=1, calibration_steps=20, keras_steps=1, keras_last=1)
         if self.heldout_examples < 0:
             raise ParameterError(f"Beyond.heldout_examples must be >= 0 (0: all held-out images), got {self.heldout_examples}")
         unknown = sorted(set(self.combined) - set(TECHNIQUES))
