@@ -54,7 +54,7 @@ def test_every_chapter_checks_its_ranges_and_defaults_pass():
         chapters.Cifar(mnist_weights="book/results/mnist/lstm_paper_seed0.weights.h5")
 
 
-def test_beyond_grids_default_to_the_harness_grids_so_the_full_profile_keeps_its_panels():
+def test_chapter_grids_default_to_the_harness_grids_so_the_full_profile_keeps_its_panels():
     """The full profile's cached panels are keyed by these grids (experiment.protocol_key): the defaults are the constants."""
     from l2l import evaluate, pretrained
 
@@ -62,6 +62,7 @@ def test_beyond_grids_default_to_the_harness_grids_so_the_full_profile_keeps_its
     assert tuple(b.lr_grid) == evaluate.LR_GRID and tuple(b.multiplier_grid) == evaluate.MULTIPLIER_GRID
     assert {"nag": {"momentum": tuple(b.nag_momenta)}, "adam": {"beta_1": tuple(b.adam_beta1)}} == evaluate.EXTRA_GRIDS
     assert tuple(b.calibration_grid) == pretrained.CALIBRATION_GRID
+    assert tuple(chapters.Mnist().lr_grid) == tuple(chapters.Stn().lr_grid) == tuple(chapters.Mnist().endpoint_lr_grid) == evaluate.LR_GRID
     with pytest.raises(chapters.ParameterError, match=r"Beyond.calibration_grid needs at least one positive value, got \[\]"):
         chapters.Beyond(calibration_grid=[])
     with pytest.raises(chapters.ParameterError, match=r"Beyond.lr_grid needs at least one positive value, got \[0.0\]"):

@@ -22,6 +22,7 @@ class Mnist(ChapterParameters):
     eval_instances: int = 8  # MLPs per run on the test panels
     tune_instances: int = 10  # MLPs on held-out training images for tuning every baseline and multiplier
     long_steps: int = 200  # test runs go this far (twice the horizon)
+    lr_grid: list[float] = (0.0001, 0.0003162, 0.001, 0.003162, 0.01, 0.03162, 0.1, 0.3162, 1.0, 3.162, 10.0)  # the panels' first-stage rates (l2l.evaluate.LR_GRID)
     budget_runs: int = 5  # the budget campaign's runs (l2l.recipes mnist_budget, seeds 0..budget_runs-1), read when finished; run k meets test seed k
     budget_epochs: int = 10000  # their length (the DeepMind code's)
     budget_every: int = 500  # evaluate their snapshots every this many epochs (a multiple of 500, how often they are kept)
@@ -40,6 +41,8 @@ class Mnist(ChapterParameters):
             raise ParameterError(f"Mnist.budget_every must be a multiple of 500 (the budget runs keep a snapshot every 500 epochs), got {self.budget_every}")
         if not self.endpoint_decay_to or not all(0 < d <= 1 for d in self.endpoint_decay_to):
             raise ParameterError(f"Mnist.endpoint_decay_to needs shares in (0, 1], got {list(self.endpoint_decay_to)}")
+        if not self.lr_grid or min(self.lr_grid) <= 0:
+            raise ParameterError(f"Mnist.lr_grid needs positive rates, got {list(self.lr_grid)}")
         if not self.endpoint_lr_grid or min(self.endpoint_lr_grid) <= 0:
             raise ParameterError(f"Mnist.endpoint_lr_grid needs positive rates, got {list(self.endpoint_lr_grid)}")
 
@@ -260,10 +263,11 @@ def chapter_panels(p, split, trained):
     paper, deepmind = list(trained["paper"].values()), list(trained["deepmind"].values())
     cache = f"{p.checkpoint_dir}/panels"  # a finished panel is kept here, so a killed chapter resumes at the next one
     results = {name: experiment.run_protocol(pan, {"lstm": paper}, p.eval_instances, list(range(p.meta_seeds)), p.tune_instances,
-                                             tune_learned=name in TRANSFER_PANELS, cache_dir=cache) for name, pan in panels.items()}
+                                             tune_learned=name in TRANSFER_PANELS, cache_dir=cache, grid=tuple(p.lr_grid)) for name, pan in panels.items()}
     results["deepmind_settings"] = experiment.run_protocol(
         dataclasses.replace(panels["base"], name="deepmind_settings", title="MNIST: DeepMind settings (LSTM) and paper settings"),
-        {"lstm": deepmind, "lstm_paper": paper}, p.eval_instances, list(range(min(p.meta_seeds, p.deepmind_seeds))), p.tune_instances, cache_dir=cache)
+        {"lstm": deepmind, "lstm_paper": paper}, p.eval_instances, list(range(min(p.meta_seeds, p.deepmind_seeds))), p.tune_instances, cache_dir=cache,
+        grid=tuple(p.lr_grid))
     return results
 
 
