@@ -40,8 +40,9 @@ import tensorflow as tf
 from l2l import estimators, learned_optimizer, optimizers
 from l2l.estimators import segment_imitation_gradient, segment_meta_gradient  # noqa: F401  (their home before estimators.py)
 from l2l.problems import Mixture
-from l2l.rollout import STREAMS, VALID_SEED, generator, reset, trajectory
+from l2l.rollout import STREAMS, VALID_SEED, generator, trajectory
 from l2l.run_folder import RunFolder, inspect_run, snapshots_in  # noqa: F401  (their home before run_folder.py)
+from l2l.streams import at_start
 
 # Part of every run key: bump it when a change to the code alters what a run
 # computes, so that old checkpoints are not resumed as if nothing changed.
@@ -183,14 +184,22 @@ class _State(tf.Module):
         self.stale = tf.Variable(0, dtype=tf.int64)  # validations since the stage's best
 
 
+def _fixed_instances(tasks, rng, instances):
+    """[(instances, initial parameters)] of each task, drawn in turn from `rng`: a run's fixed validation problems."""
+    drawn = []
+    for task in tasks:
+        batch = task.sample(rng, instances)
+        drawn.append((batch, task.init_params(rng, batch)))
+    return drawn
+
+
 class MetaTrainer:
     """One run: its state, its folder (l2l.run_folder.RunFolder, with a checkpoint_root) and the epoch loop. Each epoch
     picks a gradient estimator (l2l.estimators) and runs it over the horizon's segments, one meta-update each."""
 
     def __init__(self, problem, lstm_config=learned_optimizer.LSTMConfig(), config=MetaConfig(), checkpoint_root=None, valid_problem=None):
         self.problem, self.lstm_config, self.config = problem, lstm_config, config
-        # Validation may use other data (e.g. held-out training images) than training.
-        self.valid_problem = valid_problem or problem
+        self.valid_problem = valid_problem or problem  # validation may use other data (e.g. held-out training images) than training
         self.meta_optimizer = optimizers.BASELINES[config.meta_optimizer](config.meta_lr)
         self.state = _State(lstm_config, config.seed, self.meta_optimizer, config.streams)
         # The problems an epoch may train on (a Mixture's tasks, or the one problem), and which coordinates each
@@ -198,13 +207,9 @@ class MetaTrainer:
         self.tasks = tuple(problem.tasks) if isinstance(problem, Mixture) else (problem,)
         self.task_parts = [learned_optimizer.partition(lstm_config, getattr(t, "groups", None), t.dim) for t in self.tasks]
         self._optimizer_template = self.meta_optimizer.init(dict(self.state.weights))
-        valid_rng = self.state.valid_rng  # restored from a checkpoint below, after the fixed instances are drawn
+        self.valid_rng = self.state.valid_rng  # restored from a checkpoint below, after the fixed instances are drawn
         self.valid_tasks = tuple(self.valid_problem.tasks) if isinstance(self.valid_problem, Mixture) else (self.valid_problem,)
-        self.valid_batches = []
-        for task in self.valid_tasks:
-            batch = task.sample(valid_rng, config.valid_instances)
-            self.valid_batches.append((batch, task.init_params(valid_rng, batch)))
-        self.valid_rng = valid_rng
+        self.valid_batches = _fixed_instances(self.valid_tasks, self.valid_rng, config.valid_instances)
         self.description = describe_run(problem, lstm_config, config, valid_problem)
         self.key = _key(self.description)
         self.checkpoint_dir = os.path.join(checkpoint_root, self.key) if checkpoint_root else None
@@ -214,30 +219,22 @@ class MetaTrainer:
         # One compiled segment per estimator the run may pick: segment, meta-update, finiteness.
         self.estimators = {name: estimators.ESTIMATORS[name](config) for name in estimators.used(config)}
         self.steps = {name: tf.function(lambda *args, name=name: self._segment(name, *args)) for name in self.estimators}
-        # One trace validates the run's weights and the initial ones (weights are variables passed in: no retrace);
-        # a second trace of the same graph took a quarter of a smoke run's meta-training.
+        # One trace validates the run's and the initial weights (variables passed in: no retrace; a second trace took a
+        # quarter of a smoke run's meta-training).
         self._validate_weights = tf.function(lambda weights, horizon=None: self._validate(None, weights, horizon))
         self._initial_weights = {k: tf.Variable(v)  # trainable, as the run's are: the flag is part of the trace's signature
                                  for k, v in learned_optimizer.init_group_params(lstm_config, config.seed).items()}
 
     def validate(self, horizon=None):
-        """The validation metric of the current weights at `horizon` steps (default: the run's)."""
-        return self._validate_weights(dict(self.state.weights), horizon)
+        return self._validate_weights(dict(self.state.weights), horizon)  # the current weights, at `horizon` (default: the run's)
 
     def validate_initial(self):
-        """The validation metric of the initial weights, at the run's horizon (with a curriculum, what its last stage's
-        validations are compared with). Its minibatches are a fresh stream of the validation seed, as a generator of
-        its own would draw them; the run's validation stream is put back, so its own validations see the minibatches
-        they would see without it."""
-        kept = tf.identity(self.valid_rng.state)
-        reset(self.valid_rng, VALID_SEED + self.config.seed, self.config.streams)
-        value = self._validate_weights(self._initial_weights)
-        self.valid_rng.state.assign(kept)
-        return value
+        """The initial weights at the run's horizon, on the validation seed's fresh stream; the run's stream is left as it was."""
+        with at_start(self.valid_rng, VALID_SEED + self.config.seed, self.config.streams):
+            return self._validate_weights(self._initial_weights)
 
     def snapshots(self):
-        """epoch -> path of every snapshot this run has written."""
-        return self.folder.snapshots() if self.folder else {}
+        return self.folder.snapshots() if self.folder else {}  # epoch -> path of every snapshot this run has written
 
     def _save(self):
         if self.folder:

@@ -1,6 +1,8 @@
 """Seeds and random streams: how a seed becomes a tf.random.Generator, and the offsets that keep the problem instances
 of meta-training, validation, tuning and testing apart. Below problems, rollout, meta and evaluate, which all draw from it."""
 
+import contextlib
+
 import tensorflow as tf
 
 VALID_SEED = 1_000_003
@@ -33,3 +35,15 @@ def reset(rng, seed, streams="keyed"):
         rng.reset_from_seed(seed)
     else:
         rng.reset_from_key_counter(key=seed, counter=[0, 0])
+
+
+@contextlib.contextmanager
+def at_start(rng, seed, streams="keyed"):
+    """Inside the block `rng` draws `seed`'s stream from its start (as generator(seed, streams) would, so a traced
+    function that reads `rng` serves another stream without a trace of its own); after it, `rng` is where it was."""
+    kept = tf.identity(rng.state)
+    reset(rng, seed, streams)
+    try:
+        yield rng
+    finally:
+        rng.state.assign(kept)
