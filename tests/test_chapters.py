@@ -36,6 +36,12 @@ def test_every_chapter_checks_its_ranges_and_defaults_pass():
         chapters.Mnist(meta_seeds=0)
     with pytest.raises(chapters.ParameterError, match="budget_every must be a multiple of 500"):
         chapters.Mnist(budget_every=750)
+    with pytest.raises(chapters.ParameterError, match="budget_horizon must be a multiple of the recipe's unroll 20, got 30"):
+        chapters.Mnist(budget_horizon=30, budget_train=True)
+    # Runs of another size are never the campaign's: reading them would wait on runs nobody trains.
+    with pytest.raises(chapters.ParameterError, match="describe runs the campaign never trains .* set budget_train: true"):
+        chapters.Mnist(budget_valid_instances=2)
+    chapters.Mnist(budget_horizon=20, budget_valid_instances=2, budget_train=True)
     with pytest.raises(chapters.ParameterError, match=r"Keras.last \(40\) cannot exceed steps \(30\)"):
         chapters.Keras(steps=30, last=40)
     with pytest.raises(chapters.ParameterError, match="multiplier_grid needs at least one positive"):

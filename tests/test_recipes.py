@@ -6,7 +6,7 @@ import os
 import numpy as np
 import pytest
 
-from l2l import learned_optimizer, meta, problems, recipes
+from l2l import chapters, learned_optimizer, meta, problems, recipes
 
 
 def tiny(seed=0, epochs=4, clip_norm=0.0):
@@ -331,7 +331,10 @@ def test_the_budget_campaign_runs_are_keyed_replicates_and_the_committed_budget_
     # The chapter's two counter-seeded runs (seed 0 unclipped, seed 1 clipped at 700) are still found by their keys.
     assert {key(recipes.mnist_paper(0, clip_norm=0.0, splits=splits)), key(recipes.mnist_paper(1, clip_norm=700.0, splits=splits))} <= committed
     campaign = [recipes.mnist_budget(seed, splits=splits) for seed in range(5)]
-    assert len({key(r) for r in campaign}) == 5
+    assert len({key(r) for r in campaign}) == 5 and {key(r) for r in campaign} <= committed
+    # The chapter asks for the campaign's runs with its own budget_horizon and budget_valid_instances: at their defaults, the same keys.
+    p = chapters.Mnist()
+    assert key(recipes.mnist_budget(4, splits=splits, horizon=p.budget_horizon, valid_instances=p.budget_valid_instances)) == key(campaign[4])
     assert all(r.meta_config.streams == "keyed" and r.meta_config.clip_norm == 0.0 and r.meta_config.epochs == 10000 for r in campaign)
     # Apart from the streams, a replicate is the paper's recipe as the chapter's first budget run has it.
     paper = recipes.mnist_paper(0, splits=splits).meta_config

@@ -27,6 +27,8 @@ class Mnist(ChapterParameters):
     budget_epochs: int = 10000  # their length (the DeepMind code's)
     budget_every: int = 500  # evaluate their snapshots every this many epochs (a multiple of 500, how often they are kept)
     budget_train: bool = False  # train the budget runs here if unfinished: the smoke profile's tiny ones; the full profile reads the campaign's
+    budget_horizon: int = 100  # the budget runs' horizon, a multiple of the recipe's unroll 20: the recipe's (the paper's) 100; only a smoke that trains its own shrinks it
+    budget_valid_instances: int = 20  # MLPs behind each of their validations: the recipe's 20; only a smoke that trains its own shrinks it
     endpoint_lr_grid: list[float] = (0.0001, 0.0003162, 0.001, 0.003162, 0.01, 0.03162, 0.1, 0.3162, 1.0, 3.162, 10.0)  # the endpoints' first-stage rates
     endpoint_decay_to: list[float] = (1.0, 0.3, 0.1, 0.03)  # the decaying baselines' final share of their first rate, tuned (l2l.baselines.DECAY_GRID)
     budget_root: str = "book/results/mnist/runs"  # where the budget runs live (committed); the full profile only reads it
@@ -37,6 +39,12 @@ class Mnist(ChapterParameters):
     def check(self):
         _at_least(self, meta_seeds=1, meta_epochs=1, horizon=1, unroll=1, valid_every=1, valid_instances=2, deepmind_seeds=1,
                   eval_instances=2, tune_instances=1, bootstrap=100, long_steps=self.horizon, budget_runs=2, budget_epochs=1, budget_every=500)
+        _at_least(self, budget_horizon=PAPER_MNIST_META["unroll"], budget_valid_instances=2)
+        if self.budget_horizon % PAPER_MNIST_META["unroll"]:
+            raise ParameterError(f"Mnist.budget_horizon must be a multiple of the recipe's unroll {PAPER_MNIST_META['unroll']}, got {self.budget_horizon}")
+        if not self.budget_train and (self.budget_horizon, self.budget_valid_instances) != (PAPER_MNIST_META["horizon"], 20):
+            raise ParameterError(f"Mnist.budget_horizon {self.budget_horizon} and budget_valid_instances {self.budget_valid_instances} describe runs the "
+                                 "campaign never trains (its recipe: 100 and 20); set them back, or set budget_train: true to train such runs here")
         if self.budget_every % 500:
             raise ParameterError(f"Mnist.budget_every must be a multiple of 500 (the budget runs keep a snapshot every 500 epochs), got {self.budget_every}")
         if not self.endpoint_decay_to or not all(0 < d <= 1 for d in self.endpoint_decay_to):
@@ -53,10 +61,11 @@ MNIST_SETUP = "MNIST MLP 784-20-10 sigmoid, the paper's recipe"
 BUDGET_ROOT = "book/results/mnist/runs"  # committed: small checkpoints and snapshots of the budget runs
 
 
-def mnist_paper(seed=0, epochs=10000, clip_norm=0.0, splits=None, streams="counter"):
+def mnist_paper(seed=0, epochs=10000, clip_norm=0.0, splits=None, streams="counter", horizon=100, valid_instances=20):
     """The paper's MNIST recipe (LogAndSign p = 10, output scale 0.1, one MLP per epoch, 100 steps in
     unrolls of 20, Adam at 1e-3), selected on 20 held-out MLPs by the mean loss over the horizon,
-    with the weights kept every 500 epochs for the budget curve."""
+    with the weights kept every 500 epochs for the budget curve. `horizon` and `valid_instances` are the
+    recipe's unless a smoke shrinks them (other values are other runs: they are in the run's key)."""
     from l2l import data, learned_optimizer, meta, problems
 
     splits = splits or data.mnist_splits()
@@ -64,18 +73,18 @@ def mnist_paper(seed=0, epochs=10000, clip_norm=0.0, splits=None, streams="count
     # (l2l.rollout.generator), and keep the streams they started with, so their checkpoints resume; runs 0 and 1
     # thus draw their MLPs and minibatches one Philox block apart. They differ in clipping, so the book reads them
     # as two settings, not two replicates. The replicated campaign (mnist_budget) uses keyed streams.
-    config = meta.MetaConfig(seed=seed, epochs=epochs, batch=1, **PAPER_MNIST_META, clip_norm=clip_norm,
-                             valid_every=100, valid_instances=20, checkpoint_every=50, select_on="mean", snapshot_every=500, streams=streams)
+    config = meta.MetaConfig(seed=seed, epochs=epochs, batch=1, **{**PAPER_MNIST_META, "horizon": horizon}, clip_norm=clip_norm,
+                             valid_every=100, valid_instances=valid_instances, checkpoint_every=50, select_on="mean", snapshot_every=500, streams=streams)
     return Recipe(problems.MLP(splits["budget_meta_train"]), problems.MLP(splits["budget_valid"]),
                   learned_optimizer.LSTMConfig(**PAPER_LSTM), config)
 
 
-def mnist_budget(seed=0, epochs=10000, splits=None):
+def mnist_budget(seed=0, epochs=10000, splits=None, horizon=100, valid_instances=20):
     """The budget campaign's replicates (issue 31): the paper's recipe at the DeepMind code's 10,000 epochs, one run per
     seed, each on its own keyed streams (training MLPs, minibatches and validation independent across seeds).
     No meta-gradient clipping: the DeepMind code's meta-optimiser (Adam at 1e-3) clips nothing, and the one unclipped
     budget run of the counter-seeded pair (mnist_paper seed 0) trained its 10,000 epochs without a non-finite step."""
-    return mnist_paper(seed=seed, epochs=epochs, clip_norm=0.0, splits=splits, streams="keyed")
+    return mnist_paper(seed=seed, epochs=epochs, clip_norm=0.0, splits=splits, streams="keyed", horizon=horizon, valid_instances=valid_instances)
 
 
 def mnist_panel(split, name="base", title="MNIST, MLP 784-20-10 sigmoid", horizon=100, long_steps=200, train="test_train", heldout="test_heldout",
@@ -145,10 +154,11 @@ def budget_runs(p, split, log=print):
     from l2l.chapters.base import finished_runs, recipe_trainer
 
     seeds = list(range(p.budget_runs))
+    size = {"epochs": p.budget_epochs, "splits": split, "horizon": p.budget_horizon, "valid_instances": p.budget_valid_instances}
     if p.budget_train:
         for seed in seeds:
-            recipe_trainer(mnist_budget(seed=seed, epochs=p.budget_epochs, splits=split), p.budget_root).run(log=log)
-    return finished_runs(mnist_budget, "mnist_budget", seeds, p.budget_root, epochs=p.budget_epochs, splits=split)
+            recipe_trainer(mnist_budget(seed=seed, **size), p.budget_root).run(log=log)
+    return finished_runs(mnist_budget, "mnist_budget", seeds, p.budget_root, **size)
 
 
 def save_budget_weights(runs, results_dir):
