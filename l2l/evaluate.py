@@ -101,7 +101,7 @@ def _run_with_path(problem, optimizer, batch, params, steps, seed, metric, trace
     return np.concatenate([losses, last]).T, elapsed / max(steps, 1), measured
 
 
-def evaluate(problem, factories, steps, instances, seeds, offset=TEST_SEED, metric=None, snapshots=(), every_step=False):
+def evaluate(problem, factories, steps, instances, seeds, offset=TEST_SEED, metric=None, snapshots=(), every_step=False, traced=None):
     """Runs each `factories[name](seed)` on fresh instances for every seed.
 
     Every optimiser of one seed gets the same instances, starting parameters
@@ -110,16 +110,19 @@ def evaluate(problem, factories, steps, instances, seeds, offset=TEST_SEED, metr
     each step in `snapshots`, or with every_step at every step (see run).
     A factory that returns one object for several seeds (same_every_seed: a
     baseline) is traced once for them: tracing, not the steps, is most of a
-    short evaluation's time.
+    short evaluation's time. traced: a dict kept by the caller across calls, in
+    which the traces of at_setting's factories are kept (one per baseline for
+    all its settings); every other trace lives for this call only.
     """
     curves = {name: [] for name in factories}
     cost = {name: [] for name in factories}
     metrics = {name: {s: [] for s in (range(1, steps + 1) if every_step else snapshots)} for name in factories}
-    traced = {}
+    own = {}
     for seed in seeds:
         batch, params = fresh_instances(problem, seed, instances, offset)
         for name, factory in factories.items():
-            losses, seconds, measured = run(problem, factory(seed), batch, params, steps, seed, metric, snapshots, every_step, traced)
+            keep = traced if traced is not None and getattr(factory, "shares_trace", False) else own
+            losses, seconds, measured = run(problem, factory(seed), batch, params, steps, seed, metric, snapshots, every_step, keep)
             curves[name].append(losses)
             cost[name].append(seconds)
             for s, value in measured.items():
@@ -130,6 +133,30 @@ def evaluate(problem, factories, steps, instances, seeds, offset=TEST_SEED, metr
         seconds_per_step={k: float(np.mean(v)) for k, v in cost.items()},
         metrics={k: {s: stack(v) for s, v in m.items()} for k, m in metrics.items()},
     )
+
+
+def at_setting(name, kwargs, shared, makers=None):
+    """A factory(seed) of baseline `name` at `kwargs` (its learning rate and extra settings), made through `shared`,
+    a dict the caller keeps for one evaluation: every setting of `name` with the same keys is then one optimiser
+    object whose hyperparameters are variables, set to `kwargs` when the factory is called, so that evaluate (given
+    one `traced` dict) traces `name` once for all its settings and seeds, as tune() does. Its arithmetic on the
+    hyperparameters is therefore tune()'s, in float32: SGD, NAG and RMSprop runs are bit for bit those of constant
+    hyperparameters, ADAM's differ in the last bit of float32 (1 - beta_1 in float32, not rounded from float64)."""
+    makers = makers if makers is not None else optimizers.FACTORIES
+    key = (name, tuple(sorted(kwargs)))
+    if key not in shared:
+        knobs = {k: tf.Variable(float(v), trainable=False) for k, v in kwargs.items()}
+        shared[key] = (makers[name](**knobs), knobs)
+    optimizer, knobs = shared[key]
+    values = {k: float(v) for k, v in kwargs.items()}
+
+    def factory(seed):
+        for k, v in values.items():
+            knobs[k].assign(v)
+        return optimizer
+
+    factory.shares_trace = True
+    return factory
 
 
 def same_every_seed(make):

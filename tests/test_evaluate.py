@@ -86,6 +86,32 @@ def test_a_baseline_traced_once_for_every_seed_gives_the_numbers_of_a_trace_per_
         np.testing.assert_array_equal(shared.metrics["adam"][step], values)
 
 
+def test_every_setting_of_a_baseline_shares_one_trace_and_gives_the_numbers_of_constant_hyperparameters():
+    x = np.random.default_rng(2).integers(0, 256, size=(60, 2, 2), dtype=np.uint8)
+    problem = problems.MLP(problems.image_data(x, np.arange(60) % 10, "tiny"), hidden=(3,), batch_size=8)
+    settings = {"sgd": [{"learning_rate": 0.3}, {"learning_rate": 1.0}], "nag": [{"learning_rate": 0.1, "momentum": 0.9}, {"learning_rate": 0.3, "momentum": 0.5}],
+                "rmsprop": [{"learning_rate": 0.01}, {"learning_rate": 0.001}], "adam": [{"learning_rate": 0.01, "beta_1": 0.9}, {"learning_rate": 0.1, "beta_1": 0.5}],
+                "adam_decay": [{"learning_rate": 0.01, "beta_1": 0.9, "decay_to": 0.1, "cosine": 1.0, "decay_steps": 5.0}]}
+    options = dict(steps=5, instances=2, seeds=[0, 1])
+    shared, traced, constant = {}, {}, {}
+    for name, kwargs_list in settings.items():
+        for i, kwargs in enumerate(kwargs_list):
+            factory = evaluate.at_setting(name, kwargs, shared)
+            constant[f"{name}{i}"] = evaluate.evaluate(problem, {"c": evaluate.same_every_seed(lambda n=name, k=kwargs: optimizers.FACTORIES[n](**k))},
+                                                       **options).curves["c"]
+            got = evaluate.evaluate(problem, {"v": factory}, **options, traced=traced).curves["v"]
+            # Float32 arithmetic on the hyperparameters, as tune() has it: ADAM's 1 - beta_1 is not rounded from float64.
+            if name.startswith("adam"):
+                np.testing.assert_allclose(got, constant[f"{name}{i}"], rtol=1e-5)
+            else:
+                np.testing.assert_array_equal(got, constant[f"{name}{i}"])
+    assert len(shared) == len(settings) and len(traced) == len(settings)  # one optimiser and one trace per baseline
+    # A factory made before another setting of its baseline still runs its own setting: the variables are set on each call.
+    first = evaluate.at_setting("sgd", settings["sgd"][0], shared)
+    evaluate.at_setting("sgd", settings["sgd"][1], shared)(0)
+    np.testing.assert_array_equal(evaluate.evaluate(problem, {"v": first}, **options, traced=traced).curves["v"], constant["sgd0"])
+
+
 def test_negative_steps_rejected():
     problem = problems.Quadratic(dims=3)
     batch, params = rollout.fresh_instances(problem, 0, 2)

@@ -152,6 +152,7 @@ def evaluate_each(problem, factories, steps, instances, seeds, folder=None, log=
     share_until (a path): this call helps another one working through the same folder. It goes from the last
     run backwards, so the two meet once, and it stops, keeping nothing more, as soon as that path exists (the
     other call's panel is saved and its folder removed). Its Evaluation then holds the runs it went through."""
+    options.setdefault("traced", {})  # a baseline's settings share one trace across the runs (evaluate.at_setting)
     if folder is None:
         return evaluate.evaluate(problem, factories, steps, instances, seeds, **options)
     import hashlib
@@ -264,13 +265,13 @@ def _run_protocol(panel, learned, instances, seeds, tune_instances, baselines=BA
                     made.setdefault(run, lambda seed, lruns=lruns, f=factors: optimizers.scaled(
                         lruns[seed % len(lruns)].optimizer(panel.problem), f[seed % len(lruns)]))
                     runs_of.setdefault(TUNED.format(name), {}).setdefault(s, {})[o] = run
-    chosen = {}  # (baseline, frozen settings) -> run name
+    chosen, shared = {}, {}  # (baseline, frozen settings) -> run name; a baseline's one optimiser for all its settings (evaluate.at_setting)
     for s in steps:
         for o in evaluate.OBJECTIVES:
             for name in baselines:
                 kwargs = settings[s][o][name]
                 run = chosen.setdefault((name, tuple(sorted(kwargs.items()))), f"{name}@{s}:{o}")
-                made.setdefault(run, evaluate.same_every_seed(lambda name=name, kwargs=dict(kwargs): optimizers.FACTORIES[name](**kwargs)))
+                made.setdefault(run, evaluate.at_setting(name, kwargs, shared))
                 runs_of.setdefault(name, {}).setdefault(s, {})[o] = run
 
     metric = panel.metric()
