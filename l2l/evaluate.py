@@ -256,7 +256,9 @@ def tune(problem, names, steps, instances, seed=0, grid=LR_GRID, extra=EXTRA_GRI
 
     cache: a JSON file that keeps each optimiser's rows as soon as it is tuned,
     read back instead of tuning it again (a CNN's four baselines take hours);
-    the caller names it by everything the tuning depends on.
+    the caller names it by everything the tuning depends on. Or a dict name ->
+    JSON file of that optimiser's rows alone, named by what its own tuning
+    depends on, so that adding an optimiser to a panel tunes that one only.
     """
     makers = makers if makers is not None else optimizers.FACTORIES
     unknown = sorted(set(names) - set(makers))
@@ -267,12 +269,16 @@ def tune(problem, names, steps, instances, seed=0, grid=LR_GRID, extra=EXTRA_GRI
     if not step_list or step_list[0] < 1:
         raise ValueError(f"tune() needs steps >= 1, got {steps}")
     batch, params = fresh_instances(problem, seed, instances, TUNE_SEED)
-    done = _read_rows(cache) if cache else {}
+    apart = isinstance(cache, dict)
+    done = {n: _read_rows(cache[n]).get(n) for n in names if n in cache} if apart else _read_rows(cache) if cache else {}
+    done = {n: r for n, r in done.items() if r is not None}
     rows = []
     for name in names:
         if name not in done:
             done[name] = _tune_one(problem, name, makers[name], extra.get(name, {}), step_list, batch, params, seed, grid, refine)
-            if cache:
+            if apart and name in cache:
+                write_json(cache[name], {name: done[name]})
+            elif cache and not apart:
                 write_json(cache, done)
         rows += done[name]
     table = pd.DataFrame(rows)

@@ -587,6 +587,25 @@ def test_a_finished_panel_is_cached_under_its_key_and_reused(runs, tmp_path):
     assert resumed.tuning_s == reused.tuning_s > 0 and first.tuning_s > 0
 
 
+def test_a_panel_that_gains_a_baseline_tunes_that_one_only_and_agrees_with_a_fresh_panel(tmp_path, monkeypatch):
+    x = np.random.default_rng(0).integers(0, 256, size=(60, 2, 2), dtype=np.uint8)
+    mlp = problems.MLP(problems.image_data(x, np.arange(60) % 10, "tiny"), hidden=(3,), batch_size=8)
+    panel = experiment.Panel("mlp", "tiny MLP", mlp, mlp, tune_steps=4, steps=6, report_steps=(4, 6))
+    runs = experiment.meta_train_runs(mlp, TINY_LSTM, [tiny_config(0)], str(tmp_path / "ckpt"), str(tmp_path), "lstm", log=QUIET)
+    args = dict(instances=2, seeds=[0, 1], tune_instances=2, extra={"nag": {"momentum": (0.5, 0.9)}}, log=QUIET)
+    experiment.run_protocol(panel, {"lstm": list(runs.values())}, baselines=("sgd", "nag"), **args, cache_dir=str(tmp_path / "panels"))
+    tuned, real = [], evaluate._tune_one
+    monkeypatch.setattr(evaluate, "_tune_one", lambda problem, name, *a: tuned.append(name) or real(problem, name, *a))
+    lines = []
+    grown = experiment.run_protocol(panel, {"lstm": list(runs.values())}, baselines=("sgd", "nag", "adam"), **{**args, "log": lines.append},
+                                    cache_dir=str(tmp_path / "panels"))
+    assert tuned == ["adam"] and any("reused the tuning of sgd, nag, kept per baseline" in line for line in lines)
+    afresh = experiment.run_protocol(panel, {"lstm": list(runs.values())}, baselines=("sgd", "nag", "adam"), **args)
+    assert grown.settings == afresh.settings and grown.tuning_scores == afresh.tuning_scores and grown.runs == afresh.runs
+    for run in afresh.curves:
+        np.testing.assert_array_equal(grown.curves[run], afresh.curves[run])
+
+
 
 def _tiny_panel(tmp_path, data_seed, heldout=True):
     """A 6-step panel of a tiny MLP on random images, and one tiny meta-trained run of the LSTM on it."""

@@ -132,8 +132,12 @@ def run_protocol(panel, learned, instances, seeds, tune_instances, baselines=BAS
     base_key = protocol_key(panel, {}, instances, seeds, tune_instances, baselines, extra, "", False, (), grid) if cache_dir else None
     base_path = os.path.join(cache_dir, f"{panel.name}-baselines{path_tag}-{base_key}") if base_key else None
     tuning_path = os.path.join(cache_dir, f"{panel.name}-baselines-{base_key}-tuning.json") if base_key else None
+    # Each baseline's own tuning, kept under a key of what it alone depends on: a panel that gains a baseline tunes that one only.
+    own_tuning = {name: os.path.join(cache_dir, f"{panel.name}-tuned-{name}-" + protocol_key(
+        panel, {}, instances, seeds, tune_instances, (name,), {name: extra[name]} if name in extra else {}, "", False, (), grid) + ".json")
+        for name in baselines} if cache_dir else None
     result = _run_protocol(panel, learned, instances, seeds, tune_instances, baselines, extra, learned_name, tune_learned, multiplier_grid, log, grid,
-                           base_path, tuning_path, multiplier_cache=path, evaluation_cache=path and path + "-evaluated",
+                           base_path, tuning_path, own_tuning=own_tuning, multiplier_cache=path, evaluation_cache=path and path + "-evaluated",
                            share_until=path + ".json" if share else None)
     if share:
         return None
@@ -190,7 +194,7 @@ def best_baseline(baselines, step, objective, scores, entries):
 
 def _run_protocol(panel, learned, instances, seeds, tune_instances, baselines=BASELINES, extra=evaluate.EXTRA_GRIDS,
                   learned_name="lstm", tune_learned=False, multiplier_grid=evaluate.MULTIPLIER_GRID, log=terminal_log, grid=evaluate.LR_GRID,
-                  baseline_cache=None, tuning_cache=None, multiplier_cache=None, evaluation_cache=None, share_until=None):
+                  baseline_cache=None, tuning_cache=None, multiplier_cache=None, evaluation_cache=None, share_until=None, own_tuning=None):
     """The rigor protocol on one panel.
 
     Every baseline is tuned for every reported step and both objectives (two
@@ -223,15 +227,17 @@ def _run_protocol(panel, learned, instances, seeds, tune_instances, baselines=BA
         log(f"panel {panel.name}: reused the baselines' tuning from {tuning_cache}")
         settings, tuning_s = tuned
     else:
-        log(f"panel {panel.name}: tuning {', '.join(baselines)} for steps {steps}")
         # Each baseline's tuning is kept as soon as it is done (a CNN's takes most of an hour): a panel stopped during it keeps those.
-        rows = tuning_cache.removesuffix(".json") + "-rows.json" if tuning_cache else None
-        settings, table = evaluate.tune(panel.tuning_problem, list(baselines), steps, tune_instances, grid=grid, extra=extra, cache=rows)
+        kept_apart = [n for n in baselines if own_tuning and os.path.exists(own_tuning[n])]
+        if kept_apart:
+            log(f"panel {panel.name}: reused the tuning of {', '.join(kept_apart)}, kept per baseline")
+        if len(kept_apart) < len(baselines):
+            log(f"panel {panel.name}: tuning {', '.join(n for n in baselines if n not in kept_apart)} for steps {steps}")
+        settings, table = evaluate.tune(panel.tuning_problem, list(baselines), steps, tune_instances, grid=grid, extra=extra, cache=own_tuning)
         tuning_s = evaluate.tuning_seconds(table)
         scores = evaluate.tuning_scores(table, baselines, steps)
         if tuning_cache:  # tuning can take as long as the runs: a panel killed during its runs keeps it
             _save_tuning(tuning_cache, settings, tuning_s, scores)
-            os.remove(rows)
     if kept is not None or tuned is not None:
         scores = _load_scores(tuning_cache) if tuning_cache else None
     tuned_names = [n for n in learned if tune_learned is True or (not isinstance(tune_learned, bool) and n in tune_learned)]
