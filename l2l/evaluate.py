@@ -159,6 +159,43 @@ def at_setting(name, kwargs, shared, makers=None):
     return factory
 
 
+def learned_runs(runs, problem, shared, factors=None):
+    """A factory(seed) of the learned optimiser of run seed % len(runs), its updates times factors[seed % len(runs)]
+    where given, made through `shared` (a dict the caller keeps for one evaluation): runs of one LSTM configuration
+    are one optimiser object whose weights (and multiplier) are variables, set when the factory is called, so that
+    evaluate (given one `traced` dict) traces them once for every run, seed and multiplier. Runs without weights to
+    set (no meta_params), or runs of different configurations, get an optimiser, and a trace, per call."""
+    from l2l import learned_optimizer
+
+    apart = lambda seed: (optimizers.scaled(runs[seed % len(runs)].optimizer(problem), factors[seed % len(runs)]) if factors is not None
+                          else runs[seed % len(runs)].optimizer(problem))
+    if not all(hasattr(r, "meta_params") and hasattr(r, "lstm_config") for r in runs):
+        return apart
+    shapes = lambda r: tuple(sorted((k, tuple(np.shape(v))) for k, v in r.meta_params.items()))
+    keys = {(repr(r.lstm_config), shapes(r), id(problem), factors is not None) for r in runs}
+    if len(keys) > 1:  # runs of different configurations under one name: each its own optimiser
+        return apart
+    key = keys.pop()
+    if key not in shared:
+        first = runs[0]
+        weights = {k: tf.Variable(v, trainable=False) for k, v in first.meta_params.items()}
+        multiplier = tf.Variable(1.0, trainable=False)
+        inner = learned_optimizer.learned(weights, first.lstm_config, getattr(problem, "groups", None))
+        shared[key] = (optimizers.scaled(inner, multiplier) if factors is not None else inner, weights, multiplier)
+    optimizer, weights, multiplier = shared[key]
+
+    def factory(seed):
+        run = runs[seed % len(runs)]
+        for k, v in run.meta_params.items():
+            weights[k].assign(v)
+        if factors is not None:
+            multiplier.assign(float(factors[seed % len(runs)]))
+        return optimizer
+
+    factory.shares_trace = True
+    return factory
+
+
 def same_every_seed(make):
     """A factory(seed) that builds `make()` once and returns that object for every seed: for an optimiser that does
     not depend on the seed (a baseline at its setting), so that evaluate traces it once."""

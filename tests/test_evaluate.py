@@ -112,6 +112,26 @@ def test_every_setting_of_a_baseline_shares_one_trace_and_gives_the_numbers_of_c
     np.testing.assert_array_equal(evaluate.evaluate(problem, {"v": first}, **options, traced=traced).curves["v"], constant["sgd0"])
 
 
+def test_learned_runs_share_one_trace_and_give_the_numbers_of_each_runs_own_optimiser():
+    from l2l import learned_optimizer, meta
+
+    x = np.random.default_rng(3).integers(0, 256, size=(60, 2, 2), dtype=np.uint8)
+    problem = problems.MLP(problems.image_data(x, np.arange(60) % 10, "tiny"), hidden=(3,), batch_size=8)
+    config = learned_optimizer.LSTMConfig(hidden=4, layers=1)
+    run = lambda seed: meta.MetaResult({k: tf.constant(v) for k, v in learned_optimizer.init_meta_params(config, seed).items()}, None, config,
+                                       None, 0, 0.0, "completed", 0.0, f"run{seed}")
+    runs = [run(0), run(1)]
+    options = dict(steps=5, instances=2, seeds=[0, 1, 2])
+    own = evaluate.evaluate(problem, {"plain": lambda s: runs[s % 2].optimizer(problem),
+                                      "scaled": lambda s: optimizers.scaled(runs[s % 2].optimizer(problem), (0.3162, 3.162)[s % 2])}, **options)
+    slots, traced = {}, {}
+    shared = evaluate.evaluate(problem, {"plain": evaluate.learned_runs(runs, problem, slots),
+                                         "scaled": evaluate.learned_runs(runs, problem, slots, (0.3162, 3.162))}, **options, traced=traced)
+    for name in ("plain", "scaled"):
+        np.testing.assert_array_equal(shared.curves[name], own.curves[name])
+    assert len(slots) == len(traced) == 2  # one optimiser and one trace for the plain runs, one for the scaled
+
+
 def test_negative_steps_rejected():
     problem = problems.Quadratic(dims=3)
     batch, params = rollout.fresh_instances(problem, 0, 2)

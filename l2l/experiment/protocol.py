@@ -258,9 +258,9 @@ def _run_protocol(panel, learned, instances, seeds, tune_instances, baselines=BA
         multipliers[name], spent = tune_multipliers(panel.tuning_problem, learned[name], steps, tune_instances, multiplier_grid, used, cache=cache)
         tuning_s += spent
 
-    made, runs_of = {}, {}
+    made, runs_of, slots = {}, {}, {}  # slots: the learned runs' shared optimisers (evaluate.learned_runs)
     for name, lruns in learned.items():
-        made[name] = lambda s, lruns=lruns: lruns[s % len(lruns)].optimizer(panel.problem)
+        made[name] = evaluate.learned_runs(lruns, panel.problem, slots)
         runs_of[name] = {s: {o: name for o in evaluate.OBJECTIVES} for s in steps}
         if name in multipliers:
             chosen = {}
@@ -268,8 +268,7 @@ def _run_protocol(panel, learned, instances, seeds, tune_instances, baselines=BA
                 for o in evaluate.OBJECTIVES:
                     factors = tuple(multipliers[name][s][o])
                     run = chosen.setdefault(factors, f"{name}~{s}:{o}")
-                    made.setdefault(run, lambda seed, lruns=lruns, f=factors: optimizers.scaled(
-                        lruns[seed % len(lruns)].optimizer(panel.problem), f[seed % len(lruns)]))
+                    made.setdefault(run, evaluate.learned_runs(lruns, panel.problem, slots, factors))
                     runs_of.setdefault(TUNED.format(name), {}).setdefault(s, {})[o] = run
     chosen, shared = {}, {}  # (baseline, frozen settings) -> run name; a baseline's one optimiser for all its settings (evaluate.at_setting)
     for s in steps:
