@@ -111,8 +111,9 @@ def evaluate(problem, factories, steps, instances, seeds, offset=TEST_SEED, metr
     A factory that returns one object for several seeds (same_every_seed: a
     baseline) is traced once for them: tracing, not the steps, is most of a
     short evaluation's time. traced: a dict kept by the caller across calls, in
-    which the traces of at_setting's factories are kept (one per baseline for
-    all its settings); every other trace lives for this call only.
+    which the traces of at_setting's and learned_runs' factories are kept (one
+    per baseline for all its settings, one per learned configuration for all
+    its runs); every other trace lives for this call only.
     """
     curves = {name: [] for name in factories}
     cost = {name: [] for name in factories}
