@@ -383,6 +383,11 @@ def test_the_quadratics_recipe_builds_the_chapters_runs_so_the_chapter_finds_the
         assert meta.run_key(r.problem, r.lstm_config, r.meta_config, r.valid_problem) == meta.run_key(problem, lstm, config)
     paper, deepmind = (recipes.quadratics(s, seed=0) for s in recipes.QUADRATIC_SETTINGS)
     assert meta.run_key(paper.problem, paper.lstm_config, paper.meta_config) != meta.run_key(deepmind.problem, deepmind.lstm_config, deepmind.meta_config)
+    # Every committed campaign run is one the chapter asks for (paper and deepmind, seeds 0-4), and the first is there.
+    keys = {meta.run_key(r.problem, r.lstm_config, r.meta_config, r.valid_problem): (s, k) for s in recipes.QUADRATIC_SETTINGS for k in range(5)
+            for r in [recipes.quadratics(s, seed=k)]}
+    committed = set(os.listdir(os.path.join(os.path.dirname(__file__), "..", recipes.QUADRATICS_ROOT)))
+    assert committed <= set(keys) and {key for key, run in keys.items() if run == ("paper", 0)} <= committed
     with pytest.raises(ValueError, match="unknown quadratics setting 'adam'"):
         recipes.quadratics("adam")
     with pytest.raises(SystemExit, match="--setting goes with the quadratics recipe"):
