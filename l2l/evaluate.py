@@ -108,8 +108,8 @@ def evaluate(problem, factories, steps, instances, seeds, offset=TEST_SEED, metr
     and minibatches. `metric(params, instances)` (e.g. held-out accuracy, or the
     corner error of an alignment against its instances' true warps) is taken at
     each step in `snapshots`, or with every_step at every step (see run).
-    A factory that returns one object for several seeds (same_every_seed: a
-    baseline) is traced once for them: tracing, not the steps, is most of a
+    A factory that returns one object for several seeds (a baseline at one
+    setting) is traced once for them: tracing, not the steps, is most of a
     short evaluation's time. traced: a dict kept by the caller across calls, in
     which the traces of at_setting's and learned_runs' factories are kept (one
     per baseline for all its settings, one per learned configuration for all
@@ -195,13 +195,6 @@ def learned_runs(runs, problem, shared, factors=None):
 
     factory.shares_trace = True
     return factory
-
-
-def same_every_seed(make):
-    """A factory(seed) that builds `make()` once and returns that object for every seed: for an optimiser that does
-    not depend on the seed (a baseline at its setting), so that evaluate traces it once."""
-    made = []
-    return lambda seed: made[0] if made else made.append(make()) or made[0]
 
 
 def final_loss(losses):
@@ -308,8 +301,10 @@ def tune(problem, names, steps, instances, seed=0, grid=LR_GRID, extra=EXTRA_GRI
         raise ValueError(f"tune() needs steps >= 1, got {steps}")
     batch, params = fresh_instances(problem, seed, instances, TUNE_SEED)
     apart = isinstance(cache, dict)
-    done = {n: _read_rows(cache[n]).get(n) for n in names if n in cache} if apart else _read_rows(cache) if cache else {}
-    done = {n: r for n, r in done.items() if r is not None}
+    if apart:
+        done = {n: rows for n in names if n in cache and (rows := _read_rows(cache[n]).get(n)) is not None}
+    else:
+        done = _read_rows(cache) if cache else {}
     rows = []
     for name in names:
         if name not in done:

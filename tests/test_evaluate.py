@@ -79,7 +79,8 @@ def test_a_baseline_traced_once_for_every_seed_gives_the_numbers_of_a_trace_per_
         options.update(snapshots=(), every_step=True)
     apart = evaluate.evaluate(problem, {"adam": lambda seed: counted()}, **options)
     traced_apart, traces[:] = len(traces), []
-    shared = evaluate.evaluate(problem, {"adam": evaluate.same_every_seed(counted)}, **options)
+    one = counted()
+    shared = evaluate.evaluate(problem, {"adam": lambda seed: one}, **options)
     assert len(traces) < traced_apart and len(traces) == traced_apart // 3  # one seed's traces serve all three
     np.testing.assert_array_equal(shared.curves["adam"], apart.curves["adam"])
     for step, values in apart.metrics["adam"].items():
@@ -97,8 +98,8 @@ def test_every_setting_of_a_baseline_shares_one_trace_and_gives_the_numbers_of_c
     for name, kwargs_list in settings.items():
         for i, kwargs in enumerate(kwargs_list):
             factory = evaluate.at_setting(name, kwargs, shared)
-            constant[f"{name}{i}"] = evaluate.evaluate(problem, {"c": evaluate.same_every_seed(lambda n=name, k=kwargs: optimizers.FACTORIES[n](**k))},
-                                                       **options).curves["c"]
+            made = optimizers.FACTORIES[name](**kwargs)
+            constant[f"{name}{i}"] = evaluate.evaluate(problem, {"c": lambda seed, made=made: made}, **options).curves["c"]
             got = evaluate.evaluate(problem, {"v": factory}, **options, traced=traced).curves["v"]
             # Float32 arithmetic on the hyperparameters, as tune() has it: ADAM's 1 - beta_1 is not rounded from float64.
             if name.startswith("adam"):
